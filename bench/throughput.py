@@ -1,0 +1,166 @@
+"""Training throughput of every defence against plain training, in one run.
+
+    python bench/throughput.py --defenses=plain,pgd_at:steps=3,pgd_at:steps=7
+
+Each configuration trains the same backbone (same initial weights) on the same
+in-memory batches with `model.fit`; configurations are timed in interleaved
+rounds (this machine is shared and noisy, so only ratios taken in one run mean
+anything) and the median round is kept. The run also measures
+
+    c = (time of one input-gradient pass) / (time of one plain training step),
+
+the cost of one attack step relative to a training step, and prints for each
+defence the speed its op count allows (for PGD-AT with k steps, 1 / (1 + k c);
+see `OP_COUNTS`) and how close `fit` comes to it. Results go to JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("backbone", "small_cnn", "Backbone name.")
+flags.DEFINE_integer("batch_size", 128, "Batch size.")
+flags.DEFINE_integer("batches", 20, "Timed batches per round and configuration.")
+flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds (the median is kept).")
+flags.DEFINE_list(
+    "defenses", ["plain", "pgd_at:steps=3", "pgd_at:steps=7"],
+    "name[:key=value[;key=value]] of keras_robust.defenses.DEFENSES; the first must be plain.",
+)
+flags.DEFINE_string("output", "bench/results/throughput.json", "JSON output path.")
+flags.DEFINE_boolean("jit_compile", False, "Compile train steps with XLA.")
+
+# Extra work per training step, in units of one input-gradient pass (c) and of
+# one plain training step (1): the op count a defence cannot avoid.
+OP_COUNTS = {
+    "plain": lambda cfg, c: 1.0,
+    "pgd_at": lambda cfg, c: 1.0 + cfg.get("steps", 7) * c,
+}
+
+
+def parse_config(text: str) -> tuple[str, dict]:
+    """"pgd_at:steps=3;epsilon=0.03" -> ("pgd_at", {"steps": 3, "epsilon": 0.03})."""
+    name, _, rest = text.partition(":")
+    kwargs = {}
+    for item in filter(None, rest.split(";")):
+        key, _, value = item.partition("=")
+        kwargs[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
+    return name, kwargs
+
+
+class _BatchTimer:
+    """Times batches 2..N of a fit (the first batch may still trace)."""
+
+    def __init__(self):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_end(cb, batch, logs=None):
+                if batch == 0:
+                    cb.start = time.perf_counter()
+                cb.end, cb.count = time.perf_counter(), batch
+
+        self.callback = Callback()
+
+    def seconds_per_batch(self) -> float:
+        return (self.callback.end - self.callback.start) / self.callback.count
+
+
+def main(argv):
+    del argv
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_robust as kr
+
+    rng = np.random.default_rng(0)
+    n = FLAGS.batch_size * (FLAGS.batches + 1)
+    x = rng.random((n, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(FLAGS.batch_size).cache().repeat()
+    keras.utils.set_random_seed(0)
+    initial = kr.backbones.get(FLAGS.backbone, num_classes=10).get_weights()
+
+    configs = [parse_config(text) for text in FLAGS.defenses]
+    if configs[0][0] != "plain":
+        raise ValueError("The first configuration must be 'plain' (the reference).")
+    models = []
+    for name, kwargs in configs:
+        backbone = kr.backbones.get(FLAGS.backbone, num_classes=10)
+        backbone.set_weights(initial)
+        model = kr.defenses.get(name, backbone, seed=0, **kwargs)
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                      jit_compile=FLAGS.jit_compile)
+        model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)  # trace
+        models.append(model)
+
+    reference = models[0].backbone
+    batch_x, batch_y = tf.constant(x[: FLAGS.batch_size]), tf.constant(y[: FLAGS.batch_size])
+
+    @tf.function(jit_compile=FLAGS.jit_compile)
+    def input_gradient(images, labels):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(images)
+            logits = reference(images, training=False)
+            loss = tf.reduce_sum(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            )
+        return tape.gradient(loss, images)
+
+    input_gradient(batch_x, batch_y).numpy()
+    timings = {i: [] for i in range(len(configs))}
+    gradient_times = []
+    for _ in range(FLAGS.rounds):
+        start = time.perf_counter()
+        for _ in range(FLAGS.batches):
+            result = input_gradient(batch_x, batch_y)
+        result.numpy()
+        gradient_times.append((time.perf_counter() - start) / FLAGS.batches)
+        for index, model in enumerate(models):
+            timer = _BatchTimer()
+            model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.batches, verbose=0,
+                      callbacks=[timer.callback])
+            timings[index].append(timer.seconds_per_batch())
+
+    step = {i: statistics.median(t) for i, t in timings.items()}
+    grad = statistics.median(gradient_times)
+    c = grad / step[0]
+    rows = []
+    print(f"\n{FLAGS.backbone}, batch {FLAGS.batch_size}, {FLAGS.rounds} rounds x "
+          f"{FLAGS.batches} batches, jit_compile={FLAGS.jit_compile}")
+    print(f"plain step {1000 * step[0]:.1f} ms, input-gradient pass {1000 * grad:.1f} ms: "
+          f"c = {c:.3f}\n")
+    print(f"{'defence':<28}{'images/s':>10}{'ratio':>8}{'bound':>8}{'ratio/bound':>13}")
+    for index, (name, kwargs) in enumerate(configs):
+        ratio = step[0] / step[index]
+        bound = 1.0 / OP_COUNTS[name](kwargs, c)
+        label = FLAGS.defenses[index]
+        rows.append({
+            "defense": label, "images_per_second": FLAGS.batch_size / step[index],
+            "seconds_per_step": step[index], "ratio_to_plain": ratio, "op_count_bound": bound,
+            "ratio_over_bound": ratio / bound, "rounds_seconds_per_step": timings[index],
+        })
+        print(f"{label:<28}{FLAGS.batch_size / step[index]:>10.0f}{ratio:>8.3f}{bound:>8.3f}"
+              f"{ratio / bound:>13.3f}")
+    payload = {
+        "backbone": FLAGS.backbone, "batch_size": FLAGS.batch_size, "batches": FLAGS.batches,
+        "rounds": FLAGS.rounds, "jit_compile": FLAGS.jit_compile, "c": c,
+        "input_gradient_seconds": grad, "plain_step_seconds": step[0], "rows": rows,
+        "command": " ".join(sys.argv),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    with open(FLAGS.output, "w") as f:
+        json.dump(payload, f, indent=2)
+    print(f"\nwrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,20 @@
+"""keras_robust: robust training and honest robustness evaluation for Keras 3.
+
+Example:
+
+```python
+import keras, keras_robust as kr
+backbone = kr.backbones.small_cnn(num_classes=10)
+model = kr.PGDATModel(backbone, epsilon=8 / 255)
+model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
+model.fit(kr.data.load("cifar10", "train", augment=True), epochs=5)
+```
+"""
+from keras_robust import attacks, backbones, data, defenses, evaluate, experiment
+from keras_robust.defenses import PGDATModel, RobustModel
+from keras_robust.version import __version__
+
+__all__ = [
+    "PGDATModel", "RobustModel", "__version__", "attacks", "backbones", "data", "defenses", "evaluate",
+    "experiment",
+]

@@ -1,0 +1,220 @@
+"""Argument and input checks shared by the whole library.
+
+Every public entry point validates what enters it here, so a bad value fails at
+once with a message that says what was expected, instead of deep inside a
+`tf.function` or, worse, silently.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+
+def check_choice(value: Any, valid: Iterable[str], what: str) -> str:
+    """Returns `value` if it is one of `valid`, else raises a `ValueError`.
+
+    Args:
+        value: the user's choice.
+        valid: the accepted names.
+        what: what the value names, for the message ("target", "loss", ...).
+
+    Returns:
+        The value, unchanged.
+    """
+    valid = tuple(valid)
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(
+            f"Unknown {what} {value!r}. Expected one of: {', '.join(map(repr, valid))}."
+        )
+    return value
+
+
+def check_epsilon(
+    epsilon: Any, name: str = "epsilon", allow_zero: bool = False, maximum: float | None = 1.0
+) -> Any:
+    """Checks a perturbation budget on the [0, 1] image scale.
+
+    Python numbers (and eager tensors or arrays) must lie in (0, maximum] (or
+    [0, maximum] when `allow_zero`); symbolic tensors are passed through
+    unchanged.
+
+    Args:
+        epsilon: a number, array or tensor (scalar or one value per sample).
+        name: the argument's name, for the message.
+        allow_zero: accept 0 as a budget.
+        maximum: the largest budget accepted (1 for L-inf on [0, 1] images;
+            None for no bound, as for L2 budgets).
+
+    Returns:
+        The value, unchanged.
+    """
+    values = _concrete_values(epsilon)
+    if values is None:
+        return epsilon
+    if values.size == 0:
+        raise ValueError(f"`{name}` is empty; expected a budget in (0, 1].")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"`{name}` must be finite, got {epsilon!r}.")
+    low_ok = np.all(values >= 0) if allow_zero else np.all(values > 0)
+    if not low_ok or (maximum is not None and np.any(values > maximum)):
+        upper = "inf)" if maximum is None else f"{maximum:g}]"
+        interval = ("[0, " if allow_zero else "(0, ") + upper
+        shown = values if values.size <= 4 else f"values in [{values.min()}, {values.max()}]"
+        raise ValueError(
+            f"`{name}` must be in {interval} on the [0, 1] image scale (e.g. 8/255 for "
+            f"8 pixel levels), got {shown}."
+        )
+    return epsilon
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """Checks that `value` is an integer >= `minimum` and returns it as `int`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_fraction(value: Any, name: str, low: float = 0.0, high: float = 1.0) -> float:
+    """Checks that `value` is a finite number in [low, high] and returns it as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"`{name}` must be a number in [{low}, {high}], got {value!r}.")
+    value = float(value)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"`{name}` must be in [{low}, {high}], got {value}.")
+    return value
+
+
+def check_positive(value: Any, name: str) -> float:
+    """Checks that `value` is a finite number > 0 and returns it as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"`{name}` must be a positive number, got {value!r}.")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a positive finite number, got {value}.")
+    return value
+
+
+def check_images(images: Any, name: str = "images", channels: Sequence[int] | None = None) -> None:
+    """Checks a batch of images against the library's convention.
+
+    Images are float NHWC in [0, 1]. Static checks (rank, channels, dtype) run
+    on any tensor; value checks (range, NaN) run on concrete values only (NumPy
+    arrays and eager tensors), never inside a traced function.
+
+    Args:
+        images: the batch.
+        name: the argument's name, for the message.
+        channels: accepted channel counts, or None for any.
+
+    Raises:
+        TypeError: for integer or non-numeric dtypes.
+        ValueError: for a wrong rank, channel count, NaN or values outside [0, 1].
+    """
+    dtype = _dtype_of(images)
+    if dtype is not None and not dtype.is_floating:
+        hint = ""
+        if dtype in (tf.uint8, tf.int32, tf.int64):
+            hint = " If these are 0..255 pixels, divide by 255 (keras_robust.data does this)."
+        raise TypeError(
+            f"`{name}` must be float images in [0, 1] (NHWC), got dtype {dtype.name}.{hint}"
+        )
+    shape = _shape_of(images)
+    if shape is not None and shape.rank is not None:
+        if shape.rank != 4:
+            raise ValueError(
+                f"`{name}` must be a batch of images of rank 4 (batch, height, width, "
+                f"channels), got shape {shape}."
+            )
+        if channels is not None and shape[-1] is not None and shape[-1] not in channels:
+            raise ValueError(
+                f"`{name}` must have {' or '.join(map(str, channels))} channels (NHWC), "
+                f"got shape {shape}."
+            )
+    values = _concrete_values(images)
+    if values is None or values.size == 0:
+        return
+    if np.isnan(values).any():
+        raise ValueError(f"`{name}` contains NaN; expected finite images in [0, 1].")
+    low, high = float(values.min()), float(values.max())
+    if low < 0.0 or high > 1.0:
+        hint = " They look like 0..255 pixels: divide by 255." if high > 1.5 else ""
+        raise ValueError(
+            f"`{name}` must lie in [0, 1] (the library's image convention), got values in "
+            f"[{low:.4g}, {high:.4g}].{hint}"
+        )
+
+
+def check_labels(labels: Any, num_classes: int, name: str = "labels") -> None:
+    """Checks sparse, one-hot or soft labels against `num_classes`.
+
+    Sparse labels must be integers in [0, num_classes); dense labels must have
+    `num_classes` columns and rows on the probability simplex. Value checks run
+    on concrete values only.
+
+    Raises:
+        ValueError: for out-of-range classes, a wrong width or rows off the simplex.
+    """
+    shape = _shape_of(labels)
+    dtype = _dtype_of(labels)
+    dense = shape is not None and shape.rank == 2 and shape[-1] not in (None, 1)
+    if dense and shape[-1] != num_classes:
+        raise ValueError(
+            f"`{name}` are dense with {shape[-1]} columns but the model has {num_classes} "
+            f"classes; expected sparse class indices or [batch, {num_classes}] probabilities."
+        )
+    values = _concrete_values(labels)
+    if values is None or values.size == 0:
+        return
+    if dense:
+        if np.isnan(values).any() or values.min() < -1e-6:
+            raise ValueError(f"`{name}` must be non-negative probabilities without NaN.")
+        sums = values.sum(axis=-1)
+        if np.abs(sums - 1.0).max() > 1e-3:
+            raise ValueError(
+                f"`{name}` rows must sum to 1 (one-hot or soft labels), got sums in "
+                f"[{sums.min():.4g}, {sums.max():.4g}]."
+            )
+        return
+    if dtype is not None and dtype.is_floating and not np.all(values == np.round(values)):
+        raise ValueError(f"Sparse `{name}` must be whole class indices, got {values[:5]}...")
+    if values.min() < 0 or values.max() >= num_classes:
+        raise ValueError(
+            f"`{name}` must be class indices in [0, {num_classes}), got values in "
+            f"[{int(values.min())}, {int(values.max())}]."
+        )
+
+
+def _dtype_of(value: Any) -> tf.DType | None:
+    if isinstance(value, (tf.Tensor, tf.Variable)) or tf.is_tensor(value):
+        return tf.as_dtype(value.dtype)
+    if isinstance(value, np.ndarray):
+        try:
+            return tf.as_dtype(value.dtype)
+        except TypeError:
+            return None
+    return None
+
+
+def _shape_of(value: Any) -> tf.TensorShape | None:
+    if tf.is_tensor(value) or isinstance(value, np.ndarray):
+        return tf.TensorShape(value.shape)
+    return None
+
+
+def _concrete_values(value: Any) -> np.ndarray | None:
+    """The values of an array, number or eager tensor; None for symbolic tensors."""
+    if isinstance(value, (int, float, np.number, np.ndarray, list, tuple)):
+        return np.asarray(value, dtype=np.float64)
+    if tf.is_tensor(value):
+        if not tf.executing_eagerly() or not hasattr(value, "numpy"):
+            return None
+        try:
+            return np.asarray(value.numpy(), dtype=np.float64)
+        except (AttributeError, TypeError, ValueError):
+            return None
+    return None

@@ -1,0 +1,21 @@
+"""Adversarial attacks as `tf.function` routines over batches.
+
+Every attack takes any model mapping [0, 1] images to logits (a Keras model,
+an `Ensemble`, a list of models, or a callable), works on whole batches inside
+TensorFlow, keeps its output inside its ball and [0, 1], and accepts a `seed`
+for reproducible randomness.
+
+Example:
+
+```python
+import keras_robust as kr
+x_adv = kr.attacks.pgd(model, x, y, epsilon=8 / 255, step_size=2 / 255, steps=10)
+```
+"""
+from keras_robust.attacks._common import Ensemble
+from keras_robust.attacks.momentum import mi_fgsm
+from keras_robust.attacks.objectives import OBJECTIVES, objective
+from keras_robust.attacks.pgd import fgsm, pgd
+from keras_robust.attacks.targets import TARGET_MODES
+
+__all__ = ["Ensemble", "OBJECTIVES", "TARGET_MODES", "fgsm", "mi_fgsm", "objective", "pgd"]

@@ -1,0 +1,200 @@
+"""Pieces every attack shares: the model as a logits function, labels, budgets,
+projections and seeded randomness. Everything here runs inside `tf.function`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from keras_robust._validation import check_choice, check_epsilon, check_images
+
+LogitsFn = Callable[[tf.Tensor], tf.Tensor]
+NORMS = ("linf", "l2")
+
+
+class Ensemble:
+    """Averages the logits of several models (eq. 5 of the data-centric paper).
+
+    An ensemble is itself a model for every attack in `keras_robust.attacks`:
+    attacking it crafts perturbations that transfer better than those of any
+    member.
+
+    Args:
+        models: Keras models (or callables) mapping [0, 1] images to logits.
+        weights: optional non-negative weights, normalised to sum to 1.
+
+    Example:
+
+    >>> ensemble = Ensemble([resnet, vgg, mobilenet])
+    >>> x_adv = keras_robust.attacks.mi_fgsm(ensemble, x, y, 8 / 255)
+    """
+
+    def __init__(self, models: Sequence[Any], weights: Sequence[float] | None = None):
+        models = list(models)
+        if not models:
+            raise ValueError("An Ensemble needs at least one model.")
+        for model in models:
+            if not callable(model):
+                raise TypeError(f"Ensemble members must be callable models, got {type(model)}.")
+        if weights is None:
+            weights = [1.0] * len(models)
+        if len(weights) != len(models) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(
+                f"`weights` must be {len(models)} non-negative numbers with a positive sum, "
+                f"got {weights}."
+            )
+        total = float(sum(weights))
+        self.models = models
+        self.weights = [float(w) / total for w in weights]
+
+    def __call__(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        outputs = [
+            w * _logits_of(model, images, training) for w, model in zip(self.weights, self.models)
+        ]
+        return tf.add_n(outputs)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+def _logits_of(model: Any, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+    if isinstance(model, (keras.Model, keras.layers.Layer)):
+        logits = model(images, training=training)
+    elif isinstance(model, Ensemble):
+        logits = model(images, training=training)
+    else:
+        logits = model(images)
+    return tf.cast(logits, tf.float32)
+
+
+def as_logits_fn(model: Any) -> LogitsFn:
+    """Turns a model, an `Ensemble`, a list of models or a callable into x -> float32 logits.
+
+    Keras models are called with `training=False`; a list or tuple of models
+    becomes a logit-averaging `Ensemble`.
+    """
+    if isinstance(model, (list, tuple)):
+        model = Ensemble(model)
+    if not callable(model):
+        raise TypeError(
+            "`model` must be a Keras model, an Ensemble, a list of models or a callable "
+            f"mapping [0, 1] images to logits; got {type(model).__name__}."
+        )
+    return lambda images: _logits_of(model, images)
+
+
+def sparse_labels(y: Any) -> tf.Tensor:
+    """Class indices (int32, [B]) from sparse, one-hot or soft labels."""
+    y = tf.convert_to_tensor(y)
+    if y.shape.rank == 2 and y.shape[-1] != 1:
+        return tf.argmax(y, axis=-1, output_type=tf.int32)
+    if y.shape.rank == 2:
+        y = y[:, 0]
+    return tf.cast(y, tf.int32)
+
+
+def per_sample(value: Any, batch_like: tf.Tensor) -> tf.Tensor:
+    """A scalar or [B] value as float32 [B, 1, 1, 1], to broadcast over images."""
+    value = tf.cast(tf.convert_to_tensor(value), tf.float32)
+    if value.shape.rank == 0:
+        value = tf.fill(tf.shape(batch_like)[:1], value)
+    return tf.reshape(value, [-1, 1, 1, 1])
+
+
+def l2_norm(v: tf.Tensor) -> tf.Tensor:
+    """Per-sample L2 norm as [B, 1, 1, 1]."""
+    return tf.sqrt(tf.reduce_sum(tf.square(v), axis=[1, 2, 3], keepdims=True))
+
+
+def normalize(g: tf.Tensor, norm: str) -> tf.Tensor:
+    """The steepest-ascent direction of unit size for `norm` ("linf": sign, "l2": g / ||g||)."""
+    if norm == "linf":
+        return tf.sign(g)
+    return g / (l2_norm(g) + 1e-12)
+
+
+def project(x_adv: tf.Tensor, x: tf.Tensor, epsilon: tf.Tensor, norm: str) -> tf.Tensor:
+    """Projects onto the `norm` ball of radius `epsilon` ([B,1,1,1]) around `x`, then onto [0, 1].
+
+    Clipping to [0, 1] after the ball projection never leaves the ball, since
+    `x` itself lies in [0, 1].
+    """
+    delta = x_adv - x
+    if norm == "linf":
+        delta = tf.clip_by_value(delta, -epsilon, epsilon)
+    else:
+        delta = delta * tf.minimum(1.0, epsilon / (l2_norm(delta) + 1e-12))
+    return tf.clip_by_value(x + delta, 0.0, 1.0)
+
+
+def random_uniform(shape, seed: tf.Tensor | None, minval=0.0, maxval=1.0, dtype=tf.float32):
+    """Uniform noise: stateless (reproducible) when `seed` ([2] ints) is given."""
+    if seed is None:
+        return tf.random.uniform(shape, minval, maxval, dtype=dtype)
+    return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype=dtype)
+
+
+def random_normal(shape, seed: tf.Tensor | None):
+    if seed is None:
+        return tf.random.normal(shape)
+    return tf.random.stateless_normal(shape, seed)
+
+
+def fold_seed(seed: tf.Tensor | None, salt: int) -> tf.Tensor | None:
+    """A new [2] seed derived from `seed` and a constant, or None when seed is None."""
+    if seed is None:
+        return None
+    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), salt)
+
+
+def random_start(x: tf.Tensor, epsilon: tf.Tensor, norm: str, seed: tf.Tensor | None) -> tf.Tensor:
+    """A uniform point of the ball (L-inf) or a uniform direction at a uniform radius (L2)."""
+    if norm == "linf":
+        delta = random_uniform(tf.shape(x), seed, -1.0, 1.0) * epsilon
+    else:
+        direction = normalize(random_normal(tf.shape(x), seed), "l2")
+        radius = random_uniform(tf.shape(x)[:1], fold_seed(seed, 1))
+        delta = direction * tf.reshape(radius, [-1, 1, 1, 1]) * epsilon
+    return tf.clip_by_value(x + delta, 0.0, 1.0)
+
+
+def as_seed(seed: Any) -> tf.Tensor | None:
+    """None, an int, or a [2] tensor of ints -> None or an int64 [2] tensor."""
+    if seed is None:
+        return None
+    if isinstance(seed, int):
+        return tf.constant([seed, 0], tf.int64)
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    if seed.shape.rank == 0:
+        return tf.stack([seed, tf.constant(0, tf.int64)])
+    return seed
+
+
+def validate_common(
+    x: Any, epsilon: Any, norm: str, allow_zero_epsilon: bool = False
+) -> tf.Tensor:
+    """Checks images, budget and norm; returns the images as a float32 tensor."""
+    check_choice(norm, NORMS, "norm")
+    check_images(x, "x")
+    # L2 budgets are not bounded by 1 (the data-centric paper uses 1.0 on 32x32x3).
+    check_epsilon(epsilon, allow_zero=allow_zero_epsilon, maximum=1.0 if norm == "linf" else None)
+    return tf.cast(tf.convert_to_tensor(x), tf.float32)
+
+
+def run_compiled(impl: Callable, cache: dict, jit_compile: bool, *args, **kwargs):
+    """Calls `impl` compiled with `tf.function` when eager, or inline inside a graph.
+
+    Attacks called from a `train_step` are traced into that step's graph; called
+    eagerly, they run a `tf.function` cached per (model, settings), with
+    `reduce_retracing` so a smaller last batch does not retrace for ever.
+    """
+    if not tf.executing_eagerly():
+        return impl(*args, **kwargs)
+    key = (impl, bool(jit_compile))
+    function = cache.get(key)
+    if function is None:
+        function = tf.function(impl, jit_compile=bool(jit_compile), reduce_retracing=True)
+        cache[key] = function
+    return function(*args, **kwargs)

@@ -1,0 +1,84 @@
+"""Per-sample objectives that attacks ascend.
+
+Untargeted objectives grow as the true class loses; targeted ones grow as the
+target class wins. All take float32 logits [B, C] and class indices [B].
+
+| name  | untargeted                          | targeted (toward t)                              |
+| ----- | ----------------------------------- | ------------------------------------------------ |
+| ce    | CE(z, y)                            | -CE(z, t)                                        |
+| cw    | max_{j!=y} z_j - z_y                | z_t - max_{j!=t} z_j                             |
+| dlr   | -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3) | -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) |
+| logit | -z_y                                | z_t                                              |
+
+DLR is Croce & Hein's difference-of-logits ratio (AutoAttack), sorted logits
+z_pi1 >= z_pi2 >= ...; "logit" is the loss of the data-centric paper (eq. 4).
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_robust._validation import check_choice
+
+OBJECTIVES = ("ce", "cw", "dlr", "logit")
+_BIG = 1e9
+
+
+def objective(
+    name: str, logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None
+) -> tf.Tensor:
+    """The per-sample objective `name` to maximise.
+
+    Args:
+        name: one of `OBJECTIVES`.
+        logits: float32 [B, C].
+        y: true classes, int32 [B].
+        target: target classes, int32 [B], or None for untargeted.
+
+    Returns:
+        float32 [B].
+
+    Example:
+
+    >>> objective("cw", tf.constant([[2.0, 1.0, 0.0]]), tf.constant([0]))
+    <tf.Tensor: ... numpy=array([-1.], dtype=float32)>
+    """
+    check_choice(name, OBJECTIVES, "loss")
+    logits = tf.cast(logits, tf.float32)
+    needed = 3 if target is None else 4
+    if name == "dlr" and logits.shape[-1] is not None and logits.shape[-1] < needed:
+        raise ValueError(
+            f"The {'targeted ' if target is not None else ''}DLR loss needs at least {needed} "
+            f"classes (it divides by z_pi1 - z_pi{needed - 1}), the model has {logits.shape[-1]}; "
+            "use loss='cw' instead."
+        )
+    num_classes = tf.shape(logits)[-1]
+    y_hot = tf.one_hot(y, num_classes)
+    z_y = tf.reduce_sum(logits * y_hot, axis=-1)
+    if target is None:
+        if name == "ce":
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        if name == "logit":
+            return -z_y
+        best_other = tf.reduce_max(logits - y_hot * _BIG, axis=-1)
+        if name == "cw":
+            return best_other - z_y
+        top = tf.math.top_k(logits, k=3).values
+        return -(z_y - best_other) / (top[:, 0] - top[:, 2] + 1e-12)
+    t_hot = tf.one_hot(target, num_classes)
+    z_t = tf.reduce_sum(logits * t_hot, axis=-1)
+    if name == "ce":
+        return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits)
+    if name == "logit":
+        return z_t
+    if name == "cw":
+        return z_t - tf.reduce_max(logits - t_hot * _BIG, axis=-1)
+    top = tf.math.top_k(logits, k=4).values
+    return -(z_y - z_t) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+def succeeded(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) -> tf.Tensor:
+    """Whether each sample is adversarial: misclassified, or classified as its target."""
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    if target is None:
+        return tf.not_equal(predicted, y)
+    return tf.equal(predicted, target)

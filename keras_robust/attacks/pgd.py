@@ -1,0 +1,141 @@
+"""Projected gradient descent (Madry et al. 2018) and FGSM (Goodfellow et al. 2015)."""
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from keras_robust._validation import check_choice, check_positive, check_positive_int
+from keras_robust.attacks._common import (
+    as_logits_fn,
+    as_seed,
+    run_compiled,
+    validate_common,
+)
+from keras_robust.attacks._engine import with_restarts
+from keras_robust.attacks.objectives import OBJECTIVES
+from keras_robust.attacks.targets import check_target
+
+_COMPILED: dict = {}
+
+
+def _pgd_impl(model, x, y, epsilon, step_size, steps, norm, target, loss, random_start,
+              restarts, seed):
+    return with_restarts(
+        as_logits_fn(model), x, y, restarts=restarts, loss=loss, seed=seed,
+        epsilon=epsilon, step_size=step_size, steps=steps, norm=norm, target=target,
+        random_start=random_start,
+    )
+
+
+def pgd(
+    model: Any,
+    x: Any,
+    y: Any,
+    epsilon: float | Any,
+    step_size: float | Any | None = None,
+    steps: int = 10,
+    *,
+    norm: str = "linf",
+    target: Any = None,
+    loss: str = "ce",
+    random_start: bool = True,
+    restarts: int = 1,
+    seed: int | Any | None = None,
+    jit_compile: bool = False,
+) -> tf.Tensor:
+    """Projected gradient descent inside an L-inf or L2 ball.
+
+    Args:
+        model: a Keras model, an `Ensemble`, a list of models (averaged), or
+            any callable mapping [0, 1] images to logits.
+        x: float images in [0, 1], [B, H, W, C].
+        y: true labels: class indices, one-hot or soft rows.
+        epsilon: the budget (scalar or one per sample), on the [0, 1] scale.
+        step_size: the step; default 2.5 * epsilon / steps.
+        steps: number of steps.
+        norm: "linf" or "l2".
+        target: None (untargeted), "mc" (most confusing class), "ll" (least
+            likely class), "random", or target labels.
+        loss: "ce", "cw" (margin), "dlr" (difference of logits ratio) or "logit".
+        random_start: start from a uniformly random point of the ball.
+        restarts: number of random restarts; per sample the worst case is kept
+            (an adversarial example if any restart found one).
+        seed: an int (or [2] ints) for reproducible randomness.
+        jit_compile: compile the attack with XLA.
+
+    Returns:
+        float32 adversarial images inside the ball and [0, 1].
+
+    Example:
+
+    >>> x_adv = pgd(model, x, y, epsilon=8 / 255, step_size=2 / 255, steps=10)
+    >>> x_cw = pgd(model, x, y, 8 / 255, 2 / 255, 20, loss="cw", restarts=5)
+    """
+    x = validate_common(x, epsilon, norm)
+    steps = check_positive_int(steps, "steps")
+    restarts = check_positive_int(restarts, "restarts")
+    check_choice(loss, OBJECTIVES, "loss")
+    check_target(target)
+    if step_size is None:
+        step_size = 2.5 * tf.cast(epsilon, tf.float32) / steps
+    elif isinstance(step_size, (int, float)):
+        check_positive(step_size, "step_size")
+    return run_compiled(
+        _pgd_impl, _COMPILED, jit_compile, model, x, y,
+        tf.cast(epsilon, tf.float32), tf.cast(step_size, tf.float32), steps, norm,
+        _as_target_arg(target), loss, bool(random_start), restarts, as_seed(seed),
+    )
+
+
+def fgsm(
+    model: Any,
+    x: Any,
+    y: Any,
+    epsilon: float | Any,
+    *,
+    target: Any = None,
+    random_start: bool = False,
+    step_size: float | Any | None = None,
+    loss: str = "ce",
+    norm: str = "linf",
+    seed: int | Any | None = None,
+    jit_compile: bool = False,
+) -> tf.Tensor:
+    """The fast gradient sign method: one step of size `epsilon`.
+
+    With `random_start=True` it is R-FGSM (Tramer et al. 2018; Wong et al.
+    2020 use `step_size=1.25 * epsilon`); with a `target` it steps toward it.
+
+    Args:
+        model: see `pgd`.
+        x: float images in [0, 1], [B, H, W, C].
+        y: true labels.
+        epsilon: the budget (scalar or one per sample).
+        target: None, "mc", "ll", "random", or target labels.
+        random_start: start from a uniformly random point of the ball.
+        step_size: the step; default `epsilon`.
+        loss: see `pgd`.
+        norm: "linf" (sign step) or "l2" (normalised gradient step).
+        seed: an int (or [2] ints) for reproducible randomness.
+        jit_compile: compile the attack with XLA.
+
+    Returns:
+        float32 adversarial images inside the ball and [0, 1].
+
+    Example:
+
+    >>> x_adv = fgsm(model, x, y, 8 / 255)
+    """
+    if step_size is None:
+        step_size = epsilon
+    return pgd(
+        model, x, y, epsilon, step_size, 1, norm=norm, target=target, loss=loss,
+        random_start=random_start, seed=seed, jit_compile=jit_compile,
+    )
+
+
+def _as_target_arg(target: Any) -> Any:
+    if target is None or isinstance(target, str):
+        return target
+    return tf.convert_to_tensor(target)

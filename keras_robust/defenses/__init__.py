@@ -1,0 +1,44 @@
+"""Defences: `keras.Model` subclasses that wrap a backbone and train it robustly.
+
+Example:
+
+```python
+model = keras_robust.defenses.get("pgd_at", backbone, epsilon=8 / 255)
+```
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_robust._validation import check_choice
+from keras_robust.defenses.base import RobustModel, TrainingBatch, replica_scale
+from keras_robust.defenses.pgd_at import PGDATModel
+
+DEFENSES: dict[str, type[RobustModel]] = {
+    "plain": RobustModel,
+    "pgd_at": PGDATModel,
+}
+
+
+def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
+    """Builds a defence by name around `backbone`.
+
+    Args:
+        name: one of `DEFENSES` ("plain" is ordinary training).
+        backbone: a Keras model mapping [0, 1] images to logits.
+        **kwargs: the defence's own arguments.
+
+    Returns:
+        The defence model.
+
+    Example:
+
+    >>> model = get("pgd_at", backbone, steps=3)
+    """
+    check_choice(name, DEFENSES, "defense")
+    return DEFENSES[name](backbone, **kwargs)
+
+
+__all__ = ["DEFENSES", "PGDATModel", "RobustModel", "TrainingBatch", "get", "replica_scale"]

@@ -1,0 +1,403 @@
+"""The shared defence wrapper: a `keras.Model` that holds a backbone.
+
+Every defence of the library subclasses `RobustModel` and adds only what is its
+own, through two hooks:
+
+- `training_batch(x, y, sample_weight)` builds the pair the weights are trained
+  on, outside the gradient tape (attacks, mixing, adversarial labels, a
+  quantised copy, clean + adversarial halves...);
+- `training_loss(batch, y_pred)` turns the backbone's logits on that batch into
+  the loss (cross-entropy by default; BPFC adds its consistency term).
+
+Everything else is shared: labels become probability rows (sparse, one-hot and
+soft labels all work), `call` is the backbone alone (inference and export never
+see training-only layers), metrics and the loss are reported correctly under
+`tf.distribute` strategies, randomness is stateless and keyed on the step (so
+runs are reproducible and resumable), inputs are checked where they enter, and
+`.keras` saving and SavedModel export work for every defence.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, NamedTuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_robust._validation import check_images, check_labels
+
+_PACKAGE = "keras_robust"
+
+
+class TrainingBatch(NamedTuple):
+    """The batch a defence trains on.
+
+    Attributes:
+        x: images, float32 [N, H, W, C].
+        y: label rows on the probability simplex, float32 [N, num_classes].
+        sample_weight: per-example weights [N], or None.
+    """
+
+    x: tf.Tensor
+    y: tf.Tensor
+    sample_weight: tf.Tensor | None
+
+
+def replica_scale(value: tf.Tensor) -> tf.Tensor:
+    """Divides a per-replica loss term by the number of replicas in sync.
+
+    Keras losses already do this so that summing gradients over replicas gives
+    the global mean; loss terms a defence adds itself must do the same.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        value = value / tf.cast(replicas, value.dtype)
+    return value
+
+
+def replica_unscale(value: tf.Tensor) -> tf.Tensor:
+    """Undoes `replica_scale`, for reporting a per-replica loss as the global mean."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        value = value * tf.cast(replicas, value.dtype)
+    return value
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class RobustModel(keras.Model):
+    """A backbone with a robust training step; plain training when used as is.
+
+    Args:
+        backbone: a built Keras model mapping float32 [0, 1] images
+            [None, H, W, C] to logits [None, num_classes].
+        seed: seed of the defence's randomness (random starts, targets,
+            mixing...). Each step draws from (seed, step, replica), so a run
+            is reproducible and continues identically after a restore. None
+            picks one at random (and saves it in the config).
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+
+    ```python
+    backbone = keras_robust.backbones.small_cnn(num_classes=10)
+    model = keras_robust.RobustModel(backbone)           # plain training
+    model.compile(optimizer="sgd", metrics=["accuracy"])  # loss: soft-label CE
+    model.fit(train_ds, epochs=5)
+    model.export("serving")                               # SavedModel, `serve` = backbone
+    ```
+    """
+
+    def __init__(self, backbone: keras.Model, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not isinstance(backbone, keras.Model):
+            raise TypeError(
+                f"`backbone` must be a keras.Model mapping [0, 1] images to logits, got "
+                f"{type(backbone).__name__}."
+            )
+        try:
+            input_shape = tuple(backbone.input_shape)
+            output_shape = tuple(backbone.output_shape)
+        except (AttributeError, ValueError) as error:
+            raise ValueError(
+                "`backbone` must be built with a known input shape (e.g. a functional model "
+                f"or a subclassed model after build((None, H, W, C))): {error}"
+            ) from None
+        if len(input_shape) != 4 or None in input_shape[1:]:
+            raise ValueError(
+                f"`backbone` must take images [None, H, W, C] with fixed H, W, C, got input "
+                f"shape {input_shape}."
+            )
+        if len(output_shape) != 2 or not output_shape[-1] or output_shape[-1] < 2:
+            raise ValueError(
+                f"`backbone` must return logits [None, num_classes], got output shape "
+                f"{output_shape}."
+            )
+        self.backbone = backbone
+        self.image_shape: tuple[int, int, int] = tuple(int(d) for d in input_shape[1:])
+        self.num_classes = int(output_shape[-1])
+        self.seed = int(seed) if seed is not None else random.randrange(2**31 - 1)
+
+    # ------------------------------------------------------------------ inference
+    def call(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
+        """The backbone's logits: inference never includes training-only parts."""
+        return self.backbone(inputs, training=training)
+
+    def build(self, input_shape: Any = None) -> None:
+        """The backbone is built already; nothing else holds weights here."""
+        self.built = True
+
+    def attack_logits(self, images: tf.Tensor) -> tf.Tensor:
+        """The logits training-time attacks see: the backbone in inference mode.
+
+        BatchNorm uses its moving statistics here, as in the BAT authors' code,
+        so crafting an attack never updates them.
+        """
+        return tf.cast(self.backbone(images, training=False), tf.float32)
+
+    # ------------------------------------------------------------------ compile
+    def compile(
+        self,
+        optimizer: Any = "sgd",
+        loss: Any = None,
+        metrics: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Configures training; the default loss is cross-entropy on logits.
+
+        Labels reach the loss as probability rows [batch, num_classes]
+        (sparse labels are one-hot encoded first), so the default loss takes
+        sparse, one-hot and soft labels alike.
+
+        Args:
+            optimizer: a Keras optimizer or its name.
+            loss: None for `keras.losses.CategoricalCrossentropy(from_logits=True)`,
+                or any loss on (probability rows, logits).
+            metrics: Keras metrics, e.g. ["accuracy"].
+            **kwargs: passed to `keras.Model.compile` (`jit_compile`, ...).
+        """
+        if loss is None:
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+        if isinstance(loss, str) and "sparse" in loss or isinstance(
+            loss, keras.losses.SparseCategoricalCrossentropy
+        ):
+            raise ValueError(
+                "Defences pass labels to the loss as probability rows (soft labels are "
+                "first-class), so sparse losses cannot work; leave `loss` unset for "
+                "cross-entropy on logits, or pass CategoricalCrossentropy(from_logits=True)."
+            )
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config: dict) -> None:
+        """Recompiles a loaded model with its saved optimizer, loss and metrics."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # ------------------------------------------------------------------ labels
+    def label_probabilities(self, y: Any) -> tf.Tensor:
+        """Sparse, one-hot or soft labels as float32 rows [batch, num_classes]."""
+        y = tf.convert_to_tensor(y)
+        if y.shape.rank == 2 and y.shape[-1] == self.num_classes:
+            return tf.cast(y, tf.float32)
+        if y.shape.rank == 2 and y.shape[-1] == 1:
+            y = y[:, 0]
+        if y.shape.rank != 1:
+            raise ValueError(
+                f"Labels must be class indices [batch] or rows [batch, {self.num_classes}], "
+                f"got shape {y.shape}."
+            )
+        if y.dtype.is_floating:
+            y = tf.cast(y, tf.int32)
+        return tf.one_hot(y, self.num_classes, dtype=tf.float32)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """`keras.Model.compute_loss` on label rows (sparse labels are one-hot encoded).
+
+        Keras also calls this (and `compute_metrics`) outside `train_step`,
+        e.g. to build the loss and metrics symbolically under a distribution
+        strategy, so the conversion lives here and is idempotent.
+        """
+        if y is not None:
+            y = self.label_probabilities(y)
+        return super().compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """`keras.Model.compute_metrics` on label rows (sparse labels are one-hot encoded)."""
+        return super().compute_metrics(x, self.label_probabilities(y), y_pred, sample_weight)
+
+    # ------------------------------------------------------------------ hooks
+    def training_batch(
+        self, x: tf.Tensor, y: tf.Tensor, sample_weight: tf.Tensor | None
+    ) -> TrainingBatch:
+        """Builds the pair to train on; plain training returns it unchanged.
+
+        Runs outside the gradient tape, in the training graph. Subclasses
+        override it (attacks, label perturbations, mixing, extra views).
+
+        Args:
+            x: float32 images [B, H, W, C] in [0, 1].
+            y: float32 label rows [B, num_classes].
+            sample_weight: [B] or None.
+
+        Returns:
+            A `TrainingBatch`.
+        """
+        return TrainingBatch(x, y, sample_weight)
+
+    def training_loss(self, batch: TrainingBatch, y_pred: tf.Tensor) -> tf.Tensor:
+        """The loss on the training batch (compiled loss + regularisers by default).
+
+        The value is per replica (scaled by 1 / replicas, as Keras losses are);
+        a subclass adding terms scales them with `replica_scale`.
+        """
+        return self._compute_loss(
+            x=batch.x, y=batch.y, y_pred=y_pred, sample_weight=batch.sample_weight,
+            training=True,
+        )
+
+    def step_seed(self, salt: int) -> tf.Tensor:
+        """A stateless [2] seed for this step, replica and purpose (`salt`)."""
+        seed = tf.constant([self.seed, salt], dtype=tf.int64)
+        seed = tf.random.experimental.stateless_fold_in(
+            seed, tf.cast(self.optimizer.iterations, tf.int64)
+        )
+        context = tf.distribute.get_replica_context()
+        if context is not None:
+            replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+            seed = tf.random.experimental.stateless_fold_in(seed, replica)
+        return seed
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, data: Any) -> dict:
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, tf.float32)
+        batch = self.training_batch(x, self.label_probabilities(y), sample_weight)
+        batch = TrainingBatch(
+            tf.stop_gradient(batch.x), tf.stop_gradient(batch.y), batch.sample_weight
+        )
+        with tf.GradientTape() as tape:
+            y_pred = self(batch.x, training=True)
+            loss = self.training_loss(batch, y_pred)
+            self._track_loss(loss, batch.x)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self.compute_metrics(batch.x, batch.y, y_pred, sample_weight=batch.sample_weight)
+
+    def test_step(self, data: Any) -> dict:
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, tf.float32)
+        y = self.label_probabilities(y)
+        y_pred = self(x, training=False)
+        loss = self._compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+        )
+        self._track_loss(loss, x)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _track_loss(self, loss: tf.Tensor, x: tf.Tensor) -> None:
+        # Keras losses come back divided by the replica count; report the global mean.
+        if self._loss_tracker is not None:
+            self._loss_tracker.update_state(
+                replica_unscale(loss), sample_weight=tf.shape(x)[0]
+            )
+
+    # ------------------------------------------------------------------ input checks
+    def fit(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any):
+        """`keras.Model.fit`, after checking the data where it enters.
+
+        NumPy inputs are checked in full; a `tf.data.Dataset` by its element
+        spec and its first batch: images must be float [0, 1] NHWC with the
+        backbone's shape, labels in range, nothing NaN, the dataset non-empty.
+        """
+        self._check_data(x, y, "fit")
+        validation = kwargs.get("validation_data")
+        if validation is not None:
+            if isinstance(validation, (tuple, list)):
+                self._check_data(validation[0], validation[1] if len(validation) > 1 else None,
+                                 "validation_data")
+            else:
+                self._check_data(validation, None, "validation_data")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any):
+        """`keras.Model.evaluate`, after the same checks as `fit`."""
+        self._check_data(x, y, "evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_data(self, x: Any, y: Any, where: str) -> None:
+        if isinstance(x, tf.data.Dataset):
+            images_spec = _images_spec(x, where)
+            if images_spec is not None:
+                if not images_spec.dtype.is_floating:
+                    raise TypeError(
+                        f"{where}: the dataset yields {images_spec.dtype.name} images; expected "
+                        "float32 images in [0, 1] (divide 0..255 pixels by 255, or build the "
+                        "pipeline with keras_robust.data)."
+                    )
+                if images_spec.shape.rank is not None and images_spec.shape.rank != 4:
+                    raise ValueError(
+                        f"{where}: the dataset must yield batched images of rank 4 (batch, height, "
+                        f"width, channels), got {images_spec.shape}; did you forget .batch()?"
+                    )
+            first = next(iter(x.take(1)), None)
+            if first is None:
+                raise ValueError(f"{where}: the dataset is empty; expected at least one batch.")
+            first_x, first_y, _ = keras.utils.unpack_x_y_sample_weight(first)
+            self._check_arrays(first_x, first_y, where)
+        elif isinstance(x, np.ndarray) or tf.is_tensor(x):
+            if len(x) == 0:
+                raise ValueError(f"{where}: `x` is empty; expected at least one image.")
+            self._check_arrays(x, y, where)
+
+    def _check_arrays(self, x: Any, y: Any, where: str) -> None:
+        check_images(x, f"{where} images", channels=(self.image_shape[-1],))
+        shape = tuple(x.shape[1:])
+        if shape != self.image_shape:
+            raise ValueError(
+                f"{where}: images have shape {shape} but the backbone takes {self.image_shape}."
+            )
+        if y is not None:
+            check_labels(y, self.num_classes, f"{where} labels")
+
+    # ------------------------------------------------------------------ serialisation
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {"backbone": keras.saving.serialize_keras_object(self.backbone), "seed": self.seed}
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: Any = None):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(
+            config["backbone"], custom_objects=custom_objects
+        )
+        return cls(**config)
+
+    def export(
+        self,
+        filepath: str,
+        format: str = "tf_saved_model",
+        verbose: bool | None = None,
+        input_signature: Any = None,
+        **kwargs: Any,
+    ):
+        """Writes a SavedModel whose `serve` maps float32 [None, H, W, C] images in
+        [0, 1] to float32 logits: the backbone alone.
+
+        Args:
+            filepath: the SavedModel directory.
+            format: "tf_saved_model" (default) or another `keras.Model.export` format.
+            verbose: print a summary of the endpoints.
+            input_signature: defaults to `[TensorSpec([None, H, W, C], float32)]`.
+            **kwargs: passed to `keras.Model.export`.
+
+        Example:
+
+        >>> model.export("serving")
+        >>> served = tf.saved_model.load("serving").serve(images)
+        """
+        if input_signature is None:
+            input_signature = [
+                tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+            ]
+        return super().export(
+            filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
+        )
+
+
+def _images_spec(dataset: tf.data.Dataset, where: str) -> tf.TensorSpec | None:
+    spec = dataset.element_spec
+    if isinstance(spec, dict):
+        raise ValueError(
+            f"{where}: expected a dataset of (images, labels) tuples, got a dict of "
+            f"{sorted(spec)}; map it to tuples first."
+        )
+    spec = spec[0] if isinstance(spec, tuple) else spec
+    return spec if isinstance(spec, tf.TensorSpec) else None

@@ -1,0 +1,19 @@
+"""Honest robustness evaluation: accuracy under attacks and corruptions, with
+gradient-masking checks.
+
+Example:
+
+```python
+report = keras_robust.evaluate.robustness_report(model, (x_test, y_test), attacks="quick")
+print(report.summary())
+```
+"""
+from keras_robust.evaluate.checks import Check, run_checks
+from keras_robust.evaluate.metrics import accuracy, predict_logits, robust_accuracy
+from keras_robust.evaluate.report import RobustnessReport, robustness_report
+from keras_robust.evaluate.suites import SUITES, AttackSpec, build_suite
+
+__all__ = [
+    "AttackSpec", "Check", "RobustnessReport", "SUITES", "accuracy", "build_suite",
+    "predict_logits", "robust_accuracy", "robustness_report", "run_checks",
+]

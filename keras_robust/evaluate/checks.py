@@ -1,0 +1,184 @@
+"""Gradient-masking checks ("On Evaluating Adversarial Robustness", Carlini et al. 2019).
+
+Each check compares accuracies the report measured on the same images and
+returns PASS, FAIL or SKIPPED (when the report did not run what it needs), with
+the numbers. A FAIL means the evaluation cannot be trusted as it stands: a
+defence that only masks gradients looks strong against the attacks that need
+them and weak against the others.
+
+Margins (absolute accuracy): `TOLERANCE` = 2 points for orderings that must
+hold up to sampling noise of paired attacks on the same images; `AGREEMENT` =
+5 points for attacks of different kinds that should find nearly the same
+worst case (AutoAttack is typically 1-4 points below PGD-100 on adversarially
+trained CIFAR-10 models); `NEAR_ZERO` = 5% accuracy at the largest budget.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+TOLERANCE = 0.02
+AGREEMENT = 0.05
+NEAR_ZERO = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """The outcome of one check.
+
+    Attributes:
+        name: what is checked.
+        status: "PASS", "FAIL" or "SKIPPED".
+        detail: the comparison with its numbers.
+        values: the accuracies compared.
+    """
+
+    name: str
+    status: str
+    detail: str
+    values: dict
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "FAIL"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _skipped(name: str, why: str) -> Check:
+    return Check(name, "SKIPPED", why, {})
+
+
+def _ordered(name: str, low_name: str, low: float, high_name: str, high: float,
+             margin: float, why: str) -> Check:
+    """PASS when accuracy `low` <= `high` + margin."""
+    ok = low <= high + margin
+    relation = "<=" if ok else ">"
+    detail = (f"{low_name} {_pct(low)} {relation} {high_name} {_pct(high)} + {100 * margin:.0f} "
+              f"points{'' if ok else ': ' + why}")
+    return Check(name, "PASS" if ok else "FAIL", detail, {low_name: low, high_name: high})
+
+
+def run_checks(results: dict[str, Any]) -> list[Check]:
+    """Runs every check on a report's results.
+
+    Args:
+        results: the report's dictionary: "attacks" (key -> {"accuracy", "name"}),
+            "autoattack" ({"accuracy"}), "transfer" ({"accuracy"} or None),
+            "epsilon_curve" and "steps_curve" (lists of points).
+
+    Returns:
+        The checks, in a fixed order.
+    """
+    attacks = {key: value["accuracy"] for key, value in results.get("attacks", {}).items()}
+    names = {key: value["name"] for key, value in results.get("attacks", {}).items()}
+    checks: list[Check] = []
+
+    def best(prefix_keys):
+        present = [k for k in prefix_keys if k in attacks]
+        return min(present, key=lambda k: attacks[k]) if present else None
+
+    pgd_keys = sorted((k for k in attacks if k.startswith("pgd")), key=lambda k: attacks[k])
+    strongest_pgd = pgd_keys[0] if pgd_keys else None
+
+    # 1. Iterative attacks are at least as strong as single-step ones.
+    name = "iterative attacks beat single-step ones"
+    multi = best(["pgd20_ce", "pgd10_ce", "pgd7_ce"])
+    if "fgsm" in attacks and multi:
+        checks.append(_ordered(name, names[multi], attacks[multi], "FGSM", attacks["fgsm"],
+                               TOLERANCE, "a one-step attack beats an iterative one"))
+    else:
+        checks.append(_skipped(name, "needs FGSM and an iterative PGD"))
+
+    # 2. White-box attacks are at least as strong as transfer attacks.
+    name = "white-box attacks beat transfer attacks"
+    transfer = results.get("transfer")
+    if transfer and strongest_pgd:
+        checks.append(_ordered(name, names[strongest_pgd], attacks[strongest_pgd],
+                               "transfer", transfer["accuracy"], TOLERANCE,
+                               "examples crafted on another model do better than gradients of "
+                               "this one"))
+    else:
+        checks.append(_skipped(name, "no surrogate model given"))
+
+    # 3. Accuracy falls to ~0 as the budget grows.
+    name = "accuracy falls to ~0 at a large budget"
+    curve = results.get("epsilon_curve") or []
+    if curve:
+        largest = max(curve, key=lambda p: p["epsilon"])
+        ok = largest["accuracy"] <= NEAR_ZERO
+        detail = (f"PGD at eps {largest['epsilon'] * 255:.0f}/255: {_pct(largest['accuracy'])} "
+                  f"{'<=' if ok else '>'} {_pct(NEAR_ZERO)}"
+                  + ("" if ok else ": an unbounded-looking budget should break any classifier"))
+        checks.append(Check(name, "PASS" if ok else "FAIL", detail,
+                            {"epsilon": largest["epsilon"], "accuracy": largest["accuracy"]}))
+    else:
+        checks.append(_skipped(name, "no accuracy-vs-epsilon curve"))
+
+    # 4. More steps or restarts never raise accuracy.
+    name = "more steps and restarts never help the model"
+    pairs = []
+    steps_ce = sorted(
+        (int(k[3:].split("_")[0]), k) for k in attacks
+        if k.startswith("pgd") and k.endswith("_ce")
+    )
+    for (_, fewer), (_, more) in zip(steps_ce, steps_ce[1:]):
+        pairs.append((more, fewer))
+    restart_keys = [k for k in attacks if "_r" in k and k.startswith("pgd")]
+    for key in restart_keys:
+        base = key.split("_r")[0]
+        if base in attacks:
+            pairs.append((key, base))
+    if pairs:
+        failures = [(m, f) for m, f in pairs if attacks[m] > attacks[f] + TOLERANCE]
+        detail = "; ".join(
+            f"{names[m]} {_pct(attacks[m])} vs {names[f]} {_pct(attacks[f])}" for m, f in pairs
+        )
+        status = "FAIL" if failures else "PASS"
+        if failures:
+            detail += ": stronger attacks found fewer adversarial examples"
+        checks.append(Check(name, status, detail, {k: attacks[k] for pair in pairs for k in pair}))
+    else:
+        checks.append(_skipped(name, "needs PGD with several step counts or restarts"))
+
+    # 5. Cross-entropy and margin losses agree.
+    name = "cross-entropy and margin-loss attacks agree"
+    ce = best([k for k in attacks if k.startswith("pgd") and k.endswith("_ce")])
+    cw = best([k for k in attacks if k.startswith("pgd") and k.endswith("_cw")])
+    if ce and cw:
+        checks.append(_ordered(name, names[ce], attacks[ce], names[cw], attacks[cw], AGREEMENT,
+                               "the CE loss is masked (its gradients vanish or mislead); trust "
+                               "the margin-loss figure"))
+    else:
+        checks.append(_skipped(name, "needs PGD with CE and with CW loss"))
+
+    # 6. PGD and the AutoAttack-style cascade agree.
+    name = "PGD and AutoAttack-style attacks agree"
+    auto = results.get("autoattack")
+    if auto and strongest_pgd:
+        checks.append(_ordered(name, names[strongest_pgd], attacks[strongest_pgd],
+                               "AutoAttack-style worst case", auto["accuracy"], AGREEMENT,
+                               "PGD overestimates robustness; report the AutoAttack figure"))
+    else:
+        checks.append(_skipped(name, "needs PGD and the AutoAttack-style cascade"))
+
+    # 7. A gradient-free attack does not beat the gradient-based ones.
+    name = "gradient-free attack does not beat gradient attacks"
+    square = (auto or {}).get("square_alone")
+    gradient = [attacks[k] for k in attacks if k != "fgsm"]
+    if auto and "apgd_only" in auto:
+        gradient.append(auto["apgd_only"])
+    if square is not None and gradient:
+        best_gradient = min(gradient)
+        checks.append(_ordered(name, "best gradient attack", best_gradient, "Square alone",
+                               square, AGREEMENT,
+                               "a score-based attack without gradients does better: gradients "
+                               "are masked"))
+    else:
+        checks.append(_skipped(name, "needs Square run alone and gradient attacks"))
+    return checks

@@ -1,0 +1,117 @@
+"""Accuracy on clean and attacked images, batched, inside `tf.function`."""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+from keras_robust._validation import check_images, check_positive_int
+from keras_robust.attacks._common import as_logits_fn, sparse_labels
+
+Attack = Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def predict_logits(model: Any, images: Any, batch_size: int = 500) -> np.ndarray:
+    """Logits of `model` on float [0, 1] images, batched.
+
+    Args:
+        model: a model, an `Ensemble` or a callable mapping images to logits.
+        images: float32 [N, H, W, C] in [0, 1] (uint8 is converted).
+        batch_size: images per forward pass.
+
+    Returns:
+        float32 logits [N, num_classes].
+
+    Example:
+
+    >>> logits = predict_logits(model, x_test)
+    """
+    images = _as_float_images(images)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    logits_fn = _compiled_logits(model)
+    outputs = [logits_fn(tf.constant(images[i:i + batch_size])).numpy()
+               for i in range(0, len(images), batch_size)]
+    return np.concatenate(outputs)
+
+
+_LOGITS_FUNCTIONS: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
+
+
+def _compiled_logits(model: Any) -> Callable:
+    """One `tf.function` per model (traced once per input shape, not per call)."""
+    try:
+        return _LOGITS_FUNCTIONS[model]
+    except (KeyError, TypeError):
+        pass
+    function = tf.function(as_logits_fn(model), reduce_retracing=True)
+    try:
+        _LOGITS_FUNCTIONS[model] = function
+    except TypeError:  # not weak-referenceable (e.g. a list of models): no cache
+        pass
+    return function
+
+
+def accuracy(model: Any, images: Any, labels: Any, batch_size: int = 500) -> float:
+    """Top-1 accuracy on clean images.
+
+    Example:
+
+    >>> accuracy(model, x_test, y_test)
+    0.766
+    """
+    logits = predict_logits(model, images, batch_size)
+    return float(np.mean(np.argmax(logits, -1) == _as_sparse(labels)))
+
+
+def robust_accuracy(
+    model: Any,
+    images: Any,
+    labels: Any,
+    attack: Attack,
+    batch_size: int = 500,
+    return_adversarial: bool = False,
+) -> float | tuple[float, np.ndarray]:
+    """Top-1 accuracy on `attack(model, x, y)`, batched.
+
+    Args:
+        model: the attacked model (also the one classified).
+        images: float32 [N, H, W, C] in [0, 1].
+        labels: class indices [N] (or one-hot rows).
+        attack: `(model, x, y) -> x_adv`, e.g.
+            `functools.partial(keras_robust.attacks.pgd, epsilon=8/255, step_size=2/255, steps=10)`.
+        batch_size: images per attack batch.
+        return_adversarial: also return the adversarial images.
+
+    Returns:
+        The accuracy (and the adversarial images when asked).
+
+    Example:
+
+    >>> attack = functools.partial(kr.attacks.pgd, epsilon=8/255, step_size=2/255, steps=10)
+    >>> robust_accuracy(model, x_test, y_test, attack)
+    """
+    images = _as_float_images(images)
+    labels = _as_sparse(labels)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    adversarial = []
+    for i in range(0, len(images), batch_size):
+        x = tf.constant(images[i:i + batch_size])
+        y = tf.constant(labels[i:i + batch_size])
+        adversarial.append(np.asarray(attack(model, x, y)))
+    adversarial = np.concatenate(adversarial)
+    result = accuracy(model, adversarial, labels, batch_size)
+    return (result, adversarial) if return_adversarial else result
+
+
+def _as_float_images(images: Any) -> np.ndarray:
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    check_images(images, "images")
+    return images.astype(np.float32)
+
+
+def _as_sparse(labels: Any) -> np.ndarray:
+    return sparse_labels(tf.convert_to_tensor(labels)).numpy()

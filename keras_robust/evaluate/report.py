@@ -1,0 +1,509 @@
+"""`robustness_report`: the number every defence of this library is judged by.
+
+It measures clean accuracy, accuracy under a suite of white-box attacks, an
+AutoAttack-style worst case, a transfer attack when a surrogate is given,
+accuracy against the budget and against the number of steps, and optionally
+accuracy under common corruptions; then it checks itself for gradient masking
+(`keras_robust.evaluate.checks`) and prints every FAIL in its summary.
+
+Example:
+
+```python
+report = kr.evaluate.robustness_report(model, (x_test, y_test), epsilon=8 / 255,
+                                       attacks="quick", output_dir="runs/report")
+print(report.summary())
+```
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_robust._validation import check_choice, check_epsilon, check_labels, check_positive_int
+from keras_robust.evaluate import checks as checks_lib
+from keras_robust.evaluate import plots
+from keras_robust.evaluate.metrics import predict_logits
+from keras_robust.evaluate.suites import SUITES, AttackSpec, build_suite, pgd_spec
+
+
+@dataclasses.dataclass
+class RobustnessReport:
+    """The outcome of `robustness_report`.
+
+    Attributes:
+        results: everything measured, as plain data (see `to_dict`).
+        checks: the gradient-masking checks.
+    """
+
+    results: dict
+    checks: list
+
+    @property
+    def clean_accuracy(self) -> float:
+        return self.results["clean"]
+
+    @property
+    def robust_accuracy(self) -> float:
+        """The lowest accuracy any attack of the report reached (the headline figure)."""
+        values = [a["accuracy"] for a in self.results.get("attacks", {}).values()]
+        if self.results.get("autoattack"):
+            values.append(self.results["autoattack"]["accuracy"])
+        return min(values) if values else self.clean_accuracy
+
+    @property
+    def passed(self) -> bool:
+        """True when no gradient-masking check failed."""
+        return all(c.passed for c in self.checks)
+
+    def accuracy(self, key: str) -> float:
+        """The accuracy of one attack by key ("pgd20_ce", "fgsm", ...)."""
+        return self.results["attacks"][key]["accuracy"]
+
+    def to_dict(self) -> dict:
+        """Plain data: clean accuracy, attacks, AutoAttack, curves, corruptions, checks."""
+        payload = dict(self.results)
+        payload["checks"] = [c.to_dict() for c in self.checks]
+        payload["robust_accuracy"] = self.robust_accuracy
+        payload["passed"] = self.passed
+        return payload
+
+    def summary(self) -> str:
+        """A few lines: clean, headline robust accuracy, and every failed check."""
+        r = self.results
+        lines = [
+            f"{r['model']}: clean {100 * r['clean']:.1f}%, worst case {100 * self.robust_accuracy:.1f}% "
+            f"at eps {r['epsilon'] * 255:.1f}/255 on {r['num_images']} images ({r['suite']} suite)"
+        ]
+        for key, attack in r.get("attacks", {}).items():
+            lines.append(f"  {attack['name']:<28} {100 * attack['accuracy']:5.1f}%")
+        if r.get("autoattack"):
+            lines.append(f"  {'AutoAttack-style worst case':<28} {100 * r['autoattack']['accuracy']:5.1f}%")
+        if r.get("transfer"):
+            lines.append(f"  {r['transfer']['name']:<28} {100 * r['transfer']['accuracy']:5.1f}%")
+        if r.get("corruptions"):
+            lines.append(f"  {'mean corruption accuracy':<28} "
+                         f"{100 * r['corruptions']['mean_accuracy']:5.1f}%")
+        failed = [c for c in self.checks if c.status == "FAIL"]
+        lines.append(
+            "gradient-masking checks: "
+            + ("all passed" if not failed else f"{len(failed)} FAILED")
+            + f" ({sum(c.status == 'PASS' for c in self.checks)} pass, "
+              f"{sum(c.status == 'SKIPPED' for c in self.checks)} skipped)"
+        )
+        for check in failed:
+            lines.append(f"  FAIL {check.name}: {check.detail}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_markdown(self) -> str:
+        """The report as Markdown tables."""
+        r = self.results
+        out = [
+            f"# Robustness report: {r['model']}",
+            "",
+            f"{r['num_images']} images, eps {r['epsilon'] * 255:.1f}/255 ({r['epsilon']:.4f}), "
+            f"suite `{r['suite']}`, {r['seconds']:.0f} s.",
+            "",
+            "| attack | accuracy | seconds |",
+            "| --- | ---: | ---: |",
+            f"| clean | {100 * r['clean']:.1f}% | |",
+        ]
+        for attack in r.get("attacks", {}).values():
+            out.append(f"| {attack['name']} | {100 * attack['accuracy']:.1f}% | {attack['seconds']:.1f} |")
+        auto = r.get("autoattack")
+        if auto:
+            for component in auto["components"]:
+                out.append(f"| {component['name']} (cascade: robust after it) | "
+                           f"{100 * component['accuracy']:.1f}% | {component['seconds']:.1f} |")
+            out.append(f"| Square alone | {100 * auto['square_alone']:.1f}% | |")
+            out.append(f"| **AutoAttack-style worst case** | **{100 * auto['accuracy']:.1f}%** | |")
+        if r.get("transfer"):
+            t = r["transfer"]
+            out.append(f"| {t['name']} | {100 * t['accuracy']:.1f}% | {t['seconds']:.1f} |")
+        out += ["", "## Gradient-masking checks", "", "| check | status | detail |",
+                "| --- | --- | --- |"]
+        for check in self.checks:
+            status = f"**{check.status}**" if check.status == "FAIL" else check.status
+            out.append(f"| {check.name} | {status} | {check.detail} |")
+        if r.get("epsilon_curve"):
+            out += ["", f"## Accuracy against epsilon (PGD-{r['epsilon_curve'][0]['steps']}, CE)", "",
+                    "| eps (/255) | " + " | ".join(f"{p['epsilon'] * 255:.1f}" for p in r["epsilon_curve"]) + " |",
+                    "| --- |" + " ---: |" * len(r["epsilon_curve"]),
+                    "| accuracy | " + " | ".join(f"{100 * p['accuracy']:.1f}%" for p in r["epsilon_curve"]) + " |"]
+        if r.get("steps_curve"):
+            out += ["", "## Accuracy against PGD steps (CE)", "",
+                    "| steps | " + " | ".join(str(p["steps"]) for p in r["steps_curve"]) + " |",
+                    "| --- |" + " ---: |" * len(r["steps_curve"]),
+                    "| accuracy | " + " | ".join(f"{100 * p['accuracy']:.1f}%" for p in r["steps_curve"]) + " |"]
+        if r.get("corruptions"):
+            out += ["", _corruption_markdown(r["corruptions"])]
+        return "\n".join(out) + "\n"
+
+    def save(self, output_dir: str) -> dict[str, str]:
+        """Writes report.json, report.md and the PNG plots; returns their paths."""
+        os.makedirs(output_dir, exist_ok=True)
+        paths = {"json": os.path.join(output_dir, "report.json"),
+                 "markdown": os.path.join(output_dir, "report.md")}
+        with open(paths["json"], "w") as f:
+            json.dump(self.to_dict(), f, indent=2, default=_json_default)
+        with open(paths["markdown"], "w") as f:
+            f.write(self.to_markdown())
+        r = self.results
+        if r.get("epsilon_curve"):
+            curve = r["epsilon_curve"]
+            paths["epsilon_plot"] = plots.line_plot(
+                os.path.join(output_dir, "accuracy_vs_epsilon.png"),
+                [255 * p["epsilon"] for p in curve], [p["accuracy"] for p in curve],
+                "epsilon (/255)", f"{r['model']}: accuracy vs budget", log_x=True)
+        if r.get("steps_curve"):
+            curve = r["steps_curve"]
+            paths["steps_plot"] = plots.line_plot(
+                os.path.join(output_dir, "accuracy_vs_steps.png"),
+                [p["steps"] for p in curve], [p["accuracy"] for p in curve],
+                "PGD steps", f"{r['model']}: accuracy vs steps", log_x=True)
+        if r.get("corruptions"):
+            c = r["corruptions"]
+            severities = c["severities"]
+            values = np.array([[100 * c["accuracy"][name][str(s)] for s in severities]
+                               for name in c["names"]])
+            paths["corruption_plot"] = plots.heatmap(
+                os.path.join(output_dir, "corruptions.png"), c["names"],
+                [f"severity {s}" for s in severities], values,
+                f"{r['model']}: accuracy (%) under corruptions")
+        return paths
+
+
+def robustness_report(
+    model: Any,
+    dataset: Any,
+    *,
+    epsilon: float = 8 / 255,
+    attacks: str | Sequence[str] | None = "standard",
+    corruptions: str | Sequence[str] | None = None,
+    output_dir: str | None = None,
+    surrogate: Any = None,
+    baseline: "RobustnessReport | dict | None" = None,
+    limit: int | None = None,
+    batch_size: int = 250,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    progress: bool = True,
+    name: str | None = None,
+) -> RobustnessReport:
+    """Evaluates robustness honestly, with gradient-masking checks.
+
+    Args:
+        model: a Keras model (or any callable) mapping [0, 1] images to logits.
+        dataset: `(images, labels)` arrays (uint8 0..255 or float [0, 1]) or a
+            `tf.data.Dataset` of such pairs (batched or not).
+        epsilon: the L-inf budget on the [0, 1] scale.
+        attacks: "standard" or "quick" (see `keras_robust.evaluate.suites`), a
+            list of attack keys of the standard suite (e.g. ["fgsm",
+            "pgd20_ce", "pgd20_cw", "autoattack"]), or None for no attacks.
+        corruptions: None, "all", "mtlat" (the 19 of M-TLAT's benchmark) or a
+            list of names of `keras_robust.corruptions.NAMES`.
+        output_dir: where to write report.json, report.md and PNG plots.
+        surrogate: a model to craft transfer attacks on (PGD-20, CE).
+        baseline: a report of a reference model; corruption robustness scores
+            are compared to it (+/-).
+        limit: evaluate on the first `limit` examples only.
+        batch_size: images per attack batch.
+        severities: corruption severities.
+        progress: print a line per attack to stderr.
+        name: the model's name in the report (default: `model.name`).
+
+    Returns:
+        A `RobustnessReport`.
+
+    Example:
+
+    >>> report = robustness_report(model, (x_test[:1000], y_test[:1000]), attacks="quick")
+    >>> report.passed, report.robust_accuracy
+    """
+    epsilon = float(check_epsilon(epsilon))
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x, y = _as_arrays(dataset, limit)
+    logits = predict_logits(model, x, batch_size)
+    check_labels(y, logits.shape[-1], "labels")
+    correct = np.argmax(logits, -1) == y
+    name = name or getattr(model, "name", type(model).__name__)
+    log = _Progress(progress, name)
+    start = time.time()
+    results: dict[str, Any] = {
+        "model": name, "num_images": int(len(x)), "epsilon": epsilon,
+        "suite": attacks if isinstance(attacks, str) else "custom" if attacks else "none",
+        "clean": float(correct.mean()), "attacks": {}, "autoattack": None, "transfer": None,
+        "epsilon_curve": [], "steps_curve": [], "corruptions": None,
+    }
+    log.line(f"clean accuracy {100 * results['clean']:.1f}% on {len(x)} images")
+    runner = _Runner(model, x, y, correct, batch_size, log)
+
+    if attacks:
+        suite, selected = _select(attacks, epsilon)
+        for spec in suite.attacks:
+            if selected is None or spec.key in selected:
+                results["attacks"][spec.key] = runner.run(spec)
+        if selected is None or "autoattack" in selected:
+            results["autoattack"] = runner.cascade(suite.cascade)
+        if selected is None or "curves" in selected:
+            results["epsilon_curve"] = runner.epsilon_curve(
+                epsilon, suite.epsilon_factors, suite.curve_steps, results["attacks"])
+            results["steps_curve"] = runner.steps_curve(epsilon, suite.steps_curve,
+                                                        results["attacks"])
+        if surrogate is not None:
+            results["transfer"] = runner.transfer(surrogate, epsilon)
+    if corruptions:
+        results["corruptions"] = _corruptions(model, x, y, results["clean"], corruptions,
+                                              severities, batch_size, baseline, progress)
+    results["seconds"] = time.time() - start
+    report = RobustnessReport(results, checks_lib.run_checks(results))
+    if output_dir:
+        report.save(output_dir)
+        log.line(f"wrote {output_dir}/report.json, report.md and plots")
+    if progress:
+        print(report.summary(), file=sys.stderr)
+    return report
+
+
+class _Progress:
+    def __init__(self, enabled: bool, name: str):
+        self.enabled, self.name = enabled, name
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            print(f"[report {self.name}] {text}", file=sys.stderr, flush=True)
+
+
+class _Runner:
+    """Runs attacks on the images the model classifies correctly (the others
+    count as errors under any attack) and keeps per-image outcomes."""
+
+    def __init__(self, model, x, y, correct, batch_size, log):
+        self.model, self.x, self.y, self.correct = model, x, y, correct
+        self.batch_size, self.log = batch_size, log
+
+    def robust_mask(self, run: Callable, subset: np.ndarray) -> np.ndarray:
+        """Per image of `subset` (indices), whether `run` failed to fool the model."""
+        robust = np.zeros(len(subset), dtype=bool)
+        for start in range(0, len(subset), self.batch_size):
+            index = subset[start:start + self.batch_size]
+            x_adv = np.asarray(run(self.model, tf.constant(self.x[index]),
+                                   tf.constant(self.y[index])))
+            logits = predict_logits(self.model, x_adv, self.batch_size)
+            robust[start:start + len(index)] = np.argmax(logits, -1) == self.y[index]
+        return robust
+
+    def accuracy_under(self, run: Callable) -> tuple[float, float]:
+        start = time.time()
+        subset = np.flatnonzero(self.correct)
+        robust = self.robust_mask(run, subset) if len(subset) else np.zeros(0, bool)
+        return float(robust.sum()) / len(self.x), time.time() - start
+
+    def run(self, spec: AttackSpec) -> dict:
+        accuracy, seconds = self.accuracy_under(spec.run)
+        self.log.line(f"{spec.name}: {100 * accuracy:.1f}% ({seconds:.1f} s)")
+        return {"name": spec.name, "accuracy": accuracy, "seconds": seconds,
+                "family": spec.family, "loss": spec.loss, "steps": spec.steps}
+
+    def cascade(self, specs: Sequence[AttackSpec]) -> dict:
+        """APGD-CE then APGD-T on what is still robust; Square alone on every
+        correctly classified image; the worst case is robust to all three."""
+        components = []
+        robust = self.correct.copy()
+        square_spec = next((s for s in specs if s.family == "square"), None)
+        for spec in specs:
+            if spec is square_spec:
+                continue
+            start = time.time()
+            subset = np.flatnonzero(robust)
+            if len(subset):
+                robust[subset] = self.robust_mask(spec.run, subset)
+            seconds = time.time() - start
+            components.append({"name": spec.name, "key": spec.key,
+                               "accuracy": float(robust.mean()), "seconds": seconds})
+            self.log.line(f"{spec.name} (cascade): {100 * robust.mean():.1f}% ({seconds:.1f} s)")
+        apgd_only = float(robust.mean())
+        square_alone = None
+        if square_spec is not None:
+            start = time.time()
+            square_robust = self.correct.copy()
+            subset = np.flatnonzero(square_robust)
+            if len(subset):
+                square_robust[subset] = self.robust_mask(square_spec.run, subset)
+            seconds = time.time() - start
+            square_alone = float(square_robust.mean())
+            robust &= square_robust
+            components.append({"name": square_spec.name, "key": square_spec.key,
+                               "accuracy": float(robust.mean()), "seconds": seconds})
+            self.log.line(f"{square_spec.name} alone: {100 * square_alone:.1f}% ({seconds:.1f} s)")
+        self.log.line(f"AutoAttack-style worst case: {100 * robust.mean():.1f}%")
+        return {"accuracy": float(robust.mean()), "apgd_only": apgd_only,
+                "square_alone": square_alone, "components": components}
+
+    def epsilon_curve(self, epsilon, factors, steps, known) -> list[dict]:
+        curve = []
+        for factor in factors:
+            eps = min(1.0, epsilon * factor)
+            key = f"pgd{steps}_ce"
+            if factor == 1.0 and key in known:
+                accuracy = known[key]["accuracy"]
+            else:
+                accuracy, _ = self.accuracy_under(pgd_spec(eps, steps).run)
+            curve.append({"epsilon": eps, "accuracy": accuracy, "steps": steps})
+            self.log.line(f"PGD-{steps} at eps {255 * eps:.1f}/255: {100 * accuracy:.1f}%")
+        return curve
+
+    def steps_curve(self, epsilon, step_counts, known) -> list[dict]:
+        curve = []
+        for steps in step_counts:
+            key = f"pgd{steps}_ce"
+            if key in known:
+                accuracy = known[key]["accuracy"]
+            else:
+                accuracy, _ = self.accuracy_under(pgd_spec(epsilon, steps).run)
+            curve.append({"steps": steps, "accuracy": accuracy})
+            self.log.line(f"PGD-{steps} (CE): {100 * accuracy:.1f}%")
+        return curve
+
+    def transfer(self, surrogate, epsilon) -> dict:
+        from keras_robust import attacks
+
+        start = time.time()
+        subset = np.flatnonzero(self.correct)
+        robust = np.zeros(len(subset), dtype=bool)
+        for begin in range(0, len(subset), self.batch_size):
+            index = subset[begin:begin + self.batch_size]
+            x_adv = np.asarray(attacks.pgd(surrogate, self.x[index], self.y[index], epsilon,
+                                           epsilon / 4, 20, seed=0))
+            logits = predict_logits(self.model, x_adv, self.batch_size)
+            robust[begin:begin + len(index)] = np.argmax(logits, -1) == self.y[index]
+        accuracy = float(robust.sum()) / len(self.x)
+        seconds = time.time() - start
+        self.log.line(f"transfer PGD-20 from surrogate: {100 * accuracy:.1f}% ({seconds:.1f} s)")
+        return {"name": "Transfer PGD-20 (CE) from surrogate", "accuracy": accuracy,
+                "seconds": seconds}
+
+
+def _select(attacks, epsilon):
+    if isinstance(attacks, str):
+        return build_suite(attacks, epsilon), None
+    selected = set(attacks)
+    suite = build_suite("standard", epsilon)
+    valid = {a.key for a in suite.attacks} | {"autoattack", "curves"}
+    unknown = selected - valid
+    if unknown:
+        raise ValueError(
+            f"Unknown report attacks {sorted(unknown)}; expected suite names {SUITES} or keys "
+            f"among {sorted(valid)}."
+        )
+    return suite, selected
+
+
+def _as_arrays(dataset: Any, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(dataset, tf.data.Dataset):
+        xs, ys = [], []
+        count = 0
+        for element in dataset:
+            images, labels = element[0], element[1]
+            images, labels = np.asarray(images), np.asarray(labels)
+            if images.ndim == 3:
+                images, labels = images[None], labels[None]
+            xs.append(images)
+            ys.append(labels)
+            count += len(images)
+            if limit and count >= limit:
+                break
+        if not xs:
+            raise ValueError("The dataset is empty; expected (images, labels) examples.")
+        x, y = np.concatenate(xs), np.concatenate(ys)
+    elif isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        x, y = np.asarray(dataset[0]), np.asarray(dataset[1])
+    else:
+        raise TypeError(
+            "`dataset` must be (images, labels) arrays or a tf.data.Dataset of such pairs, got "
+            f"{type(dataset).__name__}."
+        )
+    if limit:
+        x, y = x[:limit], y[:limit]
+    if len(x) == 0:
+        raise ValueError("No images to evaluate; expected a non-empty dataset.")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    from keras_robust._validation import check_images
+
+    check_images(x, "images")
+    if y.ndim == 2:
+        y = np.argmax(y, -1) if y.shape[-1] > 1 else y[:, 0]
+    return x.astype(np.float32), y.astype(np.int32)
+
+
+def _corruptions(model, x, y, clean, which, severities, batch_size, baseline, progress) -> dict:
+    from keras_robust import corruptions as corruptions_lib
+
+    if isinstance(which, str):
+        check_choice(which, ("all", "mtlat", "datacentric"), "corruption set")
+        names = {"all": corruptions_lib.NAMES, "mtlat": corruptions_lib.MTLAT_19,
+                 "datacentric": corruptions_lib.DATACENTRIC_14}[which]
+    else:
+        names = tuple(which)
+        for item in names:
+            check_choice(item, corruptions_lib.NAMES, "corruption")
+    images = np.round(x * 255).astype(np.uint8)
+    measured = corruptions_lib.corruption_accuracy(
+        model, images, y, names=names, severities=tuple(severities), seed=0,
+        batch_size=batch_size, progress=progress,
+    )
+    accuracy = {name: {str(s): float(measured[(name, s)]) for s in severities} for name in names}
+    mean_by_name = {name: float(np.mean(list(accuracy[name].values()))) for name in names}
+    scores = {name: (mean_by_name[name] / clean if clean > 0 else 0.0) for name in names}
+    result = {
+        "names": list(names), "severities": list(severities), "accuracy": accuracy,
+        "mean_accuracy_by_name": mean_by_name,
+        "mean_accuracy": float(np.mean(list(mean_by_name.values()))),
+        "robustness_score": scores,
+    }
+    if baseline is not None:
+        base = baseline.results if isinstance(baseline, RobustnessReport) else baseline
+        base_scores = (base.get("corruptions") or {}).get("robustness_score", {})
+        result["baseline"] = {
+            "model": base.get("model"),
+            "robustness_score": {n: base_scores.get(n) for n in names},
+            "better": {n: (scores[n] > base_scores[n]) if n in base_scores else None
+                       for n in names},
+        }
+    return result
+
+
+def _corruption_markdown(c: dict) -> str:
+    severities = c["severities"]
+    lines = ["## Corruptions", "",
+             "R = mean accuracy over severities / clean accuracy (eq. 7 of M-TLAT)"
+             + ("; +/- compares R to the baseline model." if c.get("baseline") else "."), "",
+             "| corruption | " + " | ".join(f"s{s}" for s in severities) + " | mean | R |",
+             "| --- |" + " ---: |" * (len(severities) + 2)]
+    for name in c["names"]:
+        mark = ""
+        if c.get("baseline") and c["baseline"]["better"].get(name) is not None:
+            mark = "+" if c["baseline"]["better"][name] else "-"
+        row = " | ".join(f"{100 * c['accuracy'][name][str(s)]:.1f}" for s in severities)
+        lines.append(f"| {name} | {row} | {100 * c['mean_accuracy_by_name'][name]:.1f} | "
+                     f"{c['robustness_score'][name]:.2f}{mark} |")
+    lines.append(f"| **mean** | " + " | ".join("" for _ in severities)
+                 + f" | **{100 * c['mean_accuracy']:.1f}** | |")
+    return "\n".join(lines)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,142 @@
+"""Recipes the examples share: where the data is, the optimizer schedule, the
+distribution strategy and where results go.
+
+Example:
+
+```python
+from keras_robust import experiment
+source = experiment.resolve_source("auto")
+optimizer = experiment.sgd(epochs=5, steps_per_epoch=391, learning_rate=0.1, schedule="cosine")
+strategy = experiment.strategy("mirrored")
+```
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_robust._validation import check_choice, check_positive_int
+
+# Where a local CIFAR-10 copy is looked for when the source is "auto".
+LOCAL_COPY_ENV = "KERAS_ROBUST_CIFAR10"
+LOCAL_COPY_CANDIDATES = (
+    "../shared/datasets/cifar10_jpeg.npz",
+    "shared/datasets/cifar10_jpeg.npz",
+)
+SCHEDULES = ("cosine", "piecewise", "constant")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def resolve_source(source: str) -> str:
+    """Resolves the examples' `--data` flag.
+
+    "auto" is a local CIFAR-10 copy when one is found (the path in
+    `$KERAS_ROBUST_CIFAR10`, else `../shared/datasets/cifar10_jpeg.npz` or
+    `shared/datasets/cifar10_jpeg.npz` from the working directory), otherwise
+    the TFDS "cifar10". Anything else is returned as given.
+
+    Args:
+        source: "auto", a TFDS name, an `.npz` copy or an image folder.
+
+    Returns:
+        A source for `keras_robust.data.load`.
+    """
+    if source != "auto":
+        return source
+    candidates = [os.environ.get(LOCAL_COPY_ENV, "")] + list(LOCAL_COPY_CANDIDATES)
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return "cifar10"
+
+
+def sgd(
+    epochs: int,
+    steps_per_epoch: int,
+    learning_rate: float = 0.1,
+    schedule: str = "cosine",
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    boundaries: Sequence[int] = (),
+    decay_rate: float = 0.1,
+) -> keras.optimizers.Optimizer:
+    """SGD with momentum and a per-step learning-rate schedule.
+
+    Args:
+        epochs: training epochs.
+        steps_per_epoch: optimizer steps per epoch.
+        learning_rate: initial learning rate.
+        schedule: "cosine" (to 0 over all steps), "piecewise" (multiplied by
+            `decay_rate` at each epoch of `boundaries`, as the BAT paper's
+            0.1/0.01/0.001 at 60/90/100) or "constant".
+        momentum: SGD momentum.
+        weight_decay: decoupled weight decay (0 for none).
+        boundaries: epochs at which "piecewise" decays.
+        decay_rate: the "piecewise" factor.
+
+    Returns:
+        A `keras.optimizers.SGD`.
+    """
+    check_choice(schedule, SCHEDULES, "schedule")
+    epochs = check_positive_int(epochs, "epochs")
+    steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch")
+    if schedule == "cosine":
+        rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
+    elif schedule == "piecewise" and boundaries:
+        steps = [int(b) * steps_per_epoch for b in boundaries]
+        values = [learning_rate * decay_rate**i for i in range(len(steps) + 1)]
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
+    else:
+        rate = learning_rate
+    return keras.optimizers.SGD(rate, momentum=momentum, weight_decay=weight_decay or None)
+
+
+def strategy(name: str = "default") -> tf.distribute.Strategy:
+    """A distribution strategy by name: "default", "mirrored" or "multi_worker".
+
+    "mirrored" uses every local GPU, or every logical CPU device when there is
+    no GPU; "multi_worker" reads the cluster from `TF_CONFIG`.
+    """
+    check_choice(name, STRATEGIES, "strategy")
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        if not devices:
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def split_cpu(devices: int) -> None:
+    """Splits the CPU into `devices` logical devices (call before TensorFlow runs anything).
+
+    Lets `MirroredStrategy` run on a machine without GPUs, two CPU devices
+    standing in for two GPUs.
+    """
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(devices)]
+    )
+
+
+def save_json(path: str, payload: Any) -> None:
+    """Writes JSON (NumPy scalars and arrays included), creating folders."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")

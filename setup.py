@@ -1,0 +1,55 @@
+"""Installs keras_robust: robust training and honest robustness evaluation for Keras 3."""
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version() -> str:
+    with open(os.path.join(HERE, "keras_robust", "version.py")) as f:
+        namespace: dict = {}
+        exec(f.read(), namespace)
+        return namespace["__version__"]
+
+
+setup(
+    name="keras_robust",
+    version=_version(),
+    description=(
+        "Adversarial and corruption robustness for Keras 3: BAT, M-TLAT, BPFC, AFS, "
+        "data-centric enhancement, tf.function attacks and an honest robustness report."
+    ),
+    long_description=open(os.path.join(HERE, "README.md")).read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_robust", "keras_robust.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # The stack this library is built and measured on (see BUILD_NOTES.md).
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tensorflow-datasets>=4.9,<5",
+        # imgaug 0.4.0 is the corruption engine; keras_robust/corruptions/_imgaug.py
+        # makes exactly this release run on NumPy 2 and OpenCV 5 (see BUILD_NOTES.md).
+        "imgaug==0.4.0",
+        # Only its frost texture images are used (the ImageNet-C / CIFAR-10-C frost).
+        "imagecorruptions==1.1.2",
+        # NumPy 2 brings back np.bool, which imgaug's weather augmenters need.
+        "numpy>=2.0,<3",
+        "scipy>=1.11",
+        "opencv-python>=4.10",
+        "absl-py>=2.0",
+        # tensorflow-datasets imports it to download but does not declare it.
+        "importlib_resources>=6.0",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8"],
+        # Only for bench/attacks.py, which compares against other toolkits.
+        "bench": ["adversarial-robustness-toolbox>=1.17", "cleverhans>=4.0"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

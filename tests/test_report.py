@@ -1,0 +1,116 @@
+"""The robustness report measures correctly and catches gradient masking."""
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_robust as kr
+from keras_robust.evaluate import checks
+from tests.helpers import linear_model
+
+WHITE_BOX = ["fgsm", "pgd7_ce", "pgd20_ce", "pgd7_cw", "pgd20_cw", "pgd20_ce_r5", "curves"]
+
+
+def _data(model, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    x = 0.3 + 0.4 * rng.random((n, 8, 8, 1), dtype=np.float32)
+    y = np.argmax(model.predict(x, verbose=0), -1).astype(np.int32)
+    y[: n // 10] = (y[: n // 10] + 1) % 4  # a few clean errors
+    return x, y
+
+
+def _masked(model, scale=1000.0):
+    """The same classifier with logits x1000: softmax saturates, CE gradients vanish."""
+    inputs = keras.Input(model.input_shape[1:])
+    return keras.Model(inputs, keras.layers.Rescaling(scale)(model(inputs)), name="masked")
+
+
+def test_report_numbers_match_direct_attacks():
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model)
+    report = kr.evaluate.robustness_report(model, (x, y), epsilon=16 / 255, attacks=WHITE_BOX,
+                                           progress=False)
+    clean = np.mean(np.argmax(model.predict(x, verbose=0), -1) == y)
+    assert report.clean_accuracy == pytest.approx(clean)
+    direct = kr.evaluate.robust_accuracy(
+        model, x, y, lambda m, a, b: kr.attacks.pgd(m, a, b, 16 / 255, 4 / 255, 20, seed=0))
+    assert report.accuracy("pgd20_ce") == pytest.approx(direct, abs=1e-9)
+    assert report.robust_accuracy <= report.accuracy("fgsm")
+    steps = [p["steps"] for p in report.results["steps_curve"]]
+    assert steps == [1, 2, 5, 10, 20, 50, 100]
+    assert report.results["epsilon_curve"][-1]["accuracy"] <= 0.05
+
+
+def test_honest_model_passes_and_masked_model_is_flagged():
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model)
+    honest = kr.evaluate.robustness_report(model, (x, y), epsilon=16 / 255, attacks=WHITE_BOX,
+                                           progress=False)
+    masked = kr.evaluate.robustness_report(_masked(model), (x, y), epsilon=16 / 255,
+                                           attacks=WHITE_BOX, progress=False)
+    status = {c.name: c.status for c in honest.checks}
+    assert status["cross-entropy and margin-loss attacks agree"] == "PASS"
+    assert honest.passed, honest.summary()
+    flagged = {c.name: c.status for c in masked.checks}
+    assert flagged["cross-entropy and margin-loss attacks agree"] == "FAIL"
+    assert not masked.passed
+    # The masked model's CE accuracy is far above its CW accuracy, and the
+    # summary says so instead of praising it.
+    assert masked.accuracy("pgd20_ce") > masked.accuracy("pgd20_cw") + 0.2
+    assert "FAIL cross-entropy and margin-loss attacks agree" in masked.summary()
+    # The headline figure is the worst case, not the flattering CE number.
+    assert masked.robust_accuracy == pytest.approx(
+        min(masked.accuracy(k) for k in masked.results["attacks"]))
+
+
+def test_outputs_are_written(tmp_path):
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model, n=40)
+    report = kr.evaluate.robustness_report(model, (x, y), epsilon=16 / 255,
+                                           attacks=["fgsm", "pgd7_ce", "curves"],
+                                           output_dir=str(tmp_path), progress=False,
+                                           surrogate=linear_model(num_classes=4, seed=9))
+    for name in ("report.json", "report.md", "accuracy_vs_epsilon.png", "accuracy_vs_steps.png"):
+        assert os.path.getsize(tmp_path / name) > 0
+    payload = json.loads((tmp_path / "report.json").read_text())
+    assert payload["clean"] == report.clean_accuracy and len(payload["checks"]) == 7
+    assert "| FGSM |" in (tmp_path / "report.md").read_text()
+    assert report.results["transfer"]["accuracy"] >= report.robust_accuracy
+
+
+def test_checks_on_hand_made_results():
+    results = {
+        "attacks": {
+            "fgsm": {"name": "FGSM", "accuracy": 0.30},
+            "pgd20_ce": {"name": "PGD-20 (CE)", "accuracy": 0.40},
+            "pgd20_cw": {"name": "PGD-20 (CW)", "accuracy": 0.20},
+        },
+        "autoattack": {"accuracy": 0.19, "apgd_only": 0.2, "square_alone": 0.5, "components": []},
+        "transfer": {"accuracy": 0.7},
+        "epsilon_curve": [{"epsilon": 0.25, "accuracy": 0.0, "steps": 20}],
+        "steps_curve": [],
+    }
+    status = {c.name: c.status for c in checks.run_checks(results)}
+    assert status["iterative attacks beat single-step ones"] == "FAIL"      # 40% > 30% + 2
+    assert status["cross-entropy and margin-loss attacks agree"] == "FAIL"  # 40% > 20% + 5
+    assert status["white-box attacks beat transfer attacks"] == "PASS"
+    assert status["accuracy falls to ~0 at a large budget"] == "PASS"
+    assert status["PGD and AutoAttack-style attacks agree"] == "PASS"       # best PGD 20% vs 19%
+    assert status["gradient-free attack does not beat gradient attacks"] == "PASS"
+
+
+def test_bad_arguments():
+    model = linear_model(num_classes=4)
+    x, y = _data(model, n=8)
+    with pytest.raises(ValueError, match="pgd20_ce"):
+        kr.evaluate.robustness_report(model, (x, y), attacks=["pgd999"], progress=False)
+    with pytest.raises(ValueError, match="255"):
+        kr.evaluate.robustness_report(model, (x * 255, y), attacks=["fgsm"], progress=False)
+    with pytest.raises(ValueError):
+        kr.evaluate.robustness_report(model, (x, y), epsilon=0.0, progress=False)
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        kr.evaluate.robustness_report(model, (x, y + 10), attacks=["fgsm"], progress=False)
