@@ -38,6 +38,7 @@ setup(
         "numpy>=2.0,<3",
         "scipy>=1.11",
         "opencv-python>=4.10",
+        "Pillow>=10",
         "absl-py>=2.0",
         # tensorflow-datasets imports it to download but does not declare it.
         "importlib_resources>=6.0",

@@ -1,0 +1,126 @@
+"""Accuracy under corruption: :func:`corruption_accuracy` (a CIFAR-10-C on the fly).
+
+Example:
+
+>>> predict = lambda x: np.zeros((len(x), 10), np.float32)
+>>> x = np.zeros((4, 32, 32, 3), np.uint8)
+>>> acc = corruption_accuracy(predict, x, np.zeros(4, int), names=["fog"], severities=[1],
+...                           progress=False)
+>>> acc[("fog", 1)]
+1.0
+"""
+from __future__ import annotations
+
+import sys
+import time
+import zlib
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from keras_robust.corruptions import _checks
+from keras_robust.corruptions.api import SEVERITIES, corrupt
+from keras_robust.corruptions.names import NAMES
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return np.asarray(value)
+
+
+def _name_key(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def corruption_accuracy(
+    predict_fn: Callable[[np.ndarray], Any],
+    images_uint8: Any,
+    labels: Any,
+    names: Sequence[str] = NAMES,
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> dict[tuple[str, int], float]:
+    """Top-1 accuracy of a classifier on corrupted copies of a test set.
+
+    Every ``(name, severity)`` pair corrupts all images (in chunks of
+    ``batch_size``, each chunk seeded by
+    ``derive_seed(seed, crc32(name), severity, chunk)``, so results do not
+    depend on the order of ``names``) and runs ``predict_fn`` on them as
+    float32 [0, 1] NHWC batches.
+
+    Args:
+        predict_fn: Maps a float32 [0, 1] batch ``(B, H, W, C)`` to logits or
+            probabilities ``(B, classes)``; a Keras model works (it is called
+            as ``predict_fn(x)``, i.e. in inference mode).
+        images_uint8: Clean uint8 images ``(N, H, W, C)``.
+        labels: ``(N,)`` class indices or ``(N, classes)`` one-hot/soft labels
+            (argmax is taken).
+        names: Corruptions to evaluate (default: all of
+            :data:`keras_robust.corruptions.NAMES`).
+        severities: Severities to evaluate (default 1..5).
+        seed: Non-negative int; the same seed gives the same corrupted images.
+        batch_size: Images per corruption call and per ``predict_fn`` call.
+        progress: Print one line per corruption (accuracies per severity and
+            elapsed time) to stderr.
+
+    Returns:
+        A dict mapping ``(name, severity)`` to accuracy in [0, 1], in the
+        order of ``names`` then ``severities``.
+
+    Raises:
+        TypeError, ValueError: Bad images (see
+            :func:`keras_robust.corruptions.corrupt`), names or severities;
+            labels whose length differs from the images; a non-positive
+            ``batch_size``.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.zeros((8, 32, 32, 3), np.uint8); y = np.zeros(8, int)
+    >>> res = corruption_accuracy(model, x, y, names=["snow"], severities=[1, 5], progress=False)
+    >>> sorted(res)
+    [('snow', 1), ('snow', 5)]
+    """
+    images, _ = _checks.images(images_uint8, "corruption_accuracy")
+    names = _checks.names(names)
+    severities = _checks.severities(severities)
+    seed = _checks.seed(seed)
+    batch_size = int(batch_size)
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    y = _to_numpy(labels)
+    if y.ndim == 2:
+        y = y.argmax(axis=-1)
+    y = y.reshape(-1).astype(np.int64)
+    if len(y) != len(images):
+        raise ValueError(f"Got {len(images)} images but {len(y)} labels.")
+
+    results: dict[tuple[str, int], float] = {}
+    start = time.perf_counter()
+    for k, name in enumerate(names):
+        tic = time.perf_counter()
+        for severity in severities:
+            correct = 0
+            for chunk, lo in enumerate(range(0, len(images), batch_size)):
+                batch_seed = _checks.derive_seed(seed, _name_key(name), severity, chunk)
+                x = corrupt(images[lo : lo + batch_size], name, severity, seed=batch_seed)
+                logits = _to_numpy(predict_fn(x.astype(np.float32) / np.float32(255.0)))
+                correct += int((logits.argmax(axis=-1) == y[lo : lo + batch_size]).sum())
+            results[(name, severity)] = correct / max(len(images), 1)
+        if progress:
+            accs = " ".join(f"s{s}={results[(name, s)]:.3f}" for s in severities)
+            print(
+                f"[corruption_accuracy] {k + 1}/{len(names)} {name:<18s} {accs} "
+                f"({time.perf_counter() - tic:.1f}s, total {time.perf_counter() - start:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results
+
+
+__all__ = ["corruption_accuracy"]
