@@ -7,8 +7,9 @@
 (`$KERAS_ROBUST_CIFAR10`, `../shared/datasets/cifar10_jpeg.npz`) and TFDS
 otherwise. Budgets are in pixel levels (8 means 8/255). The summary is clean
 accuracy, FGSM and PGD-10/PGD-20 (eps 8/255, step 2/255, random start) on the
-first `--eval_limit` test images; `--output_dir` receives `summary.json`, the
-`.keras` model and a SavedModel.
+first `--eval_limit` test images (`--report=quick|standard` adds the full
+robustness report); `--output_dir` receives `summary.json`, the `.keras` model
+and a SavedModel.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"]
 flags.DEFINE_integer("seed", 0, "Seed of weights, data order and the defence's randomness.")
 flags.DEFINE_string("output_dir", None, "Where to write summary.json and the models.")
 flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip.")
+flags.DEFINE_enum("report", "none", ["none", "quick", "standard"],
+                  "Also run the full robustness report (written to output_dir/report).")
 
 
 def _defense_kwargs(defense_cls) -> dict:
@@ -78,15 +81,11 @@ def main(argv):
     from keras_robust import experiment
 
     keras.utils.set_random_seed(FLAGS.seed)
-    source = experiment.resolve_source(FLAGS.data)
-    data_info = kr.data.info(source)
+    train, steps_per_epoch, (x_test, y_test), data_info = experiment.load_cifar(
+        FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit,
+        FLAGS.seed)
+    source = data_info.name
     logging.info("data: %s (%d classes)", source, data_info.num_classes)
-    train = kr.data.load(source, "train", batch_size=FLAGS.batch_size, augment=FLAGS.augment,
-                         limit=FLAGS.train_limit, seed=FLAGS.seed)
-    x_test, y_test = kr.data.load_arrays(source, "test", limit=FLAGS.eval_limit)
-    steps_per_epoch = int(train.cardinality())
-    if steps_per_epoch < 1:  # unknown cardinality (TFDS or folders): count once
-        steps_per_epoch = sum(1 for _ in train)
 
     strategy = experiment.strategy(FLAGS.strategy)
     with strategy.scope():
@@ -124,11 +123,7 @@ def main(argv):
         "accuracy": results, "history": history.history,
         "flags": {f.name: f.value for f in FLAGS.get_flags_for_module(sys.argv[0])},
     }
-    if FLAGS.output_dir:
-        experiment.save_json(os.path.join(FLAGS.output_dir, "summary.json"), summary)
-        model.save(os.path.join(FLAGS.output_dir, "model.keras"))
-        model.export(os.path.join(FLAGS.output_dir, "savedmodel"), verbose=False)
-        print(f"wrote {FLAGS.output_dir}/summary.json, model.keras and savedmodel/")
+    experiment.finish(model, (x_test, y_test), FLAGS.output_dir, FLAGS.report, extra=summary)
 
 
 if __name__ == "__main__":

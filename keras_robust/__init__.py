@@ -10,11 +10,11 @@ model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accur
 model.fit(kr.data.load("cifar10", "train", augment=True), epochs=5)
 ```
 """
-from keras_robust import attacks, backbones, data, defenses, evaluate, experiment
-from keras_robust.defenses import PGDATModel, RobustModel
+from keras_robust import attacks, backbones, data, defenses, evaluate, experiment, losses
+from keras_robust.defenses import BATModel, PGDATModel, RobustModel
 from keras_robust.version import __version__
 
 __all__ = [
-    "PGDATModel", "RobustModel", "__version__", "attacks", "backbones", "data", "defenses", "evaluate",
-    "experiment",
+    "BATModel", "PGDATModel", "RobustModel", "__version__", "attacks", "backbones", "data",
+    "defenses", "evaluate", "experiment", "losses",
 ]

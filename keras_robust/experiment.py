@@ -140,3 +140,138 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
+
+
+def load_cifar(
+    source: str = "auto",
+    batch_size: int = 128,
+    augment: bool = True,
+    train_limit: int | None = None,
+    eval_limit: int | None = 1000,
+    seed: int | None = 0,
+):
+    """The training pipeline and the evaluation arrays of a CIFAR-like source.
+
+    Args:
+        source: "auto" (see `resolve_source`), a TFDS name, an `.npz` copy or a folder.
+        batch_size: training batch size.
+        augment: pad-4 random crop and flip.
+        train_limit: use only the first N training images.
+        eval_limit: keep the first N test images (None for all).
+        seed: shuffling and augmentation seed.
+
+    Returns:
+        `(train_dataset, steps_per_epoch, (x_test, y_test), info)` with uint8
+        test images and a `keras_robust.data.DatasetInfo`.
+
+    Example:
+
+    >>> train, steps, (x_test, y_test), info = load_cifar("auto", train_limit=10000)
+    """
+    from keras_robust import data
+
+    source = resolve_source(source)
+    info = data.info(source)
+    train = data.load(source, "train", batch_size=batch_size, augment=augment,
+                      limit=train_limit or None, seed=seed)
+    steps = int(train.cardinality())
+    if steps < 1:  # unknown cardinality (TFDS, folders): count once
+        steps = sum(1 for _ in train)
+    test = data.load_arrays(source, "test", limit=eval_limit or None)
+    return train, steps, test, info
+
+
+class ServedModel:
+    """A SavedModel's `serve` endpoint as a named callable: images -> logits.
+
+    Args:
+        path: the SavedModel directory (as written by `model.export`).
+
+    Example:
+
+    >>> served = ServedModel("runs/bat/savedmodel")
+    >>> logits = served(images)
+    """
+
+    def __init__(self, path: str):
+        self.loaded = tf.saved_model.load(path)
+        if hasattr(self.loaded, "serve"):
+            self._function = self.loaded.serve
+        elif "serve" in getattr(self.loaded, "signatures", {}):
+            signature = self.loaded.signatures["serve"]
+            self._function = lambda x: list(signature(x).values())[0]
+        else:
+            raise ValueError(f"SavedModel {path!r} has no `serve` endpoint.")
+        self.name = os.path.basename(os.path.normpath(path))
+
+    def __call__(self, images):
+        return self._function(tf.convert_to_tensor(images, tf.float32))
+
+
+def load_model(path: str):
+    """A `.keras` file (any keras_robust defence) or a SavedModel directory, as a
+    callable mapping [0, 1] images to logits.
+
+    Example:
+
+    >>> model = load_model("runs/bat/model.keras")
+    """
+    import keras
+
+    if path.endswith(".keras"):
+        return keras.saving.load_model(path, safe_mode=True)
+    if os.path.isdir(path):
+        return ServedModel(path)
+    raise ValueError(f"Expected a .keras file or a SavedModel directory, got {path!r}.")
+
+
+def finish(
+    model,
+    test: tuple[np.ndarray, np.ndarray],
+    output_dir: str | None,
+    report: str = "quick",
+    epsilon: float = 8 / 255,
+    extra: dict | None = None,
+    corruptions: str | None = None,
+    surrogate=None,
+):
+    """The end of every example: the robustness report, the models, a summary.
+
+    Writes `output_dir/report/` (JSON, Markdown, plots), `model.keras`, a
+    SavedModel in `savedmodel/` and `summary.json` (the report's headline
+    figures plus `extra`).
+
+    Args:
+        model: the trained defence.
+        test: uint8 or float test images and labels.
+        output_dir: where to write (None: print only).
+        report: "standard", "quick" or "none".
+        epsilon: the report's budget.
+        extra: more fields for summary.json (timings, flags...).
+        corruptions: the report's corruption set (None, "all", "mtlat").
+        surrogate: a model for the report's transfer attack.
+
+    Returns:
+        The `RobustnessReport` (or None when `report="none"`).
+    """
+    from keras_robust import evaluate
+
+    result = None
+    summary = dict(extra or {})
+    if report != "none":
+        result = evaluate.robustness_report(
+            model, test, epsilon=epsilon, attacks=report, corruptions=corruptions,
+            surrogate=surrogate, output_dir=os.path.join(output_dir, "report") if output_dir else None,
+        )
+        summary.update(clean=result.clean_accuracy, robust=result.robust_accuracy,
+                       checks_passed=result.passed,
+                       attacks={k: v["accuracy"] for k, v in result.results["attacks"].items()},
+                       autoattack=(result.results.get("autoattack") or {}).get("accuracy"))
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        model.save(os.path.join(output_dir, "model.keras"))
+        model.export(os.path.join(output_dir, "savedmodel"), verbose=False)
+        save_json(os.path.join(output_dir, "summary.json"), summary)
+        print(f"wrote {output_dir}/: model.keras, savedmodel/, summary.json"
+              + (", report/" if result is not None else ""))
+    return result

@@ -16,6 +16,7 @@ from tests.helpers import tiny_cnn
 WRAPPERS = [
     ("plain", lambda bb: kr.RobustModel(bb, seed=1)),
     ("pgd_at", lambda bb: kr.PGDATModel(bb, epsilon=0.05, step_size=0.02, steps=2, seed=1)),
+    ("bat", lambda bb: kr.BATModel(bb, epsilon=0.05, seed=1)),
 ]
 
 

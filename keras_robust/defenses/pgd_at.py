@@ -73,12 +73,22 @@ class PGDATModel(RobustModel):
         self.target = None if target in (None, "none") else check_choice(target, TARGET_MODES, "target")
 
     def adversarial_examples(
-        self, x: tf.Tensor, y: tf.Tensor, target_source: str = "clean"
+        self, x: tf.Tensor, y: tf.Tensor, target: Any = "default", target_source: str = "clean"
     ):
-        """Runs the training attack on a batch; returns the engine's `AttackResult`."""
+        """Runs the training attack on a batch; returns the engine's `AttackResult`.
+
+        Args:
+            x: the clean images.
+            y: label rows.
+            target: the target ("default": the model's `target`), or target
+                classes chosen by the caller.
+            target_source: where "mc"/"ll" targets are chosen ("clean" or
+                "start", see `keras_robust.attacks._engine.iterative_attack`).
+        """
         return iterative_attack(
             self.attack_logits, x, y, epsilon=self.epsilon, step_size=self.step_size,
-            steps=self.steps, norm=self.norm, loss=self.attack_loss, target=self.target,
+            steps=self.steps, norm=self.norm, loss=self.attack_loss,
+            target=self.target if isinstance(target, str) and target == "default" else target,
             random_start=self.random_start, seed=self.step_seed(1), target_source=target_source,
         )
 

@@ -1,0 +1,149 @@
+"""Bilateral adversarial training (Wang & Zhang, ICCV 2019).
+
+Both sides of a training pair are perturbed: the image by a one-step (or
+two-step) targeted attack toward the most confusing class from a random start,
+the label by the closed-form adversarial label of eq. 14 with the budget of
+eq. 18. The batch holds only perturbed pairs. `BATModel` is `PGDATModel` plus
+the label adversary, so every model of the paper's Tables 3 to 6 is a
+constructor argument away (see `VARIANTS`), Madry-LA included.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from keras_robust._validation import check_choice, check_fraction, check_positive
+from keras_robust.attacks.targets import select_target
+from keras_robust.defenses.base import TrainingBatch
+from keras_robust.defenses.pgd_at import PGDATModel
+from keras_robust.losses import adversarial_labels, smoothed_labels
+
+LABELS = ("adversarial", "smoothing", "onehot")
+LABEL_SOURCES = ("start", "clean")
+
+# The models the BAT paper compares (Tables 3-6), as BATModel arguments.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "R-FGSM": dict(target=None, label="onehot"),
+    "R-LL": dict(target="ll", label="onehot"),
+    "R-MC": dict(target="mc", label="onehot"),
+    "R-FGSM-LS": dict(target=None, label="smoothing", label_epsilon=0.5),
+    "R-MC-LS": dict(target="mc", label="smoothing", label_epsilon=0.5),
+    "R-MC-LA": dict(target="mc", label="adversarial"),
+    "Madry-LA": dict(target=None, label="adversarial", steps=7, step_size=2 / 255),
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_robust")
+class BATModel(PGDATModel):
+    """Bilateral adversarial training: adversarial image and adversarial label.
+
+    Each step attacks the batch with `steps` targeted steps of size
+    `epsilon / steps` from a random start (R-MC: toward the most confusing
+    class), replaces the labels by their adversarial version (eq. 14 with
+    eq. 18's budget) or by smoothed labels, and trains on those pairs only.
+
+    Args:
+        backbone: a Keras model mapping [0, 1] images to logits.
+        epsilon: the L-inf image budget.
+        steps: attack steps (1 in the paper; 2 for ImageNet-size budgets).
+        target: "mc" (most confusing), "ll", "random", or None/"none" for
+            the untargeted attack (R-FGSM).
+        random_start: start from a uniformly random point of the ball.
+        label: "adversarial" (LA), "smoothing" (LS) or "onehot".
+        beta: eq. 16's multiplier for the adversarial label.
+        gamma: eq. 14's constant.
+        label_epsilon: the budget of "smoothing" labels.
+        step_size: the attack step; default `epsilon / steps`.
+        label_source: where the MC target and the label come from: "start"
+            (the logits of the random-start point, which the attack's first
+            gradient pass computes anyway: no extra forward pass) or "clean"
+            (an extra forward pass on the clean images, as the authors' code).
+            Without a random start the two are the same.
+        **kwargs: passed to `PGDATModel` (`seed`, `norm`, `loss`, ...).
+
+    Example:
+
+    ```python
+    backbone = keras_robust.backbones.wide_resnet(28, 10)
+    model = keras_robust.BATModel(backbone, epsilon=8 / 255, beta=9.0)       # R-MC-LA
+    baseline = keras_robust.BATModel.variant("R-MC", backbone)               # no label adversary
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
+    model.fit(train_ds, epochs=100)
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone: keras.Model,
+        epsilon: float = 8 / 255,
+        steps: int = 1,
+        target: str | None = "mc",
+        random_start: bool = True,
+        label: str = "adversarial",
+        beta: float = 9.0,
+        gamma: float = 0.01,
+        label_epsilon: float = 0.5,
+        step_size: float | None = None,
+        label_source: str = "start",
+        **kwargs: Any,
+    ):
+        from keras_robust._validation import check_positive_int
+
+        steps = check_positive_int(steps, "steps")
+        if step_size is None:
+            step_size = float(epsilon) / steps
+        super().__init__(
+            backbone, epsilon=epsilon, step_size=step_size, steps=steps,
+            random_start=random_start, target=target, **kwargs,
+        )
+        self.label = check_choice(label, LABELS, "label")
+        self.beta = check_positive(beta, "beta")
+        self.gamma = check_positive(gamma, "gamma")
+        self.label_epsilon = check_fraction(label_epsilon, "label_epsilon")
+        self.label_source = check_choice(label_source, LABEL_SOURCES, "label_source")
+
+    @classmethod
+    def variant(cls, name: str, backbone: keras.Model, **overrides: Any) -> "BATModel":
+        """One of the paper's models by name (see `VARIANTS`).
+
+        Example:
+
+        >>> model = BATModel.variant("R-MC-LS", backbone, epsilon=8 / 255)
+        """
+        check_choice(name, VARIANTS, "BAT variant")
+        return cls(backbone, **{**VARIANTS[name], **overrides})
+
+    def perturb_labels(self, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """The training labels: adversarial (from `logits`), smoothed or one-hot."""
+        if self.label == "adversarial":
+            return adversarial_labels(logits, y, self.beta, self.gamma)
+        if self.label == "smoothing":
+            return smoothed_labels(y, self.num_classes, self.label_epsilon)
+        return y
+
+    def training_batch(self, x, y, sample_weight) -> TrainingBatch:
+        needs_clean = self.label_source == "clean" and (
+            self.label == "adversarial" or self.target in ("mc", "ll")
+        )
+        if needs_clean:
+            clean_logits = self.attack_logits(x)
+            target = select_target(
+                self.target, tf.argmax(y, -1, output_type=tf.int32), self.num_classes,
+                clean_logits, self.step_seed(2),
+            )
+            result = self.adversarial_examples(x, y, target=target)
+            label_logits = clean_logits
+        else:
+            result = self.adversarial_examples(x, y, target_source="start")
+            label_logits = result.start_logits
+        return TrainingBatch(result.x_adv, self.perturb_labels(label_logits, y), sample_weight)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            label=self.label, beta=self.beta, gamma=self.gamma, label_epsilon=self.label_epsilon,
+            label_source=self.label_source,
+        )
+        return config
