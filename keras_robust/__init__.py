@@ -11,10 +11,10 @@ model.fit(kr.data.load("cifar10", "train", augment=True), epochs=5)
 ```
 """
 from keras_robust import attacks, backbones, data, defenses, evaluate, experiment, losses
-from keras_robust.defenses import BATModel, PGDATModel, RobustModel
+from keras_robust.defenses import BATModel, BPFCModel, PGDATModel, RobustModel
 from keras_robust.version import __version__
 
 __all__ = [
-    "BATModel", "PGDATModel", "RobustModel", "__version__", "attacks", "backbones", "data",
+    "BATModel", "BPFCModel", "PGDATModel", "RobustModel", "__version__", "attacks", "backbones", "data",
     "defenses", "evaluate", "experiment", "losses",
 ]

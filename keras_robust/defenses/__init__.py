@@ -16,12 +16,14 @@ from keras_robust._validation import check_choice
 from keras_robust.defenses.bat import VARIANTS as BAT_VARIANTS
 from keras_robust.defenses.bat import BATModel
 from keras_robust.defenses.base import RobustModel, TrainingBatch, replica_scale
+from keras_robust.defenses.bpfc import BPFCModel, LambdaSchedule, LambdaScheduler
 from keras_robust.defenses.pgd_at import PGDATModel
 
 DEFENSES: dict[str, type[RobustModel]] = {
     "plain": RobustModel,
     "pgd_at": PGDATModel,
     "bat": BATModel,
+    "bpfc": BPFCModel,
 }
 
 
@@ -44,4 +46,6 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
     return DEFENSES[name](backbone, **kwargs)
 
 
-__all__ = ["BATModel", "BAT_VARIANTS", "DEFENSES", "PGDATModel", "RobustModel", "TrainingBatch", "get", "replica_scale"]
+__all__ = [
+    "BATModel", "BAT_VARIANTS", "BPFCModel", "DEFENSES", "LambdaSchedule", "LambdaScheduler",
+    "PGDATModel", "RobustModel", "TrainingBatch", "get", "replica_scale"]
