@@ -2,7 +2,8 @@
 
     python examples/cifar10_bat.py                       # the paper: WRN-28-10, 100 epochs
     python examples/cifar10_bat.py --backbone=small_cnn --epochs=5 --schedule=cosine \
-        --variant=R-MC-LS --output_dir=runs/bat_ls      # a quick CPU run of a variant
+        --weight_decay=0 --optimizer_weight_decay=5e-4 --variant=R-MC-LS \
+        --output_dir=runs/bat_ls                        # a CPU run of a variant
 
 Defaults are the paper's R-MC-LA: WRN-28-10, eps 8/255, one-step attack toward
 the most confusing class from a random start, adversarial labels with beta 9,
@@ -28,6 +29,7 @@ flags.DEFINE_float("lr", 0.1, "Initial learning rate.")
 flags.DEFINE_enum("schedule", "piecewise", ["piecewise", "cosine", "constant"], "LR schedule.")
 flags.DEFINE_list("lr_boundaries", ["60", "90"], "Epochs of the x0.1 decays (piecewise).")
 flags.DEFINE_float("weight_decay", 2e-4, "L2 weight decay on kernels (coupled, as the authors).")
+flags.DEFINE_float("optimizer_weight_decay", 0.0, "Decoupled weight decay of the optimizer.")
 flags.DEFINE_float("epsilon", 8.0, "Image budget in pixel levels (/255).")
 flags.DEFINE_integer("steps", None, "Attack steps (default: the variant's, 1 for BAT).")
 flags.DEFINE_float("beta", 9.0, "The adversarial label's multiplier (eq. 16).")
@@ -64,7 +66,7 @@ def main(argv):
         model = kr.BATModel.variant(FLAGS.variant, backbone, **overrides)
         model.compile(
             optimizer=experiment.sgd(FLAGS.epochs, steps_per_epoch, FLAGS.lr, FLAGS.schedule,
-                                     weight_decay=0.0,
+                                     weight_decay=FLAGS.optimizer_weight_decay,
                                      boundaries=[int(b) for b in FLAGS.lr_boundaries]),
             metrics=["accuracy"],
         )

@@ -42,6 +42,8 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"]
 flags.DEFINE_integer("seed", 0, "Seed of weights, data order and the defence's randomness.")
 flags.DEFINE_string("output_dir", None, "Where to write summary.json and the models.")
 flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip.")
+flags.DEFINE_float("label_smoothing", 0.0,
+                   "Train toward BAT-style smoothed labels with this budget (0: one-hot).")
 flags.DEFINE_enum("report", "none", ["none", "quick", "standard"],
                   "Also run the full robustness report (written to output_dir/report).")
 
@@ -95,7 +97,9 @@ def main(argv):
         )
         defense_cls = kr.defenses.DEFENSES[FLAGS.defense]
         model = defense_cls(backbone, **_defense_kwargs(defense_cls))
+        loss = kr.losses.SmoothedLabelCrossentropy(FLAGS.label_smoothing) if FLAGS.label_smoothing else None
         model.compile(
+            loss=loss,
             optimizer=experiment.sgd(
                 FLAGS.epochs, steps_per_epoch, FLAGS.lr, FLAGS.schedule,
                 weight_decay=FLAGS.weight_decay,

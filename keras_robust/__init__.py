@@ -10,11 +10,12 @@ model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accur
 model.fit(kr.data.load("cifar10", "train", augment=True), epochs=5)
 ```
 """
-from keras_robust import attacks, backbones, data, defenses, evaluate, experiment, losses
-from keras_robust.defenses import BATModel, BPFCModel, PGDATModel, RobustModel
+from keras_robust import afs, attacks, backbones, data, defenses, evaluate, experiment, losses
+from keras_robust.defenses import AFSModel, BATModel, BPFCModel, PGDATModel, RobustModel
 from keras_robust.version import __version__
 
 __all__ = [
-    "BATModel", "BPFCModel", "PGDATModel", "RobustModel", "__version__", "attacks", "backbones", "data",
+    "AFSModel", "BATModel", "BPFCModel", "PGDATModel", "RobustModel", "__version__", "afs", "attacks",
+    "backbones", "data",
     "defenses", "evaluate", "experiment", "losses",
 ]

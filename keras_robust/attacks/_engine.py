@@ -101,7 +101,8 @@ def iterative_attack(
         step_size: step, scalar or [B].
         steps: number of steps (>= 1, a Python int).
         norm: "linf" or "l2" (ball and step).
-        loss: an objective of `keras_robust.attacks.objectives`.
+        loss: an objective of `keras_robust.attacks.objectives`, or a callable
+            `(logits, y, target) -> [B]` objective to maximise.
         target: None, "mc", "ll", "random" or labels.
         random_start: start from a random point of the ball.
         seed: optional [2] int seed; makes every random draw reproducible.
@@ -117,6 +118,7 @@ def iterative_attack(
     y = sparse_labels(y)
     eps = per_sample(epsilon, x)
     alpha = per_sample(step_size, x)
+    objective_fn = loss if callable(loss) else (lambda z, y_, t: objective(loss, z, y_, t))
     kernel = gaussian_kernel(smoothing_kernel, int(x.shape[-1])) if smoothing_kernel else None
 
     # Targets given as labels are used as they are; "mc"/"ll" chosen at the clean
@@ -145,7 +147,7 @@ def iterative_attack(
                         fold_seed(seed, 2),
                     )
                 )
-            total = tf.reduce_sum(objective(loss, logits, y, target_classes))
+            total = tf.reduce_sum(objective_fn(logits, y, target_classes))
         return tape.gradient(total, x_adv), logits, target_classes
 
     def step(x_adv, grad, velocity):

@@ -15,6 +15,7 @@ import keras
 from keras_robust._validation import check_choice
 from keras_robust.defenses.bat import VARIANTS as BAT_VARIANTS
 from keras_robust.defenses.bat import BATModel
+from keras_robust.defenses.afs import AFSModel
 from keras_robust.defenses.base import RobustModel, TrainingBatch, replica_scale
 from keras_robust.defenses.bpfc import BPFCModel, LambdaSchedule, LambdaScheduler
 from keras_robust.defenses.pgd_at import PGDATModel
@@ -47,5 +48,5 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
 
 
 __all__ = [
-    "BATModel", "BAT_VARIANTS", "BPFCModel", "DEFENSES", "LambdaSchedule", "LambdaScheduler",
+    "AFSModel", "BATModel", "BAT_VARIANTS", "BPFCModel", "DEFENSES", "LambdaSchedule", "LambdaScheduler",
     "PGDATModel", "RobustModel", "TrainingBatch", "get", "replica_scale"]

@@ -1,0 +1,167 @@
+"""Adversarial feature stacking (Liu & Zhao, 2022): the merger of the AFS model.
+
+Several extractors, adversarially trained at different budgets, are frozen;
+their penultimate features are concatenated and a linear merger is trained on
+
+    alpha * L(clean) + (1 - alpha) * L(PGD against the whole stack)      (eq. 5)
+
+The stack (extractors + concatenation + merger) is the model's backbone, so
+`call`, `.keras` saving (extractors included) and `export()` (one SavedModel)
+are the shared wrapper's. Training the extractors, choosing their budgets
+(Delta-z, eq. 8) and reading the merger (importance ratios) live in
+`keras_robust.afs`.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+
+from keras_robust._validation import check_fraction
+from keras_robust.defenses.base import TrainingBatch
+from keras_robust.defenses.pgd_at import PGDATModel
+
+
+def feature_extractor(model: keras.Model, feature_layer: int | str = -2, name: str | None = None
+                      ) -> keras.Model:
+    """The sub-model from `model`'s input to the output of `feature_layer`.
+
+    Args:
+        model: a trained functional classifier (or a defence: its backbone is used).
+        feature_layer: the layer index (-2: the one before the logits layer) or name.
+        name: the sub-model's name.
+
+    Returns:
+        A frozen functional model from images to flat features.
+    """
+    model = getattr(model, "backbone", model)
+    if not isinstance(model, keras.Model) or not hasattr(model, "inputs") or model.inputs is None:
+        raise TypeError(
+            "Extractors must be functional Keras models (or defences wrapping one), got "
+            f"{type(model).__name__}."
+        )
+    layer = model.get_layer(feature_layer) if isinstance(feature_layer, str) else model.layers[feature_layer]
+    features = layer.output
+    if len(features.shape) != 2:
+        features = keras.layers.Flatten(name=f"{name or model.name}_flatten")(features)
+    extractor = keras.Model(model.inputs, features, name=name or f"{model.name}_features")
+    extractor.trainable = False
+    return extractor
+
+
+def build_stack(
+    extractors: Sequence[keras.Model], num_classes: int | None = None,
+    feature_layer: int | str = -2, name: str = "afs_stack",
+) -> keras.Model:
+    """Frozen extractors -> concatenated features -> linear merger (eq. 1-2).
+
+    Features concatenate in extractor order; the merger is a `Dense` layer
+    named "merger" with float32 output.
+
+    Returns:
+        A functional model from [0, 1] images to logits.
+    """
+    extractors = list(extractors)
+    if len(extractors) < 1:
+        raise ValueError("AFS needs at least one extractor (the paper stacks 6).")
+    first = getattr(extractors[0], "backbone", extractors[0])
+    input_shape = tuple(first.input_shape[1:])
+    num_classes = num_classes or int(first.output_shape[-1])
+    inputs = keras.Input(input_shape, dtype="float32", name="images")
+    features = []
+    for index, model in enumerate(extractors):
+        backbone = getattr(model, "backbone", model)
+        if tuple(backbone.input_shape[1:]) != input_shape:
+            raise ValueError(
+                f"Extractor {index} takes {tuple(backbone.input_shape[1:])}, the first takes "
+                f"{input_shape}; all extractors must take the same images."
+            )
+        extractor = feature_extractor(backbone, feature_layer, name=f"extractor_{index}")
+        features.append(extractor(inputs, training=False))
+    stacked = features[0] if len(features) == 1 else keras.layers.Concatenate(name="features")(features)
+    logits = keras.layers.Dense(num_classes, name="merger", dtype="float32")(stacked)
+    return keras.Model(inputs, logits, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_robust")
+class AFSModel(PGDATModel):
+    """The AFS model: a linear merger over frozen, adversarially trained extractors.
+
+    Only the merger trains; the extractors' weights and BatchNorm statistics
+    are untouched (they are frozen and always run in inference mode). Each step
+    attacks the whole stack with PGD and minimises eq. 5 on the clean and
+    adversarial halves of the batch.
+
+    Args:
+        extractors: trained classifiers (functional Keras models or defences),
+            e.g. from `keras_robust.afs.train_extractors`, in the order their
+            features are concatenated.
+        alpha: weight of the clean loss (0.5 in the paper).
+        epsilon: the budget of the merger's PGD.
+        steps: PGD steps.
+        feature_layer: the layer whose output is an extractor's feature
+            (-2: the input of the logits layer; "features" in this library's
+            backbones).
+        step_size: PGD step; default `epsilon / 4`.
+        num_classes: classes of the merger (default: the first extractor's).
+        backbone: the stack itself, when rebuilding a saved model (leave None).
+        **kwargs: passed to `PGDATModel` (`seed`, `random_start`, ...).
+
+    Example:
+
+    ```python
+    extractors = keras_robust.afs.train_extractors(builder, [3/255, 5/255, 8/255], train_ds,
+                                                   epochs=100, output_dir="extractors")
+    model = keras_robust.AFSModel(extractors, alpha=0.5, epsilon=8 / 255, steps=10)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), metrics=["accuracy"])
+    model.fit(train_ds, epochs=5)
+    ```
+    """
+
+    def __init__(
+        self,
+        extractors: Sequence[keras.Model] | None = None,
+        alpha: float = 0.5,
+        epsilon: float = 8 / 255,
+        steps: int = 10,
+        feature_layer: int | str = -2,
+        step_size: float | None = None,
+        num_classes: int | None = None,
+        backbone: keras.Model | None = None,
+        **kwargs: Any,
+    ):
+        if backbone is None:
+            if not extractors:
+                raise ValueError("AFSModel needs a non-empty list of `extractors`.")
+            backbone = build_stack(extractors, num_classes, feature_layer)
+        elif extractors:
+            raise ValueError("Pass either `extractors` or a built `backbone` stack, not both.")
+        super().__init__(
+            backbone, epsilon=epsilon, step_size=step_size if step_size is not None else epsilon / 4,
+            steps=steps, **kwargs,
+        )
+        self.alpha = check_fraction(alpha, "alpha")
+        self.feature_layer = feature_layer
+
+    @property
+    def extractors(self) -> list[keras.Model]:
+        """The frozen feature extractors, in concatenation order."""
+        return [layer for layer in self.backbone.layers if layer.name.startswith("extractor_")]
+
+    @property
+    def merger(self) -> keras.layers.Dense:
+        """The linear merger (the only trained layer)."""
+        return self.backbone.get_layer("merger")
+
+    def training_batch(self, x, y, sample_weight) -> TrainingBatch:
+        x_adv = self.adversarial_examples(x, y).x_adv
+        weight = tf.ones(tf.shape(x)[:1]) if sample_weight is None else tf.cast(sample_weight, tf.float32)
+        # The mean over the 2B rows with weights (2 alpha w, 2 (1 - alpha) w) is eq. 5.
+        weights = tf.concat([2.0 * self.alpha * weight, 2.0 * (1.0 - self.alpha) * weight], 0)
+        return TrainingBatch(tf.concat([x, x_adv], 0), tf.concat([y, y], 0), weights)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(alpha=self.alpha, feature_layer=self.feature_layer)
+        return config  # the stack is saved as the backbone; from_config rebuilds from it

@@ -1,0 +1,135 @@
+"""AFS: frozen extractors, eq. 5 by hand, feature order, export, and the tools."""
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_robust as kr
+from keras_robust import afs
+
+
+def _extractor(seed, width=6, classes=3, batchnorm=True):
+    """A small classifier whose layer -2 is a named feature layer."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    if batchnorm:
+        x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    features = keras.layers.Dense(width, activation="relu", name="features")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(features),
+                       name=f"net{seed}")
+
+
+def _data(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 6, 6, 1), dtype=np.float32), (np.arange(n) % 3).astype(np.int32)
+
+
+def test_only_the_merger_changes_during_fit():
+    extractors = [_extractor(1), _extractor(2, width=4)]
+    before = [[w.copy() for w in e.get_weights()] for e in extractors]
+    model = kr.AFSModel(extractors, alpha=0.5, epsilon=0.05, steps=2, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.5, momentum=0.9))
+    merger_before = [w.copy() for w in model.merger.get_weights()]
+    x, y = _data()
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    for extractor, weights in zip(extractors, before):
+        for a, b in zip(extractor.get_weights(), weights):  # incl. BatchNorm moving statistics
+            np.testing.assert_array_equal(a, b)
+    assert {id(w) for w in model.trainable_weights} == {id(w) for w in model.merger.weights}
+    assert any(not np.array_equal(a, b) for a, b in zip(model.merger.get_weights(), merger_before))
+
+
+def test_features_concatenate_in_extractor_order():
+    extractors = [_extractor(1, width=6), _extractor(2, width=4), _extractor(3, width=5)]
+    model = kr.AFSModel(extractors, steps=1)
+    x, _ = _data(4)
+    stacked = keras.Model(model.backbone.inputs, model.backbone.get_layer("features").output)(x)
+    expected = np.concatenate(
+        [keras.Model(e.inputs, e.get_layer("features").output)(x, training=False) for e in extractors],
+        axis=-1)
+    np.testing.assert_allclose(np.asarray(stacked), expected, atol=1e-6)
+    assert [int(e.output_shape[-1]) for e in model.extractors] == [6, 4, 5]
+
+
+def test_loss_matches_eq5_by_hand():
+    extractors = [_extractor(1, batchnorm=False), _extractor(2, batchnorm=False)]
+    alpha, eps = 0.3, 0.05
+    model = kr.AFSModel(extractors, alpha=alpha, epsilon=eps, steps=3, random_start=False, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    x, y = _data(8)
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    x_adv = kr.attacks.pgd(model.backbone, x, y, eps, eps / 4, 3, random_start=False)
+
+    def cross_entropy(images):
+        logits = model.backbone.predict(np.asarray(images), verbose=0)
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        return -np.mean(log_probs[np.arange(len(y)), y])
+
+    expected = alpha * cross_entropy(x) + (1 - alpha) * cross_entropy(x_adv)
+    np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-4)
+
+
+def test_save_load_and_export_round_trips(tmp_path):
+    model = kr.AFSModel([_extractor(1), _extractor(2)], epsilon=0.05, steps=1, seed=0)
+    model.compile(optimizer="sgd")
+    x, y = _data()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.save(str(tmp_path / "afs.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "afs.keras"), safe_mode=True)
+    assert isinstance(loaded, kr.AFSModel) and len(loaded.extractors) == 2
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    model.export(str(tmp_path / "served"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_allclose(served.serve(x).numpy(), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_importance_ratios_sum_to_one_and_follow_the_weights(tmp_path):
+    model = kr.AFSModel([_extractor(1, width=6), _extractor(2, width=4)], steps=1)
+    kernel, bias = model.merger.get_weights()
+    kernel[:6] = 3.0
+    kernel[6:] = 1.0
+    model.merger.set_weights([kernel, bias])
+    ratios = afs.importance(model, plot=str(tmp_path / "importance.png"))
+    np.testing.assert_allclose(ratios, [18 / 22, 4 / 22])
+    assert os.path.getsize(tmp_path / "importance.png") > 0
+
+
+def test_delta_z_grows_with_the_budget_and_curve_rules(tmp_path):
+    model = _extractor(1)
+    x, _ = _data(16)
+    small, large = afs.delta_z(model, x, 1 / 255), afs.delta_z(model, x, 16 / 255)
+    assert 0 < small < large
+    curve = afs.delta_z_curve([model, model], x, budgets=[0.0, 0.01], epsilon=4 / 255,
+                              plot=str(tmp_path / "dz.png"))
+    assert [p["budget"] for p in curve] == [0.0, 0.01] and os.path.exists(tmp_path / "dz.png")
+    points = [{"budget": b, "delta_z": d} for b, d in [(0, 10), (1, 6), (2, 4), (3, 3.5), (4, 3.2)]]
+    assert afs.concave_budgets(points) == []          # convex everywhere: nothing to stack
+    points = [{"budget": b, "delta_z": d} for b, d in [(0, 10), (1, 9.5), (2, 8.5), (3, 7)]]
+    assert afs.concave_budgets(points) == [0, 1, 2, 3]
+
+
+def test_train_extractors_is_resumable(tmp_path, monkeypatch):
+    x, y = _data(32)
+    dataset = kr.data.from_arrays(x, y, batch_size=16)
+    builder = lambda: _extractor(1)  # noqa: E731
+    first = afs.train_extractors(builder, [0.0, 2 / 255], dataset, epochs=1, steps=1,
+                                 output_dir=str(tmp_path), verbose=0)
+    assert os.path.exists(afs.extractor_path(str(tmp_path), 2 / 255))
+    assert isinstance(first[0], kr.RobustModel) and isinstance(first[1], kr.PGDATModel)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished extractor was trained again")
+
+    monkeypatch.setattr(kr.RobustModel, "fit", refuse)
+    again = afs.train_extractors(builder, [0.0, 2 / 255], dataset, epochs=1, steps=1,
+                                 output_dir=str(tmp_path), verbose=0)
+    np.testing.assert_allclose(again[1].predict(x, verbose=0), first[1].predict(x, verbose=0),
+                               atol=1e-6)
+    assert again[1].epsilon == pytest.approx(2 / 255)
