@@ -113,6 +113,37 @@ def strategy(name: str = "default") -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def is_chief() -> bool:
+    """Whether this process is the chief of a multi-worker cluster (or alone).
+
+    The chief is the "chief" task of `TF_CONFIG`, or worker 0 when the
+    cluster has no chief; without `TF_CONFIG` the process is its own chief.
+    """
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and (
+        "chief" not in config.get("cluster", {}))
+
+
+def worker_path(output_dir: str, name: str) -> str:
+    """`output_dir/name` on the chief; a scratch path on other workers.
+
+    In multi-worker training every worker must run the same saving code, but
+    only the chief's files should land in the real output folder.
+    """
+    if is_chief():
+        os.makedirs(output_dir, exist_ok=True)
+        return os.path.join(output_dir, name)
+    config = json.loads(os.environ["TF_CONFIG"])
+    scratch = os.path.join(output_dir, ".workers", f"{config['task']['type']}_{config['task']['index']}")
+    os.makedirs(scratch, exist_ok=True)
+    return os.path.join(scratch, name)
+
+
 def split_cpu(devices: int) -> None:
     """Splits the CPU into `devices` logical devices (call before TensorFlow runs anything).
 
@@ -258,7 +289,8 @@ def finish(
 
     result = None
     summary = dict(extra or {})
-    if report != "none":
+    chief = is_chief()
+    if report != "none" and chief:  # the report is evaluation only: the chief's is enough
         result = evaluate.robustness_report(
             model, test, epsilon=epsilon, attacks=report, corruptions=corruptions,
             surrogate=surrogate, output_dir=os.path.join(output_dir, "report") if output_dir else None,
@@ -268,10 +300,11 @@ def finish(
                        attacks={k: v["accuracy"] for k, v in result.results["attacks"].items()},
                        autoattack=(result.results.get("autoattack") or {}).get("accuracy"))
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-        model.save(os.path.join(output_dir, "model.keras"))
-        model.export(os.path.join(output_dir, "savedmodel"), verbose=False)
-        save_json(os.path.join(output_dir, "summary.json"), summary)
-        print(f"wrote {output_dir}/: model.keras, savedmodel/, summary.json"
-              + (", report/" if result is not None else ""))
+        # Every worker saves (multi-worker rules); only the chief's files land in output_dir.
+        model.save(worker_path(output_dir, "model.keras"))
+        model.export(worker_path(output_dir, "savedmodel"), verbose=False)
+        save_json(worker_path(output_dir, "summary.json"), summary)
+        if chief:
+            print(f"wrote {output_dir}/: model.keras, savedmodel/, summary.json"
+                  + (", report/" if result is not None else ""))
     return result

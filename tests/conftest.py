@@ -56,3 +56,21 @@ def tiny_images() -> tuple[np.ndarray, np.ndarray]:
     """32 random 16x16 RGB images in [0, 1] and labels for 10 classes."""
     rng = np.random.default_rng(0)
     return rng.random((32, 16, 16, 3), dtype=np.float32), rng.integers(0, 10, 32).astype(np.int32)
+
+
+_MIRRORED = []
+
+
+@pytest.fixture
+def mirrored_strategy() -> tf.distribute.MirroredStrategy:
+    """One two-replica MirroredStrategy for the whole session.
+
+    Creating several MirroredStrategy objects in one process makes TensorFlow
+    reuse collective instance keys across them ("Shape mismatch in the
+    collective instance"), so every test shares this one.
+    """
+    if not _MIRRORED:
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+        assert len(devices) == 2, "the CPU split into two logical devices is missing"
+        _MIRRORED.append(tf.distribute.MirroredStrategy(devices))
+    return _MIRRORED[0]

@@ -11,13 +11,11 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
+from tests.defense_cases import CASES
 from tests.helpers import tiny_cnn
 
-WRAPPERS = [
-    ("plain", lambda bb: kr.RobustModel(bb, seed=1)),
-    ("pgd_at", lambda bb: kr.PGDATModel(bb, epsilon=0.05, step_size=0.02, steps=2, seed=1)),
-    ("bat", lambda bb: kr.BATModel(bb, epsilon=0.05, seed=1)),
-]
+# Every defence of tests/defense_cases.py (one line there adds a defence here).
+WRAPPERS = [(name, case.make) for name, case in CASES.items()]
 
 
 def _data(n=64, classes=3, seed=0):
@@ -26,7 +24,7 @@ def _data(n=64, classes=3, seed=0):
 
 
 def _fitted(make, classes=3):
-    model = make(tiny_cnn(num_classes=classes))
+    model = make(lambda: tiny_cnn(num_classes=classes))
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), metrics=["accuracy"])
     x, y = _data(classes=classes)
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
@@ -49,7 +47,7 @@ def test_save_load_round_trip_matches(tmp_path, name, make):
 
 @pytest.mark.parametrize("name,make", WRAPPERS)
 def test_config_round_trip(name, make):
-    model = make(tiny_cnn())
+    model = make(tiny_cnn)
     config = model.get_config()
     clone = type(model).from_config(config)
     assert clone.get_config()["seed"] == config["seed"]
@@ -183,12 +181,10 @@ def test_backbone_must_be_a_built_model():
         kr.RobustModel(keras.Model(inputs, inputs))
 
 
-def test_fit_under_mirrored_strategy_on_two_cpu_devices():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    assert len(devices) >= 2, "conftest splits the CPU into two logical devices"
+def test_fit_under_mirrored_strategy_on_two_cpu_devices(mirrored_strategy):
     x, y = _data(n=64)
-    strategy = tf.distribute.MirroredStrategy(devices[:2])
-    with strategy.scope():
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    with mirrored_strategy.scope():
         model = kr.PGDATModel(tiny_cnn(num_classes=3), epsilon=0.05, step_size=0.02, steps=2, seed=0)
         model.compile(optimizer="sgd", metrics=["accuracy"])
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)

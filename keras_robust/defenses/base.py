@@ -266,7 +266,8 @@ class RobustModel(keras.Model):
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
-        return self.compute_metrics(batch.x, batch.y, y_pred, sample_weight=batch.sample_weight)
+        return _multi_worker_logs(
+            self.compute_metrics(batch.x, batch.y, y_pred, sample_weight=batch.sample_weight))
 
     def test_step(self, data: Any) -> dict:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -277,7 +278,7 @@ class RobustModel(keras.Model):
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
         )
         self._track_loss(loss, x)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return _multi_worker_logs(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
     def _track_loss(self, loss: tf.Tensor, x: tf.Tensor) -> None:
         # Keras losses come back divided by the replica count; report the global mean.
@@ -294,7 +295,10 @@ class RobustModel(keras.Model):
         spec and its first batch: images must be float [0, 1] NHWC with the
         backbone's shape, labels in range, nothing NaN, the dataset non-empty.
         """
-        self._check_data(x, y, "fit")
+        sample = self._check_data(x, y, "fit")
+        if not self.built:  # callbacks such as BackupAndRestore need a built model at once
+            self.build(None)
+        self._build_compiled_state(sample)
         validation = kwargs.get("validation_data")
         if validation is not None:
             if isinstance(validation, (tuple, list)):
@@ -309,7 +313,33 @@ class RobustModel(keras.Model):
         self._check_data(x, y, "evaluate")
         return super().evaluate(x, y, *args, **kwargs)
 
-    def _check_data(self, x: Any, y: Any, where: str) -> None:
+    def _build_compiled_state(self, sample: tuple | None) -> None:
+        """Builds the compiled loss, metrics and optimizer from a plain batch.
+
+        Under a distribution strategy Keras 3.15 builds them symbolically from
+        the first distributed batch, which fails under
+        `MultiWorkerMirroredStrategy` ("Attempt to convert a value (PerReplica
+        ...) to a Tensor", plain Keras models included). Building them here from
+        the batch `fit` already checked makes Keras skip that step.
+        """
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None or sample is None or not hasattr(self, "_symbolic_build"):
+            return
+        x, y = sample
+        with strategy.scope():
+            self._symbolic_build(data_batch=(tf.convert_to_tensor(x[:1]), tf.convert_to_tensor(y[:1])))
+        self._compiled_state_built = True
+
+    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        # Keras 3.15 peeks at the first distributed batch here and reduces it
+        # with strategy.reduce("MEAN"), which fails under
+        # MultiWorkerMirroredStrategy; `fit` has built everything already.
+        if getattr(self, "_compiled_state_built", False):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _check_data(self, x: Any, y: Any, where: str) -> tuple | None:
+        """Checks the data and returns its first (images, labels) batch, if it has one."""
         if isinstance(x, tf.data.Dataset):
             images_spec = _images_spec(x, where)
             if images_spec is not None:
@@ -329,10 +359,13 @@ class RobustModel(keras.Model):
                 raise ValueError(f"{where}: the dataset is empty; expected at least one batch.")
             first_x, first_y, _ = keras.utils.unpack_x_y_sample_weight(first)
             self._check_arrays(first_x, first_y, where)
-        elif isinstance(x, np.ndarray) or tf.is_tensor(x):
+            return (first_x, first_y) if first_y is not None else None
+        if isinstance(x, np.ndarray) or tf.is_tensor(x):
             if len(x) == 0:
                 raise ValueError(f"{where}: `x` is empty; expected at least one image.")
             self._check_arrays(x, y, where)
+            return (x, y) if y is not None else None
+        return None
 
     def _check_arrays(self, x: Any, y: Any, where: str) -> None:
         check_images(x, f"{where} images", channels=(self.image_shape[-1],))
@@ -390,6 +423,20 @@ class RobustModel(keras.Model):
         return super().export(
             filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
         )
+
+
+def _multi_worker_logs(logs: dict) -> dict:
+    """Under MultiWorkerMirroredStrategy, logs as [1] tensors.
+
+    Keras 3.15 reduces a step's logs over workers with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on the scalar logs
+    every model returns ("Invalid reduction dimension 0 for input with 0
+    dimensions"); with a leading axis of 1 the same call averages the workers'
+    values into a scalar. Other strategies get the logs unchanged.
+    """
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {key: tf.reshape(value, [1]) for key, value in logs.items()}
 
 
 def _images_spec(dataset: tf.data.Dataset, where: str) -> tf.TensorSpec | None:

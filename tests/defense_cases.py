@@ -1,0 +1,36 @@
+"""One line per defence: the parametrised production tests cover every entry.
+
+`make(builder)` builds the defence from `builder`, a zero-argument function
+returning a fresh small backbone (AFS builds its extractors with it).
+`deterministic(builder)` is the same defence with every random draw switched
+off, for parity tests that compare runs bit for bit.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import keras_robust as kr
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    make: Callable
+    deterministic: Callable | None
+
+
+def _afs(builder, **kwargs):
+    return kr.AFSModel([builder(), builder()], epsilon=0.05, steps=2, seed=0, **kwargs)
+
+
+CASES: dict[str, Case] = {
+    "plain": Case(lambda b: kr.RobustModel(b(), seed=0), lambda b: kr.RobustModel(b(), seed=0)),
+    "pgd_at": Case(
+        lambda b: kr.PGDATModel(b(), epsilon=0.05, step_size=0.02, steps=2, seed=0),
+        lambda b: kr.PGDATModel(b(), epsilon=0.05, step_size=0.02, steps=2, random_start=False,
+                                seed=0)),
+    "bat": Case(lambda b: kr.BATModel(b(), epsilon=0.05, seed=0),
+                lambda b: kr.BATModel(b(), epsilon=0.05, random_start=False, seed=0)),
+    "bpfc": Case(lambda b: kr.BPFCModel(b(), seed=0), lambda b: kr.BPFCModel(b(), noise=False, seed=0)),
+    "afs": Case(_afs, lambda b: _afs(b, random_start=False)),
+}
