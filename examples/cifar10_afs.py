@@ -2,8 +2,8 @@
 
     python examples/cifar10_afs.py                       # the paper: WRN-28-10 at 3..8/255
     python examples/cifar10_afs.py --backbone=small_cnn --budgets=2,5,8 \
-        --extractor_epochs=5 --extractor_steps=3 --merger_epochs=2 --merger_steps=3 \
-        --output_dir=runs/afs_small_cnn                  # the CPU acceptance run
+        --extractor_epochs=5 --extractor_steps=3 --extractor_step_ratio=0.5 \
+        --merger_epochs=2 --merger_steps=3 --output_dir=runs/afs_small_cnn   # CPU acceptance
 
 1. trains one PGD-AT extractor per budget (resumable: finished extractors in
    `output_dir/extractors/` are not trained again; an existing PGD-AT model can
@@ -32,6 +32,8 @@ flags.DEFINE_string("data", "auto", "auto, cifar10 (TFDS), a JPEG .npz copy or a
 flags.DEFINE_integer("batch_size", 128, "Global batch size.")
 flags.DEFINE_integer("extractor_epochs", 100, "Epochs per extractor.")
 flags.DEFINE_integer("extractor_steps", 10, "PGD steps when training extractors.")
+flags.DEFINE_float("extractor_step_ratio", None,
+                   "Extractor PGD step as a fraction of its budget (default 2.5 / steps).")
 flags.DEFINE_integer("merger_epochs", 5, "Epochs of the merger (the paper: 5).")
 flags.DEFINE_integer("merger_steps", 10, "PGD steps against the stack when training the merger.")
 flags.DEFINE_float("alpha", 0.5, "Weight of the clean loss in eq. 5.")
@@ -54,12 +56,13 @@ def main(argv):
     import keras_robust as kr
     from keras_robust import experiment
 
+    # A multi-worker strategy must exist before TensorFlow runs anything.
+    strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     train, steps_per_epoch, (x_test, y_test), info = experiment.load_cifar(
         FLAGS.data, FLAGS.batch_size, True, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
     budgets = [float(b) / 255 for b in FLAGS.budgets]
     epsilon = FLAGS.epsilon / 255
-    strategy = experiment.strategy(FLAGS.strategy)
 
     def backbone_fn():
         return kr.backbones.get(FLAGS.backbone, input_shape=info.image_shape,
@@ -74,7 +77,7 @@ def main(argv):
         extractors = kr.afs.train_extractors(
             backbone_fn, budgets, train, epochs=FLAGS.extractor_epochs,
             output_dir=os.path.join(FLAGS.output_dir, "extractors"), steps=FLAGS.extractor_steps,
-            step_size=lambda b: 2.5 * b / FLAGS.extractor_steps,
+            step_size=lambda b: b * (FLAGS.extractor_step_ratio or 2.5 / FLAGS.extractor_steps),
             optimizer_fn=optimizer_fn(FLAGS.extractor_epochs), seed=FLAGS.seed)
     extractor_seconds = time.time() - start
 

@@ -51,6 +51,8 @@ def main(argv):
     import keras_robust as kr
     from keras_robust import experiment
 
+    # A multi-worker strategy must exist before TensorFlow runs anything.
+    strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     train, steps_per_epoch, test, info = experiment.load_cifar(
         FLAGS.data, FLAGS.batch_size, True, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
@@ -59,7 +61,7 @@ def main(argv):
                      seed=FLAGS.seed)
     if FLAGS.steps:
         overrides["steps"] = FLAGS.steps
-    with experiment.strategy(FLAGS.strategy).scope():
+    with strategy.scope():
         backbone = kr.backbones.get(
             FLAGS.backbone, input_shape=info.image_shape, num_classes=info.num_classes,
             normalization=info.normalization, weight_decay=FLAGS.weight_decay / 2)

@@ -48,6 +48,8 @@ def main(argv):
     from keras_robust import experiment
     from keras_robust.defenses import LambdaSchedule
 
+    # A multi-worker strategy must exist before TensorFlow runs anything.
+    strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     train, steps_per_epoch, test, info = experiment.load_cifar(
         FLAGS.data, FLAGS.batch_size, True, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
@@ -56,7 +58,7 @@ def main(argv):
                                   [float(v) for v in FLAGS.lam_values or []])
     else:
         schedule = LambdaSchedule.authors(FLAGS.epochs)
-    with experiment.strategy(FLAGS.strategy).scope():
+    with strategy.scope():
         backbone = kr.backbones.get(
             FLAGS.backbone, input_shape=info.image_shape, num_classes=info.num_classes,
             normalization=info.normalization, weight_decay=FLAGS.weight_decay / 2)

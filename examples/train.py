@@ -82,6 +82,8 @@ def main(argv):
     import keras_robust as kr
     from keras_robust import experiment
 
+    # A multi-worker strategy must exist before TensorFlow runs anything.
+    strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     train, steps_per_epoch, (x_test, y_test), data_info = experiment.load_cifar(
         FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit,
@@ -89,7 +91,6 @@ def main(argv):
     source = data_info.name
     logging.info("data: %s (%d classes)", source, data_info.num_classes)
 
-    strategy = experiment.strategy(FLAGS.strategy)
     with strategy.scope():
         backbone = kr.backbones.get(
             FLAGS.backbone, input_shape=data_info.image_shape, num_classes=data_info.num_classes,
@@ -111,14 +112,16 @@ def main(argv):
     history = model.fit(train, epochs=FLAGS.epochs, verbose=2)
     train_seconds = time.time() - start
 
-    results = {"clean": kr.evaluate.accuracy(model, x_test, y_test)}
-    attacks = summary_attacks()
-    for name in FLAGS.eval_attacks:
-        results[name] = kr.evaluate.robust_accuracy(model, x_test, y_test, attacks[name])
-    print(f"\n{FLAGS.defense} / {FLAGS.backbone}, {FLAGS.epochs} epochs, trained in "
-          f"{train_seconds:.0f} s ({len(x_test)} test images, eps 8/255):")
-    for name, value in results.items():
-        print(f"  {name:>8}: {100 * value:5.1f}%")
+    results = {}
+    if experiment.is_chief():  # evaluation only: the chief's is enough
+        results["clean"] = kr.evaluate.accuracy(model, x_test, y_test)
+        attacks = summary_attacks()
+        for name in FLAGS.eval_attacks:
+            results[name] = kr.evaluate.robust_accuracy(model, x_test, y_test, attacks[name])
+        print(f"\n{FLAGS.defense} / {FLAGS.backbone}, {FLAGS.epochs} epochs, trained in "
+              f"{train_seconds:.0f} s ({len(x_test)} test images, eps 8/255):")
+        for name, value in results.items():
+            print(f"  {name:>8}: {100 * value:5.1f}%")
     summary = {
         "defense": FLAGS.defense, "backbone": FLAGS.backbone, "data": source,
         "epochs": FLAGS.epochs, "batch_size": FLAGS.batch_size, "train_seconds": train_seconds,

@@ -191,3 +191,13 @@ def test_fit_under_mirrored_strategy_on_two_cpu_devices(mirrored_strategy):
     # The reported loss is the global mean, not divided by the replica count:
     # an untrained 3-class model sits near log(3) = 1.1, not 0.55.
     assert 0.8 < history.history["loss"][0] < 2.5
+
+
+def test_untrained_wrapper_exports_with_a_known_input_shape(tmp_path):
+    model = kr.PGDATModel(tiny_cnn(num_classes=3), seed=0)
+    model.export(str(tmp_path / "served"), verbose=False)
+    loaded = tf.saved_model.load(str(tmp_path / "served"))
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    np.testing.assert_allclose(loaded.serve(x).numpy(), model.backbone.predict(x, verbose=0),
+                               atol=1e-6)
+    assert model.get_build_config()["input_shape"] == (None, 8, 8, 1)

@@ -127,6 +127,15 @@ class RobustModel(keras.Model):
         """The backbone is built already; nothing else holds weights here."""
         self.built = True
 
+    def ensure_built(self) -> None:
+        """Marks the wrapper built with its real input shape [None, H, W, C].
+
+        Keras records the shape `build` receives and derives the SavedModel's
+        default signature and the `.keras` build config from it.
+        """
+        if not self.built:
+            self.build((None, *self.image_shape))
+
     def attack_logits(self, images: tf.Tensor) -> tf.Tensor:
         """The logits training-time attacks see: the backbone in inference mode.
 
@@ -296,8 +305,7 @@ class RobustModel(keras.Model):
         backbone's shape, labels in range, nothing NaN, the dataset non-empty.
         """
         sample = self._check_data(x, y, "fit")
-        if not self.built:  # callbacks such as BackupAndRestore need a built model at once
-            self.build(None)
+        self.ensure_built()  # callbacks such as BackupAndRestore need a built model at once
         self._build_compiled_state(sample)
         validation = kwargs.get("validation_data")
         if validation is not None:
@@ -420,9 +428,12 @@ class RobustModel(keras.Model):
             input_signature = [
                 tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
             ]
+        self.ensure_built()
         return super().export(
             filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
         )
+
+
 
 
 def _multi_worker_logs(logs: dict) -> dict:

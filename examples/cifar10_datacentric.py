@@ -1,0 +1,260 @@
+"""Data-centric dataset enhancement on CIFAR-10 (Zhong et al., AAAI 2022), end to end.
+
+    python examples/cifar10_datacentric.py                        # 10k subset, 50 iterations
+    python examples/cifar10_datacentric.py --subset=0 --iterations=300 \
+        --surrogate_preset=paper --epochs=100                     # the paper's setting (GPU)
+
+Steps, each skipped when its output already exists in `--output_dir` (so a
+killed run continues where it stopped):
+
+1. train the enhancement surrogates (`--enhance_surrogates`) on the subset and
+   an independent test ensemble (`--test_surrogates`, trained on other
+   training images, `--test_surrogate_offset`);
+2. enhance the subset (`keras_robust.datacentric.enhance`, ratio `--ratio`,
+   eq. 6 with `--iterations`), written as TFRecord shards to `enhanced/`;
+3. build the test sets P_ori, P_adv (crafted on the *test* ensemble) and P_cor
+   from the first `--test_size` test images;
+4. train the same model (`--model`, default small_cnn) on the original and on
+   the enhanced subset with the same seed and schedule;
+5. print the paper's Table 1 layout (ACC on P_ori, P_adv, P_cor and R) and a
+   transferability table (the original model's accuracy under the test
+   ensemble's eq. 6 perturbations vs plain PGD from each single test
+   surrogate), and write `results.json` and `results.md`.
+
+Budgets are in pixel levels for L-inf (8 means 8/255) and on [0, 1] pixels for L2.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data", "auto", "auto, a TFDS name or a JPEG .npz copy of CIFAR-10.")
+flags.DEFINE_integer("subset", 10000, "Enhance the first N training images (0: all).")
+flags.DEFINE_integer("test_size", 1000, "Test images per test set (0: all).")
+flags.DEFINE_list("ratio", ["0", "1", "4"], "clean:adversarial:corrupted.")
+flags.DEFINE_integer("iterations", 50, "Steps of each eq. 6 attack (the paper: 300).")
+flags.DEFINE_float("linf_epsilon", 8.0, "L-inf budget in pixel levels (/255).")
+flags.DEFINE_float("linf_step", 2.0, "L-inf step in pixel levels (/255).")
+flags.DEFINE_float("l2_epsilon", 1.0, "L2 budget on [0, 1] pixels.")
+flags.DEFINE_float("l2_step", 0.025, "L2 step.")
+flags.DEFINE_float("diversity_prob", 0.7, "Input-diversity probability (Zhao et al.: 0.7).")
+flags.DEFINE_integer("smoothing_kernel", 5, "Gaussian gradient kernel size (Zhao et al.: 5).")
+flags.DEFINE_list("enhance_surrogates", ["resnet", "densenet", "mobilenet"],
+                  "Surrogate kinds of the enhancement ensemble.")
+flags.DEFINE_list("test_surrogates", ["vgg", "wide_resnet", "resnet"],
+                  "Surrogate kinds of the (independently trained) test ensemble.")
+flags.DEFINE_enum("surrogate_preset", "small", ["small", "paper"], "Surrogate sizes.")
+flags.DEFINE_integer("surrogate_epochs", 5, "Training epochs per surrogate.")
+flags.DEFINE_integer("test_surrogate_offset", 25000,
+                     "The test ensemble trains on train[offset:offset+subset].")
+flags.DEFINE_string("model", "small_cnn", "The model trained on both sets (a backbone name).")
+flags.DEFINE_integer("epochs", 15, "Training epochs of the compared models.")
+flags.DEFINE_integer("batch_size", 128, "Training batch size.")
+flags.DEFINE_float("lr", 0.05, "Initial learning rate (SGD momentum 0.9, cosine).")
+flags.DEFINE_integer("attack_batch_size", 256, "Images per attack batch.")
+flags.DEFINE_integer("shard_size", 2048, "Examples per TFRecord shard.")
+flags.DEFINE_integer("pgd_steps", 10, "Steps of the plain-PGD transfer baseline.")
+flags.DEFINE_integer("seed", 0, "Seed (the test sets use seed + 1).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "Distribution strategy.")
+flags.DEFINE_string("output_dir", "runs/cifar10_datacentric", "Where everything goes.")
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _train_model(name, train_dataset, steps_per_epoch, path, info):
+    """Trains (or loads) the compared model; returns (backbone, seconds)."""
+    import keras
+
+    import keras_robust as kr
+    from keras_robust import experiment
+
+    if os.path.isfile(path):
+        _log(f"{name}: loading {path}")
+        return keras.saving.load_model(path, safe_mode=True), 0.0
+    keras.utils.set_random_seed(FLAGS.seed)  # the same initial weights for both models
+    backbone = kr.backbones.get(FLAGS.model, input_shape=info.image_shape,
+                                num_classes=info.num_classes, normalization=info.normalization)
+    model = kr.RobustModel(backbone, seed=FLAGS.seed)
+    model.compile(optimizer=experiment.sgd(FLAGS.epochs, steps_per_epoch, FLAGS.lr, "cosine"),
+                  metrics=["accuracy"])
+    start = time.time()
+    _log(f"{name}: training {FLAGS.model} for {FLAGS.epochs} epochs")
+    model.fit(train_dataset, epochs=FLAGS.epochs, verbose=2)
+    seconds = time.time() - start
+    backbone.save(path)
+    return backbone, seconds
+
+
+def _transfer_table(target, test_sets, test_surrogates, x_test, y_test):
+    """Accuracy of `target` on eq. 6 (test ensemble) vs plain PGD from single surrogates."""
+    import numpy as np
+
+    import keras_robust as kr
+
+    clean = kr.evaluate.accuracy(target, x_test, y_test)
+    rows = {"clean": clean}
+    for name, key in (("eq6 ensemble L-inf", "adversarial_linf"),
+                      ("eq6 ensemble L2", "adversarial_l2")):
+        rows[name] = kr.evaluate.accuracy(target, *test_sets.variants[key])
+    rows["eq6 ensemble L-inf + L2"] = kr.evaluate.accuracy(target, *test_sets.adversarial)
+    x = x_test.astype(np.float32) / 255.0
+    eps, step = FLAGS.linf_epsilon / 255, FLAGS.linf_step / 255
+    for surrogate in test_surrogates:
+        linf = functools.partial(kr.attacks.pgd, epsilon=eps, step_size=step,
+                                 steps=FLAGS.pgd_steps, seed=FLAGS.seed)
+        l2 = functools.partial(kr.attacks.pgd, epsilon=FLAGS.l2_epsilon,
+                               step_size=2.5 * FLAGS.l2_epsilon / FLAGS.pgd_steps,
+                               steps=FLAGS.pgd_steps, norm="l2", seed=FLAGS.seed)
+        x_linf = np.concatenate([np.asarray(linf(surrogate, x[i:i + 500], y_test[i:i + 500]))
+                                 for i in range(0, len(x), 500)])
+        x_l2 = np.concatenate([np.asarray(l2(surrogate, x[i:i + 500], y_test[i:i + 500]))
+                               for i in range(0, len(x), 500)])
+        summed = np.clip(x_linf + x_l2 - x, 0.0, 1.0)
+        prefix = f"PGD-{FLAGS.pgd_steps} {surrogate.name}"
+        rows[f"{prefix} L-inf"] = kr.evaluate.accuracy(target, x_linf, y_test)
+        rows[f"{prefix} L2"] = kr.evaluate.accuracy(target, x_l2, y_test)
+        rows[f"{prefix} L-inf + L2"] = kr.evaluate.accuracy(target, summed, y_test)
+    return rows
+
+
+def _markdown(table, transfer, settings) -> str:
+    lines = [
+        "# Data-centric enhancement on CIFAR-10",
+        "",
+        f"Settings: {json.dumps(settings)}",
+        "",
+        f"| (%) | {FLAGS.model} on original | {FLAGS.model} on enhanced |",
+        "| --- | --- | --- |",
+    ]
+    for key, label in (("clean", "ACC(P_ori)"), ("adversarial", "ACC(P_adv)"),
+                       ("corrupted", "ACC(P_cor)"), ("R", "R(f, theta)")):
+        lines.append(f"| {label} | {100 * table['original'][key]:.2f} | "
+                     f"{100 * table['enhanced'][key]:.2f} |")
+    lines += ["", f"Transferability to the original-trained {FLAGS.model} (held out from every "
+              "surrogate):", "", "| attack | accuracy (%) | drop (points) |", "| --- | --- | --- |"]
+    for name, value in transfer.items():
+        lines.append(f"| {name} | {100 * value:.2f} | {100 * (transfer['clean'] - value):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_robust as kr
+    from keras_robust import datacentric as dc
+    from keras_robust import experiment
+
+    timings = {}
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    source = experiment.resolve_source(FLAGS.data)
+    info = kr.data.info(source)
+    x_all, y_all = kr.data.load_arrays(source, "train")
+    subset = FLAGS.subset or len(x_all)
+    x_train, y_train = np.asarray(x_all[:subset]), np.asarray(y_all[:subset])
+    offset = FLAGS.test_surrogate_offset
+    x_other, y_other = np.asarray(x_all[offset:offset + subset]), np.asarray(y_all[offset:offset + subset])
+    if len(x_other) == 0:
+        _log("no training images left at --test_surrogate_offset: the test ensemble trains on the "
+             "enhanced subset too (still different models, but less independent)")
+        x_other, y_other = x_train, y_train
+    x_test, y_test = kr.data.load_arrays(source, "test", limit=FLAGS.test_size or None)
+    x_test, y_test = np.asarray(x_test), np.asarray(y_test)
+    _log(f"data: {source}: {len(x_train)} training images to enhance, {len(x_test)} test images")
+    strategy = experiment.strategy(FLAGS.strategy)
+
+    start = time.time()
+    loader = functools.partial(kr.data.from_arrays, batch_size=FLAGS.batch_size, shuffle=True,
+                               augment=True, seed=FLAGS.seed)
+    common = dict(preset=FLAGS.surrogate_preset, num_classes=info.num_classes,
+                  normalization=info.normalization, strategy=strategy)
+    enhance_surrogates = dc.surrogates.train_surrogates(
+        FLAGS.enhance_surrogates, loader(x_train, y_train), FLAGS.surrogate_epochs,
+        directory=os.path.join(FLAGS.output_dir, "surrogates_enhance"), seed=FLAGS.seed, **common)
+    test_surrogates = dc.surrogates.train_surrogates(
+        FLAGS.test_surrogates, loader(x_other, y_other), FLAGS.surrogate_epochs,
+        directory=os.path.join(FLAGS.output_dir, "surrogates_test"), seed=FLAGS.seed + 100,
+        name_suffix="_test", **common)
+    timings["surrogates_s"] = time.time() - start
+    surrogate_accuracy = {m.name: kr.evaluate.accuracy(m, x_test, y_test)
+                          for m in enhance_surrogates + test_surrogates}
+    _log(f"surrogate test accuracies: {surrogate_accuracy}")
+
+    attack = dict(iterations=FLAGS.iterations, linf_epsilon=FLAGS.linf_epsilon / 255,
+                  linf_step=FLAGS.linf_step / 255, l2_epsilon=FLAGS.l2_epsilon,
+                  l2_step=FLAGS.l2_step, diversity_prob=FLAGS.diversity_prob,
+                  smoothing_kernel=FLAGS.smoothing_kernel)
+    enhanced_dir = os.path.join(FLAGS.output_dir, "enhanced")
+    start = time.time()
+    with strategy.scope():
+        result = dc.enhance(x_train, y_train, enhance_surrogates,
+                            ratio=tuple(float(r) for r in FLAGS.ratio), seed=FLAGS.seed,
+                            batch_size=FLAGS.attack_batch_size, shard_size=FLAGS.shard_size,
+                            output_dir=enhanced_dir, **attack)
+    timings["enhance_s"] = time.time() - start
+    _log(f"enhanced: {result.counts} in {timings['enhance_s']:.0f} s -> {enhanced_dir}")
+
+    sets_path = os.path.join(FLAGS.output_dir, "test_sets.npz")
+    start = time.time()
+    if os.path.isfile(sets_path):
+        test_sets = dc.TestSets.load(sets_path)
+        _log(f"test sets: loaded {sets_path}")
+    else:
+        with strategy.scope():
+            test_sets = dc.build_test_sets(x_test, y_test, test_surrogates, exclude=enhanced_dir,
+                                           seed=FLAGS.seed + 1,
+                                           batch_size=FLAGS.attack_batch_size, **attack)
+        test_sets.save(sets_path)
+    timings["test_sets_s"] = time.time() - start
+
+    steps = -(-len(x_train) // FLAGS.batch_size)
+    original, timings["train_original_s"] = _train_model(
+        "original", loader(x_train, y_train), steps,
+        os.path.join(FLAGS.output_dir, "model_original.keras"), info)
+    enhanced_train = dc.load(enhanced_dir, batch_size=FLAGS.batch_size, shuffle=True, augment=True,
+                             seed=FLAGS.seed)
+    enhanced, timings["train_enhanced_s"] = _train_model(
+        "enhanced", enhanced_train, steps, os.path.join(FLAGS.output_dir, "model_enhanced.keras"),
+        info)
+
+    table = {"original": dc.score(original, test_sets), "enhanced": dc.score(enhanced, test_sets)}
+    start = time.time()
+    transfer = _transfer_table(original, test_sets, test_surrogates, x_test, y_test)
+    timings["transfer_s"] = time.time() - start
+
+    print(f"\nPerformance of {FLAGS.model} trained on original / enhanced CIFAR-10 subset "
+          f"({len(x_train)} images; {len(x_test)} test images per set) (%)")
+    print(f"{'':14s}{'original':>10s}{'enhanced':>10s}")
+    for key, label in (("clean", "ACC(P_ori)"), ("adversarial", "ACC(P_adv)"),
+                       ("corrupted", "ACC(P_cor)"), ("R", "R(f,theta)")):
+        print(f"{label:14s}{100 * table['original'][key]:10.2f}{100 * table['enhanced'][key]:10.2f}")
+    print(f"R gain: {100 * (table['enhanced']['R'] - table['original']['R']):+.2f} points")
+    print(f"\nTransferability to the original-trained {FLAGS.model} (accuracy %, drop in points):")
+    for name, value in transfer.items():
+        print(f"  {name:40s}{100 * value:7.2f}{100 * (transfer['clean'] - value):8.2f}")
+
+    settings = {"subset": len(x_train), "test_size": len(x_test), "ratio": FLAGS.ratio,
+                "enhance_surrogates": [m.name for m in enhance_surrogates],
+                "test_surrogates": [m.name for m in test_surrogates], **attack,
+                "epochs": FLAGS.epochs, "surrogate_epochs": FLAGS.surrogate_epochs,
+                "model": FLAGS.model, "seed": FLAGS.seed}
+    payload = {"settings": settings, "table": table, "transfer": transfer,
+               "surrogate_accuracy": surrogate_accuracy, "counts": result.counts,
+               "timings": timings, "device": [d.name for d in tf.config.list_logical_devices()]}
+    experiment.save_json(os.path.join(FLAGS.output_dir, "results.json"), payload)
+    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+        f.write(_markdown(table, transfer, settings))
+    _log(f"wrote {FLAGS.output_dir}/results.json and results.md; timings {timings}")
+
+
+if __name__ == "__main__":
+    app.run(main)
