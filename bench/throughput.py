@@ -31,18 +31,26 @@ flags.DEFINE_integer("batch_size", 128, "Batch size.")
 flags.DEFINE_integer("batches", 20, "Timed batches per round and configuration.")
 flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds (the median is kept).")
 flags.DEFINE_list(
-    "defenses", ["plain", "pgd_at:steps=3", "pgd_at:steps=7"],
-    "name[:key=value[;key=value]] of keras_robust.defenses.DEFENSES; the first must be plain.",
+    "defenses", ["plain", "pgd_at:steps=3", "pgd_at:steps=7", "bat", "bpfc"],
+    "name[:key=value[;key=value]] of keras_robust.defenses.DEFENSES; the first must be plain. "
+    "Keys jit=true and policy=mixed_float16|mixed_bfloat16 set how a configuration runs.",
 )
 flags.DEFINE_string("output", "bench/results/throughput.json", "JSON output path.")
 flags.DEFINE_boolean("jit_compile", False, "Compile train steps with XLA.")
 
-# Extra work per training step, in units of one input-gradient pass (c) and of
-# one plain training step (1): the op count a defence cannot avoid.
+# Work per training step in units of one plain training step: c is one
+# input-gradient pass, f one inference forward pass (both measured).
 OP_COUNTS = {
-    "plain": lambda cfg, c: 1.0,
-    "pgd_at": lambda cfg, c: 1.0 + cfg.get("steps", 7) * c,
+    "plain": lambda cfg, c, f: 1.0,
+    "pgd_at": lambda cfg, c, f: 1.0 + cfg.get("steps", 7) * c,
+    # one attack step per training step (BAT's default); "clean" labels add a forward pass
+    "bat": lambda cfg, c, f: (1.0 + cfg.get("steps", 1) * c
+                              + (f if cfg.get("label_source") == "clean" else 0.0)),
+    # a training step on the batch and its quantised copy: twice the plain step
+    "bpfc": lambda cfg, c, f: 2.0,
 }
+# Keys of a configuration that set how it runs rather than the defence.
+RUN_KEYS = ("jit", "policy")
 
 
 def parse_config(text: str) -> tuple[str, dict]:
@@ -94,11 +102,14 @@ def main(argv):
         raise ValueError("The first configuration must be 'plain' (the reference).")
     models = []
     for name, kwargs in configs:
+        run = {key: kwargs.pop(key) for key in RUN_KEYS if key in kwargs}
+        keras.mixed_precision.set_global_policy(run.get("policy", "float32"))
         backbone = kr.backbones.get(FLAGS.backbone, num_classes=10)
         backbone.set_weights(initial)
         model = kr.defenses.get(name, backbone, seed=0, **kwargs)
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                      jit_compile=FLAGS.jit_compile)
+                      jit_compile=bool(run.get("jit", FLAGS.jit_compile)))
+        keras.mixed_precision.set_global_policy("float32")
         model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)  # trace
         models.append(model)
 
@@ -115,15 +126,22 @@ def main(argv):
             )
         return tape.gradient(loss, images)
 
+    @tf.function(jit_compile=FLAGS.jit_compile)
+    def forward(images):
+        return reference(images, training=False)
+
     input_gradient(batch_x, batch_y).numpy()
+    forward(batch_x).numpy()
     timings = {i: [] for i in range(len(configs))}
-    gradient_times = []
+    gradient_times, forward_times = [], []
     for _ in range(FLAGS.rounds):
-        start = time.perf_counter()
-        for _ in range(FLAGS.batches):
-            result = input_gradient(batch_x, batch_y)
-        result.numpy()
-        gradient_times.append((time.perf_counter() - start) / FLAGS.batches)
+        for function, args, times in ((input_gradient, (batch_x, batch_y), gradient_times),
+                                      (forward, (batch_x,), forward_times)):
+            start = time.perf_counter()
+            for _ in range(FLAGS.batches):
+                result = function(*args)
+            result.numpy()
+            times.append((time.perf_counter() - start) / FLAGS.batches)
         for index, model in enumerate(models):
             timer = _BatchTimer()
             model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.batches, verbose=0,
@@ -133,15 +151,16 @@ def main(argv):
     step = {i: statistics.median(t) for i, t in timings.items()}
     grad = statistics.median(gradient_times)
     c = grad / step[0]
+    f = statistics.median(forward_times) / step[0]
     rows = []
     print(f"\n{FLAGS.backbone}, batch {FLAGS.batch_size}, {FLAGS.rounds} rounds x "
           f"{FLAGS.batches} batches, jit_compile={FLAGS.jit_compile}")
     print(f"plain step {1000 * step[0]:.1f} ms, input-gradient pass {1000 * grad:.1f} ms: "
-          f"c = {c:.3f}\n")
+          f"c = {c:.3f}; inference forward pass: f = {f:.3f}\n")
     print(f"{'defence':<28}{'images/s':>10}{'ratio':>8}{'bound':>8}{'ratio/bound':>13}")
     for index, (name, kwargs) in enumerate(configs):
         ratio = step[0] / step[index]
-        bound = 1.0 / OP_COUNTS[name](kwargs, c)
+        bound = 1.0 / OP_COUNTS[name](kwargs, c, f)
         label = FLAGS.defenses[index]
         rows.append({
             "defense": label, "images_per_second": FLAGS.batch_size / step[index],
@@ -152,7 +171,7 @@ def main(argv):
               f"{ratio / bound:>13.3f}")
     payload = {
         "backbone": FLAGS.backbone, "batch_size": FLAGS.batch_size, "batches": FLAGS.batches,
-        "rounds": FLAGS.rounds, "jit_compile": FLAGS.jit_compile, "c": c,
+        "rounds": FLAGS.rounds, "jit_compile": FLAGS.jit_compile, "c": c, "f": f,
         "input_gradient_seconds": grad, "plain_step_seconds": step[0], "rows": rows,
         "command": " ".join(sys.argv),
     }
