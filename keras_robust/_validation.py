@@ -135,12 +135,12 @@ def check_images(images: Any, name: str = "images", channels: Sequence[int] | No
                 f"`{name}` must have {' or '.join(map(str, channels))} channels (NHWC), "
                 f"got shape {shape}."
             )
-    values = _concrete_values(images)
-    if values is None or values.size == 0:
+    summary = _value_summary(images)
+    if summary is None:
         return
-    if np.isnan(values).any():
+    has_nan, low, high = summary
+    if has_nan:
         raise ValueError(f"`{name}` contains NaN; expected finite images in [0, 1].")
-    low, high = float(values.min()), float(values.max())
     if low < 0.0 or high > 1.0:
         hint = " They look like 0..255 pixels: divide by 255." if high > 1.5 else ""
         raise ValueError(
@@ -187,6 +187,24 @@ def check_labels(labels: Any, num_classes: int, name: str = "labels") -> None:
             f"`{name}` must be class indices in [0, {num_classes}), got values in "
             f"[{int(values.min())}, {int(values.max())}]."
         )
+
+
+def _value_summary(images: Any) -> tuple[bool, float, float] | None:
+    """(any NaN, min, max) of concrete images; None for symbolic or empty ones.
+
+    Eager tensors are reduced where they live (three scalars come back, not the
+    batch), so checking a batch on an accelerator costs no device-to-host copy.
+    """
+    if tf.is_tensor(images):
+        if not tf.executing_eagerly() or not hasattr(images, "numpy") or images.shape.num_elements() == 0:
+            return None
+        values = tf.cast(images, tf.float32)
+        return (bool(tf.reduce_any(tf.math.is_nan(values))),
+                float(tf.reduce_min(values)), float(tf.reduce_max(values)))
+    values = _concrete_values(images)
+    if values is None or values.size == 0:
+        return None
+    return bool(np.isnan(values).any()), float(np.nanmin(values)), float(np.nanmax(values))
 
 
 def _dtype_of(value: Any) -> tf.DType | None:

@@ -3,6 +3,7 @@ projections and seeded randomness. Everything here runs inside `tf.function`.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Sequence
 
 import keras
@@ -183,18 +184,38 @@ def validate_common(
     return tf.cast(tf.convert_to_tensor(x), tf.float32)
 
 
-def run_compiled(impl: Callable, cache: dict, jit_compile: bool, *args, **kwargs):
-    """Calls `impl` compiled with `tf.function` when eager, or inline inside a graph.
+def run_compiled(impl: Callable, cache: dict, jit_compile: bool, model: Any, *args, **kwargs):
+    """Calls `impl(model, *args)` compiled with `tf.function` when eager, inline in a graph.
 
-    Attacks called from a `train_step` are traced into that step's graph; called
-    eagerly, they run a `tf.function` cached per (model, settings), with
-    `reduce_retracing` so a smaller last batch does not retrace for ever.
+    Attacks called from a `train_step` are traced into that step's graph. Called
+    eagerly, they run a `tf.function` compiled once per (model, attack,
+    jit_compile) with `reduce_retracing`, so a smaller last batch does not
+    retrace for ever. The compiled function is bound to the model through a weak
+    reference and stored with it: it does not retrace when another model comes
+    along, and it is freed with its model. (Unhashable models, such as a plain
+    list of models, share `cache` and are passed as an argument.)
     """
     if not tf.executing_eagerly():
-        return impl(*args, **kwargs)
+        return impl(model, *args, **kwargs)
     key = (impl, bool(jit_compile))
-    function = cache.get(key)
+    try:
+        per_model = _COMPILED_PER_MODEL.setdefault(model, {})
+    except TypeError:  # not weak-referenceable or not hashable
+        function = cache.get(key)
+        if function is None:
+            function = tf.function(impl, jit_compile=bool(jit_compile), reduce_retracing=True)
+            cache[key] = function
+        return function(model, *args, **kwargs)
+    function = per_model.get(key)
     if function is None:
-        function = tf.function(impl, jit_compile=bool(jit_compile), reduce_retracing=True)
-        cache[key] = function
+        reference = weakref.ref(model)
+
+        def bound(*inner_args, **inner_kwargs):
+            return impl(reference(), *inner_args, **inner_kwargs)
+
+        function = tf.function(bound, jit_compile=bool(jit_compile), reduce_retracing=True)
+        per_model[key] = function
     return function(*args, **kwargs)
+
+
+_COMPILED_PER_MODEL: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()

@@ -150,6 +150,11 @@ def iterative_attack(
             total = tf.reduce_sum(objective_fn(logits, y, target_classes))
         return tape.gradient(total, x_adv), logits, target_classes
 
+    if norm == "linf":
+        # The L-inf ball intersected with [0, 1] is a box: one clip per step.
+        lower = tf.maximum(x - eps, 0.0)
+        upper = tf.minimum(x + eps, 1.0)
+
     def step(x_adv, grad, velocity):
         if kernel is not None:
             grad = tf.nn.depthwise_conv2d(grad, kernel, [1, 1, 1, 1], "SAME")
@@ -157,7 +162,10 @@ def iterative_attack(
             l1 = tf.reduce_sum(tf.abs(grad), axis=[1, 2, 3], keepdims=True)
             velocity = momentum * velocity + grad / (l1 + 1e-12)
             grad = velocity
-        x_adv = project(x_adv + alpha * normalize(grad, norm), x, eps, norm)
+        if norm == "linf":
+            x_adv = tf.clip_by_value(x_adv + alpha * tf.sign(grad), lower, upper)
+        else:
+            x_adv = project(x_adv + alpha * normalize(grad, norm), x, eps, norm)
         return x_adv, velocity
 
     x_adv = draw_random_start(x, eps, norm, fold_seed(seed, 1)) if random_start else x

@@ -51,12 +51,14 @@ def objective(
             f"classes (it divides by z_pi1 - z_pi{needed - 1}), the model has {logits.shape[-1]}; "
             "use loss='cw' instead."
         )
+    if name == "ce":
+        if target is None:
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits)
     num_classes = tf.shape(logits)[-1]
     y_hot = tf.one_hot(y, num_classes)
     z_y = tf.reduce_sum(logits * y_hot, axis=-1)
     if target is None:
-        if name == "ce":
-            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         if name == "logit":
             return -z_y
         best_other = tf.reduce_max(logits - y_hot * _BIG, axis=-1)
@@ -66,8 +68,6 @@ def objective(
         return -(z_y - best_other) / (top[:, 0] - top[:, 2] + 1e-12)
     t_hot = tf.one_hot(target, num_classes)
     z_t = tf.reduce_sum(logits * t_hot, axis=-1)
-    if name == "ce":
-        return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits)
     if name == "logit":
         return z_t
     if name == "cw":

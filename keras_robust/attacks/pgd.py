@@ -58,7 +58,8 @@ def pgd(
         target: None (untargeted), "mc" (most confusing class), "ll" (least
             likely class), "random", or target labels.
         loss: "ce", "cw" (margin), "dlr" (difference of logits ratio) or "logit".
-        random_start: start from a uniformly random point of the ball.
+        random_start: start from a random point of the ball (L-inf: uniform in
+            the box; L2: a uniform direction at a uniformly drawn radius).
         restarts: number of random restarts; per sample the worst case is kept
             (an adversarial example if any restart found one).
         seed: an int (or [2] ints) for reproducible randomness.

@@ -1,0 +1,484 @@
+"""Auto-PGD (Croce & Hein 2020), the first attacks of AutoAttack.
+
+"Reliable evaluation of adversarial robustness with an ensemble of diverse
+parameter-free attacks" (ICML 2020). APGD is PGD without a step-size to tune:
+
+- the step starts at 2 * epsilon and is halved, per sample, at checkpoints
+  w_j = p_j * N (p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03,
+  0.06)) when, since the last checkpoint, fewer than rho * (w_j - w_{j-1})
+  steps increased the objective, or when neither the step nor the best
+  objective changed since the last checkpoint; a halving restarts that sample
+  from its best point;
+- each step is a momentum step, x_{k+1} = P(x_k + a (z_{k+1} - x_k) +
+  (1 - a)(x_k - x_{k-1})), z_{k+1} = P(x_k + eta sign(grad)) (L-inf) or
+  P(x_k + eta grad / ||grad||) (L2), with a = 0.75 (1 for the first step);
+- per sample it returns an adversarial example if any iterate was one (the
+  successful iterate of highest objective), else the point of highest
+  objective.
+
+APGD-CE is `apgd(..., loss="ce")`; APGD-DLR is `loss="dlr"`; AutoAttack's
+APGD-T is `apgd_targeted` (the targeted DLR loss toward each of the k most
+likely other classes in turn). Everything runs on whole batches inside one
+`tf.function`; the checkpoints are fixed from `steps` before tracing, and the
+per-sample decisions are tensor masks inside a `tf.while_loop`.
+
+Restarts (and APGD-T's targets) run only on the samples no earlier run has
+broken, as AutoAttack does: the batch is compacted with `tf.gather`, so later
+runs cost little on a weak model. With `jit_compile=True` shapes must stay
+static, so every run then attacks the whole batch and the results are merged
+with masks.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import tensorflow as tf
+
+from keras_robust._validation import check_choice, check_fraction, check_positive_int
+from keras_robust.attacks._common import (
+    LogitsFn,
+    as_logits_fn,
+    as_seed,
+    fold_seed,
+    normalize,
+    per_sample,
+    project,
+    random_normal,
+    random_uniform,
+    run_compiled,
+    sparse_labels,
+    validate_common,
+)
+from keras_robust.attacks.objectives import objective
+from keras_robust.attacks.targets import check_target, select_target
+
+APGD_LOSSES = ("ce", "dlr")
+_COMPILED: dict = {}
+_COMPILED_TARGETED: dict = {}
+_BIG = 1e9
+
+
+def checkpoints(steps: int) -> list[tuple[int, int]]:
+    """APGD's checkpoints for `steps` iterations as (iteration index, interval length).
+
+    The integer form of p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1}
+    - 0.03, 0.06): the first interval is max(int(0.22 N), 1) iterations, each
+    next one max(int(0.03 N), 1) shorter, never shorter than max(int(0.06 N), 1)
+    (this is how the authors' code rounds; for N = 100 the checkpoints are at
+    22, 41, 57, 70, 80, 87, 93, 99). A checkpoint at iteration index i is
+    evaluated after the i-th step (0-based), i.e. at w_j = i + 1.
+
+    Example:
+
+    >>> [i + 1 for i, _ in checkpoints(100)]
+    [22, 41, 57, 70, 80, 87, 93, 99]
+    """
+    interval = max(int(0.22 * steps), 1)
+    shrink = max(int(0.03 * steps), 1)
+    shortest = max(int(0.06 * steps), 1)
+    out, position = [], 0
+    while position + interval <= steps:
+        position += interval
+        out.append((position - 1, interval))
+        interval = max(interval - shrink, shortest)
+    return out
+
+
+class APGDResult(NamedTuple):
+    """One APGD run on a batch.
+
+    Attributes:
+        x_found: per sample, the successful iterate of highest objective
+            (meaningful where `found`).
+        found: whether any iterate was adversarial.
+        x_best: the iterate of highest objective.
+        best_objective: its objective.
+    """
+
+    x_found: tf.Tensor
+    found: tf.Tensor
+    x_best: tf.Tensor
+    best_objective: tf.Tensor
+
+
+def apgd_start(x: tf.Tensor, epsilon: tf.Tensor, norm: str, seed: tf.Tensor | None) -> tf.Tensor:
+    """APGD's random start: L-inf, eps * t / max|t| with t ~ U[-1, 1]^d; L2, a
+    uniform point of the sphere of radius eps. Clipped to [0, 1]."""
+    if norm == "linf":
+        t = random_uniform(tf.shape(x), seed, -1.0, 1.0)
+        t = t / (tf.reduce_max(tf.abs(t), axis=[1, 2, 3], keepdims=True) + 1e-12)
+    else:
+        t = normalize(random_normal(tf.shape(x), seed), "l2")
+    return tf.clip_by_value(x + epsilon * t, 0.0, 1.0)
+
+
+def apgd_run(
+    logits_fn: LogitsFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    epsilon: tf.Tensor,
+    steps: int,
+    *,
+    norm: str = "linf",
+    loss: str = "ce",
+    target: tf.Tensor | None = None,
+    rho: float = 0.75,
+    seed: tf.Tensor | None = None,
+    success: str = "target",
+) -> APGDResult:
+    """One run of APGD from a random start (a graph function; no validation).
+
+    Args:
+        logits_fn: images -> float32 logits.
+        x: float32 [B, H, W, C] images in [0, 1].
+        y: true classes, int32 [B].
+        epsilon: budget, scalar or [B].
+        steps: iterations (a Python int).
+        norm: "linf" or "l2".
+        loss: an objective of `keras_robust.attacks.objectives`.
+        target: target classes int32 [B] (targeted objective), or None.
+        rho: the oscillation threshold of the checkpoint test.
+        seed: optional [2] seed of the random start.
+        success: what counts as adversarial when `target` is given:
+            "target" (classified as the target) or "misclassified" (any class
+            but `y`, AutoAttack's criterion for APGD-T).
+
+    Returns:
+        An `APGDResult`.
+    """
+    eps = per_sample(epsilon, x)
+    schedule = checkpoints(steps)
+    is_checkpoint = [False] * steps
+    interval = [0.0] * steps
+    for index, length in schedule:
+        is_checkpoint[index] = True
+        interval[index] = float(length)
+    is_checkpoint = tf.constant(is_checkpoint)
+    interval = tf.constant(interval, tf.float32)
+
+    def evaluate(x_adv):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x_adv)
+            logits = logits_fn(x_adv)
+            value = objective(loss, logits, y, target)
+            total = tf.reduce_sum(value)
+        grad = tape.gradient(total, x_adv)
+        if grad is None:
+            raise ValueError(
+                "APGD needs the gradient of the model's logits with respect to its input, and "
+                "this model provides none; use keras_robust.attacks.square for gradient-free "
+                "models."
+            )
+        predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        if target is not None and success == "target":
+            adversarial = tf.equal(predicted, target)
+        else:
+            adversarial = tf.not_equal(predicted, y)
+        return tf.stop_gradient(value), tf.stop_gradient(grad), adversarial
+
+    def where(mask, a, b):
+        return tf.where(tf.reshape(mask, [-1, 1, 1, 1]), a, b)
+
+    x_adv = apgd_start(x, eps, norm, seed)
+    value, grad, adversarial = evaluate(x_adv)
+    state = dict(
+        x_adv=x_adv,
+        x_prev=x_adv,
+        grad=grad,
+        step=2.0 * eps,
+        x_best=x_adv,
+        grad_best=grad,
+        best=value,
+        x_found=x_adv,
+        found=adversarial,
+        found_value=tf.where(adversarial, value, tf.fill(tf.shape(value), -float("inf"))),
+        last_value=value,
+        increases=tf.zeros_like(value),
+        best_at_check=value,
+        halved_at_check=tf.ones_like(adversarial),
+    )
+
+    def body(i, s):
+        momentum = tf.where(i > 0, 0.75, 1.0)
+        x_adv = s["x_adv"]
+        z = project(x_adv + s["step"] * normalize(s["grad"], norm), x, eps, norm)
+        x_new = project(
+            x_adv + momentum * (z - x_adv) + (1.0 - momentum) * (x_adv - s["x_prev"]), x, eps, norm
+        )
+        value, grad, adversarial = evaluate(x_new)
+
+        # The successful iterate of highest objective.
+        keep = adversarial & (~s["found"] | (value > s["found_value"]))
+        x_found = where(keep, x_new, s["x_found"])
+        found_value = tf.where(keep, value, s["found_value"])
+        found = s["found"] | adversarial
+
+        # The iterate of highest objective and its gradient (a restart point).
+        improved = value > s["best"]
+        x_best = where(improved, x_new, s["x_best"])
+        grad_best = where(improved, grad, s["grad_best"])
+        best = tf.where(improved, value, s["best"])
+        increases = s["increases"] + tf.cast(value > s["last_value"], tf.float32)
+
+        # Checkpoint: halve the step (and restart from the best point) where the
+        # objective rose in fewer than rho * interval steps, or where neither the
+        # step nor the best objective changed since the last checkpoint.
+        checkpoint = is_checkpoint[i]
+        oscillating = increases < rho * interval[i]
+        stalled = ~s["halved_at_check"] & (s["best_at_check"] >= best)
+        halve = checkpoint & (oscillating | stalled)
+        step = where(halve, 0.5 * s["step"], s["step"])
+        return i + 1, dict(
+            x_adv=where(halve, x_best, x_new),
+            x_prev=x_adv,
+            grad=where(halve, grad_best, grad),
+            step=step,
+            x_best=x_best,
+            grad_best=grad_best,
+            best=best,
+            x_found=x_found,
+            found=found,
+            found_value=found_value,
+            last_value=value,
+            increases=tf.where(checkpoint, tf.zeros_like(increases), increases),
+            best_at_check=tf.where(checkpoint, best, s["best_at_check"]),
+            halved_at_check=tf.where(checkpoint, halve, s["halved_at_check"]),
+        )
+
+    _, state = tf.while_loop(
+        lambda i, s: i < steps, body, (tf.constant(0), state), parallel_iterations=1
+    )
+    return APGDResult(state["x_found"], state["found"], state["x_best"], state["best"])
+
+
+def worst_case_over_runs(
+    logits_fn: LogitsFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    epsilon: tf.Tensor,
+    runs: list[tuple[tf.Tensor | None, tf.Tensor | None]],
+    clean_adversarial: tf.Tensor,
+    compact: bool,
+    **run_kwargs: Any,
+) -> tf.Tensor:
+    """Runs APGD once per (targets, seed) in `runs`, each on the samples not yet broken.
+
+    Samples adversarial at `x` (`clean_adversarial`) are returned unchanged;
+    every other sample gets the first adversarial example any run finds, or
+    else the highest-objective point over the runs.
+    """
+    adv = x
+    found = clean_adversarial
+    fallback = tf.fill(tf.shape(y), -float("inf"))
+    eps = tf.broadcast_to(tf.reshape(tf.cast(epsilon, tf.float32), [-1]), tf.shape(y))
+    for targets, seed in runs:
+        if compact:
+            index = tf.where(~found)[:, 0]
+
+            def attack(index=index, targets=targets, seed=seed):
+                sub = lambda t: tf.gather(t, index)  # noqa: E731
+                result = apgd_run(
+                    logits_fn, sub(x), sub(y), sub(eps),
+                    target=None if targets is None else sub(targets), seed=seed, **run_kwargs,
+                )
+                old_adv, old_fallback = sub(adv), sub(fallback)
+                replace = result.best_objective > old_fallback
+                new_adv = tf.where(
+                    tf.reshape(result.found, [-1, 1, 1, 1]), result.x_found,
+                    tf.where(tf.reshape(replace, [-1, 1, 1, 1]), result.x_best, old_adv),
+                )
+                new_fallback = tf.where(replace, result.best_objective, old_fallback)
+                rows = index[:, None]
+                return (
+                    tf.tensor_scatter_nd_update(adv, rows, new_adv),
+                    tf.tensor_scatter_nd_update(found, rows, result.found),
+                    tf.tensor_scatter_nd_update(fallback, rows, new_fallback),
+                )
+
+            adv, found, fallback = tf.cond(
+                tf.size(index) > 0, attack, lambda: (adv, found, fallback)
+            )
+        else:
+            result = apgd_run(logits_fn, x, y, eps, target=targets, seed=seed, **run_kwargs)
+            new_found = ~found & result.found
+            replace = ~found & ~result.found & (result.best_objective > fallback)
+            adv = tf.where(tf.reshape(new_found, [-1, 1, 1, 1]), result.x_found, adv)
+            adv = tf.where(tf.reshape(replace, [-1, 1, 1, 1]), result.x_best, adv)
+            fallback = tf.where(replace, result.best_objective, fallback)
+            found = found | result.found
+    return adv
+
+
+def _apgd_impl(model, x, y, epsilon, steps, norm, loss, target, restarts, rho, seed, compact):
+    logits_fn = as_logits_fn(model)
+    y = sparse_labels(y)
+    clean_logits = logits_fn(x)
+    num_classes = tf.shape(clean_logits)[-1]
+    targets = None
+    if target is not None:
+        targets = select_target(target, y, num_classes, clean_logits, fold_seed(seed, 2))
+    predicted = tf.argmax(clean_logits, axis=-1, output_type=tf.int32)
+    clean_adversarial = (
+        tf.not_equal(predicted, y) if targets is None else tf.equal(predicted, targets)
+    )
+    runs = [(targets, fold_seed(seed, 1000 + r)) for r in range(restarts)]
+    return worst_case_over_runs(
+        logits_fn, x, y, epsilon, runs, clean_adversarial, compact,
+        steps=steps, norm=norm, loss=loss, rho=rho, success="target",
+    )
+
+
+def apgd(
+    model: Any,
+    x: Any,
+    y: Any,
+    epsilon: float | Any,
+    steps: int = 100,
+    *,
+    norm: str = "linf",
+    loss: str = "ce",
+    target: Any = None,
+    restarts: int = 1,
+    rho: float = 0.75,
+    seed: int | Any | None = None,
+    jit_compile: bool = False,
+) -> tf.Tensor:
+    """Auto-PGD (Croce & Hein 2020): PGD with an adaptive step size and momentum.
+
+    The step starts at 2 * epsilon and is halved per sample at fixed
+    checkpoints when the objective stops rising (see the module docstring);
+    a halving restarts the sample from its best point. Per sample the result
+    is an adversarial example if any iterate of any restart was one, else the
+    point of highest objective. Restarts after the first attack only the
+    samples still correctly classified (as AutoAttack does).
+
+    Args:
+        model: a Keras model, an `Ensemble`, a list of models (logits
+            averaged), or any callable mapping [0, 1] images to logits.
+        x: float images in [0, 1], [B, H, W, C].
+        y: true labels: class indices, one-hot or soft rows.
+        epsilon: the budget (scalar or one per sample) on the [0, 1] scale.
+        steps: iterations per restart (AutoAttack uses 100).
+        norm: "linf" or "l2".
+        loss: "ce" (APGD-CE) or "dlr" (APGD-DLR, the difference of logits
+            ratio; needs 3 classes, 4 when targeted).
+        target: None (untargeted), "mc", "ll", "random" or target labels; a
+            targeted run ascends the targeted objective (with `loss="dlr"`, the
+            targeted DLR of APGD-T) and counts a sample as broken when it is
+            classified as its target. For AutoAttack's APGD-T over the top-k
+            classes use `apgd_targeted`.
+        restarts: random restarts.
+        rho: the checkpoint threshold: the step is halved when fewer than
+            rho * (interval length) steps raised the objective.
+        seed: an int (or [2] ints) for reproducible randomness.
+        jit_compile: compile with XLA (every restart then attacks the whole
+            batch, since XLA needs static shapes).
+
+    Returns:
+        float32 adversarial images inside the ball and [0, 1].
+
+    Example:
+
+    >>> x_adv = apgd(model, x, y, epsilon=8 / 255, steps=100, loss="ce", seed=0)
+    >>> x_l2 = apgd(model, x, y, epsilon=0.5, norm="l2", loss="dlr", restarts=3)
+    """
+    x = validate_common(x, epsilon, norm)
+    steps = check_positive_int(steps, "steps")
+    restarts = check_positive_int(restarts, "restarts")
+    check_choice(loss, APGD_LOSSES, "loss")
+    check_target(target)
+    rho = check_fraction(rho, "rho")
+    return run_compiled(
+        _apgd_impl, _COMPILED, jit_compile, model, x, y, tf.cast(epsilon, tf.float32), steps,
+        norm, loss, _target_arg(target), restarts, rho, as_seed(seed), not jit_compile,
+    )
+
+
+def _apgd_targeted_impl(model, x, y, epsilon, steps, num_targets, norm, loss, restarts, rho,
+                        seed, compact):
+    logits_fn = as_logits_fn(model)
+    y = sparse_labels(y)
+    clean_logits = logits_fn(x)
+    num_classes = clean_logits.shape[-1]
+    if num_classes is not None and num_targets > num_classes - 1:
+        raise ValueError(
+            f"`num_targets` must be at most the number of classes minus one ({num_classes - 1}), "
+            f"got {num_targets}."
+        )
+    # The k most likely classes other than the true one, most likely first.
+    others = clean_logits - tf.one_hot(y, tf.shape(clean_logits)[-1]) * _BIG
+    ranked = tf.math.top_k(others, k=num_targets).indices
+    predicted = tf.argmax(clean_logits, axis=-1, output_type=tf.int32)
+    runs = [
+        (ranked[:, k], fold_seed(seed, 1000 * (k + 1) + r))
+        for k in range(num_targets)
+        for r in range(restarts)
+    ]
+    return worst_case_over_runs(
+        logits_fn, x, y, epsilon, runs, tf.not_equal(predicted, y), compact,
+        steps=steps, norm=norm, loss=loss, rho=rho, success="misclassified",
+    )
+
+
+def apgd_targeted(
+    model: Any,
+    x: Any,
+    y: Any,
+    epsilon: float | Any,
+    steps: int = 100,
+    num_targets: int = 9,
+    *,
+    norm: str = "linf",
+    loss: str = "dlr",
+    restarts: int = 1,
+    rho: float = 0.75,
+    seed: int | Any | None = None,
+    jit_compile: bool = False,
+) -> tf.Tensor:
+    """APGD-T of AutoAttack: targeted APGD toward each of the k most likely other classes.
+
+    For k = 1..`num_targets`, APGD ascends the targeted DLR loss toward the
+    k-th most likely non-true class (ranked at the clean image) on the samples
+    no earlier target has misclassified; per sample the first misclassified
+    point wins (else the highest-objective point). AutoAttack's standard
+    version uses 9 targets (all other classes of CIFAR-10) and 100 steps.
+
+    Args:
+        model: see `apgd`.
+        x: float images in [0, 1], [B, H, W, C].
+        y: true labels.
+        epsilon: the budget (scalar or one per sample).
+        steps: iterations per target and restart.
+        num_targets: how many target classes to try (at most classes - 1).
+        norm: "linf" or "l2".
+        loss: "dlr" (the targeted DLR of APGD-T; needs 4 classes) or "ce"
+            (targeted cross-entropy).
+        restarts: random restarts per target.
+        rho: the checkpoint threshold (see `apgd`).
+        seed: an int (or [2] ints) for reproducible randomness.
+        jit_compile: compile with XLA.
+
+    Returns:
+        float32 adversarial images inside the ball and [0, 1].
+
+    Example:
+
+    >>> x_adv = apgd_targeted(model, x, y, epsilon=8 / 255, steps=100, num_targets=9, seed=0)
+    """
+    x = validate_common(x, epsilon, norm)
+    steps = check_positive_int(steps, "steps")
+    num_targets = check_positive_int(num_targets, "num_targets")
+    restarts = check_positive_int(restarts, "restarts")
+    check_choice(loss, APGD_LOSSES, "loss")
+    rho = check_fraction(rho, "rho")
+    return run_compiled(
+        _apgd_targeted_impl, _COMPILED_TARGETED, jit_compile, model, x, y,
+        tf.cast(epsilon, tf.float32), steps, num_targets, norm, loss, restarts, rho,
+        as_seed(seed), not jit_compile,
+    )
+
+
+def _target_arg(target: Any) -> Any:
+    if target is None or isinstance(target, str):
+        return target
+    return tf.convert_to_tensor(target)

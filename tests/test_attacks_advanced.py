@@ -1,0 +1,329 @@
+"""APGD, APGD-T, Square, CW-L2 and the transfer helper: invariants and strength."""
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_robust as kr
+from keras_robust.attacks._common import as_logits_fn
+from keras_robust.attacks.apgd import checkpoints
+from keras_robust.attacks.cw import cw_margin
+from keras_robust.attacks.square import square_attack
+from tests.helpers import linear_model, mlp, robust_feature_data
+
+EPS = 8 / 255
+
+
+def _assert_in_ball(x_adv, x, eps, norm):
+    x_adv, x = np.asarray(x_adv), np.asarray(x)
+    assert x_adv.dtype == np.float32
+    assert x_adv.shape == x.shape
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    delta = (x_adv - x).reshape(len(x), -1)
+    eps = np.broadcast_to(np.asarray(eps, np.float32), (len(x),))
+    if norm == "linf":
+        assert np.all(np.abs(delta).max(axis=1) <= eps + 1e-6)
+    else:
+        assert np.all(np.linalg.norm(delta, axis=1) <= eps + 1e-5)
+
+
+def _accuracy(model, x, y):
+    return float(np.mean(np.argmax(np.asarray(model(tf.constant(np.asarray(x)))), -1) == y))
+
+
+@pytest.fixture
+def four_class():
+    model = linear_model(num_classes=4, scale=0.5, seed=2)
+    rng = np.random.default_rng(1)
+    x = rng.random((12, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 4, 12).astype(np.int32)
+    return model, x, y
+
+
+@pytest.fixture(scope="module")
+def trained_mlp():
+    """A plainly trained MLP on the robust/non-robust feature task: ~80% clean,
+    well below under an L-inf attack of 0.1."""
+    keras.utils.set_random_seed(0)
+    x, y = robust_feature_data(n=1024, seed=0)
+    model = mlp(num_classes=2, width=32)
+    model.compile(keras.optimizers.Adam(1e-2),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=4, batch_size=64, verbose=0)
+    x_test, y_test = robust_feature_data(n=256, seed=1)
+    return model, x_test, y_test
+
+
+def test_checkpoints_follow_the_p_schedule():
+    # p = 0, .22, .41, .57, .70, .80, .87, .93, .99 for N = 100.
+    assert [i + 1 for i, _ in checkpoints(100)] == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert [n for _, n in checkpoints(100)] == [22, 19, 16, 13, 10, 7, 6, 6]
+    assert all(i < 7 for i, _ in checkpoints(7))
+    assert checkpoints(1) == [(0, 1)]
+
+
+@pytest.mark.parametrize(
+    "norm,eps,loss,target,restarts",
+    [
+        ("linf", EPS, "ce", None, 1),
+        ("linf", EPS, "dlr", None, 2),
+        ("linf", EPS, "dlr", "mc", 1),
+        ("linf", EPS, "ce", "tensor", 1),
+        ("l2", 0.5, "ce", None, 2),
+        ("l2", 0.5, "dlr", "random", 1),
+        ("l2", 0.5, "dlr", "ll", 1),
+    ],
+)
+def test_apgd_stays_in_its_ball(four_class, norm, eps, loss, target, restarts):
+    model, x, y = four_class
+    if target == "tensor":
+        target = (y + 1) % 4
+    x_adv = kr.attacks.apgd(model, x, y, eps, 6, norm=norm, loss=loss, target=target,
+                            restarts=restarts, seed=3)
+    _assert_in_ball(x_adv, x, eps, norm)
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", EPS), ("l2", 0.5)])
+def test_apgd_targeted_stays_in_its_ball(four_class, norm, eps):
+    model, x, y = four_class
+    x_adv = kr.attacks.apgd_targeted(model, x, y, eps, 5, num_targets=3, norm=norm, seed=1)
+    _assert_in_ball(x_adv, x, eps, norm)
+
+
+def test_apgd_per_sample_epsilon_and_one_hot_labels(four_class):
+    model, x, y = four_class
+    eps = np.linspace(0.001, 0.1, len(x)).astype(np.float32)
+    x_adv = kr.attacks.apgd(model, x, np.eye(4, dtype=np.float32)[y], eps, 5, seed=0)
+    _assert_in_ball(x_adv, x, eps, "linf")
+
+
+def test_apgd_breaks_at_least_as_many_samples_as_pgd(trained_mlp):
+    model, x, y = trained_mlp
+    clean = _accuracy(model, x, y)
+    assert clean > 0.7
+    results = {}
+    for steps in (5, 10):
+        pgd = _accuracy(model, kr.attacks.pgd(model, x, y, 0.09, 0.09 / 4, steps, seed=0), y)
+        apgd = _accuracy(model, kr.attacks.apgd(model, x, y, 0.09, steps, seed=0), y)
+        assert apgd <= pgd + 1e-9, (steps, apgd, pgd)
+        results[steps] = apgd, pgd
+    assert results[10][1] < clean - 0.15  # the model is not robust
+    # With few steps the adaptive step (2 eps, then halved) is far ahead
+    # (measured: 0.40 against PGD's 0.73 at 5 steps).
+    assert results[5][0] < results[5][1] - 0.1
+    restarts = _accuracy(model, kr.attacks.apgd(model, x, y, 0.09, 10, restarts=3, seed=0), y)
+    assert restarts <= results[10][0] + 1e-9  # more restarts never help the model
+
+
+def test_apgd_returns_adversarial_points_it_found_and_keeps_clean_errors(four_class):
+    model, x, y = four_class
+    predicted = np.argmax(model.predict(x, verbose=0), -1)
+    x_adv = np.asarray(kr.attacks.apgd(model, x, y, 0.3, 10, seed=0))
+    # Samples misclassified at x are returned unchanged.
+    wrong = predicted != y
+    assert wrong.any()
+    np.testing.assert_array_equal(x_adv[wrong], x[wrong])
+    assert _accuracy(model, x_adv, y) == 0.0
+
+
+def test_apgd_targeted_reaches_its_targets_on_a_linear_model():
+    model = linear_model(num_classes=5, scale=2.0, seed=3)
+    rng = np.random.default_rng(2)
+    x = 0.25 + 0.5 * rng.random((24, 8, 8, 1), dtype=np.float32)
+    y = np.argmax(model.predict(x, verbose=0), -1)
+    target = (y + 2) % 5
+    x_adv = kr.attacks.apgd(model, x, y, 0.25, 20, loss="dlr", target=target, seed=0)
+    _assert_in_ball(x_adv, x, 0.25, "linf")
+    np.testing.assert_array_equal(np.argmax(model.predict(np.asarray(x_adv), verbose=0), -1),
+                                  target)
+    # APGD-T over the top-k classes misclassifies everything at that budget.
+    x_t = kr.attacks.apgd_targeted(model, x, y, 0.25, 10, num_targets=4, seed=0)
+    assert _accuracy(model, x_t, y) == 0.0
+
+
+def test_apgd_is_reproducible_and_runs_inside_a_graph(four_class):
+    model, x, y = four_class
+    a = kr.attacks.apgd(model, x, y, EPS, 5, seed=7)
+    b = kr.attacks.apgd(model, x, y, EPS, 5, seed=7)
+    c = kr.attacks.apgd(model, x, y, EPS, 5, seed=8)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+
+    @tf.function
+    def inside(images, labels):
+        return kr.attacks.apgd(model, images, labels, EPS, 5, seed=7)
+
+    np.testing.assert_allclose(np.asarray(inside(tf.constant(x), tf.constant(y))), np.asarray(a),
+                               atol=1e-6)
+
+
+def test_apgd_with_xla_matches_the_ball(four_class):
+    model, x, y = four_class
+    x_adv = kr.attacks.apgd(model, x, y, EPS, 4, restarts=2, seed=0, jit_compile=True)
+    _assert_in_ball(x_adv, x, EPS, "linf")
+
+
+def test_gradient_attacks_say_when_a_model_has_no_gradient(four_class):
+    model, x, y = four_class
+    frozen = lambda images: tf.stop_gradient(model(images))  # noqa: E731
+    with pytest.raises(ValueError, match="square"):
+        kr.attacks.apgd(frozen, x, y, EPS, 2)
+    with pytest.raises(ValueError, match="gradient"):
+        kr.attacks.cw_l2(frozen, x, y, steps=2)
+
+
+@pytest.mark.parametrize(
+    "loss,target", [("margin", None), ("ce", None), ("margin", "random"), ("ce", "tensor")]
+)
+def test_square_stays_in_its_ball(four_class, loss, target):
+    model, x, y = four_class
+    if target == "tensor":
+        target = (y + 1) % 4
+    x_adv = kr.attacks.square(model, x, y, EPS, 30, loss=loss, target=target, seed=0)
+    _assert_in_ball(x_adv, x, EPS, "linf")
+
+
+def test_square_needs_no_gradients_and_breaks_a_plain_model(trained_mlp):
+    model, x, y = trained_mlp
+    no_gradient = lambda images: tf.stop_gradient(model(images))  # noqa: E731
+    clean = _accuracy(model, x, y)
+    x_adv = kr.attacks.square(no_gradient, x, y, 0.1, 300, seed=0)
+    _assert_in_ball(x_adv, x, 0.1, "linf")
+    assert _accuracy(model, x_adv, y) < clean - 0.15
+    # It is no stronger than it should be: not far below the white-box attack.
+    pgd = _accuracy(model, kr.attacks.pgd(model, x, y, 0.1, 0.025, 20, seed=0), y)
+    assert _accuracy(model, x_adv, y) >= pgd - 0.1
+
+
+def test_square_never_increases_the_loss_and_reports_its_margin(trained_mlp):
+    model, x, y = trained_mlp
+    result = square_attack(as_logits_fn(model), tf.constant(x), tf.constant(y), 0.05, 100,
+                           seed=tf.constant([3, 4], tf.int64))
+    assert np.all(result.loss.numpy() <= result.initial_loss.numpy())
+    logits = model(result.x_adv).numpy()
+    margin = logits[np.arange(len(y)), y] - logits[np.arange(len(y)), 1 - y]
+    np.testing.assert_allclose(result.margin.numpy(), margin, atol=1e-4)
+    # Broken samples stop spending queries.
+    queries = result.queries.numpy()
+    assert queries.max() <= 102 and queries.min() >= 1
+    assert np.all(queries[margin > 0] == 102)
+
+
+def test_square_is_reproducible_and_xla_compiles(four_class):
+    model, x, y = four_class
+    a = kr.attacks.square(model, x, y, EPS, 20, seed=5)
+    b = kr.attacks.square(model, x, y, EPS, 20, seed=5)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    c = kr.attacks.square(model, x, y, EPS, 20, seed=5, jit_compile=True)
+    _assert_in_ball(c, x, EPS, "linf")
+
+
+@pytest.fixture
+def separable():
+    model = linear_model(num_classes=4, scale=0.5, seed=5)
+    rng = np.random.default_rng(4)
+    x = 0.25 + 0.5 * rng.random((16, 8, 8, 1), dtype=np.float32)
+    y = np.argmax(model.predict(x, verbose=0), -1)
+    return model, x, y
+
+
+def test_cw_finds_smaller_perturbations_than_a_large_fixed_budget(separable):
+    model, x, y = separable
+    x_cw = np.asarray(kr.attacks.cw_l2(model, x, y, steps=100, learning_rate=0.05))
+    assert x_cw.dtype == np.float32 and x_cw.min() >= 0.0 and x_cw.max() <= 1.0
+    assert _accuracy(model, x_cw, y) == 0.0
+    l2_cw = np.linalg.norm((x_cw - x).reshape(len(x), -1), axis=1)
+    x_pgd = np.asarray(kr.attacks.pgd(model, x, y, 3.0, 0.3, 20, norm="l2", loss="cw", seed=0))
+    assert _accuracy(model, x_pgd, y) == 0.0
+    l2_pgd = np.linalg.norm((x_pgd - x).reshape(len(x), -1), axis=1)
+    assert np.all(l2_cw < l2_pgd)
+    # The binary search over c never does worse than a fixed c.
+    x_bs = np.asarray(kr.attacks.cw_l2(model, x, y, steps=100, learning_rate=0.05,
+                                       binary_search_steps=4))
+    l2_bs = np.linalg.norm((x_bs - x).reshape(len(x), -1), axis=1)
+    assert _accuracy(model, x_bs, y) == 0.0
+    assert np.median(l2_bs) <= np.median(l2_cw) + 1e-3
+
+
+def test_cw_respects_its_confidence_and_its_fallback(separable):
+    model, x, y = separable
+    x_adv = np.asarray(kr.attacks.cw_l2(model, x, y, confidence=3.0, steps=100,
+                                        learning_rate=0.05))
+    margin = cw_margin(model(x_adv), tf.constant(y)).numpy()
+    moved = np.abs(x_adv - x).reshape(len(x), -1).max(axis=1) > 1e-4
+    assert moved.all()
+    assert np.all(margin >= 3.0 - 1e-3)
+    # Unreachable confidence: "input" returns x, "misclassified" (the default)
+    # the closest misclassified iterate.
+    kwargs = dict(confidence=1e4, steps=20, learning_rate=0.05)
+    x_in = np.asarray(kr.attacks.cw_l2(model, x, y, fallback="input", **kwargs))
+    np.testing.assert_allclose(x_in, x, atol=1e-5)
+    x_mis = np.asarray(kr.attacks.cw_l2(model, x, y, **kwargs))
+    assert _accuracy(model, x_mis, y) == 0.0
+    assert np.all(cw_margin(model(x_mis), tf.constant(y)).numpy() > 0)
+    # Targeted: the target wins by the margin.
+    target = (y + 1) % 4
+    x_t = np.asarray(kr.attacks.cw_l2(model, x, y, target=target, confidence=1.0, steps=100,
+                                      learning_rate=0.05))
+    np.testing.assert_array_equal(np.argmax(model.predict(x_t, verbose=0), -1), target)
+    assert np.all(cw_margin(model(x_t), tf.constant(y), tf.constant(target)).numpy() >= 1.0 - 1e-3)
+
+
+def test_transfer_attack_crafts_on_the_surrogate_only(separable):
+    target_model, x, y = separable
+    surrogate = linear_model(num_classes=4, scale=0.5, seed=6)
+    attack = functools.partial(kr.attacks.mi_fgsm, epsilon=0.1, steps=5)
+    result = kr.attacks.transfer_attack(attack, surrogate, target_model, x, y, batch_size=5)
+    assert set(result) == {"x_adv", "accuracy", "clean_accuracy", "surrogate_accuracy",
+                           "transfer_rate"}
+    _assert_in_ball(result["x_adv"], x, 0.1, "linf")
+    np.testing.assert_allclose(
+        np.asarray(attack(surrogate, x[:5], y[:5])), result["x_adv"][:5], atol=1e-6
+    )
+    assert result["clean_accuracy"] == 1.0
+    assert result["accuracy"] == pytest.approx(_accuracy(target_model, result["x_adv"], y))
+    assert result["surrogate_accuracy"] == pytest.approx(_accuracy(surrogate, result["x_adv"], y))
+    assert result["transfer_rate"] == pytest.approx(1.0 - result["accuracy"])
+    # White-box (surrogate == target) is at least as strong; names work too.
+    white = kr.attacks.transfer_attack("pgd", target_model, target_model, x, y, epsilon=0.1,
+                                       steps=5, seed=0)
+    assert white["accuracy"] <= result["accuracy"]
+
+
+@pytest.mark.parametrize(
+    "call,error,match",
+    [
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, 0.0), ValueError, "epsilon"),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, loss="cw"), ValueError, "'dlr'"),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, norm="l1"), ValueError, "'l2'"),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, steps=0), ValueError, "steps"),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, rho=1.5), ValueError, "rho"),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, target="most"), ValueError, "'mc'"),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, restarts=1.5), TypeError, "restarts"),
+        (lambda m, x, y: kr.attacks.apgd_targeted(m, x, y, EPS, num_targets=4), ValueError,
+         "num_targets"),
+        (lambda m, x, y: kr.attacks.apgd_targeted(m, x, y, EPS, num_targets=0), ValueError,
+         "num_targets"),
+        (lambda m, x, y: kr.attacks.square(m, x, y, EPS, queries=0), ValueError, "queries"),
+        (lambda m, x, y: kr.attacks.square(m, x, y, EPS, p_init=0.0), ValueError, "p_init"),
+        (lambda m, x, y: kr.attacks.square(m, x, y, EPS, loss="dlr"), ValueError, "'margin'"),
+        (lambda m, x, y: kr.attacks.square(m, x, y, 2.0), ValueError, "epsilon"),
+        (lambda m, x, y: kr.attacks.cw_l2(m, x, y, confidence=-1.0), ValueError, "confidence"),
+        (lambda m, x, y: kr.attacks.cw_l2(m, x, y, learning_rate=0), ValueError, "learning_rate"),
+        (lambda m, x, y: kr.attacks.cw_l2(m, x, y, binary_search_steps=0), ValueError, "binary"),
+        (lambda m, x, y: kr.attacks.cw_l2(m, x, y, fallback="last"), ValueError, "'input'"),
+        (lambda m, x, y: kr.attacks.cw_l2(m, x * 255, y), ValueError, "255"),
+        (lambda m, x, y: kr.attacks.transfer_attack("deepfool", m, m, x, y), ValueError, "'pgd'"),
+        (lambda m, x, y: kr.attacks.transfer_attack(3, m, m, x, y), TypeError, "callable"),
+        (lambda m, x, y: kr.attacks.transfer_attack("pgd", m, "vgg", x, y, epsilon=EPS),
+         TypeError, "model"),
+    ],
+)
+def test_bad_arguments_fail_with_clear_messages(four_class, call, error, match):
+    model, x, y = four_class
+    with pytest.raises(error, match=match):
+        call(model, x, y)
