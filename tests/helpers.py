@@ -59,3 +59,17 @@ def robust_feature_data(n=2048, seed=0, eta=0.05, noise=0.05, robust_agreement=0
     patch_sign = np.where(agree, sign, -sign)
     x[:, :4, :4, :] = 0.5 + 0.35 * patch_sign[:, None, None, None]
     return np.clip(x, 0.0, 1.0).astype(np.float32), y
+
+
+def assert_in_ball(x_adv, x, eps, norm):
+    """Adversarial images are float32, in [0, 1] and inside the `norm` ball (eps per sample)."""
+    x_adv, x = np.asarray(x_adv), np.asarray(x)
+    assert x_adv.dtype == np.float32
+    assert x_adv.shape == x.shape
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    delta = (x_adv - x).reshape(len(x), -1)
+    eps = np.broadcast_to(np.asarray(eps, np.float32), (len(x),))
+    if norm == "linf":
+        assert np.all(np.abs(delta).max(axis=1) <= eps + 1e-6)
+    else:
+        assert np.all(np.linalg.norm(delta, axis=1) <= eps + 1e-5)

@@ -13,22 +13,9 @@ from keras_robust.attacks._common import as_logits_fn
 from keras_robust.attacks.apgd import checkpoints
 from keras_robust.attacks.cw import cw_margin
 from keras_robust.attacks.square import square_attack
-from tests.helpers import linear_model, mlp, robust_feature_data
+from tests.helpers import assert_in_ball, linear_model, mlp, robust_feature_data
 
 EPS = 8 / 255
-
-
-def _assert_in_ball(x_adv, x, eps, norm):
-    x_adv, x = np.asarray(x_adv), np.asarray(x)
-    assert x_adv.dtype == np.float32
-    assert x_adv.shape == x.shape
-    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
-    delta = (x_adv - x).reshape(len(x), -1)
-    eps = np.broadcast_to(np.asarray(eps, np.float32), (len(x),))
-    if norm == "linf":
-        assert np.all(np.abs(delta).max(axis=1) <= eps + 1e-6)
-    else:
-        assert np.all(np.linalg.norm(delta, axis=1) <= eps + 1e-5)
 
 
 def _accuracy(model, x, y):
@@ -84,21 +71,21 @@ def test_apgd_stays_in_its_ball(four_class, norm, eps, loss, target, restarts):
         target = (y + 1) % 4
     x_adv = kr.attacks.apgd(model, x, y, eps, 6, norm=norm, loss=loss, target=target,
                             restarts=restarts, seed=3)
-    _assert_in_ball(x_adv, x, eps, norm)
+    assert_in_ball(x_adv, x, eps, norm)
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", EPS), ("l2", 0.5)])
 def test_apgd_targeted_stays_in_its_ball(four_class, norm, eps):
     model, x, y = four_class
     x_adv = kr.attacks.apgd_targeted(model, x, y, eps, 5, num_targets=3, norm=norm, seed=1)
-    _assert_in_ball(x_adv, x, eps, norm)
+    assert_in_ball(x_adv, x, eps, norm)
 
 
 def test_apgd_per_sample_epsilon_and_one_hot_labels(four_class):
     model, x, y = four_class
     eps = np.linspace(0.001, 0.1, len(x)).astype(np.float32)
     x_adv = kr.attacks.apgd(model, x, np.eye(4, dtype=np.float32)[y], eps, 5, seed=0)
-    _assert_in_ball(x_adv, x, eps, "linf")
+    assert_in_ball(x_adv, x, eps, "linf")
 
 
 def test_apgd_breaks_at_least_as_many_samples_as_pgd(trained_mlp):
@@ -137,7 +124,7 @@ def test_apgd_targeted_reaches_its_targets_on_a_linear_model():
     y = np.argmax(model.predict(x, verbose=0), -1)
     target = (y + 2) % 5
     x_adv = kr.attacks.apgd(model, x, y, 0.25, 20, loss="dlr", target=target, seed=0)
-    _assert_in_ball(x_adv, x, 0.25, "linf")
+    assert_in_ball(x_adv, x, 0.25, "linf")
     np.testing.assert_array_equal(np.argmax(model.predict(np.asarray(x_adv), verbose=0), -1),
                                   target)
     # APGD-T over the top-k classes misclassifies everything at that budget.
@@ -164,7 +151,7 @@ def test_apgd_is_reproducible_and_runs_inside_a_graph(four_class):
 def test_apgd_with_xla_matches_the_ball(four_class):
     model, x, y = four_class
     x_adv = kr.attacks.apgd(model, x, y, EPS, 4, restarts=2, seed=0, jit_compile=True)
-    _assert_in_ball(x_adv, x, EPS, "linf")
+    assert_in_ball(x_adv, x, EPS, "linf")
 
 
 def test_gradient_attacks_say_when_a_model_has_no_gradient(four_class):
@@ -184,7 +171,7 @@ def test_square_stays_in_its_ball(four_class, loss, target):
     if target == "tensor":
         target = (y + 1) % 4
     x_adv = kr.attacks.square(model, x, y, EPS, 30, loss=loss, target=target, seed=0)
-    _assert_in_ball(x_adv, x, EPS, "linf")
+    assert_in_ball(x_adv, x, EPS, "linf")
 
 
 def test_square_needs_no_gradients_and_breaks_a_plain_model(trained_mlp):
@@ -192,7 +179,7 @@ def test_square_needs_no_gradients_and_breaks_a_plain_model(trained_mlp):
     no_gradient = lambda images: tf.stop_gradient(model(images))  # noqa: E731
     clean = _accuracy(model, x, y)
     x_adv = kr.attacks.square(no_gradient, x, y, 0.1, 300, seed=0)
-    _assert_in_ball(x_adv, x, 0.1, "linf")
+    assert_in_ball(x_adv, x, 0.1, "linf")
     assert _accuracy(model, x_adv, y) < clean - 0.15
     # It is no stronger than it should be: not far below the white-box attack.
     pgd = _accuracy(model, kr.attacks.pgd(model, x, y, 0.1, 0.025, 20, seed=0), y)
@@ -219,7 +206,7 @@ def test_square_is_reproducible_and_xla_compiles(four_class):
     b = kr.attacks.square(model, x, y, EPS, 20, seed=5)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     c = kr.attacks.square(model, x, y, EPS, 20, seed=5, jit_compile=True)
-    _assert_in_ball(c, x, EPS, "linf")
+    assert_in_ball(c, x, EPS, "linf")
 
 
 @pytest.fixture
@@ -280,7 +267,7 @@ def test_transfer_attack_crafts_on_the_surrogate_only(separable):
     result = kr.attacks.transfer_attack(attack, surrogate, target_model, x, y, batch_size=5)
     assert set(result) == {"x_adv", "accuracy", "clean_accuracy", "surrogate_accuracy",
                            "transfer_rate"}
-    _assert_in_ball(result["x_adv"], x, 0.1, "linf")
+    assert_in_ball(result["x_adv"], x, 0.1, "linf")
     np.testing.assert_allclose(
         np.asarray(attack(surrogate, x[:5], y[:5])), result["x_adv"][:5], atol=1e-6
     )

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import keras_robust as kr
 from keras_robust.attacks import objectives
-from tests.helpers import linear_model
+from tests.helpers import assert_in_ball, linear_model
 
 EPS = 8 / 255
 
@@ -21,18 +21,6 @@ def model_and_data():
     return model, x, y
 
 
-def _assert_in_ball(x_adv, x, eps, norm):
-    x_adv, x = np.asarray(x_adv), np.asarray(x)
-    assert x_adv.dtype == np.float32
-    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
-    delta = (x_adv - x).reshape(len(x), -1)
-    eps = np.broadcast_to(np.asarray(eps, np.float32), (len(x),))
-    if norm == "linf":
-        assert np.all(np.abs(delta).max(axis=1) <= eps + 1e-6)
-    else:
-        assert np.all(np.linalg.norm(delta, axis=1) <= eps + 1e-5)
-
-
 @pytest.mark.parametrize("loss", ["ce", "cw", "dlr", "logit"])
 @pytest.mark.parametrize("target", [None, "mc", "ll", "random", "tensor"])
 def test_pgd_linf_stays_in_ball_for_every_loss_and_target(model_and_data, loss, target):
@@ -41,7 +29,7 @@ def test_pgd_linf_stays_in_ball_for_every_loss_and_target(model_and_data, loss, 
     if target == "tensor":
         target = (y + 1) % 4
     x_adv = kr.attacks.pgd(model, x, y, EPS, 2 / 255, 3, loss=loss, target=target, seed=3)
-    _assert_in_ball(x_adv, x, EPS, "linf")
+    assert_in_ball(x_adv, x, EPS, "linf")
 
 
 @pytest.mark.parametrize("restarts,random_start", [(1, False), (1, True), (3, True)])
@@ -50,7 +38,7 @@ def test_pgd_norms_restarts_and_starts_stay_in_ball(model_and_data, norm, eps, r
     model, x, y = model_and_data
     x_adv = kr.attacks.pgd(model, x, y, eps, eps / 4, 5, norm=norm, restarts=restarts,
                            random_start=random_start, loss="cw", seed=5)
-    _assert_in_ball(x_adv, x, eps, norm)
+    assert_in_ball(x_adv, x, eps, norm)
 
 
 def test_per_sample_epsilon_is_respected(model_and_data):
@@ -58,7 +46,7 @@ def test_per_sample_epsilon_is_respected(model_and_data):
     eps = np.linspace(0.0, 0.1, len(x)).astype(np.float32)
     eps[0] = 1e-4
     x_adv = kr.attacks.pgd(model, x, y, eps, eps / 2, 4, seed=0)
-    _assert_in_ball(x_adv, x, eps, "linf")
+    assert_in_ball(x_adv, x, eps, "linf")
 
 
 def test_fgsm_matches_closed_form_on_a_linear_model(model_and_data):
@@ -157,7 +145,7 @@ def test_ensembles_average_logits(model_and_data):
     expected = (m1.predict(x, verbose=0) + m2.predict(x, verbose=0)) / 2
     np.testing.assert_allclose(np.asarray(ensemble(tf.constant(x))), expected, rtol=1e-5, atol=1e-5)
     x_adv = kr.attacks.pgd([m1, m2], x, y, EPS, 2 / 255, 2, seed=0)
-    _assert_in_ball(x_adv, x, EPS, "linf")
+    assert_in_ball(x_adv, x, EPS, "linf")
 
 
 @pytest.mark.parametrize(
@@ -203,7 +191,7 @@ def test_mi_fgsm_with_diversity_and_smoothing_stays_in_ball(model_and_data):
     for norm, eps, step in (("linf", EPS, 2 / 255), ("l2", 1.0, 0.025)):
         x_adv = kr.attacks.mi_fgsm(model, x8, y, eps, step, 5, norm=norm, loss="logit",
                                    input_diversity=0.7, smoothing_kernel=3, seed=1)
-        _assert_in_ball(x_adv, x8, eps, norm)
+        assert_in_ball(x_adv, x8, eps, norm)
 
 
 def test_dlr_needs_enough_classes(model_and_data):

@@ -1,0 +1,91 @@
+"""The competition score R (eq. 7) and its test sets, crafted on a different ensemble."""
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from keras_robust import corruptions as kc
+from keras_robust import datacentric as dc
+from keras_robust import evaluate
+
+from helpers import tiny_cnn
+
+SHAPE = (16, 16, 3)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (24, *SHAPE), dtype=np.uint8), rng.integers(0, 3, 24)
+
+
+def test_test_sets_hold_the_same_images_clean_adversarial_and_corrupted(data):
+    x, y = data
+    train_ensemble = [tiny_cnn(SHAPE, 3)]
+    test_ensemble = [tiny_cnn(SHAPE, 3), tiny_cnn(SHAPE, 3)]
+    sets = dc.build_test_sets(x, y, test_ensemble, exclude=train_ensemble, iterations=3,
+                              batch_size=10)
+    assert np.array_equal(sets.clean[0], x) and np.array_equal(sets.clean[1], y)
+    for images, labels in (sets.adversarial, sets.corrupted, *sets.variants.values()):
+        assert images.shape == x.shape and images.dtype == np.uint8
+        np.testing.assert_array_equal(labels, y)
+    linf = sets.variants["adversarial_linf"][0].astype(int) - x
+    assert 0 < np.abs(linf).max() <= 8
+    l2 = (sets.variants["adversarial_l2"][0].astype(float) - x) / 255
+    assert np.sqrt((l2 ** 2).sum(axis=(1, 2, 3))).max() <= 1.0 + 3 * 0.5 / 255 * np.sqrt(16 * 16 * 3)
+    assert not np.array_equal(sets.adversarial[0], x)
+    record = sets.details["corruptions"][5]
+    np.testing.assert_array_equal(
+        sets.corrupted[0][5], kc.corrupt(x[5], record["corruption"], record["severity"],
+                                         seed=record["seed"]))
+    assert [s["name"] for s in sets.details["surrogates"]] == [m.name for m in test_ensemble]
+
+
+def test_the_training_ensemble_is_refused_for_the_test_set(tmp_path, data):
+    x, y = data
+    ensemble = [tiny_cnn(SHAPE, 3), tiny_cnn(SHAPE, 3)]
+    with pytest.raises(ValueError, match="DIFFERENT"):
+        dc.build_test_sets(x, y, [ensemble[1]], exclude=ensemble, iterations=1)
+    copy = keras.models.clone_model(ensemble[0])
+    copy.set_weights(ensemble[0].get_weights())
+    with pytest.raises(ValueError, match="same weights"):
+        dc.build_test_sets(x, y, [copy], exclude=ensemble, iterations=1)
+    out = str(tmp_path / "enhanced")
+    result = dc.enhance(x, y, ensemble, iterations=1, output_dir=out, progress=False)
+    for exclude in (out, result, result.metadata):
+        with pytest.raises(ValueError, match="same weights"):
+            dc.build_test_sets(x, y, [copy], exclude=exclude, iterations=1)
+    with pytest.warns(UserWarning, match="cannot check"):
+        dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], iterations=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], exclude=out, iterations=1)
+
+
+def test_score_is_the_mean_of_the_three_accuracies(tmp_path, data):
+    x, y = data
+    model = tiny_cnn(SHAPE, 3)
+    sets = dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], exclude=[model], iterations=2)
+    result = dc.score(model, sets)
+    for name, pair in (("clean", sets.clean), ("adversarial", sets.adversarial),
+                       ("corrupted", sets.corrupted)):
+        assert result[name] == pytest.approx(evaluate.accuracy(model, *pair))
+    assert result["R"] == pytest.approx(np.mean([result["clean"], result["adversarial"],
+                                                 result["corrupted"]]))
+    assert set(result) == {"clean", "adversarial", "corrupted", "R", "adversarial_linf",
+                           "adversarial_l2"}
+    explicit = dc.score(model, clean=sets.clean, adversarial=sets.adversarial,
+                        corrupted=sets.corrupted)
+    assert explicit["R"] == result["R"] and "adversarial_linf" not in explicit
+    path = str(tmp_path / "sets.npz")
+    sets.save(path)
+    loaded = dc.TestSets.load(path)
+    assert dc.score(model, loaded) == result
+    assert loaded.details["attack"]["iterations"] == 2
+    with pytest.raises(ValueError, match="missing"):
+        dc.score(model, clean=sets.clean, adversarial=sets.adversarial)
+    with pytest.raises(ValueError, match="not both"):
+        dc.score(model, sets, clean=sets.clean)
