@@ -114,3 +114,33 @@ def test_bad_arguments():
         kr.evaluate.robustness_report(model, (x, y), epsilon=0.0, progress=False)
     with pytest.raises(ValueError, match=r"\[0, 4\)"):
         kr.evaluate.robustness_report(model, (x, y + 10), attacks=["fgsm"], progress=False)
+
+
+def test_corruptions_in_the_report_with_a_baseline(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 16, 16, 3), dtype=np.float32)
+    model = linear_model(input_shape=(16, 16, 3), num_classes=4, scale=0.5)
+    y = np.argmax(model.predict(x, verbose=0), -1)
+    names = ["gaussian_noise", "fog"]
+    baseline = kr.evaluate.robustness_report(
+        linear_model(input_shape=(16, 16, 3), num_classes=4, scale=0.5, seed=5), (x, y),
+        attacks=None, corruptions=names, severities=(1, 5), progress=False)
+    report = kr.evaluate.robustness_report(
+        model, (x, y), attacks=None, corruptions=names, severities=(1, 5), baseline=baseline,
+        output_dir=str(tmp_path), progress=False)
+    c = report.results["corruptions"]
+    assert c["names"] == names and c["severities"] == [1, 5]
+    for name in names:
+        by_severity = c["accuracy"][name]
+        assert set(by_severity) == {"1", "5"}
+        mean = (by_severity["1"] + by_severity["5"]) / 2
+        assert c["mean_accuracy_by_name"][name] == pytest.approx(mean)
+        # eq. 7 of M-TLAT: R = A_corrupted / A_clean
+        assert c["robustness_score"][name] == pytest.approx(mean / report.clean_accuracy)
+        better = c["robustness_score"][name] > baseline.results["corruptions"]["robustness_score"][name]
+        assert c["baseline"]["better"][name] == better
+    assert c["mean_accuracy"] == pytest.approx(np.mean(list(c["mean_accuracy_by_name"].values())))
+    assert os.path.getsize(tmp_path / "corruptions.png") > 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Corruptions" in markdown and "| gaussian_noise |" in markdown
+    assert ("+ |" in markdown) or ("- |" in markdown)
