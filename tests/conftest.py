@@ -63,14 +63,18 @@ _MIRRORED = []
 
 @pytest.fixture
 def mirrored_strategy() -> tf.distribute.MirroredStrategy:
-    """One two-replica MirroredStrategy for the whole session.
+    """One two-replica MirroredStrategy (two logical CPU devices) for the session.
 
-    Creating several MirroredStrategy objects in one process makes TensorFlow
-    reuse collective instance keys across them ("Shape mismatch in the
-    collective instance"), so every test shares this one.
+    On CPU devices MirroredStrategy all-reduces with collective ops, whose
+    instance keys clash across programs once `keras.backend.clear_session()`
+    has run between tests ("Shape mismatch in the collective instance 100",
+    measured here). Reduction to one device has no instance keys and keeps
+    everything else MirroredStrategy does (replicas, mirrored variables,
+    per-replica steps, reductions); GPUs use NCCL instead of either.
     """
     if not _MIRRORED:
         devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
         assert len(devices) == 2, "the CPU split into two logical devices is missing"
-        _MIRRORED.append(tf.distribute.MirroredStrategy(devices))
+        _MIRRORED.append(tf.distribute.MirroredStrategy(
+            devices, cross_device_ops=tf.distribute.ReductionToOneDevice()))
     return _MIRRORED[0]
