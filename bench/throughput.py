@@ -31,7 +31,7 @@ flags.DEFINE_integer("batch_size", 128, "Batch size.")
 flags.DEFINE_integer("batches", 20, "Timed batches per round and configuration.")
 flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds (the median is kept).")
 flags.DEFINE_list(
-    "defenses", ["plain", "pgd_at:steps=3", "pgd_at:steps=7", "bat", "bpfc"],
+    "defenses", ["plain", "pgd_at:steps=3", "pgd_at:steps=7", "bat", "bpfc", "mtlat"],
     "name[:key=value[;key=value]] of keras_robust.defenses.DEFENSES; the first must be plain. "
     "Keys jit=true and policy=mixed_float16|mixed_bfloat16 set how a configuration runs.",
 )
@@ -48,6 +48,8 @@ OP_COUNTS = {
                               + (f if cfg.get("label_source") == "clean" else 0.0)),
     # a training step on the batch and its quantised copy: twice the plain step
     "bpfc": lambda cfg, c, f: 2.0,
+    # M-TLAT: one FGSM-like step on the TLAT half of the batch
+    "mtlat": lambda cfg, c, f: 1.0 + 0.5 * c,
 }
 # Keys of a configuration that set how it runs rather than the defence.
 RUN_KEYS = ("jit", "policy")

@@ -5,7 +5,8 @@
         --surrogate_preset=paper --epochs=100                     # the paper's setting (GPU)
 
 Steps, each skipped when its output already exists in `--output_dir` (so a
-killed run continues where it stopped):
+killed run continues where it stopped; file names carry the settings they
+depend on, so a run with other settings does not reuse them):
 
 1. train the enhancement surrogates (`--enhance_surrogates`) on the subset and
    an independent test ensemble (`--test_surrogates`, trained on other
@@ -19,7 +20,7 @@ killed run continues where it stopped):
 5. print the paper's Table 1 layout (ACC on P_ori, P_adv, P_cor and R) and a
    transferability table (the original model's accuracy under the test
    ensemble's eq. 6 perturbations vs plain PGD from each single test
-   surrogate), and write `results.json` and `results.md`.
+   surrogate), and write `results_*.json` and `results_*.md`.
 
 Budgets are in pixel levels for L-inf (8 means 8/255) and on [0, 1] pixels for L2.
 """
@@ -177,12 +178,14 @@ def main(argv):
                                augment=True, seed=FLAGS.seed)
     common = dict(preset=FLAGS.surrogate_preset, num_classes=info.num_classes,
                   normalization=info.normalization, strategy=strategy)
+    tag = f"{FLAGS.surrogate_preset}_e{FLAGS.surrogate_epochs}_n{len(x_train)}_s{FLAGS.seed}"
     enhance_surrogates = dc.surrogates.train_surrogates(
         FLAGS.enhance_surrogates, loader(x_train, y_train), FLAGS.surrogate_epochs,
-        directory=os.path.join(FLAGS.output_dir, "surrogates_enhance"), seed=FLAGS.seed, **common)
+        directory=os.path.join(FLAGS.output_dir, f"surrogates_enhance_{tag}"), seed=FLAGS.seed,
+        **common)
     test_surrogates = dc.surrogates.train_surrogates(
         FLAGS.test_surrogates, loader(x_other, y_other), FLAGS.surrogate_epochs,
-        directory=os.path.join(FLAGS.output_dir, "surrogates_test"), seed=FLAGS.seed + 100,
+        directory=os.path.join(FLAGS.output_dir, f"surrogates_test_{tag}"), seed=FLAGS.seed + 100,
         name_suffix="_test", **common)
     timings["surrogates_s"] = time.time() - start
     surrogate_accuracy = {m.name: kr.evaluate.accuracy(m, x_test, y_test)
@@ -193,7 +196,8 @@ def main(argv):
                   linf_step=FLAGS.linf_step / 255, l2_epsilon=FLAGS.l2_epsilon,
                   l2_step=FLAGS.l2_step, diversity_prob=FLAGS.diversity_prob,
                   smoothing_kernel=FLAGS.smoothing_kernel)
-    enhanced_dir = os.path.join(FLAGS.output_dir, "enhanced")
+    # A different run in this folder (other surrogates or settings) makes enhance raise.
+    enhanced_dir = os.path.join(FLAGS.output_dir, f"enhanced_it{FLAGS.iterations}")
     start = time.time()
     with strategy.scope():
         result = dc.enhance(x_train, y_train, enhance_surrogates,
@@ -203,10 +207,16 @@ def main(argv):
     timings["enhance_s"] = time.time() - start
     _log(f"enhanced: {result.counts} in {timings['enhance_s']:.0f} s -> {enhanced_dir}")
 
-    sets_path = os.path.join(FLAGS.output_dir, "test_sets.npz")
+    sets_path = os.path.join(FLAGS.output_dir, f"test_sets_it{FLAGS.iterations}_n{len(x_test)}.npz")
     start = time.time()
-    if os.path.isfile(sets_path):
-        test_sets = dc.TestSets.load(sets_path)
+    test_sets = dc.TestSets.load(sets_path) if os.path.isfile(sets_path) else None
+    if test_sets is not None and (
+            test_sets.details["attack"] != dc.AttackSettings(**attack).as_dict()
+            or [s["name"] for s in test_sets.details["surrogates"]]
+            != [m.name for m in test_surrogates]):
+        _log(f"test sets: {sets_path} was built with other settings; rebuilding")
+        test_sets = None
+    if test_sets is not None:
         _log(f"test sets: loaded {sets_path}")
     else:
         with strategy.scope():
@@ -217,13 +227,15 @@ def main(argv):
     timings["test_sets_s"] = time.time() - start
 
     steps = -(-len(x_train) // FLAGS.batch_size)
+    model_tag = f"{FLAGS.model}_e{FLAGS.epochs}_lr{FLAGS.lr:g}_b{FLAGS.batch_size}_s{FLAGS.seed}"
     original, timings["train_original_s"] = _train_model(
         "original", loader(x_train, y_train), steps,
-        os.path.join(FLAGS.output_dir, "model_original.keras"), info)
+        os.path.join(FLAGS.output_dir, f"model_original_{model_tag}.keras"), info)
     enhanced_train = dc.load(enhanced_dir, batch_size=FLAGS.batch_size, shuffle=True, augment=True,
                              seed=FLAGS.seed)
     enhanced, timings["train_enhanced_s"] = _train_model(
-        "enhanced", enhanced_train, steps, os.path.join(FLAGS.output_dir, "model_enhanced.keras"),
+        "enhanced", enhanced_train, steps,
+        os.path.join(FLAGS.output_dir, f"model_enhanced_it{FLAGS.iterations}_{model_tag}.keras"),
         info)
 
     table = {"original": dc.score(original, test_sets), "enhanced": dc.score(enhanced, test_sets)}
@@ -250,10 +262,11 @@ def main(argv):
     payload = {"settings": settings, "table": table, "transfer": transfer,
                "surrogate_accuracy": surrogate_accuracy, "counts": result.counts,
                "timings": timings, "device": [d.name for d in tf.config.list_logical_devices()]}
-    experiment.save_json(os.path.join(FLAGS.output_dir, "results.json"), payload)
-    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+    name = f"results_it{FLAGS.iterations}_{model_tag}"
+    experiment.save_json(os.path.join(FLAGS.output_dir, f"{name}.json"), payload)
+    with open(os.path.join(FLAGS.output_dir, f"{name}.md"), "w") as f:
         f.write(_markdown(table, transfer, settings))
-    _log(f"wrote {FLAGS.output_dir}/results.json and results.md; timings {timings}")
+    _log(f"wrote {FLAGS.output_dir}/{name}.json and .md; timings {timings}")
 
 
 if __name__ == "__main__":

@@ -160,10 +160,11 @@ def save_json(path: str, payload: Any) -> None:
     """Writes JSON (NumPy scalars and arrays included), creating folders."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(payload, f, indent=2, default=_json_default)
+        json.dump(payload, f, indent=2, default=json_default)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """`json.dump`'s `default`: NumPy scalars and arrays as numbers and lists, tuples as lists."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -33,4 +33,6 @@ CASES: dict[str, Case] = {
                 lambda b: kr.BATModel(b(), epsilon=0.05, random_start=False, seed=0)),
     "bpfc": Case(lambda b: kr.BPFCModel(b(), seed=0), lambda b: kr.BPFCModel(b(), noise=False, seed=0)),
     "afs": Case(_afs, lambda b: _afs(b, random_start=False)),
+    "mtlat": Case(lambda b: kr.MTLATModel(b(), epsilon_max=0.05, seed=0),
+                  lambda b: kr.MTLATModel(b(), mixup_alpha=0.0, tlat=False, seed=0)),
 }

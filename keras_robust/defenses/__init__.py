@@ -18,6 +18,8 @@ from keras_robust.defenses.bat import BATModel
 from keras_robust.defenses.afs import AFSModel
 from keras_robust.defenses.base import RobustModel, TrainingBatch, replica_scale
 from keras_robust.defenses.bpfc import BPFCModel, LambdaSchedule, LambdaScheduler
+from keras_robust.defenses.mtlat import VARIANTS as MTLAT_VARIANTS
+from keras_robust.defenses.mtlat import MTLATModel
 from keras_robust.defenses.pgd_at import PGDATModel
 
 DEFENSES: dict[str, type[RobustModel]] = {
@@ -25,6 +27,7 @@ DEFENSES: dict[str, type[RobustModel]] = {
     "pgd_at": PGDATModel,
     "bat": BATModel,
     "bpfc": BPFCModel,
+    "mtlat": MTLATModel,
 }
 
 
@@ -49,4 +52,4 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
 
 __all__ = [
     "AFSModel", "BATModel", "BAT_VARIANTS", "BPFCModel", "DEFENSES", "LambdaSchedule", "LambdaScheduler",
-    "PGDATModel", "RobustModel", "TrainingBatch", "get", "replica_scale"]
+    "MTLATModel", "MTLAT_VARIANTS", "PGDATModel", "RobustModel", "TrainingBatch", "get", "replica_scale"]

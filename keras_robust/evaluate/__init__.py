@@ -8,12 +8,13 @@ report = keras_robust.evaluate.robustness_report(model, (x_test, y_test), attack
 print(report.summary())
 ```
 """
+from keras_robust.evaluate.benchmark import BenchmarkResult, perturbation_benchmark
 from keras_robust.evaluate.checks import Check, run_checks
 from keras_robust.evaluate.metrics import accuracy, predict_logits, robust_accuracy
 from keras_robust.evaluate.report import RobustnessReport, robustness_report
 from keras_robust.evaluate.suites import SUITES, AttackSpec, build_suite
 
 __all__ = [
-    "AttackSpec", "Check", "RobustnessReport", "SUITES", "accuracy", "build_suite",
+    "AttackSpec", "BenchmarkResult", "Check", "RobustnessReport", "SUITES", "accuracy", "build_suite", "perturbation_benchmark",
     "predict_logits", "robust_accuracy", "robustness_report", "run_checks",
 ]

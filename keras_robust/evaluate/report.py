@@ -31,6 +31,7 @@ from keras_robust.evaluate import checks as checks_lib
 from keras_robust.evaluate import plots
 from keras_robust.evaluate.metrics import predict_logits
 from keras_robust.evaluate.suites import SUITES, AttackSpec, build_suite, pgd_spec
+from keras_robust.experiment import json_default
 
 
 @dataclasses.dataclass
@@ -154,7 +155,7 @@ class RobustnessReport:
         paths = {"json": os.path.join(output_dir, "report.json"),
                  "markdown": os.path.join(output_dir, "report.md")}
         with open(paths["json"], "w") as f:
-            json.dump(self.to_dict(), f, indent=2, default=_json_default)
+            json.dump(self.to_dict(), f, indent=2, default=json_default)
         with open(paths["markdown"], "w") as f:
             f.write(self.to_markdown())
         r = self.results
@@ -500,10 +501,3 @@ def _corruption_markdown(c: dict) -> str:
                  + f" | **{100 * c['mean_accuracy']:.1f}** | |")
     return "\n".join(lines)
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,710 @@
+"""The data-centric dataset enhancement (Zhong, Wu, Liu & Jiang, AAAI 2022).
+
+The training set is split at random into clean / adversarial / corrupted
+parts in the ratio alpha1:alpha2:alpha3 (the paper: 0:1:4). Clean examples
+stay as they are; adversarial ones get the sum of an L-inf and an L2
+transferable perturbation crafted on a surrogate ensemble by eq. 6
+(`keras_robust.datacentric.perturb`); corrupted ones get one corruption of
+`keras_robust.corruptions.DATACENTRIC_14` at a random severity. Labels are
+kept, and the output has exactly as many examples as the input.
+
+Two entry points share one shard loop:
+
+- `enhance(images, labels, surrogates, ...)` for arrays in memory; returns an
+  `EnhancementResult` and, with `output_dir`, also writes the shards;
+- `enhance_dataset(dataset, surrogates, output_dir, ...)` streams a
+  `tf.data.Dataset` shard by shard, for data that does not fit in memory.
+
+Work is done in shards of `shard_size` consecutive examples. Every random
+decision derives from the seed and the example's (or the shard's and
+batch's) index, so shards are independent: a killed run resumes where it
+stopped and writes the same bytes as an uninterrupted run; `num_workers`
+processes (or `TF_CONFIG` tasks) split the shards (`shard % num_workers ==
+worker_index`); inside a process the attack batches are split over the
+replicas of the current `tf.distribute` strategy.
+
+Example:
+
+```python
+import keras_robust as kr
+from keras_robust import datacentric
+x, y = kr.data.load_arrays("../shared/datasets/cifar10_jpeg.npz", "train", limit=10000)
+surrogates = datacentric.surrogates.train_surrogates(["resnet", "densenet", "mobilenet"], train, 4)
+result = datacentric.enhance(x, y, surrogates, iterations=50, output_dir="runs/enhanced")
+model.fit(datacentric.load("runs/enhanced", shuffle=True, augment=True), epochs=10)
+```
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_robust._validation import check_positive_int
+from keras_robust.corruptions import DATACENTRIC_14
+from keras_robust.datacentric import _inputs, records
+from keras_robust.datacentric.corrupted import SEVERITIES, check_catalogue, corrupt_examples
+from keras_robust.datacentric.perturb import (
+    AttackSettings,
+    Crafter,
+    as_surrogate_list,
+    model_fingerprint,
+    surrogate_names,
+)
+from keras_robust.datacentric.plan import (
+    ADVERSARIAL,
+    CORRUPTED,
+    PARTS,
+    Plan,
+    Worker,
+    attack_seed,
+    make_plan,
+    resolve_worker,
+)
+
+
+class Progress(NamedTuple):
+    """What a progress callback receives after each shard.
+
+    `enhance(..., progress=callback)` calls `callback(event)` after each shard
+    is written (or skipped); an exception raised there stops the run, and the
+    shards finished so far stay valid for a resume.
+
+    Attributes:
+        shard: the shard just finished (or skipped as finished earlier).
+        skipped: True when the shard was finished by an earlier run.
+        shards_done: shards of this worker finished so far (this run and earlier).
+        shards_total: shards this worker owns.
+        images: examples in the shard.
+        seconds: seconds this run has spent so far.
+        images_per_second: examples processed by this run per second.
+
+    Example:
+
+    >>> events = []
+    >>> enhance(x, y, surrogates, progress=events.append)
+    >>> events[-1].shards_done == events[-1].shards_total
+    True
+    """
+
+    shard: int
+    skipped: bool
+    shards_done: int
+    shards_total: int
+    images: int
+    seconds: float
+    images_per_second: float
+
+
+@dataclasses.dataclass
+class EnhancementResult:
+    """An enhanced data set in memory.
+
+    Attributes:
+        images: the enhanced images, uint8 when the input was uint8, else
+            float32 in [0, 1].
+        labels: int32 labels (unchanged from the input).
+        parts: str array, per example "clean", "adversarial" or "corrupted".
+        details: per example a dict: `index`, `part`; for corrupted ones
+            `corruption`, `severity`, `seed`; for adversarial ones
+            `attack_seed`, `linf_norm`, `l2_norm` and `attack` (the settings).
+        indices: the examples' indices in the input (all of them unless this
+            worker processed only its shards of a multi-worker run).
+        metadata: settings, counts, surrogates' names, seed (as written to
+            `metadata.json` when there is an output folder).
+        output_dir: where the shards are, or None.
+
+    Example:
+
+    >>> result = enhance(x, y, surrogates, iterations=10)
+    >>> result.counts
+    {'clean': 0, 'adversarial': 200, 'corrupted': 800}
+    >>> model.fit(result.to_dataset(batch_size=128, shuffle=True), epochs=5)
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    parts: np.ndarray
+    details: list[dict]
+    indices: np.ndarray
+    metadata: dict
+    output_dir: str | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Examples per part."""
+        return {name: int(np.sum(self.parts == name)) for name in PARTS}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to_dataset(self, batch_size: int | None = 128, *, shuffle: bool = False,
+                   augment: bool = False, seed: int | None = None,
+                   drop_remainder: bool = False) -> tf.data.Dataset:
+        """The examples as a `keras_robust.data.from_arrays` pipeline of (float32 [0, 1], int32).
+
+        Example:
+
+        >>> train = result.to_dataset(128, shuffle=True, augment=True)
+        """
+        from keras_robust import data
+
+        return data.from_arrays(self.images, self.labels, batch_size=batch_size, shuffle=shuffle,
+                                augment=augment, seed=seed, drop_remainder=drop_remainder)
+
+
+def _progress_printer() -> Callable[[Progress], None]:
+    def report(event: Progress) -> None:
+        if event.skipped:
+            print(f"[enhance] shard {event.shard}: finished by an earlier run, skipped "
+                  f"({event.shards_done}/{event.shards_total} shards done)", file=sys.stderr,
+                  flush=True)
+            return
+        remaining = event.shards_total - event.shards_done
+        rate = event.images_per_second
+        eta = f", eta {remaining * event.images / rate / 60:.1f} min" if rate > 0 and remaining else ""
+        print(f"[enhance] shard {event.shard} ({event.images} examples) done: "
+              f"{event.shards_done}/{event.shards_total} shards, {rate:.1f} img/s{eta}",
+              file=sys.stderr, flush=True)
+
+    return report
+
+
+@dataclasses.dataclass
+class _Run:
+    """Everything one shard needs, shared by `enhance` and `enhance_dataset`."""
+
+    plan: Plan
+    settings: AttackSettings
+    crafter: Crafter | None
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    batch_size: int
+    image_shape: tuple[int, int, int]
+    image_dtype: str
+    output_dir: str | None
+    worker: Worker
+    progress: Callable[[Progress], None] | None
+
+    def process(self, shard: int, images: np.ndarray, labels: np.ndarray):
+        """Enhances one shard; returns (images in the storage dtype, part indices, records)."""
+        start, stop = self.plan.shard_range(shard)
+        if len(images) != stop - start:
+            raise ValueError(
+                f"Shard {shard} should hold examples [{start}, {stop}) but got {len(images)}; the "
+                "data changed size since the plan was made (num_examples is wrong?)."
+            )
+        parts = np.asarray(self.plan.parts[start:stop])
+        indices = np.arange(start, stop)
+        out = images.copy()
+        shard_records: list[dict | None] = [None] * len(images)
+        for position in np.flatnonzero(parts == 0):
+            shard_records[position] = {"index": int(indices[position]), "part": "clean"}
+
+        corrupted = np.flatnonzero(parts == CORRUPTED)
+        if len(corrupted):
+            originals = _inputs.to_uint8(images[corrupted])
+            result, corruption_records = corrupt_examples(
+                originals, indices[corrupted], self.plan.seed, self.corruptions, self.severities)
+            out[corrupted] = result if out.dtype == np.uint8 else result.astype(np.float32) / 255.0
+            for position, record in zip(corrupted, corruption_records):
+                shard_records[position] = record
+
+        adversarial = np.flatnonzero(parts == ADVERSARIAL)
+        for batch, begin in enumerate(range(0, len(adversarial), self.batch_size)):
+            positions = adversarial[begin:begin + self.batch_size]
+            x = images[positions]
+            x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+            seed = attack_seed(self.plan.seed, shard, batch)
+            delta_inf, delta_2 = self.crafter(x, labels[positions], seed)
+            x_adv = np.clip(x + delta_inf + delta_2, 0.0, 1.0)
+            out[positions] = _inputs.to_uint8(x_adv) if out.dtype == np.uint8 else x_adv
+            linf = np.abs(delta_inf).reshape(len(x), -1).max(axis=1)
+            l2 = np.sqrt(np.square(delta_2.astype(np.float64)).reshape(len(x), -1).sum(axis=1))
+            for j, position in enumerate(positions):
+                shard_records[position] = {
+                    "index": int(indices[position]), "part": "adversarial", "attack_seed": int(seed),
+                    "linf_norm": round(float(linf[j]), 7), "l2_norm": round(float(l2[j]), 7),
+                }
+        return out, parts, shard_records
+
+    def owned_shards(self) -> list[int]:
+        return [s for s in range(self.plan.num_shards) if self.worker.owns(s)]
+
+    def loop(self, shards: Iterator[tuple[int, np.ndarray | None, np.ndarray | None]]):
+        """Runs the shard loop; yields (shard, images, labels, parts, records, skipped)."""
+        owned = self.owned_shards()
+        if self.output_dir:
+            records.remove_stale_temporaries(self.output_dir, owned, self.plan.num_shards)
+        done, processed, start_time = 0, 0, time.perf_counter()
+        for shard, images, labels in shards:
+            finished = None
+            if self.output_dir:
+                finished = records.finished_shard(self.output_dir, shard, self.plan.num_shards)
+            if finished is not None:
+                done += 1
+                yield shard, None, None, None, finished["records"], True
+                self._report(shard, True, done, len(owned), finished["examples"], processed,
+                             start_time)
+                continue
+            images = _checked_shard_images(images, self.image_shape, self.image_dtype, shard)
+            labels = _inputs.sparse_labels(labels, len(images))
+            out, parts, shard_records = self.process(shard, images, labels)
+            if self.output_dir:
+                records.write_shard(self.output_dir, shard, self.plan.num_shards, out, labels,
+                                    np.arange(*self.plan.shard_range(shard)), parts, shard_records)
+            done += 1
+            processed += len(out)
+            yield shard, out, labels, parts, shard_records, False
+            self._report(shard, False, done, len(owned), len(out), processed, start_time)
+
+    def _report(self, shard, skipped, done, total, images, processed, start_time):
+        if self.progress is None:
+            return
+        seconds = time.perf_counter() - start_time
+        self.progress(Progress(shard, skipped, done, total, int(images), seconds,
+                               processed / seconds if seconds > 0 else 0.0))
+
+
+def _checked_shard_images(images, image_shape, image_dtype, shard) -> np.ndarray:
+    images = _inputs.image_array(images, f"images of shard {shard}")
+    if tuple(images.shape[1:]) != tuple(image_shape):
+        raise ValueError(f"Shard {shard} has images {images.shape[1:]}, expected {image_shape}.")
+    expected = np.uint8 if image_dtype == "uint8" else np.float32
+    if images.dtype != expected:
+        raise TypeError(f"Shard {shard} has dtype {images.dtype}, the run started with {image_dtype}.")
+    return images
+
+
+def _prepare(
+    num_examples: int,
+    image_shape: tuple[int, ...],
+    image_dtype: str,
+    labels_for_check: np.ndarray | None,
+    surrogates: Any,
+    *,
+    ratio, iterations, linf_epsilon, linf_step, l2_epsilon, l2_step, decay, diversity_prob,
+    smoothing_kernel, random_start, corruptions, severities, seed, batch_size, output_dir,
+    shard_size, progress, strategy, worker_index, num_workers, overwrite,
+) -> _Run:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"`seed` must be a non-negative int, got {seed!r}.")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    shard_size = check_positive_int(shard_size, "shard_size")
+    settings = AttackSettings(
+        iterations=iterations, linf_epsilon=float(linf_epsilon), linf_step=float(linf_step),
+        l2_epsilon=float(l2_epsilon), l2_step=float(l2_step), decay=float(decay),
+        diversity_prob=float(diversity_prob), smoothing_kernel=smoothing_kernel,
+        random_start=bool(random_start),
+    )
+    corruptions, severities = check_catalogue(corruptions, severities)
+    plan = make_plan(num_examples, ratio, int(seed), shard_size)
+    crafter, models = None, []
+    if plan.counts["adversarial"] or surrogates is not None:
+        if surrogates is None:
+            raise ValueError(
+                "The adversarial part is not empty (ratio "
+                f"{plan.ratio}) but `surrogates` is None; pass the surrogate models."
+            )
+        models = as_surrogate_list(surrogates)
+        if labels_for_check is not None:
+            _inputs.check_surrogates(models, image_shape, labels_for_check)
+        crafter = Crafter(models, settings, strategy, batch_size)
+    if output_dir is None:
+        worker = Worker()
+        if num_workers not in (None, 1):
+            raise ValueError("A multi-worker run needs an `output_dir` the workers share.")
+    else:
+        # A MultiWorkerMirroredStrategy reads the same TF_CONFIG, so its workers agree.
+        worker = resolve_worker(worker_index, num_workers)
+    if progress is True:
+        progress = _progress_printer()
+    elif progress is False or progress is None:
+        progress = None
+    elif not callable(progress):
+        raise TypeError(f"`progress` must be True, False or a callable, got {progress!r}.")
+    run = _Run(plan, settings, crafter, corruptions, severities, batch_size,
+               tuple(int(d) for d in image_shape), image_dtype, output_dir, worker, progress)
+    if output_dir is not None:
+        _start_output(run, models, overwrite)
+    return run
+
+
+def _plan_content(run: _Run, models: Sequence[Any]) -> dict:
+    return records.normalise({
+        "format": records.FORMAT,
+        "num_examples": run.plan.num_examples,
+        "num_shards": run.plan.num_shards,
+        "shard_size": run.plan.shard_size,
+        "ratio": list(run.plan.ratio),
+        "planned_counts": run.plan.counts,
+        "seed": run.plan.seed,
+        "image_shape": list(run.image_shape),
+        "image_dtype": run.image_dtype,
+        "attack": run.settings.as_dict(),
+        "attack_batch_size": run.batch_size,
+        "corruptions": list(run.corruptions),
+        "severities": list(run.severities),
+        "surrogates": [{"name": name, "fingerprint": model_fingerprint(model)}
+                       for name, model in zip(surrogate_names(models), models)],
+    })
+
+
+def _start_output(run: _Run, models: Sequence[Any], overwrite: bool) -> None:
+    directory = run.output_dir
+    os.makedirs(directory, exist_ok=True)
+    content = _plan_content(run, models)
+    path = os.path.join(directory, records.PLAN_FILE)
+    if os.path.isfile(path):
+        existing = records.read_json(path)
+        if existing != content:
+            if not overwrite:
+                differing = sorted(k for k in set(existing) | set(content)
+                                   if existing.get(k) != content.get(k))
+                raise ValueError(
+                    f"{directory!r} holds a different enhancement run (differs in: "
+                    f"{', '.join(differing)}). Use another output_dir, the same arguments to resume, "
+                    "or overwrite=True to delete it and start again."
+                )
+            _clear(directory)
+    records.write_json_atomic(path, content)
+
+
+def _clear(directory: str) -> None:
+    for name in os.listdir(directory):
+        if name.startswith("shard-") or name in (records.PLAN_FILE, records.METADATA_FILE):
+            os.remove(os.path.join(directory, name))
+
+
+def _finish(run: _Run) -> dict | None:
+    """Writes metadata.json when every shard (of every worker) is finished."""
+    if run.output_dir is None:
+        return None
+    try:
+        return records.write_metadata(run.output_dir)
+    except records.IncompleteOutputError as error:
+        if run.progress is not None:
+            print(f"[enhance] worker {run.worker.index}/{run.worker.count} done; {error}",
+                  file=sys.stderr, flush=True)
+        return None
+
+
+def enhance(
+    images: Any,
+    labels: Any,
+    surrogates: Any,
+    ratio: Sequence[float] = (0, 1, 4),
+    iterations: int = 300,
+    *,
+    linf_epsilon: float = 8 / 255,
+    linf_step: float = 2 / 255,
+    l2_epsilon: float = 1.0,
+    l2_step: float = 0.025,
+    decay: float = 1.0,
+    diversity_prob: float = 0.7,
+    smoothing_kernel: int = 5,
+    random_start: bool = False,
+    corruptions: Sequence[str] = DATACENTRIC_14,
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    batch_size: int = 128,
+    output_dir: str | None = None,
+    shard_size: int = 4096,
+    progress: bool | Callable[[Progress], None] = True,
+    strategy: tf.distribute.Strategy | None = None,
+    worker_index: int | None = None,
+    num_workers: int | None = None,
+    overwrite: bool = False,
+) -> EnhancementResult:
+    """Enhances a data set in memory by the data-centric algorithm of the paper.
+
+    The examples are split at random into clean / adversarial / corrupted
+    parts with exactly `keras_robust.datacentric.plan.part_counts` examples
+    each (every part within one example of its share of `ratio`). Adversarial
+    examples are `clip(x + delta_linf + delta_l2, 0, 1)` with both
+    perturbations crafted independently from x on the surrogate ensemble by
+    eq. 6; corrupted ones get one corruption of `corruptions` at a severity of
+    `severities`. Labels are unchanged; as many examples come out as went in.
+
+    Args:
+        images: uint8 (0..255) or float [0, 1] images [N, H, W, C], C 1 or 3.
+            The result has the same convention: uint8 in, uint8 out (the
+            adversarial images rounded to the nearest level); float in,
+            float32 out.
+        labels: class indices [N].
+        surrogates: a Keras model, a list of models or an
+            `keras_robust.attacks.Ensemble`, mapping [0, 1] images to logits
+            (see `keras_robust.datacentric.surrogates`). May be None when the
+            adversarial part is empty.
+        ratio: clean:adversarial:corrupted (the paper: 0:1:4).
+        iterations: steps of each of the two attacks (the paper: 300).
+        linf_epsilon: L-inf budget (0 disables the L-inf perturbation).
+        linf_step: L-inf step.
+        l2_epsilon: L2 budget (0 disables the L2 perturbation).
+        l2_step: L2 step.
+        decay: momentum mu of eq. 1.
+        diversity_prob: input-diversity probability p; 0.7 is Zhao et al.'s
+            (whose settings the paper adopts), see `perturb`.
+        smoothing_kernel: odd size of the Gaussian gradient kernel (Zhao et
+            al.: 5); 0 disables it.
+        random_start: start the attacks at a random point of the ball.
+        corruptions: corruption names (default the 14 of the paper).
+        severities: severities to draw from.
+        seed: every random decision derives from it and the example, shard
+            or batch index.
+        batch_size: images per attack batch (split over the strategy's
+            replicas).
+        output_dir: also write sharded TFRecords, sidecars and metadata here
+            (resumable: finished shards are skipped).
+        shard_size: examples per shard.
+        progress: True prints a line per shard to stderr; a callable receives
+            a `Progress` after each shard; False is silent.
+        strategy: a `tf.distribute.Strategy` (default the current one, so
+            calling inside `strategy.scope()` uses it).
+        worker_index: this worker among `num_workers` (default from
+            `TF_CONFIG`, else 0 of 1); worker w processes the shards with
+            `shard % num_workers == w`. Needs `output_dir`.
+        num_workers: number of workers.
+        overwrite: delete a different run found in `output_dir` instead of
+            raising.
+
+    Returns:
+        An `EnhancementResult` (only this worker's shards in a multi-worker run).
+
+    Raises:
+        ValueError, TypeError: bad images, labels, ratio, budgets, corruption
+            names, or an `output_dir` holding a different run.
+
+    Example:
+
+    >>> result = enhance(x_train, y_train, [resnet, densenet, mobilenet], iterations=50,
+    ...                  output_dir="runs/enhanced")
+    >>> result.counts
+    {'clean': 0, 'adversarial': 2000, 'corrupted': 8000}
+    """
+    images = _inputs.image_array(images)
+    labels = _inputs.sparse_labels(labels, len(images))
+    run = _prepare(
+        len(images), images.shape[1:], "uint8" if images.dtype == np.uint8 else "float32", labels,
+        surrogates, ratio=ratio, iterations=iterations, linf_epsilon=linf_epsilon,
+        linf_step=linf_step, l2_epsilon=l2_epsilon, l2_step=l2_step, decay=decay,
+        diversity_prob=diversity_prob, smoothing_kernel=smoothing_kernel,
+        random_start=random_start, corruptions=corruptions, severities=severities, seed=seed,
+        batch_size=batch_size, output_dir=output_dir, shard_size=shard_size, progress=progress,
+        strategy=strategy, worker_index=worker_index, num_workers=num_workers,
+        overwrite=overwrite,
+    )
+
+    def shards():
+        for shard in run.owned_shards():
+            start, stop = run.plan.shard_range(shard)
+            yield shard, images[start:stop], labels[start:stop]
+
+    out_images = np.empty_like(images)
+    all_records: list[dict] = []
+    covered = []
+    for shard, out, _, _, shard_records, skipped in run.loop(shards()):
+        start, stop = run.plan.shard_range(shard)
+        if skipped:
+            out = _read_shard_images(run, shard)
+        out_images[start:stop] = out
+        all_records.extend(shard_records)
+        covered.append(np.arange(start, stop))
+    metadata = _finish(run) or _metadata_in_memory(run, all_records)
+    indices = np.concatenate(covered) if covered else np.zeros([0], np.int64)
+    if len(indices) != len(images):
+        out_images = out_images[indices]
+    parts = np.asarray([r["part"] for r in all_records])
+    return EnhancementResult(
+        images=out_images, labels=labels[indices], parts=parts,
+        details=records.with_attack_settings(all_records, run.settings.as_dict()),
+        indices=indices, metadata=metadata, output_dir=output_dir,
+    )
+
+
+def _metadata_in_memory(run: _Run, all_records: Sequence[dict]) -> dict:
+    counts = {name: 0 for name in PARTS}
+    for record in all_records:
+        counts[record["part"]] += 1
+    models = run.crafter.surrogates if run.crafter is not None else []
+    return {**_plan_content(run, models), "counts": counts,
+            "num_examples_out": int(sum(counts.values()))}
+
+
+def _read_shard_images(run: _Run, shard: int) -> np.ndarray:
+    stem = records.shard_stem(shard, run.plan.num_shards)
+    dataset = tf.data.TFRecordDataset(os.path.join(run.output_dir, f"{stem}.tfrecord"))
+    dtype = np.uint8 if run.image_dtype == "uint8" else np.float32
+    out = []
+    for serialized in dataset:
+        example = tf.train.Example.FromString(serialized.numpy())
+        raw = example.features.feature["image"].bytes_list.value[0]
+        out.append(np.frombuffer(raw, dtype).reshape(run.image_shape))
+    return np.stack(out)
+
+
+def enhance_dataset(
+    dataset: tf.data.Dataset,
+    surrogates: Any,
+    output_dir: str,
+    ratio: Sequence[float] = (0, 1, 4),
+    iterations: int = 300,
+    *,
+    num_examples: int | None = None,
+    linf_epsilon: float = 8 / 255,
+    linf_step: float = 2 / 255,
+    l2_epsilon: float = 1.0,
+    l2_step: float = 0.025,
+    decay: float = 1.0,
+    diversity_prob: float = 0.7,
+    smoothing_kernel: int = 5,
+    random_start: bool = False,
+    corruptions: Sequence[str] = DATACENTRIC_14,
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    batch_size: int = 128,
+    shard_size: int = 4096,
+    progress: bool | Callable[[Progress], None] = True,
+    strategy: tf.distribute.Strategy | None = None,
+    worker_index: int | None = None,
+    num_workers: int | None = None,
+    overwrite: bool = False,
+) -> dict | None:
+    """Enhances a `tf.data.Dataset` shard by shard, writing TFRecords (for data too big for memory).
+
+    Same algorithm, settings and output as `enhance` with `output_dir`: the
+    same data, seed and `shard_size` give byte-identical shards either way.
+    Only one shard of images is in memory at a time.
+
+    Args:
+        dataset: `(image, label)` examples, unbatched or batched, images uint8
+            (0..255) or float in [0, 1] with a fixed shape, labels class indices.
+            It must yield the same examples in the same order on every pass
+            (no reshuffling), as a resumed run reads it again.
+        surrogates: see `enhance`.
+        output_dir: where the shards go (required).
+        ratio, iterations, linf_epsilon, linf_step, l2_epsilon, l2_step, decay,
+        diversity_prob, smoothing_kernel, random_start, corruptions,
+        severities, seed, batch_size, shard_size, progress, strategy,
+        worker_index, num_workers, overwrite: see `enhance`.
+        num_examples: the number of examples; default the dataset's
+            cardinality, else one counting pass over it.
+
+    Returns:
+        The metadata once every shard of every worker is finished, else None
+        (other workers still running).
+
+    Example:
+
+    >>> ds = tfds.load("cifar10", split="train", as_supervised=True)
+    >>> enhance_dataset(ds, surrogates, "runs/enhanced", iterations=300)
+    >>> train = keras_robust.datacentric.load("runs/enhanced", shuffle=True, augment=True)
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(
+            f"`dataset` must be a tf.data.Dataset of (image, label), got {type(dataset).__name__}; "
+            "use `enhance` for arrays."
+        )
+    if not output_dir:
+        raise ValueError("`output_dir` is required: enhance_dataset writes TFRecord shards.")
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2:
+        raise ValueError(
+            f"`dataset` must yield (image, label) pairs, got elements of spec {spec}."
+        )
+    image_spec = spec[0]
+    if image_spec.shape.rank == 4:
+        dataset = dataset.unbatch()
+        image_spec = dataset.element_spec[0]
+    if image_spec.shape.rank != 3 or None in image_spec.shape:
+        raise ValueError(
+            f"`dataset` images must have a fixed shape (H, W, C), got {image_spec.shape}; resize "
+            "them first."
+        )
+    if image_spec.dtype not in (tf.uint8, tf.float32, tf.float16, tf.float64):
+        raise TypeError(
+            f"`dataset` images must be uint8 (0..255) or float in [0, 1], got {image_spec.dtype.name}."
+        )
+    dataset = dataset.map(_image_and_label)
+    if num_examples is None:
+        cardinality = int(dataset.cardinality())
+        num_examples = cardinality if cardinality >= 0 else int(
+            dataset.reduce(np.int64(0), _count))
+    num_examples = check_positive_int(num_examples, "num_examples")
+    image_dtype = "uint8" if image_spec.dtype == tf.uint8 else "float32"
+    run = _prepare(
+        num_examples, tuple(image_spec.shape), image_dtype, None, surrogates, ratio=ratio,
+        iterations=iterations, linf_epsilon=linf_epsilon, linf_step=linf_step,
+        l2_epsilon=l2_epsilon, l2_step=l2_step, decay=decay, diversity_prob=diversity_prob,
+        smoothing_kernel=smoothing_kernel, random_start=random_start, corruptions=corruptions,
+        severities=severities, seed=seed, batch_size=batch_size, output_dir=output_dir,
+        shard_size=shard_size, progress=progress, strategy=strategy, worker_index=worker_index,
+        num_workers=num_workers, overwrite=overwrite,
+    )
+
+    def shards():
+        batched = dataset.batch(run.plan.shard_size).take(run.plan.num_shards)
+        owned = set(run.owned_shards())
+        seen = 0
+        for shard, (images, labels) in enumerate(batched.as_numpy_iterator()):
+            seen += 1
+            start, stop = run.plan.shard_range(shard)
+            if len(images) != stop - start:
+                raise ValueError(
+                    f"`dataset` ended inside shard {shard} ({start + len(images)} examples) but "
+                    f"num_examples={num_examples}; pass the right `num_examples`."
+                )
+            if shard not in owned:
+                continue
+            if image_dtype == "float32":
+                images = images.astype(np.float32, copy=False)
+            yield shard, images, labels
+        if seen < run.plan.num_shards:
+            raise ValueError(
+                f"`dataset` ended after {seen} shards but {run.plan.num_shards} were planned for "
+                f"{num_examples} examples; pass the right `num_examples`."
+            )
+
+    for _ in run.loop(shards()):
+        pass
+    return _finish(run)
+
+
+@tf.autograph.experimental.do_not_convert
+def _image_and_label(image, label, *rest):
+    return image, label
+
+
+@tf.autograph.experimental.do_not_convert
+def _count(count, element):
+    return count + 1
+
+
+def finalize(output_dir: str) -> dict:
+    """Writes `metadata.json` of a multi-worker run once every shard is finished.
+
+    The last worker to finish writes it by itself; this is for a chief that
+    waits for the others.
+
+    Args:
+        output_dir: the folder the workers share.
+
+    Returns:
+        The metadata.
+
+    Raises:
+        IncompleteOutputError: some shards are not finished.
+
+    Example:
+
+    >>> metadata = finalize("runs/enhanced")
+    """
+    return records.write_metadata(output_dir)
+
+
+__all__ = ["EnhancementResult", "Progress", "enhance", "enhance_dataset", "finalize"]
