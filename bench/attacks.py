@@ -103,32 +103,11 @@ def load_or_train_model():
     return model, f"cnn3 trained {FLAGS.train_epochs} epochs on {FLAGS.train_images} images"
 
 
-def make_bare_loop(model, eps, step, steps, jit_compile=False):
-    """PGD with nothing but the op count: a random start, then `steps` x (forward,
-    backward, sign step, one clip to the box [max(x - eps, 0), min(x + eps, 1)],
-    whose bounds are computed once, outside the loop)."""
-    import tensorflow as tf
-
-    @tf.function(jit_compile=jit_compile)
-    def bare(x, y, seed):
-        lower, upper = tf.maximum(x - eps, 0.0), tf.minimum(x + eps, 1.0)
-        x_adv = tf.clip_by_value(
-            x + tf.random.stateless_uniform(tf.shape(x), seed, -eps, eps), lower, upper
-        )
-        for _ in tf.range(steps):
-            with tf.GradientTape() as tape:
-                tape.watch(x_adv)
-                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=y, logits=model(x_adv, training=False)))
-            grad = tape.gradient(loss, x_adv)
-            x_adv = tf.clip_by_value(x_adv + step * tf.sign(grad), lower, upper)
-        return x_adv
-
-    return bare
-
-
 def make_eager_loop(model, eps, step, steps):
-    """The bare loop without `tf.function`."""
+    """PGD with nothing but the op count, run eagerly: a random start, then
+    `steps` x (forward, backward, sign step, one clip to the box
+    [max(x - eps, 0), min(x + eps, 1)], whose bounds are computed once, outside
+    the loop)."""
     import tensorflow as tf
 
     def eager(x, y, seed):
@@ -136,7 +115,7 @@ def make_eager_loop(model, eps, step, steps):
         x_adv = tf.clip_by_value(
             x + tf.random.stateless_uniform(tf.shape(x), seed, -eps, eps), lower, upper
         )
-        for _ in range(steps):
+        for _ in tf.range(steps):  # a graph while-loop under tf.function, not unrolled
             with tf.GradientTape() as tape:
                 tape.watch(x_adv)
                 loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -146,6 +125,13 @@ def make_eager_loop(model, eps, step, steps):
         return x_adv
 
     return eager
+
+
+def make_bare_loop(model, eps, step, steps, jit_compile=False):
+    """The same loop as `make_eager_loop`, compiled with `tf.function`."""
+    import tensorflow as tf
+
+    return tf.function(make_eager_loop(model, eps, step, steps), jit_compile=jit_compile)
 
 
 def make_methods(model, x, y):

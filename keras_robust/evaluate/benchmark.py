@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import sys
@@ -52,7 +51,7 @@ from keras_robust.corruptions import MTLAT_19, corruption_accuracy
 from keras_robust.corruptions.names import IMAGENET_C_15
 from keras_robust.evaluate import plots
 from keras_robust.evaluate.metrics import accuracy, predict_logits, robust_accuracy
-from keras_robust.experiment import json_default
+from keras_robust.experiment import save_json
 
 Attack = Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -326,8 +325,7 @@ class BenchmarkResult:
         os.makedirs(output_dir, exist_ok=True)
         paths = {"json": os.path.join(output_dir, "benchmark.json"),
                  "markdown": os.path.join(output_dir, "benchmark.md")}
-        with open(paths["json"], "w") as f:
-            json.dump(self.to_dict(), f, indent=2, default=json_default)
+        save_json(paths["json"], self.to_dict())
         with open(paths["markdown"], "w") as f:
             f.write(self.to_markdown())
         scores = self.robustness

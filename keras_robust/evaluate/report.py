@@ -17,7 +17,6 @@ print(report.summary())
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from keras_robust.evaluate import checks as checks_lib
 from keras_robust.evaluate import plots
 from keras_robust.evaluate.metrics import predict_logits
 from keras_robust.evaluate.suites import SUITES, AttackSpec, build_suite, pgd_spec
-from keras_robust.experiment import json_default
+from keras_robust.experiment import save_json
 
 
 @dataclasses.dataclass
@@ -154,8 +153,7 @@ class RobustnessReport:
         os.makedirs(output_dir, exist_ok=True)
         paths = {"json": os.path.join(output_dir, "report.json"),
                  "markdown": os.path.join(output_dir, "report.md")}
-        with open(paths["json"], "w") as f:
-            json.dump(self.to_dict(), f, indent=2, default=json_default)
+        save_json(paths["json"], self.to_dict())
         with open(paths["markdown"], "w") as f:
             f.write(self.to_markdown())
         r = self.results
