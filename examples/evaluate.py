@@ -10,13 +10,21 @@ plots) lists clean accuracy, FGSM, PGD with CE and CW losses, an AutoAttack-styl
 worst case (APGD-CE, APGD-T, Square), accuracy against the budget and the
 number of steps, optional corruptions and transfer attacks, and the
 gradient-masking checks, each PASS or FAIL with its numbers.
+
+    python examples/evaluate.py --recheck=runs/bat/report
+
+re-judges a saved report with the current gradient-masking checks, without
+attacking the model again, and rewrites it (or writes to `--output_dir`).
 """
 from __future__ import annotations
 
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A .keras file or a SavedModel directory.", required=True)
+flags.DEFINE_string("model", None, "A .keras file or a SavedModel directory.")
+flags.DEFINE_string("recheck", None,
+                    "A saved report.json (or its folder) to re-judge with the current checks "
+                    "instead of evaluating --model.")
 flags.DEFINE_string("data", "auto", "auto, a TFDS name, a JPEG .npz copy or an image folder.")
 flags.DEFINE_integer("limit", 1000, "Evaluate on the first N test images.")
 flags.DEFINE_float("epsilon", 8.0, "L-inf budget in pixel levels (/255).")
@@ -31,10 +39,22 @@ flags.DEFINE_integer("batch_size", 250, "Images per attack batch.")
 def main(argv):
     del argv
     import json
+    import os
 
     import keras_robust as kr
     from keras_robust import experiment
 
+    if (FLAGS.model is None) == (FLAGS.recheck is None):
+        raise app.UsageError("give exactly one of --model (evaluate a model) and --recheck "
+                             "(re-judge a saved report.json)")
+    if FLAGS.recheck:
+        report = kr.evaluate.RobustnessReport.load(FLAGS.recheck)
+        print(report.summary())
+        output_dir = FLAGS.output_dir or (
+            FLAGS.recheck if os.path.isdir(FLAGS.recheck) else os.path.dirname(FLAGS.recheck))
+        report.save(output_dir)
+        print("wrote", output_dir)
+        return
     model = experiment.load_model(FLAGS.model)
     source = experiment.resolve_source(FLAGS.data)
     x_test, y_test = kr.data.load_arrays(source, "test", limit=FLAGS.limit)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -79,6 +81,12 @@ def test_outputs_are_written(tmp_path):
     payload = json.loads((tmp_path / "report.json").read_text())
     assert payload["clean"] == report.clean_accuracy and len(payload["checks"]) == 7
     assert "| FGSM |" in (tmp_path / "report.md").read_text()
+    loaded = kr.evaluate.RobustnessReport.load(str(tmp_path))
+    assert loaded.checks == report.checks and loaded.robust_accuracy == report.robust_accuracy
+    assert loaded.to_dict() == payload
+    (tmp_path / "other.json").write_text(json.dumps({"clean": 0.5}))
+    with pytest.raises(ValueError, match="not a robustness report"):
+        kr.evaluate.RobustnessReport.load(str(tmp_path / "other.json"))
     assert report.results["transfer"]["accuracy"] >= report.robust_accuracy
 
 
@@ -101,6 +109,53 @@ def test_checks_on_hand_made_results():
     assert status["accuracy falls to ~0 at a large budget"] == "PASS"
     assert status["PGD and AutoAttack-style attacks agree"] == "PASS"       # best PGD 20% vs 19%
     assert status["gradient-free attack does not beat gradient attacks"] == "PASS"
+
+
+def test_evaluate_example_rechecks_a_saved_report(tmp_path):
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model, n=60)
+    kr.evaluate.robustness_report(_masked(model), (x, y), epsilon=16 / 255,
+                                  attacks=["pgd20_ce", "pgd20_cw"], output_dir=str(tmp_path),
+                                  progress=False)
+    path = tmp_path / "report.json"
+    stale = json.loads(path.read_text())
+    stale["checks"], stale["passed"] = [], True  # as judged by older, laxer checks
+    path.write_text(json.dumps(stale))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join(root, "examples", "evaluate.py"),
+                           f"--recheck={tmp_path}"], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "FAIL cross-entropy and margin-loss attacks agree" in done.stdout
+    rewritten = json.loads(path.read_text())
+    assert rewritten["passed"] is False and len(rewritten["checks"]) == 7
+    assert rewritten["attacks"] == stale["attacks"]  # measurements untouched
+    assert "**FAIL**" in (tmp_path / "report.md").read_text()
+    both = subprocess.run([sys.executable, os.path.join(root, "examples", "evaluate.py"),
+                           f"--recheck={tmp_path}", "--model=x.keras"],
+                          capture_output=True, text=True, cwd=root)
+    assert both.returncode != 0 and "exactly one of --model" in both.stderr
+
+
+def _ce_vs_margin(ce: float, cw: float, auto: float | None) -> str:
+    results = {"attacks": {"pgd20_ce": {"name": "PGD-20 (CE)", "accuracy": ce},
+                           "pgd20_cw": {"name": "PGD-20 (CW)", "accuracy": cw}}}
+    if auto is not None:
+        results["autoattack"] = {"accuracy": auto, "components": []}
+    status = {c.name: c.status for c in checks.run_checks(results)}
+    return status["cross-entropy and margin-loss attacks agree"]
+
+
+@pytest.mark.parametrize("ce, cw, auto, expected", [
+    (0.220, 0.192, 0.172, "FAIL"),  # label smoothing at 2/255: 4.8 points, 22% of the CE figure
+    (0.281, 0.256, 0.236, "PASS"),  # PGD-AT at 8/255: 4.5 points, 16%
+    (0.195, 0.161, 0.132, "FAIL"),  # BAT: 6.3 points > 5
+    (0.220, 0.172, None, "FAIL"),   # without the cascade, CW alone is the margin figure
+    (0.030, 0.015, 0.012, "PASS"),  # 60% but 1.8 points: sampling noise at low accuracy
+    (0.500, 0.460, 0.455, "PASS"),  # 4.5 points, 9%
+])
+def test_cross_entropy_against_the_best_margin_loss_figure(ce, cw, auto, expected):
+    # The figures of the first three rows are the reports in BUILD_NOTES.md (issue 3).
+    assert _ce_vs_margin(ce, cw, auto) == expected
 
 
 def test_bad_arguments():

@@ -6,11 +6,19 @@ the numbers. A FAIL means the evaluation cannot be trusted as it stands: a
 defence that only masks gradients looks strong against the attacks that need
 them and weak against the others.
 
-Margins (absolute accuracy): `TOLERANCE` = 2 points for orderings that must
-hold up to sampling noise of paired attacks on the same images; `AGREEMENT` =
-5 points for attacks of different kinds that should find nearly the same
-worst case (AutoAttack is typically 1-4 points below PGD-100 on adversarially
-trained CIFAR-10 models); `NEAR_ZERO` = 5% accuracy at the largest budget.
+Margins (accuracy): `TOLERANCE` = 2 points for orderings that must hold up to
+sampling noise of paired attacks on the same images; `AGREEMENT` = 5 points
+for attacks of different kinds that should find nearly the same worst case
+(AutoAttack is typically 1-4 points below PGD-100 on adversarially trained
+CIFAR-10 models); `RELATIVE` = 20%: where robust accuracy is low, 5 points can
+be a quarter of the claimed robustness, so two attacks also disagree when the
+weaker one's figure is more than 20% above the stronger one's (and more than
+`TOLERANCE` apart); `NEAR_ZERO` = 5% accuracy at the largest budget.
+
+The relative margin was set on measured reports (BUILD_NOTES.md, issue 3):
+CE-PGD overstates the worst case by 14% (BPFC) and 16% (PGD-AT) of its figure
+on models whose checks should pass, and by 22% (label smoothing 0.5 at 2/255)
+and 32% (BAT) on the two models that generalise label smoothing.
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from typing import Any
 
 TOLERANCE = 0.02
 AGREEMENT = 0.05
+RELATIVE = 0.20
 NEAR_ZERO = 0.05
 
 
@@ -62,6 +71,29 @@ def _ordered(name: str, low_name: str, low: float, high_name: str, high: float,
     detail = (f"{low_name} {_pct(low)} {relation} {high_name} {_pct(high)} + {100 * margin:.0f} "
               f"points{'' if ok else ': ' + why}")
     return Check(name, "PASS" if ok else "FAIL", detail, {low_name: low, high_name: high})
+
+
+def _agree(name: str, weak_name: str, weak: float, strong_name: str, strong: float,
+           why: str) -> Check:
+    """PASS when accuracy `weak` is within `AGREEMENT` and `RELATIVE` of `strong`.
+
+    The gap `weak - strong` fails when it exceeds 5 points, or when it exceeds
+    2 points (sampling noise) and 20% of `weak`.
+    """
+    gap = weak - strong
+    absolute = gap > AGREEMENT
+    relative = gap > TOLERANCE and gap > RELATIVE * weak
+    ok = not (absolute or relative)
+    share = f" ({100 * gap / weak:.0f}% of {weak_name})" if weak > 0 else ""
+    detail = (f"{weak_name} {_pct(weak)} vs {strong_name} {_pct(strong)}: "
+              f"gap {100 * gap:.1f} points{share}")
+    if ok:
+        detail += f", within {100 * AGREEMENT:.0f} points and {100 * RELATIVE:.0f}%"
+    else:
+        limit = (f"> {100 * AGREEMENT:.0f} points" if absolute
+                 else f"> {100 * RELATIVE:.0f}% of {weak_name}")
+        detail += f" {limit}: {why}"
+    return Check(name, "PASS" if ok else "FAIL", detail, {weak_name: weak, strong_name: strong})
 
 
 def run_checks(results: dict[str, Any]) -> list[Check]:
@@ -146,24 +178,31 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     else:
         checks.append(_skipped(name, "needs PGD with several step counts or restarts"))
 
-    # 5. Cross-entropy and margin losses agree.
+    # 5. Cross-entropy attacks find (nearly) the worst case that margin-loss
+    # attacks find: PGD with the CW loss, and the AutoAttack-style cascade whose
+    # targeted DLR stage is a margin loss.
     name = "cross-entropy and margin-loss attacks agree"
+    auto = results.get("autoattack")
     ce = best([k for k in attacks if k.startswith("pgd") and k.endswith("_ce")])
     cw = best([k for k in attacks if k.startswith("pgd") and k.endswith("_cw")])
-    if ce and cw:
-        checks.append(_ordered(name, names[ce], attacks[ce], names[cw], attacks[cw], AGREEMENT,
-                               "the CE loss is masked (its gradients vanish or mislead); trust "
-                               "the margin-loss figure"))
+    margin = [(names[cw], attacks[cw])] if cw else []
+    if auto:
+        margin.append(("AutoAttack-style worst case", auto["accuracy"]))
+    if ce and margin:
+        margin_name, margin_accuracy = min(margin, key=lambda item: item[1])
+        checks.append(_agree(name, names[ce], attacks[ce], margin_name, margin_accuracy,
+                             "the CE loss is masked (its gradients vanish or mislead, as "
+                             "label smoothing makes them); trust the margin-loss figure"))
     else:
-        checks.append(_skipped(name, "needs PGD with CE and with CW loss"))
+        checks.append(_skipped(name, "needs PGD with CE loss and a margin-loss attack "
+                                     "(PGD with CW loss or the AutoAttack-style cascade)"))
 
     # 6. PGD and the AutoAttack-style cascade agree.
     name = "PGD and AutoAttack-style attacks agree"
-    auto = results.get("autoattack")
     if auto and strongest_pgd:
-        checks.append(_ordered(name, names[strongest_pgd], attacks[strongest_pgd],
-                               "AutoAttack-style worst case", auto["accuracy"], AGREEMENT,
-                               "PGD overestimates robustness; report the AutoAttack figure"))
+        checks.append(_agree(name, names[strongest_pgd], attacks[strongest_pgd],
+                             "AutoAttack-style worst case", auto["accuracy"],
+                             "PGD overestimates robustness; report the AutoAttack figure"))
     else:
         checks.append(_skipped(name, "needs PGD and the AutoAttack-style cascade"))
 

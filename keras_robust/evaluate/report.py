@@ -17,6 +17,7 @@ print(report.summary())
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -147,6 +148,38 @@ class RobustnessReport:
         if r.get("corruptions"):
             out += ["", _corruption_markdown(r["corruptions"])]
         return "\n".join(out) + "\n"
+
+    @classmethod
+    def load(cls, path: str) -> "RobustnessReport":
+        """Reads a saved `report.json` and judges it with the current checks.
+
+        The measurements are kept as saved; the checks (and so `passed`) are
+        recomputed, so a report written before a check changed is re-judged
+        without attacking the model again.
+
+        Args:
+            path: a `report.json` written by `save`, or the folder holding it.
+
+        Returns:
+            The report.
+
+        Example:
+
+        >>> report = RobustnessReport.load("runs/plain/report")  # doctest: +SKIP
+        >>> print(report.summary())  # doctest: +SKIP
+        """
+        if os.path.isdir(path):
+            path = os.path.join(path, "report.json")
+        with open(path) as f:
+            payload = json.load(f)
+        missing = [k for k in ("model", "clean", "epsilon", "num_images", "suite")
+                   if k not in payload]
+        if not isinstance(payload, dict) or missing:
+            raise ValueError(f"{path} is not a robustness report written by "
+                             f"RobustnessReport.save: it lacks {missing}")
+        results = {k: v for k, v in payload.items()
+                   if k not in ("checks", "robust_accuracy", "passed")}
+        return cls(results, checks_lib.run_checks(results))
 
     def save(self, output_dir: str) -> dict[str, str]:
         """Writes report.json, report.md and the PNG plots; returns their paths."""
