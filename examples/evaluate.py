@@ -51,7 +51,8 @@ def main(argv):
         report = kr.evaluate.RobustnessReport.load(FLAGS.recheck)
         print(report.summary())
         output_dir = FLAGS.output_dir or (
-            FLAGS.recheck if os.path.isdir(FLAGS.recheck) else os.path.dirname(FLAGS.recheck))
+            FLAGS.recheck if os.path.isdir(FLAGS.recheck)
+            else os.path.dirname(os.path.abspath(FLAGS.recheck)))  # "report.json" alone: cwd
         report.save(output_dir)
         print("wrote", output_dir)
         return

@@ -87,6 +87,9 @@ def test_outputs_are_written(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"clean": 0.5}))
     with pytest.raises(ValueError, match="not a robustness report"):
         kr.evaluate.RobustnessReport.load(str(tmp_path / "other.json"))
+    (tmp_path / "other.json").write_text(json.dumps([0.5]))
+    with pytest.raises(ValueError, match="holds a list"):
+        kr.evaluate.RobustnessReport.load(str(tmp_path / "other.json"))
     assert report.results["transfer"]["accuracy"] >= report.robust_accuracy
 
 
@@ -122,17 +125,19 @@ def test_evaluate_example_rechecks_a_saved_report(tmp_path):
     stale["checks"], stale["passed"] = [], True  # as judged by older, laxer checks
     path.write_text(json.dumps(stale))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, os.path.join(root, "examples", "evaluate.py"),
-                           f"--recheck={tmp_path}"], capture_output=True, text=True, cwd=root)
+
+    def evaluate_example(*args):
+        return subprocess.run([sys.executable, os.path.join(root, "examples", "evaluate.py"),
+                               *args], capture_output=True, text=True, cwd=root)
+
+    done = evaluate_example(f"--recheck={tmp_path}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "FAIL cross-entropy and margin-loss attacks agree" in done.stdout
     rewritten = json.loads(path.read_text())
     assert rewritten["passed"] is False and len(rewritten["checks"]) == 7
     assert rewritten["attacks"] == stale["attacks"]  # measurements untouched
     assert "**FAIL**" in (tmp_path / "report.md").read_text()
-    both = subprocess.run([sys.executable, os.path.join(root, "examples", "evaluate.py"),
-                           f"--recheck={tmp_path}", "--model=x.keras"],
-                          capture_output=True, text=True, cwd=root)
+    both = evaluate_example(f"--recheck={tmp_path}", "--model=x.keras")
     assert both.returncode != 0 and "exactly one of --model" in both.stderr
 
 

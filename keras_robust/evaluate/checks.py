@@ -77,8 +77,8 @@ def _agree(name: str, weak_name: str, weak: float, strong_name: str, strong: flo
            why: str) -> Check:
     """PASS when accuracy `weak` is within `AGREEMENT` and `RELATIVE` of `strong`.
 
-    The gap `weak - strong` fails when it exceeds 5 points, or when it exceeds
-    2 points (sampling noise) and 20% of `weak`.
+    The gap `weak - strong` fails when it exceeds `AGREEMENT`, or when it
+    exceeds both `TOLERANCE` (sampling noise) and `RELATIVE` x `weak`.
     """
     gap = weak - strong
     absolute = gap > AGREEMENT

@@ -172,9 +172,13 @@ class RobustnessReport:
             path = os.path.join(path, "report.json")
         with open(path) as f:
             payload = json.load(f)
+        if not isinstance(payload, dict):
+            raise ValueError(f"{path} is not a robustness report written by "
+                             f"RobustnessReport.save: it holds a {type(payload).__name__}, "
+                             "not an object")
         missing = [k for k in ("model", "clean", "epsilon", "num_images", "suite")
                    if k not in payload]
-        if not isinstance(payload, dict) or missing:
+        if missing:
             raise ValueError(f"{path} is not a robustness report written by "
                              f"RobustnessReport.save: it lacks {missing}")
         results = {k: v for k, v in payload.items()
