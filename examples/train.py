@@ -31,6 +31,12 @@ flags.DEFINE_float("lr", 0.1, "Initial learning rate.")
 flags.DEFINE_enum("schedule", "cosine", ["cosine", "piecewise", "constant"], "LR schedule.")
 flags.DEFINE_list("lr_boundaries", [], "Epochs of the piecewise decays (x0.1 each).")
 flags.DEFINE_float("weight_decay", 5e-4, "Decoupled weight decay.")
+flags.DEFINE_float("kernel_l2", 0.0,
+                   "Coupled weight decay on kernels, as PyTorch's SGD(weight_decay=...): the loss "
+                   "gains kernel_l2 / 2 * ||w||^2, so its gradient adds kernel_l2 * w.")
+flags.DEFINE_float("bn_momentum", None, "BatchNorm momentum (Keras: 0.99; PyTorch's 0.1 is 0.9).")
+flags.DEFINE_enum("attack_batchnorm", "moving", ["moving", "batch"],
+                  "BatchNorm statistics of the training attack (see RobustModel).")
 flags.DEFINE_float("epsilon", 8.0, "Training budget in pixel levels (/255).")
 flags.DEFINE_float("step_size", 2.0, "Training attack step in pixel levels (/255).")
 flags.DEFINE_integer("steps", 7, "Training attack steps.")
@@ -58,6 +64,7 @@ def _defense_kwargs(defense_cls) -> dict:
         if name in accepted and name not in kwargs:
             kwargs[name] = value
     kwargs.setdefault("seed", FLAGS.seed)
+    kwargs.setdefault("attack_batchnorm", FLAGS.attack_batchnorm)
     return kwargs
 
 
@@ -94,8 +101,10 @@ def main(argv):
     with strategy.scope():
         backbone = kr.backbones.get(
             FLAGS.backbone, input_shape=data_info.image_shape, num_classes=data_info.num_classes,
-            normalization=data_info.normalization,
+            normalization=data_info.normalization, weight_decay=FLAGS.kernel_l2 / 2,
         )
+        if FLAGS.bn_momentum is not None:
+            kr.backbones.set_batchnorm_momentum(backbone, FLAGS.bn_momentum)
         defense_cls = kr.defenses.DEFENSES[FLAGS.defense]
         model = defense_cls(backbone, **_defense_kwargs(defense_cls))
         loss = kr.losses.SmoothedLabelCrossentropy(FLAGS.label_smoothing) if FLAGS.label_smoothing else None

@@ -29,6 +29,12 @@ CASES: dict[str, Case] = {
         lambda b: kr.PGDATModel(b(), epsilon=0.05, step_size=0.02, steps=2, seed=0),
         lambda b: kr.PGDATModel(b(), epsilon=0.05, step_size=0.02, steps=2, random_start=False,
                                 seed=0)),
+    # The training attack on batch statistics (BatchNorm frozen while it runs).
+    "pgd_at_batch_bn": Case(
+        lambda b: kr.PGDATModel(b(), epsilon=0.05, step_size=0.02, steps=2,
+                                attack_batchnorm="batch", seed=0),
+        lambda b: kr.PGDATModel(b(), epsilon=0.05, step_size=0.02, steps=2, random_start=False,
+                                attack_batchnorm="batch", seed=0)),
     "bat": Case(lambda b: kr.BATModel(b(), epsilon=0.05, seed=0),
                 lambda b: kr.BATModel(b(), epsilon=0.05, random_start=False, seed=0)),
     "bpfc": Case(lambda b: kr.BPFCModel(b(), seed=0), lambda b: kr.BPFCModel(b(), noise=False, seed=0)),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 
 def linear_model(input_shape=(8, 8, 1), num_classes=3, seed=0, scale=1.0) -> keras.Model:
@@ -73,3 +74,18 @@ def assert_in_ball(x_adv, x, eps, norm):
         assert np.all(np.abs(delta).max(axis=1) <= eps + 1e-6)
     else:
         assert np.all(np.linalg.norm(delta, axis=1) <= eps + 1e-5)
+
+
+def jpeg_npz(path, n_train=20, n_test=10, seed=0):
+    """A small archive in the cifar10_jpeg.npz layout."""
+    rng = np.random.default_rng(seed)
+    archive = {"label_names": np.array([f"class{i}" for i in range(10)])}
+    for split, n in (("train", n_train), ("test", n_test)):
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        blobs = [tf.io.encode_jpeg(image, quality=95).numpy() for image in images]
+        offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+        archive[f"{split}_jpeg"] = np.frombuffer(b"".join(blobs), np.uint8)
+        archive[f"{split}_offsets"] = offsets
+        archive[f"{split}_labels"] = (np.arange(n) % 10).astype(np.uint8)
+    np.savez(path, **archive)
+    return path

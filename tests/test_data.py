@@ -11,21 +11,7 @@ import tensorflow_datasets as tfds
 
 import keras_robust as kr
 from keras_robust import data
-
-
-def _jpeg_npz(path, n_train=20, n_test=10, seed=0):
-    """A small archive in the cifar10_jpeg.npz layout."""
-    rng = np.random.default_rng(seed)
-    archive = {"label_names": np.array([f"class{i}" for i in range(10)])}
-    for split, n in (("train", n_train), ("test", n_test)):
-        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-        blobs = [tf.io.encode_jpeg(image, quality=95).numpy() for image in images]
-        offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
-        archive[f"{split}_jpeg"] = np.frombuffer(b"".join(blobs), np.uint8)
-        archive[f"{split}_offsets"] = offsets
-        archive[f"{split}_labels"] = (np.arange(n) % 10).astype(np.uint8)
-    np.savez(path, **archive)
-    return path
+from tests.helpers import jpeg_npz
 
 
 def _check_batch(images, labels, batch, shape):
@@ -61,7 +47,7 @@ def test_augmentation_keeps_shape_range_and_changes_images():
 
 
 def test_local_jpeg_copy_loads_both_splits(tmp_path):
-    path = _jpeg_npz(str(tmp_path / "copy.npz"))
+    path = jpeg_npz(str(tmp_path / "copy.npz"))
     train = data.load(path, "train", batch_size=8, augment=True, seed=0)
     images, labels = next(iter(train))
     _check_batch(images, labels, 8, (32, 32, 3))
@@ -117,7 +103,7 @@ def test_unknown_sources_are_refused(tmp_path):
 
 
 def test_auto_source_prefers_a_local_copy(tmp_path, monkeypatch):
-    path = _jpeg_npz(str(tmp_path / "copy.npz"))
+    path = jpeg_npz(str(tmp_path / "copy.npz"))
     monkeypatch.setenv("KERAS_ROBUST_CIFAR10", path)
     assert kr.experiment.resolve_source("auto") == path
     monkeypatch.setenv("KERAS_ROBUST_CIFAR10", str(tmp_path / "none.npz"))

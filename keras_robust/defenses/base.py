@@ -29,6 +29,8 @@ from keras_robust._validation import check_images, check_labels
 
 _PACKAGE = "keras_robust"
 
+ATTACK_BATCHNORM = ("moving", "batch")
+
 
 class TrainingBatch(NamedTuple):
     """The batch a defence trains on.
@@ -64,6 +66,43 @@ def replica_unscale(value: tf.Tensor) -> tf.Tensor:
     return value
 
 
+class frozen_batchnorm:
+    """Holds the momentum of every BatchNorm layer of a model at 1 while open.
+
+    Keras' BatchNormalization updates `moving = moving * momentum + batch *
+    (1 - momentum)` when called in training mode; with the momentum at 1 the
+    update writes the moving statistics back unchanged. The momentum is a
+    Python float read when the graph is traced, so the effect lasts for the
+    calls traced inside the block and nothing else.
+
+    Args:
+        model: the model whose BatchNormalization layers (nested ones
+            included) are frozen.
+
+    Example:
+
+    >>> with frozen_batchnorm(backbone):
+    ...     logits = backbone(images, training=True)  # batch statistics, no update
+    """
+
+    def __init__(self, model: keras.Model):
+        self.layers = [
+            layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        self.momenta: list[float] = []
+
+    def __enter__(self) -> "frozen_batchnorm":
+        self.momenta = [layer.momentum for layer in self.layers]
+        for layer in self.layers:
+            layer.momentum = 1.0
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for layer, momentum in zip(self.layers, self.momenta):
+            layer.momentum = momentum
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class RobustModel(keras.Model):
     """A backbone with a robust training step; plain training when used as is.
@@ -75,6 +114,12 @@ class RobustModel(keras.Model):
             mixing...). Each step draws from (seed, step, replica), so a run
             is reproducible and continues identically after a restore. None
             picks one at random (and saves it in the config).
+        attack_batchnorm: how training-time attacks normalise: "moving"
+            (BatchNorm in inference mode, on its moving statistics, as the
+            BAT authors' code) or "batch" (on the statistics of the batch
+            being attacked, as PyTorch references that attack in
+            `model.train()`, but without updating the moving statistics;
+            dropout is then active during the attack too).
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -88,8 +133,18 @@ class RobustModel(keras.Model):
     ```
     """
 
-    def __init__(self, backbone: keras.Model, seed: int | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        backbone: keras.Model,
+        seed: int | None = None,
+        attack_batchnorm: str = "moving",
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
+        if attack_batchnorm not in ATTACK_BATCHNORM:
+            raise ValueError(
+                f"`attack_batchnorm` must be one of {ATTACK_BATCHNORM}, got {attack_batchnorm!r}."
+            )
         if not isinstance(backbone, keras.Model):
             raise TypeError(
                 f"`backbone` must be a keras.Model mapping [0, 1] images to logits, got "
@@ -117,6 +172,7 @@ class RobustModel(keras.Model):
         self.image_shape: tuple[int, int, int] = tuple(int(d) for d in input_shape[1:])
         self.num_classes = int(output_shape[-1])
         self.seed = int(seed) if seed is not None else random.randrange(2**31 - 1)
+        self.attack_batchnorm = attack_batchnorm
 
     # ------------------------------------------------------------------ inference
     def call(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
@@ -137,12 +193,20 @@ class RobustModel(keras.Model):
             self.build((None, *self.image_shape))
 
     def attack_logits(self, images: tf.Tensor) -> tf.Tensor:
-        """The logits training-time attacks see: the backbone in inference mode.
+        """The logits training-time attacks see.
 
-        BatchNorm uses its moving statistics here, as in the BAT authors' code,
-        so crafting an attack never updates them.
+        With `attack_batchnorm="moving"` the backbone runs in inference mode;
+        with "batch" it runs in training mode with every BatchNorm's momentum
+        held at 1 while the graph is traced, so the batch statistics normalise
+        the attack and the moving statistics stay as they were. Crafting an
+        attack never updates them either way.
         """
-        return tf.cast(self.backbone(images, training=False), tf.float32)
+        if self.attack_batchnorm == "batch":
+            with frozen_batchnorm(self.backbone):
+                logits = self.backbone(images, training=True)
+        else:
+            logits = self.backbone(images, training=False)
+        return tf.cast(logits, tf.float32)
 
     # ------------------------------------------------------------------ compile
     def compile(
@@ -389,7 +453,11 @@ class RobustModel(keras.Model):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
-            {"backbone": keras.saving.serialize_keras_object(self.backbone), "seed": self.seed}
+            {
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "seed": self.seed,
+                "attack_batchnorm": self.attack_batchnorm,
+            }
         )
         return config
 
