@@ -36,6 +36,7 @@ flags.DEFINE_float("beta", 9.0, "The adversarial label's multiplier (eq. 16).")
 flags.DEFINE_float("label_epsilon", 0.5, "The budget of smoothed labels (LS variants).")
 flags.DEFINE_enum("label_source", "start", ["start", "clean"],
                   "Target and label from the random-start logits (free) or a clean pass.")
+flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip (as the paper).")
 flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
 flags.DEFINE_integer("eval_limit", 1000, "Evaluate on the first N test images.")
 flags.DEFINE_enum("report", "standard", ["standard", "quick", "none"], "Robustness report suite.")
@@ -55,7 +56,7 @@ def main(argv):
     strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     train, steps_per_epoch, test, info = experiment.load_cifar(
-        FLAGS.data, FLAGS.batch_size, True, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
+        FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
     overrides = dict(epsilon=FLAGS.epsilon / 255, beta=FLAGS.beta,
                      label_epsilon=FLAGS.label_epsilon, label_source=FLAGS.label_source,
                      seed=FLAGS.seed)

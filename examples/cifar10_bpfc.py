@@ -30,8 +30,11 @@ flags.DEFINE_float("lr_decay", 0.2, "Piecewise learning-rate factor at each lamb
 flags.DEFINE_integer("k", 5, "Low bits dropped by the quantiser.")
 flags.DEFINE_list("lam_boundaries", None, "Epochs where lambda changes (default 1/4, 1/2, 3/4).")
 flags.DEFINE_list("lam_values", None, "lambda values (default 1, 9, 81, 729).")
+flags.DEFINE_enum("passes", "separate", ["separate", "joint"],
+                  "x and q(x) in separate training passes (the authors) or one joint pass.")
 flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay on kernels (coupled, as the authors).")
 flags.DEFINE_float("optimizer_weight_decay", 0.0, "Decoupled weight decay of the optimizer.")
+flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip (as the paper).")
 flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
 flags.DEFINE_integer("eval_limit", 1000, "Evaluate on the first N test images.")
 flags.DEFINE_enum("report", "standard", ["standard", "quick", "none"], "Robustness report suite.")
@@ -52,7 +55,7 @@ def main(argv):
     strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     train, steps_per_epoch, test, info = experiment.load_cifar(
-        FLAGS.data, FLAGS.batch_size, True, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
+        FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
     if FLAGS.lam_boundaries or FLAGS.lam_values:
         schedule = LambdaSchedule([int(b) for b in FLAGS.lam_boundaries or []],
                                   [float(v) for v in FLAGS.lam_values or []])
@@ -62,7 +65,8 @@ def main(argv):
         backbone = kr.backbones.get(
             FLAGS.backbone, input_shape=info.image_shape, num_classes=info.num_classes,
             normalization=info.normalization, weight_decay=FLAGS.weight_decay / 2)
-        model = kr.BPFCModel(backbone, k=FLAGS.k, lam_schedule=schedule, seed=FLAGS.seed)
+        model = kr.BPFCModel(backbone, k=FLAGS.k, lam_schedule=schedule, passes=FLAGS.passes,
+                             seed=FLAGS.seed)
         model.compile(
             optimizer=experiment.sgd(
                 FLAGS.epochs, steps_per_epoch, FLAGS.lr, FLAGS.schedule,

@@ -94,6 +94,31 @@ def test_loss_equals_hand_computation_on_a_tiny_model():
     np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-4)
 
 
+@pytest.mark.parametrize("passes", ["separate", "joint"])
+def test_passes_normalise_the_two_views_apart_or_together(passes):
+    """With BatchNorm, "separate" normalises x and q(x) by their own batch
+    statistics (the authors' two passes) and "joint" by the concatenation's."""
+    backbone = tiny_cnn(input_shape=(8, 8, 1), num_classes=3)
+    reference = keras.models.clone_model(backbone)
+    reference.set_weights(backbone.get_weights())
+    model = kr.BPFCModel(backbone, k=5, lam=2.0, noise=False, passes=passes, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    x = np.random.default_rng(1).random((8, 8, 8, 1), dtype=np.float32)
+    y = np.arange(8) % 3
+    loss = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][0]
+    q = (np.minimum((np.round(x * 255) // 32) * 32 + 16, 255) / 255).astype(np.float32)
+    if passes == "separate":
+        g, gq = reference(x, training=True).numpy(), reference(q, training=True).numpy()
+    else:
+        g, gq = np.split(reference(np.concatenate([x, q]), training=True).numpy(), 2)
+    log_probs = g - np.log(np.exp(g).sum(-1, keepdims=True))
+    expected = -np.mean(log_probs[np.arange(8), y]) + 2.0 * np.mean(np.sum((g - gq) ** 2, -1))
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+    assert kr.BPFCModel.from_config(model.get_config()).passes == passes
+    with pytest.raises(ValueError, match="passes"):
+        kr.BPFCModel(tiny_cnn(), passes="both")
+
+
 def test_lambda_schedule_steps_up_per_epoch_and_serialises(tmp_path):
     schedule = LambdaSchedule.authors(100)
     assert schedule.boundaries == [25, 50, 75] and schedule.values == [1.0, 9.0, 81.0, 729.0]

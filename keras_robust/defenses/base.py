@@ -301,6 +301,20 @@ class RobustModel(keras.Model):
         """
         return TrainingBatch(x, y, sample_weight)
 
+    def training_logits(self, batch: TrainingBatch) -> tf.Tensor:
+        """The logits the loss is taken on: one training-mode pass of the batch.
+
+        Runs inside the gradient tape. A subclass overrides it when parts of
+        the batch must be normalised apart (e.g. BPFC's separate passes).
+
+        Args:
+            batch: the `TrainingBatch` from `training_batch`.
+
+        Returns:
+            Logits [rows of batch.x, num_classes].
+        """
+        return self(batch.x, training=True)
+
     def training_loss(self, batch: TrainingBatch, y_pred: tf.Tensor) -> tf.Tensor:
         """The loss on the training batch (compiled loss + regularisers by default).
 
@@ -333,7 +347,7 @@ class RobustModel(keras.Model):
             tf.stop_gradient(batch.x), tf.stop_gradient(batch.y), batch.sample_weight
         )
         with tf.GradientTape() as tape:
-            y_pred = self(batch.x, training=True)
+            y_pred = self.training_logits(batch)
             loss = self.training_loss(batch, y_pred)
             self._track_loss(loss, batch.x)
             scaled_loss = self.optimizer.scale_loss(loss)

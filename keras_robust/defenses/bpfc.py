@@ -17,9 +17,11 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
-from keras_robust._validation import check_positive, check_positive_int
+from keras_robust._validation import check_choice, check_positive, check_positive_int
 from keras_robust.defenses.base import RobustModel, TrainingBatch, replica_scale
 from keras_robust.quantization import bit_plane_quantize, check_bits
+
+PASSES = ("separate", "joint")
 
 
 @keras.saving.register_keras_serializable(package="keras_robust")
@@ -108,11 +110,14 @@ class LambdaScheduler(keras.callbacks.Callback):
 class BPFCModel(RobustModel):
     """Bit-plane feature consistency: CE on x plus lambda * ||g(x) - g(q(x))||^2.
 
-    Each step trains on the batch and its quantised copy q(x) (Algorithm 1) in
-    one forward pass of the concatenation; cross-entropy is taken on the clean
-    half only, the consistency term on the logits of both halves. The
-    quantiser exists only here, in training: `call` and `export` are the
-    backbone alone.
+    Each step trains on the batch and its quantised copy q(x) (Algorithm 1);
+    cross-entropy is taken on the clean logits only, the consistency term on
+    the logits of both. With `passes="separate"` (the authors' code) x and
+    q(x) go through the backbone in two training-mode passes, so each is
+    normalised by its own BatchNorm statistics; with `passes="joint"` one pass
+    over their concatenation shares the statistics (the moving statistics get
+    one update per step instead of two). The quantiser exists only here, in
+    training: `call` and `export` are the backbone alone.
 
     Args:
         backbone: a Keras model mapping [0, 1] images to logits.
@@ -122,6 +127,7 @@ class BPFCModel(RobustModel):
             `BPFCModel.fit` applies it at the start of each epoch.
         bits: the bit depth the images are seen at.
         noise: the uniform pre-quantisation noise of Algorithm 1.
+        passes: "separate" (one pass per view, as the authors) or "joint".
         **kwargs: passed to `RobustModel` (`seed`, ...).
 
     Example:
@@ -142,11 +148,13 @@ class BPFCModel(RobustModel):
         lam_schedule: LambdaSchedule | dict | None = None,
         bits: int = 8,
         noise: bool = True,
+        passes: str = "separate",
         **kwargs: Any,
     ):
         super().__init__(backbone, **kwargs)
         self.k, self.bits = check_bits(k, bits)
         self.noise = bool(noise)
+        self.passes = check_choice(passes, PASSES, "passes")
         self.initial_lam = float(lam) if lam == 0 else check_positive(lam, "lam")
         if isinstance(lam_schedule, dict):
             lam_schedule = keras.saving.deserialize_keras_object(lam_schedule)
@@ -166,6 +174,12 @@ class BPFCModel(RobustModel):
         weights = tf.concat([2.0 * weight, tf.zeros_like(weight)], axis=0)
         return TrainingBatch(tf.concat([x, quantized], 0), tf.concat([y, y], 0), weights)
 
+    def training_logits(self, batch: TrainingBatch) -> tf.Tensor:
+        if self.passes == "joint":
+            return super().training_logits(batch)
+        clean, quantized = tf.split(batch.x, 2, axis=0)
+        return tf.concat([self(clean, training=True), self(quantized, training=True)], axis=0)
+
     def training_loss(self, batch: TrainingBatch, y_pred: tf.Tensor) -> tf.Tensor:
         cross_entropy = super().training_loss(batch, y_pred)
         clean, quantized = tf.split(tf.cast(y_pred, tf.float32), 2, axis=0)
@@ -184,7 +198,7 @@ class BPFCModel(RobustModel):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
-            k=self.k, lam=self.initial_lam, bits=self.bits, noise=self.noise,
+            k=self.k, lam=self.initial_lam, bits=self.bits, noise=self.noise, passes=self.passes,
             lam_schedule=keras.saving.serialize_keras_object(self.lam_schedule),
         )
         return config
