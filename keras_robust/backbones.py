@@ -348,6 +348,26 @@ def get(name: str, **kwargs) -> keras.Model:
     return BACKBONES[name](**kwargs)
 
 
+def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    """Every BatchNormalization layer of a model, nested ones included.
+
+    Args:
+        model: any Keras model.
+
+    Returns:
+        The layers, in the model's order.
+
+    Example:
+
+    >>> len(batchnorm_layers(small_cnn(num_classes=10)))
+    6
+    """
+    return [
+        layer for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
 def set_batchnorm_momentum(model: keras.Model, momentum: float) -> keras.Model:
     """Sets the momentum of every BatchNormalization layer of a model, in place.
 
@@ -370,10 +390,7 @@ def set_batchnorm_momentum(model: keras.Model, momentum: float) -> keras.Model:
     momentum = float(momentum)
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"`momentum` must be in [0, 1), got {momentum}.")
-    layers_found = [
-        layer for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    layers_found = batchnorm_layers(model)
     if not layers_found:
         raise ValueError(f"Model {model.name!r} has no BatchNormalization layer.")
     for layer in layers_found:

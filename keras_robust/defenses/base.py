@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_images, check_labels
+from keras_robust.backbones import batchnorm_layers
 
 _PACKAGE = "keras_robust"
 
@@ -86,10 +87,7 @@ class frozen_batchnorm:
     """
 
     def __init__(self, model: keras.Model):
-        self.layers = [
-            layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)
-        ]
+        self.layers = batchnorm_layers(model)
         self.momenta: list[float] = []
 
     def __enter__(self) -> "frozen_batchnorm":
