@@ -93,8 +93,8 @@ def load_or_train_model():
     if FLAGS.model:
         return keras.saving.load_model(FLAGS.model, compile=False), FLAGS.model
     filters = tuple(int(f) for f in FLAGS.cnn_filters)
-    cache = FLAGS.model_cache or os.path.join(
-        "bench", "results", f"attacks_cnn3_{'-'.join(map(str, filters))}.keras")
+    widths = "-".join(map(str, filters))
+    cache = FLAGS.model_cache or os.path.join("bench", "results", f"attacks_cnn3_{widths}.keras")
     if os.path.exists(cache):
         return keras.saving.load_model(cache, compile=False), cache
     x, y = kr.data.load_arrays(FLAGS.data, "train", limit=FLAGS.train_images)
@@ -107,8 +107,8 @@ def load_or_train_model():
     model.fit(x, y, batch_size=128, epochs=FLAGS.train_epochs, verbose=2)
     os.makedirs(os.path.dirname(cache) or ".", exist_ok=True)
     model.save(cache)
-    return model, (f"cnn3 ({'-'.join(map(str, filters))} filters) trained {FLAGS.train_epochs} "
-                   f"epochs on {FLAGS.train_images} images")
+    return model, (f"cnn3 ({widths} filters) trained {FLAGS.train_epochs} epochs on "
+                   f"{FLAGS.train_images} images")
 
 
 def make_eager_loop(model, eps, step, steps):

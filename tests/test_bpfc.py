@@ -77,6 +77,11 @@ def test_quantiser_is_absent_from_exported_graphs(tmp_path):
     np.testing.assert_allclose(loaded.serve(x).numpy(), model.predict(x, verbose=0), atol=1e-5)
 
 
+def _quantized_by_hand(x):
+    """Algorithm 1 without noise at k = 5: 32-level bins, centred, clipped to 255."""
+    return (np.minimum((np.round(x * 255) // 32) * 32 + 16, 255) / 255).astype(np.float32)
+
+
 def test_loss_equals_hand_computation_on_a_tiny_model():
     model_backbone = linear_model(input_shape=(4, 4, 1), num_classes=3, scale=2.0)
     model = kr.BPFCModel(model_backbone, k=5, lam=2.5, noise=False, seed=0)
@@ -86,7 +91,7 @@ def test_loss_equals_hand_computation_on_a_tiny_model():
     y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     weights, bias = model_backbone.get_layer("linear").get_weights()
-    q = np.minimum((np.round(x * 255) // 32) * 32 + 16, 255) / 255
+    q = _quantized_by_hand(x)
     g = x.reshape(8, -1) @ weights + bias
     gq = q.reshape(8, -1) @ weights + bias
     log_probs = g - np.log(np.exp(g).sum(-1, keepdims=True))
@@ -106,7 +111,7 @@ def test_passes_normalise_the_two_views_apart_or_together(passes):
     x = np.random.default_rng(1).random((8, 8, 8, 1), dtype=np.float32)
     y = np.arange(8) % 3
     loss = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][0]
-    q = (np.minimum((np.round(x * 255) // 32) * 32 + 16, 255) / 255).astype(np.float32)
+    q = _quantized_by_hand(x)
     if passes == "separate":
         g, gq = reference(x, training=True).numpy(), reference(q, training=True).numpy()
     else:

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_robust._validation import check_images, check_labels
+from keras_robust._validation import check_choice, check_images, check_labels
 from keras_robust.backbones import batchnorm_layers
 
 _PACKAGE = "keras_robust"
@@ -139,10 +139,6 @@ class RobustModel(keras.Model):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if attack_batchnorm not in ATTACK_BATCHNORM:
-            raise ValueError(
-                f"`attack_batchnorm` must be one of {ATTACK_BATCHNORM}, got {attack_batchnorm!r}."
-            )
         if not isinstance(backbone, keras.Model):
             raise TypeError(
                 f"`backbone` must be a keras.Model mapping [0, 1] images to logits, got "
@@ -170,7 +166,8 @@ class RobustModel(keras.Model):
         self.image_shape: tuple[int, int, int] = tuple(int(d) for d in input_shape[1:])
         self.num_classes = int(output_shape[-1])
         self.seed = int(seed) if seed is not None else random.randrange(2**31 - 1)
-        self.attack_batchnorm = attack_batchnorm
+        self.attack_batchnorm = check_choice(
+            attack_batchnorm, ATTACK_BATCHNORM, "attack_batchnorm")
 
     # ------------------------------------------------------------------ inference
     def call(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
