@@ -8,7 +8,11 @@ step 2/255, random start, CE) is run by
 
 - "keras_robust": `keras_robust.attacks.pgd`;
 - "bare_loop":    a bare `tf.function` PGD loop written below, the speed the
-                  op count allows (one forward and one backward pass per step);
+                  op count allows (one forward and one backward pass per step),
+                  its steps a graph while-loop;
+- "bare_unrolled": the same loop unrolled into a straight graph (on CPU a
+                  while-loop trace runs ~35% slower in a good part of its traces,
+                  see `keras_robust.attacks._engine.UNROLLED_STEPS`);
 - "art":          the Adversarial Robustness Toolbox's `ProjectedGradientDescent`
                   on a `TensorFlowV2Classifier`;
 - "cleverhans":   cleverhans 4's `projected_gradient_descent`, wrapped in
@@ -57,13 +61,18 @@ flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds (the median is kept
 flags.DEFINE_float("epsilon", 8 / 255, "L-inf budget.")
 flags.DEFINE_float("step_size", 2 / 255, "PGD step.")
 flags.DEFINE_integer("steps", 10, "PGD steps.")
-flags.DEFINE_list("methods", ["keras_robust", "bare_loop", "art", "cleverhans", "eager_loop"],
+flags.DEFINE_list("methods", ["keras_robust", "bare_loop", "bare_unrolled", "art", "cleverhans",
+                             "eager_loop"],
                   "PGD implementations to compare (the first two are needed for the ratios).")
 flags.DEFINE_boolean("jit_compile", False, "Also time keras_robust and the bare loop under XLA.")
 flags.DEFINE_integer("apgd_steps", 100, "APGD steps for the per-image timing.")
 flags.DEFINE_integer("square_queries", 1000, "Square queries for the per-image timing.")
 flags.DEFINE_integer("slow_images", 128, "Images for the APGD / Square timings.")
 flags.DEFINE_integer("at_images", 500, "Images for the adversarially trained model's checks.")
+flags.DEFINE_integer("unrolling_rounds", 5,
+                     "Rounds of the unrolling comparison: PGD-10, PGD-20 and APGD-CE-100 with "
+                     "the library's loops unrolled UNROLLED_STEPS at a time against one "
+                     "iteration per while-loop pass (0: skip).")
 flags.DEFINE_boolean("overhead", True,
                      "Also split the library's per-call and per-step cost over the bare loop on a "
                      "linear model (where compute is small enough for overheads to show).")
@@ -111,11 +120,12 @@ def load_or_train_model():
                    f"{FLAGS.train_images} images")
 
 
-def make_eager_loop(model, eps, step, steps):
+def make_eager_loop(model, eps, step, steps, unroll=False):
     """PGD with nothing but the op count, run eagerly: a random start, then
     `steps` x (forward, backward, sign step, one clip to the box
     [max(x - eps, 0), min(x + eps, 1)], whose bounds are computed once, outside
-    the loop)."""
+    the loop). Under `tf.function` the steps are a graph while-loop, or with
+    `unroll` a straight graph of `steps` copies."""
     import tensorflow as tf
 
     def eager(x, y, seed):
@@ -123,7 +133,7 @@ def make_eager_loop(model, eps, step, steps):
         x_adv = tf.clip_by_value(
             x + tf.random.stateless_uniform(tf.shape(x), seed, -eps, eps), lower, upper
         )
-        for _ in tf.range(steps):  # a graph while-loop under tf.function, not unrolled
+        for _ in (range(steps) if unroll else tf.range(steps)):
             with tf.GradientTape() as tape:
                 tape.watch(x_adv)
                 loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -135,11 +145,12 @@ def make_eager_loop(model, eps, step, steps):
     return eager
 
 
-def make_bare_loop(model, eps, step, steps, jit_compile=False):
+def make_bare_loop(model, eps, step, steps, jit_compile=False, unroll=False):
     """The same loop as `make_eager_loop`, compiled with `tf.function`."""
     import tensorflow as tf
 
-    return tf.function(make_eager_loop(model, eps, step, steps), jit_compile=jit_compile)
+    return tf.function(make_eager_loop(model, eps, step, steps, unroll),
+                       jit_compile=jit_compile)
 
 
 def make_methods(model, x, y):
@@ -169,15 +180,18 @@ def make_methods(model, x, y):
 
     def library(jit_compile):
         def prepare():
-            # A fresh trace (the library caches one tf.function per setting).
+            # A fresh trace: the library keeps one tf.function per (model, attack),
+            # with the model (Keras models) or in the attack's module (the rest).
+            sys.modules["keras_robust.attacks._common"]._COMPILED_PER_MODEL.clear()
             sys.modules["keras_robust.attacks.pgd"]._COMPILED.clear()
             return batched(lambda xb, yb, r: kr.attacks.pgd(
                 model, xb, yb, eps, step, steps, seed=r, jit_compile=jit_compile))()
         return prepare
 
-    def bare_loop(jit_compile):
+    def bare_loop(jit_compile, unroll=False):
         def prepare():
-            bare = make_bare_loop(model, eps, step, steps, jit_compile=jit_compile)
+            bare = make_bare_loop(model, eps, step, steps, jit_compile=jit_compile,
+                                  unroll=unroll)
             return batched(lambda xb, yb, r: bare(xb, yb, tf.constant([r, 0], tf.int64)))()
         return prepare
 
@@ -190,6 +204,8 @@ def make_methods(model, x, y):
             methods[name] = bare_loop(False)
             if FLAGS.jit_compile:
                 methods["bare_loop_xla"] = bare_loop(True)
+        elif name == "bare_unrolled":
+            methods[name] = bare_loop(False, unroll=True)
         elif name == "eager_loop":
             eager = make_eager_loop(model, eps, step, steps)
             methods[name] = batched(
@@ -205,8 +221,8 @@ def make_methods(model, x, y):
             except Exception as error:  # noqa: BLE001
                 notes[name] = f"failed: {type(error).__name__}: {error}"
         else:
-            raise ValueError(f"Unknown method {name!r}; expected keras_robust, bare_loop, art, "
-                             "cleverhans, eager_loop.")
+            raise ValueError(f"Unknown method {name!r}; expected keras_robust, bare_loop, "
+                             "bare_unrolled, art, cleverhans, eager_loop.")
     return methods, notes
 
 
@@ -349,6 +365,52 @@ def engine_overhead(repeats: int = 60) -> dict:
                    "extra_ms": 1000 * (statistics.median(t) - base)} for name, t in times.items()}
 
 
+def unrolling_effect(model, x, y, rounds: int) -> dict:
+    """The library's attacks with their loops unrolled (`UNROLLED_STEPS` at a
+    time, the default) against a plain while-loop (one iteration per pass), on
+    the same batches, each round on fresh traces of both, in alternating order.
+
+    Returns, per attack, the seconds per image of every round for both and the
+    median over rounds of the per-round speed ratio unrolled / while-loop.
+    """
+    import numpy as np
+
+    import keras_robust as kr
+    from keras_robust.attacks import _common
+
+    bs = FLAGS.batch_size
+    batches = [(x[i:i + bs], y[i:i + bs]) for i in range(0, len(x), bs)]
+    eps, step = FLAGS.epsilon, FLAGS.step_size
+    attacks = {
+        "pgd_10": lambda xb, yb: kr.attacks.pgd(model, xb, yb, eps, step, 10, seed=0),
+        "pgd_20": lambda xb, yb: kr.attacks.pgd(model, xb, yb, eps, step, 20, seed=0),
+        "apgd_ce_100": lambda xb, yb: kr.attacks.apgd(model, xb, yb, eps, 100, seed=0),
+    }
+    default = _common.UNROLLED_STEPS
+    settings = {"unrolled": default, "while_loop": 1}
+    times = {name: {s: [] for s in settings} for name in attacks}
+    try:
+        for r in range(rounds):
+            for name, attack in attacks.items():
+                for setting in (list(settings) if r % 2 == 0 else list(settings)[::-1]):
+                    _common.UNROLLED_STEPS = settings[setting]
+                    _common._COMPILED_PER_MODEL.clear()  # a fresh trace
+                    np.asarray(attack(*batches[0]))
+                    seconds, _ = time_once(
+                        lambda: [np.asarray(attack(xb, yb)) for xb, yb in batches])
+                    times[name][setting].append(seconds / len(x))
+            print(f"unrolling round {r + 1}: " + ", ".join(
+                f"{n} x{times[n]['while_loop'][-1] / times[n]['unrolled'][-1]:.2f}"
+                for n in attacks))
+    finally:
+        _common.UNROLLED_STEPS = default
+        _common._COMPILED_PER_MODEL.clear()
+    return {name: {"seconds_per_image": t, "unrolled_UNROLLED_STEPS": default,
+                   "speedup_unrolled_over_while_loop": statistics.median(
+                       w / u for u, w in zip(t["unrolled"], t["while_loop"]))}
+            for name, t in times.items()}
+
+
 def accuracy(model, x, y, bs=500):
     import numpy as np
 
@@ -425,6 +487,7 @@ def main(argv):
 
     ratios = {
         "keras_robust / bare_loop": ratio("keras_robust", "bare_loop"),
+        "keras_robust / bare_unrolled": ratio("keras_robust", "bare_unrolled"),
         "keras_robust / art": ratio("keras_robust", "art"),
         "keras_robust / cleverhans": ratio("keras_robust", "cleverhans"),
         "keras_robust / eager_loop": ratio("keras_robust", "eager_loop"),
@@ -456,6 +519,8 @@ def main(argv):
         print(f"{key}: {1000 * seconds / len(xs):.1f} ms/image, "
               f"robust accuracy {slow[key]['robust_accuracy']:.3f}")
 
+    unrolling = (unrolling_effect(model, x, y, FLAGS.unrolling_rounds)
+                 if FLAGS.unrolling_rounds else None)
     overhead = engine_overhead() if FLAGS.overhead else None
 
     at = None
@@ -484,6 +549,10 @@ def main(argv):
     for key, value in slow.items():
         print(f"{key}: {1000 * value['seconds_per_image']:.1f} ms/image, robust accuracy "
               f"{value['robust_accuracy']:.3f}")
+    if unrolling:
+        for key, value in unrolling.items():
+            print(f"{key}: unrolled / while-loop speed {value['speedup_unrolled_over_while_loop']:.3f}"
+                  " (median over rounds)")
     if overhead:
         print(f"\nPGD-{FLAGS.steps} on a linear model (batch 128): where the time goes")
         for key, value in overhead.items():
@@ -494,6 +563,7 @@ def main(argv):
         "batch_size": FLAGS.batch_size, "rounds": FLAGS.rounds, "epsilon": FLAGS.epsilon,
         "step_size": FLAGS.step_size, "steps": FLAGS.steps, "pgd": results, "ratios": ratios,
         "notes": notes, "per_image": slow, "adversarially_trained": at,
+        "unrolling": unrolling,
         "engine_overhead_linear_model": overhead,
         "tensorflow": tf.__version__,
     }

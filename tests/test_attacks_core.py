@@ -69,6 +69,75 @@ def test_fgsm_matches_closed_form_on_a_linear_model(model_and_data):
                                expected_t, atol=1e-6)
 
 
+def _reference_pgd(model, x, y, eps, step, steps, decay=None, norm="linf"):
+    """Madry's PGD (or MI-FGSM with `decay`) from x, by hand in NumPy on the linear model."""
+    weights, bias = model.get_layer("linear").get_weights()
+    flat, x_adv = x.reshape(len(x), -1), x.reshape(len(x), -1).copy()
+    velocity = np.zeros_like(flat)
+    for _ in range(steps):
+        logits = x_adv @ weights + bias
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        grad = (probs - np.eye(weights.shape[1])[y]) @ weights.T
+        if decay is not None:
+            velocity = decay * velocity + grad / (np.abs(grad).sum(1, keepdims=True) + 1e-12)
+            grad = velocity
+        if norm == "linf":
+            x_adv = np.clip(np.clip(x_adv + step * np.sign(grad), flat - eps, flat + eps), 0, 1)
+        else:
+            x_adv = x_adv + step * grad / (np.linalg.norm(grad, axis=1, keepdims=True) + 1e-12)
+            delta = x_adv - flat
+            delta *= np.minimum(1.0, eps / (np.linalg.norm(delta, axis=1, keepdims=True) + 1e-12))
+            x_adv = np.clip(flat + delta, 0, 1)
+    return x_adv.reshape(x.shape)
+
+
+@pytest.mark.parametrize("steps", [1, 10, 11, 12, 21, 25])
+def test_pgd_runs_exactly_its_steps_across_the_unrolled_chunks(model_and_data, steps):
+    # The engine unrolls UNROLLED_STEPS steps per loop iteration and the rest
+    # after the loop; every count must match the plain loop, momentum carried.
+    from keras_robust.attacks import _common
+
+    assert _common.UNROLLED_STEPS == 10  # the step counts above straddle it
+    model, x, y = model_and_data
+    eps, step = 0.3, 0.01  # the ball never binds for the first ~30 steps: each step shows
+    x_adv = kr.attacks.pgd(model, x, y, eps, step, steps, random_start=False)
+    np.testing.assert_allclose(np.asarray(x_adv), _reference_pgd(model, x, y, eps, step, steps),
+                               atol=1e-5)
+    x_mi = kr.attacks.mi_fgsm(model, x, y, eps, step, steps, decay=0.5)
+    np.testing.assert_allclose(np.asarray(x_mi),
+                               _reference_pgd(model, x, y, eps, step, steps, decay=0.5),
+                               atol=1e-5)
+    x_l2 = kr.attacks.pgd(model, x, y, 0.5, 0.05, steps, norm="l2", random_start=False)
+    np.testing.assert_allclose(np.asarray(x_l2),
+                               _reference_pgd(model, x, y, 0.5, 0.05, steps, norm="l2"),
+                               atol=1e-5)
+
+
+def test_unrolling_changes_no_result(monkeypatch):
+    # One iteration per while-loop pass (the plain loop) and ten unrolled give
+    # the same seeded PGD, MI-FGSM, APGD (whose body reads its iteration) and CW-L2.
+    from keras_robust.attacks import _common
+
+    rng = np.random.default_rng(2)
+    x = rng.random((6, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 4, 6).astype(np.int32)
+
+    def attacks():
+        model = linear_model(num_classes=4, scale=0.5)  # a fresh model: a fresh trace
+        return [
+            kr.attacks.pgd(model, x, y, EPS, 1 / 255, 23, seed=4),
+            kr.attacks.mi_fgsm(model, x, y, EPS, 1 / 255, 13, input_diversity=0.5, seed=4),
+            kr.attacks.apgd(model, x, y, EPS, 27, loss="dlr", seed=4),
+            kr.attacks.cw_l2(model, x, y, steps=12, binary_search_steps=2),
+        ]
+
+    unrolled = attacks()
+    monkeypatch.setattr(_common, "UNROLLED_STEPS", 1)
+    for a, b in zip(unrolled, attacks()):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_targeted_pgd_reaches_its_target_when_the_budget_allows():
     model = linear_model(scale=2.0, seed=3)
     rng = np.random.default_rng(2)

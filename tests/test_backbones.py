@@ -59,3 +59,35 @@ def test_normalization_must_match_channels():
         backbones.small_cnn((32, 32, 1), 10, normalization=((0.1, 0.2, 0.3), (1.0, 1.0, 1.0)))
     model = backbones.small_cnn((32, 32, 3), 10, normalization=None)
     assert not any(isinstance(layer, keras.layers.Normalization) for layer in model.layers)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: backbones.resnet((1, 1), 4, input_shape=(16, 16, 3), num_classes=5),
+        lambda: backbones.resnet((1, 1), 4, bottleneck=True, input_shape=(16, 16, 3), num_classes=5),
+        lambda: backbones.densenet((1, 1), 4, input_shape=(16, 16, 3), num_classes=5),
+        lambda: backbones.mobilenet_v2(0.25, (1,) * 7, 32, input_shape=(16, 16, 3), num_classes=5),
+    ],
+)
+def test_surrogate_architectures_live_in_backbones(build):
+    from keras_robust.datacentric import surrogates
+
+    assert surrogates.resnet is backbones.resnet
+    assert surrogates.densenet is backbones.densenet
+    assert surrogates.mobilenet_v2 is backbones.mobilenet_v2
+    model = build()
+    x = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    logits = model(x, training=False)
+    assert logits.shape == (2, 5) and logits.dtype == "float32"
+    assert isinstance(model.layers[1], keras.layers.Normalization)
+
+
+def test_registry_names_the_new_architectures():
+    assert backbones.get("resnet20", input_shape=(16, 16, 3)).name == "resnet20"
+    assert backbones.get("resnet", blocks=(1,), width=4).name == "resnet4"
+    assert backbones.get("densenet", blocks=(1,), growth_rate=4).name == "densenet4"
+    assert backbones.get("mobilenet_v2", width_multiplier=0.25, repeats=(1,) * 7,
+                         last_channels=32).name == "mobilenet_v2_0.25"
+    for name in ("resnet50", "densenet121"):
+        assert name in backbones.BACKBONES

@@ -24,9 +24,11 @@ from keras_robust.attacks._common import (
     random_start as draw_random_start,
     random_uniform,
     sparse_labels,
+    unrolled_loop,
 )
 from keras_robust.attacks.objectives import objective, succeeded
 from keras_robust.attacks.targets import needs_logits, select_target
+
 
 
 class AttackResult(NamedTuple):
@@ -175,19 +177,13 @@ def iterative_attack(
     velocity = tf.zeros_like(x)
     x_adv, velocity = step(x_adv, grad, velocity)
 
-    if steps > 1:
+    def body(i, state):
+        grad, _, _ = gradient(state[0], target_classes, i)
+        return step(state[0], grad, state[1])
 
-        def body(i, x_adv, velocity):
-            grad, _, _ = gradient(x_adv, target_classes, i)
-            x_adv, velocity = step(x_adv, grad, velocity)
-            return i + 1, x_adv, velocity
-
-        _, x_adv, _ = tf.while_loop(
-            lambda i, *_: i < steps,
-            body,
-            (tf.constant(1), x_adv, velocity),
-            parallel_iterations=1,
-        )
+    # The remaining steps, unrolled UNROLLED_STEPS at a time (PGD-10's are one
+    # straight graph; see `_common.unrolled_loop`).
+    x_adv, _ = unrolled_loop(body, 1, steps, (x_adv, velocity))
     return AttackResult(tf.stop_gradient(x_adv), start_logits, target_classes)
 
 

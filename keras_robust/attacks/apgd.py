@@ -20,7 +20,8 @@ APGD-CE is `apgd(..., loss="ce")`; APGD-DLR is `loss="dlr"`; AutoAttack's
 APGD-T is `apgd_targeted` (the targeted DLR loss toward each of the k most
 likely other classes in turn). Everything runs on whole batches inside one
 `tf.function`; the checkpoints are fixed from `steps` before tracing, and the
-per-sample decisions are tensor masks inside a `tf.while_loop`.
+per-sample decisions are tensor masks inside a `tf.while_loop` (its body ten
+unrolled iterations, see `_common.unrolled_loop`).
 
 Restarts (and APGD-T's targets) run only on the samples no earlier run has
 broken, as AutoAttack does: the batch is compacted with `tf.gather`, so later
@@ -47,6 +48,7 @@ from keras_robust.attacks._common import (
     random_uniform,
     run_compiled,
     sparse_labels,
+    unrolled_loop,
     validate_common,
 )
 from keras_robust.attacks.objectives import objective
@@ -228,7 +230,7 @@ def apgd_run(
         stalled = ~s["halved_at_check"] & (s["best_at_check"] >= best)
         halve = checkpoint & (oscillating | stalled)
         step = where(halve, 0.5 * s["step"], s["step"])
-        return i + 1, dict(
+        return dict(
             x_adv=where(halve, x_best, x_new),
             x_prev=x_adv,
             grad=where(halve, grad_best, grad),
@@ -245,9 +247,7 @@ def apgd_run(
             halved_at_check=tf.where(checkpoint, halve, s["halved_at_check"]),
         )
 
-    _, state = tf.while_loop(
-        lambda i, s: i < steps, body, (tf.constant(0), state), parallel_iterations=1
-    )
+    state = unrolled_loop(body, 0, steps, state)
     return APGDResult(state["x_found"], state["found"], state["x_best"], state["best"])
 
 

@@ -47,6 +47,7 @@ from keras_robust.attacks._common import (
     fold_seed,
     run_compiled,
     sparse_labels,
+    unrolled_loop,
     validate_common,
 )
 from keras_robust.attacks.targets import check_target, select_target
@@ -141,11 +142,9 @@ def _cw_impl(model, x, y, target, confidence, steps, learning_rate, initial_cons
             return t_next, w, m, v, best_x, best_d, mis_x, mis_d, success
 
         zeros = tf.zeros_like(w_start)
-        loop = tf.while_loop(
-            lambda t, *_: t < float(steps),
-            body,
+        loop = unrolled_loop(
+            lambda _, state, body=body: body(*state), 0, steps,
             (tf.constant(0.0), w_start, zeros, zeros, *best, tf.zeros([batch], tf.bool)),
-            parallel_iterations=1,
         )
         w_last, *state, success = loop[1], *loop[4:]
         # The last iterate (after the final Adam step) is a candidate too.
