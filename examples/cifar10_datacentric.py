@@ -197,7 +197,9 @@ def main(argv):
                   l2_step=FLAGS.l2_step, diversity_prob=FLAGS.diversity_prob,
                   smoothing_kernel=FLAGS.smoothing_kernel)
     # A different run in this folder (other surrogates or settings) makes enhance raise.
-    enhanced_dir = os.path.join(FLAGS.output_dir, f"enhanced_it{FLAGS.iterations}")
+    ratio_tag = "-".join(f"{float(r):g}" for r in FLAGS.ratio)
+    enhanced_tag = f"it{FLAGS.iterations}_r{ratio_tag}"
+    enhanced_dir = os.path.join(FLAGS.output_dir, f"enhanced_{enhanced_tag}")
     start = time.time()
     with strategy.scope():
         result = dc.enhance(x_train, y_train, enhance_surrogates,
@@ -235,7 +237,7 @@ def main(argv):
                              seed=FLAGS.seed)
     enhanced, timings["train_enhanced_s"] = _train_model(
         "enhanced", enhanced_train, steps,
-        os.path.join(FLAGS.output_dir, f"model_enhanced_it{FLAGS.iterations}_{model_tag}.keras"),
+        os.path.join(FLAGS.output_dir, f"model_enhanced_{enhanced_tag}_{model_tag}.keras"),
         info)
 
     table = {"original": dc.score(original, test_sets), "enhanced": dc.score(enhanced, test_sets)}
@@ -262,7 +264,7 @@ def main(argv):
     payload = {"settings": settings, "table": table, "transfer": transfer,
                "surrogate_accuracy": surrogate_accuracy, "counts": result.counts,
                "timings": timings, "device": [d.name for d in tf.config.list_logical_devices()]}
-    name = f"results_it{FLAGS.iterations}_{model_tag}"
+    name = f"results_{enhanced_tag}_{model_tag}"
     experiment.save_json(os.path.join(FLAGS.output_dir, f"{name}.json"), payload)
     with open(os.path.join(FLAGS.output_dir, f"{name}.md"), "w") as f:
         f.write(_markdown(table, transfer, settings))
