@@ -12,7 +12,7 @@ step 2/255, random start, CE) is run by
                   its steps a graph while-loop;
 - "bare_unrolled": the same loop unrolled into a straight graph (on CPU a
                   while-loop trace runs ~35% slower in a good part of its traces,
-                  see `keras_robust.attacks._engine.UNROLLED_STEPS`);
+                  see `keras_robust.attacks._common.UNROLLED_STEPS`);
 - "art":          the Adversarial Robustness Toolbox's `ProjectedGradientDescent`
                   on a `TensorFlowV2Classifier`;
 - "cleverhans":   cleverhans 4's `projected_gradient_descent`, wrapped in
@@ -153,6 +153,18 @@ def make_bare_loop(model, eps, step, steps, jit_compile=False, unroll=False):
                        jit_compile=jit_compile)
 
 
+def fresh_library_traces() -> None:
+    """Drops the library's compiled attacks, so that the next call traces anew.
+
+    The library keeps one `tf.function` per (model, attack): with the model
+    for Keras models, in the attack's module for the rest.
+    """
+    # The modules by name: the package's own `pgd` and `apgd` are the functions.
+    sys.modules["keras_robust.attacks._common"]._COMPILED_PER_MODEL.clear()
+    sys.modules["keras_robust.attacks.pgd"]._COMPILED.clear()
+    sys.modules["keras_robust.attacks.apgd"]._COMPILED.clear()
+
+
 def make_methods(model, x, y):
     """name -> prepare(), which traces a fresh copy of the attack (untimed) and
     returns run(round) -> the adversarial images for all of x.
@@ -180,10 +192,7 @@ def make_methods(model, x, y):
 
     def library(jit_compile):
         def prepare():
-            # A fresh trace: the library keeps one tf.function per (model, attack),
-            # with the model (Keras models) or in the attack's module (the rest).
-            sys.modules["keras_robust.attacks._common"]._COMPILED_PER_MODEL.clear()
-            sys.modules["keras_robust.attacks.pgd"]._COMPILED.clear()
+            fresh_library_traces()
             return batched(lambda xb, yb, r: kr.attacks.pgd(
                 model, xb, yb, eps, step, steps, seed=r, jit_compile=jit_compile))()
         return prepare
@@ -394,7 +403,7 @@ def unrolling_effect(model, x, y, rounds: int) -> dict:
             for name, attack in attacks.items():
                 for setting in (list(settings) if r % 2 == 0 else list(settings)[::-1]):
                     _common.UNROLLED_STEPS = settings[setting]
-                    _common._COMPILED_PER_MODEL.clear()  # a fresh trace
+                    fresh_library_traces()
                     np.asarray(attack(*batches[0]))
                     seconds, _ = time_once(
                         lambda: [np.asarray(attack(xb, yb)) for xb, yb in batches])
@@ -404,7 +413,7 @@ def unrolling_effect(model, x, y, rounds: int) -> dict:
                 for n in attacks))
     finally:
         _common.UNROLLED_STEPS = default
-        _common._COMPILED_PER_MODEL.clear()
+        fresh_library_traces()
     return {name: {"seconds_per_image": t, "unrolled_UNROLLED_STEPS": default,
                    "speedup_unrolled_over_while_loop": statistics.median(
                        w / u for u, w in zip(t["unrolled"], t["while_loop"]))}

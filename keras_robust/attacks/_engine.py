@@ -30,7 +30,6 @@ from keras_robust.attacks.objectives import objective, succeeded
 from keras_robust.attacks.targets import needs_logits, select_target
 
 
-
 class AttackResult(NamedTuple):
     """What the engine returns.
 
