@@ -38,8 +38,15 @@ flags.DEFINE_integer("merger_epochs", 5, "Epochs of the merger (the paper: 5).")
 flags.DEFINE_integer("merger_steps", 10, "PGD steps against the stack when training the merger.")
 flags.DEFINE_float("alpha", 0.5, "Weight of the clean loss in eq. 5.")
 flags.DEFINE_float("epsilon", 8.0, "Merger and evaluation budget in pixel levels.")
-flags.DEFINE_float("lr", 0.1, "Initial learning rate (extractors and merger, cosine decay).")
+flags.DEFINE_float("lr", 0.1, "Initial learning rate of the extractors (cosine decay).")
+flags.DEFINE_float("merger_lr", None, "Initial learning rate of the merger (default: --lr).")
 flags.DEFINE_float("weight_decay", 5e-4, "Decoupled weight decay.")
+flags.DEFINE_boolean("augment", True,
+                     "Pad-4 random crop and flip (--noaugment: the 5-epoch CPU recipe).")
+flags.DEFINE_enum("merger_init", "random", ["random", "most_robust"],
+                  "random: a fresh linear merger (the paper); most_robust: start from the "
+                  "largest-budget extractor's own classifier, all other weights zero, so "
+                  "training starts from that extractor's predictions.")
 flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
 flags.DEFINE_integer("eval_limit", 1000, "Evaluate on the first N test images.")
 flags.DEFINE_integer("delta_z_images", 500, "Test images for Delta-z.")
@@ -60,7 +67,7 @@ def main(argv):
     strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     train, steps_per_epoch, (x_test, y_test), info = experiment.load_cifar(
-        FLAGS.data, FLAGS.batch_size, True, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
+        FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
     budgets = [float(b) / 255 for b in FLAGS.budgets]
     epsilon = FLAGS.epsilon / 255
 
@@ -68,8 +75,8 @@ def main(argv):
         return kr.backbones.get(FLAGS.backbone, input_shape=info.image_shape,
                                 num_classes=info.num_classes, normalization=info.normalization)
 
-    def optimizer_fn(epochs):
-        return lambda: experiment.sgd(epochs, steps_per_epoch, FLAGS.lr, "cosine",
+    def optimizer_fn(epochs, lr=FLAGS.lr):
+        return lambda: experiment.sgd(epochs, steps_per_epoch, lr, "cosine",
                                       weight_decay=FLAGS.weight_decay)
 
     start = time.time()
@@ -89,9 +96,12 @@ def main(argv):
     print("budgets on the concave part of the curve:", [round(255 * b, 2) for b in concave])
 
     with strategy.scope():
+        warm_start = budgets.index(max(budgets)) if FLAGS.merger_init == "most_robust" else None
         model = kr.AFSModel(extractors, alpha=FLAGS.alpha, epsilon=epsilon,
-                            steps=FLAGS.merger_steps, seed=FLAGS.seed)
-        model.compile(optimizer=optimizer_fn(FLAGS.merger_epochs)(), metrics=["accuracy"])
+                            steps=FLAGS.merger_steps, warm_start=warm_start, seed=FLAGS.seed)
+        merger_lr = FLAGS.lr if FLAGS.merger_lr is None else FLAGS.merger_lr
+        model.compile(optimizer=optimizer_fn(FLAGS.merger_epochs, merger_lr)(),
+                      metrics=["accuracy"])
     start = time.time()
     model.fit(train, epochs=FLAGS.merger_epochs, verbose=2)
     merger_seconds = time.time() - start
@@ -115,7 +125,8 @@ def main(argv):
         extra={"delta_z": curve, "concave_budgets": concave, "importance": ratios,
                "comparison": [{"model": n, "clean": c, "pgd20": r} for n, c, r in rows],
                "extractor_seconds": extractor_seconds, "merger_seconds": merger_seconds,
-               "budgets": budgets, "alpha": FLAGS.alpha},
+               "budgets": budgets, "alpha": FLAGS.alpha,
+               "merger_init": FLAGS.merger_init, "merger_lr": merger_lr},
     )
 
 

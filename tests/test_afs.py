@@ -46,6 +46,37 @@ def test_only_the_merger_changes_during_fit():
     assert any(not np.array_equal(a, b) for a, b in zip(model.merger.get_weights(), merger_before))
 
 
+@pytest.mark.parametrize("index", [0, 1, -1])
+def test_warm_start_makes_the_stack_compute_that_extractors_logits(index):
+    extractors = [_extractor(1, width=6), _extractor(2, width=4), _extractor(3, width=5)]
+    model = kr.AFSModel(extractors, warm_start=index, steps=1)
+    x, _ = _data(8)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(extractors[index](x, training=False)),
+                               rtol=1e-5, atol=1e-5)
+    kernel = np.asarray(model.merger.kernel)
+    rows = np.split(kernel, [6, 10])                 # the rows of each extractor's features
+    for i, block in enumerate(rows):
+        assert (np.any(block != 0) if i == index % 3 else np.all(block == 0))
+    # the merger trains from there, and the setting survives a config round trip
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.fit(x, np.arange(8) % 3, batch_size=4, epochs=1, verbose=0)
+    assert not np.array_equal(np.asarray(model.merger.kernel), kernel)
+    assert model.get_config()["warm_start"] == index
+
+
+def test_warm_start_refuses_what_it_cannot_copy():
+    extractors = [_extractor(1), _extractor(2)]
+    with pytest.raises(ValueError, match="not an index"):
+        kr.AFSModel(extractors, warm_start=2)
+    with pytest.raises(ValueError, match="feature_layer=-2"):
+        kr.AFSModel(extractors, warm_start=0, feature_layer=-3)
+    inputs = keras.Input((6, 6, 1))
+    features = keras.layers.Dense(4, name="features")(keras.layers.Flatten()(inputs))
+    softmax_head = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(features))
+    with pytest.raises(ValueError, match="linear Dense"):
+        kr.AFSModel([extractors[0], softmax_head], warm_start=1)
+
+
 def test_features_concatenate_in_extractor_order():
     extractors = [_extractor(1, width=6), _extractor(2, width=4), _extractor(3, width=5)]
     model = kr.AFSModel(extractors, steps=1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_fraction
@@ -84,6 +85,50 @@ def build_stack(
     return keras.Model(inputs, logits, name=name)
 
 
+def warm_start_merger(stack: keras.Model, extractors: Sequence[keras.Model], index: int) -> None:
+    """Sets the merger so that the stack starts as extractor `index`'s own classifier.
+
+    The merger's rows for extractor `index`'s features take that extractor's
+    logits-layer kernel and its bias; every other row is zero. The stack then
+    computes exactly that extractor's logits, and training moves from its
+    predictions (the most robust extractor's, say) instead of from random ones.
+
+    Args:
+        stack: a model from `build_stack(extractors, feature_layer=-2)`.
+        extractors: the extractors the stack was built from, in its order.
+        index: which extractor's classifier to copy (negative counts from the end).
+
+    Raises:
+        ValueError: if `index` is out of range or that extractor's last layer is
+            not a linear `Dense` layer on the stacked features.
+
+    Example:
+
+    >>> stack = build_stack([model_2, model_8])
+    >>> warm_start_merger(stack, [model_2, model_8], index=1)   # stack(x) == model_8(x)
+    """
+    if not -len(extractors) <= index < len(extractors):
+        raise ValueError(f"warm_start={index} is not an index into {len(extractors)} extractors.")
+    index %= len(extractors)
+    merger = stack.get_layer("merger")
+    widths = [int(stack.get_layer(f"extractor_{i}").output.shape[-1]) for i in range(len(extractors))]
+    head = getattr(extractors[index], "backbone", extractors[index]).layers[-1]
+    kernel_shape = (widths[index], int(merger.units))
+    if (not isinstance(head, keras.layers.Dense) or head.activation is not keras.activations.linear
+            or tuple(head.kernel.shape) != kernel_shape or not head.use_bias):
+        raise ValueError(
+            f"warm_start needs extractor {index}'s last layer to be a linear Dense layer with a "
+            f"bias and a {kernel_shape} kernel (its features -> logits), got {head.name!r} "
+            f"({type(head).__name__}); use the default feature_layer=-2 and a backbone ending "
+            "in its logits layer."
+        )
+    kernel = np.zeros(tuple(merger.kernel.shape), "float32")
+    offset = sum(widths[:index])
+    kernel[offset: offset + widths[index]] = keras.ops.convert_to_numpy(head.kernel)
+    merger.kernel.assign(kernel)
+    merger.bias.assign(keras.ops.convert_to_numpy(head.bias))
+
+
 @keras.saving.register_keras_serializable(package="keras_robust")
 class AFSModel(PGDATModel):
     """The AFS model: a linear merger over frozen, adversarially trained extractors.
@@ -104,6 +149,11 @@ class AFSModel(PGDATModel):
             (-2: the input of the logits layer; "features" in this library's
             backbones).
         step_size: PGD step; default `epsilon / 4`.
+        warm_start: None (a fresh merger, the paper) or the index of the
+            extractor whose classifier initialises the merger (see
+            `warm_start_merger`): training then starts from that
+            extractor's predictions, e.g. the most robust one's (-1 when the
+            budgets ascend). Needs `feature_layer=-2`.
         num_classes: classes of the merger (default: the first extractor's).
         backbone: the stack itself, when rebuilding a saved model (leave None).
         **kwargs: passed to `PGDATModel` (`seed`, `random_start`, ...).
@@ -127,6 +177,7 @@ class AFSModel(PGDATModel):
         steps: int = 10,
         feature_layer: int | str = -2,
         step_size: float | None = None,
+        warm_start: int | None = None,
         num_classes: int | None = None,
         backbone: keras.Model | None = None,
         **kwargs: Any,
@@ -135,6 +186,12 @@ class AFSModel(PGDATModel):
             if not extractors:
                 raise ValueError("AFSModel needs a non-empty list of `extractors`.")
             backbone = build_stack(extractors, num_classes, feature_layer)
+            if warm_start is not None:
+                if feature_layer != -2:
+                    raise ValueError(
+                        f"warm_start needs feature_layer=-2 (the logits layer's input), got "
+                        f"{feature_layer!r}.")
+                warm_start_merger(backbone, list(extractors), int(warm_start))
         elif extractors:
             raise ValueError("Pass either `extractors` or a built `backbone` stack, not both.")
         super().__init__(
@@ -143,6 +200,7 @@ class AFSModel(PGDATModel):
         )
         self.alpha = check_fraction(alpha, "alpha")
         self.feature_layer = feature_layer
+        self.warm_start = warm_start
 
     @property
     def extractors(self) -> list[keras.Model]:
@@ -163,5 +221,6 @@ class AFSModel(PGDATModel):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(alpha=self.alpha, feature_layer=self.feature_layer)
+        config.update(alpha=self.alpha, feature_layer=self.feature_layer,
+                      warm_start=self.warm_start)
         return config  # the stack is saved as the backbone; from_config rebuilds from it
