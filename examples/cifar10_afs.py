@@ -3,7 +3,8 @@
     python examples/cifar10_afs.py                       # the paper: WRN-28-10 at 3..8/255
     python examples/cifar10_afs.py --backbone=small_cnn --budgets=2,5,8 \
         --extractor_epochs=5 --extractor_steps=3 --extractor_step_ratio=0.5 \
-        --merger_epochs=2 --merger_steps=3 --output_dir=runs/afs_small_cnn   # CPU acceptance
+        --merger_epochs=2 --merger_steps=3 --noaugment --weight_decay=0 --alpha=0.1 \
+        --merger_init=most_robust --merger_lr=0.01 --output_dir=runs/afs_noaug  # CPU acceptance
 
 1. trains one PGD-AT extractor per budget (resumable: finished extractors in
    `output_dir/extractors/` are not trained again; an existing PGD-AT model can
