@@ -2,16 +2,13 @@
 """Which part of eq. 6 helps or hurts transfer: an ablation on a data-centric run.
 
 Loads the test ensemble and the original-trained model of a
-`examples/cifar10_datacentric.py` run (or, with `--prepare`, trains just those
-into `--run_dir` under the example's file names, so a later example run in the
-same folder reuses them), crafts the L-inf part of eq. 6 on the ensemble with
+`examples/cifar10_datacentric.py` run, crafts the L-inf part of eq. 6 on the ensemble with
 each component switched off in turn (Gaussian gradient smoothing, input
 diversity, momentum), at several iteration counts and, as a diagnostic beside
 eq. 6's logit loss, with cross-entropy; and prints the target's accuracy next
 to plain PGD-10 from each single surrogate at the same budget.
 
     python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric --images=500
-    python bench/datacentric_transfer.py --prepare --run_dir=runs/transfer --images=1000
 """
 from __future__ import annotations
 
@@ -22,43 +19,6 @@ import os
 import time
 
 
-def prepare(args) -> None:
-    """Trains the test ensemble and the target as `examples/cifar10_datacentric.py` would."""
-    import keras
-
-    import keras_robust as kr
-    from keras_robust import datacentric as dc
-    from keras_robust import experiment
-
-    info = kr.data.info(args.data)
-    x_all, y_all = kr.data.load_arrays(args.data, "train")
-    n = args.subset
-    tag = f"small_e{args.surrogate_epochs}_n{n}_s0"
-    loader = lambda x, y: kr.data.from_arrays(x, y, batch_size=128, shuffle=True, augment=True,
-                                              seed=0)
-    start = time.time()
-    dc.surrogates.train_surrogates(
-        ["vgg", "wide_resnet", "resnet"], loader(x_all[25000:25000 + n], y_all[25000:25000 + n]),
-        args.surrogate_epochs, directory=os.path.join(args.run_dir, f"surrogates_test_{tag}"),
-        seed=100, name_suffix="_test", preset="small", num_classes=info.num_classes,
-        normalization=info.normalization)
-    print(f"test surrogates: {time.time() - start:.0f} s", flush=True)
-    path = os.path.join(args.run_dir,
-                        f"model_original_small_cnn_e{args.target_epochs}_lr0.05_b128_s0.keras")
-    if not os.path.isfile(path):
-        start = time.time()
-        keras.utils.set_random_seed(0)
-        backbone = kr.backbones.get("small_cnn", input_shape=info.image_shape,
-                                    num_classes=info.num_classes, normalization=info.normalization)
-        model = kr.RobustModel(backbone, seed=0)
-        steps = -(-n // 128)
-        model.compile(optimizer=experiment.sgd(args.target_epochs, steps, 0.05, "cosine"),
-                      metrics=["accuracy"])
-        model.fit(loader(x_all[:n], y_all[:n]), epochs=args.target_epochs, verbose=2)
-        backbone.save(path)
-        print(f"target: {time.time() - start:.0f} s", flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", default="runs/cifar10_datacentric")
@@ -67,14 +27,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--more_iterations", default="10,300",
                         help="Extra iteration counts for eq. 6 without TI (comma list, empty: none).")
-    parser.add_argument("--prepare", action="store_true",
-                        help="Train the test ensemble and the target first when missing.")
-    parser.add_argument("--subset", type=int, default=10000, help="(--prepare) training images.")
-    parser.add_argument("--surrogate_epochs", type=int, default=15, help="(--prepare)")
-    parser.add_argument("--target_epochs", type=int, default=30, help="(--prepare)")
     args = parser.parse_args()
-    if args.prepare:
-        prepare(args)
 
     import keras
     import numpy as np
@@ -86,7 +39,7 @@ def main() -> None:
         found = sorted(glob.glob(os.path.join(args.run_dir, pattern)))
         if not found:
             raise SystemExit(f"{args.run_dir} has no {pattern}: run examples/cifar10_datacentric.py "
-                             "(or this script with --prepare) first.")
+                             "first.")
         return found[0]
 
     target = keras.saving.load_model(only("model_original_*.keras"))
