@@ -68,6 +68,8 @@ def test_warm_start_refuses_what_it_cannot_copy():
     extractors = [_extractor(1), _extractor(2)]
     with pytest.raises(ValueError, match="not an index"):
         kr.AFSModel(extractors, warm_start=2)
+    with pytest.raises(TypeError, match="an extractor index"):
+        kr.AFSModel(extractors, warm_start=True)
     with pytest.raises(ValueError, match="feature_layer=-2"):
         kr.AFSModel(extractors, warm_start=0, feature_layer=-3)
     inputs = keras.Input((6, 6, 1))

@@ -187,6 +187,10 @@ class AFSModel(PGDATModel):
                 raise ValueError("AFSModel needs a non-empty list of `extractors`.")
             backbone = build_stack(extractors, num_classes, feature_layer)
             if warm_start is not None:
+                if isinstance(warm_start, bool) or not isinstance(warm_start, (int, np.integer)):
+                    raise TypeError(
+                        f"warm_start must be None or an extractor index (an int), got "
+                        f"{warm_start!r}.")
                 if feature_layer != -2:
                     raise ValueError(
                         f"warm_start needs feature_layer=-2 (the logits layer's input), got "
