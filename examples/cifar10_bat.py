@@ -36,6 +36,9 @@ flags.DEFINE_float("beta", 9.0, "The adversarial label's multiplier (eq. 16).")
 flags.DEFINE_float("label_epsilon", 0.5, "The budget of smoothed labels (LS variants).")
 flags.DEFINE_enum("label_source", "start", ["start", "clean"],
                   "Target and label from the random-start logits (free) or a clean pass.")
+flags.DEFINE_float("bn_momentum", None,
+                   "BatchNorm moving-average momentum (Keras: 0.99; the authors' code: 0.9). The "
+                   "training attack runs on the moving statistics, so this sets how stale they are.")
 flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip (as the paper).")
 flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
 flags.DEFINE_integer("eval_limit", 1000, "Evaluate on the first N test images.")
@@ -66,6 +69,8 @@ def main(argv):
         backbone = kr.backbones.get(
             FLAGS.backbone, input_shape=info.image_shape, num_classes=info.num_classes,
             normalization=info.normalization, weight_decay=FLAGS.weight_decay / 2)
+        if FLAGS.bn_momentum is not None:
+            kr.backbones.set_batchnorm_momentum(backbone, FLAGS.bn_momentum)
         model = kr.BATModel.variant(FLAGS.variant, backbone, **overrides)
         model.compile(
             optimizer=experiment.sgd(FLAGS.epochs, steps_per_epoch, FLAGS.lr, FLAGS.schedule,
