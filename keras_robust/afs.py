@@ -40,7 +40,23 @@ from keras_robust.defenses.pgd_at import PGDATModel
 
 
 def extractor_path(output_dir: str, budget: float) -> str:
-    """Where `train_extractors` keeps the extractor of `budget` ("eps_8.keras" for 8/255)."""
+    """Where `train_extractors` keeps the extractor of `budget` ("eps_8.keras" for 8/255).
+
+    The file name is the budget in pixel levels (`budget * 255`, formatted
+    with `:g`), so 0 gives "eps_0.keras" and 2.5/255 "eps_2.5.keras".
+
+    Args:
+        output_dir: the folder of the extractors.
+        budget: the L-inf training budget on the [0, 1] scale.
+
+    Returns:
+        The path `output_dir/eps_<budget * 255>.keras` (not checked to exist).
+
+    Example:
+
+    >>> extractor_path("runs/afs", 8 / 255)
+    'runs/afs/eps_8.keras'
+    """
     return os.path.join(output_dir, f"eps_{budget * 255:g}.keras")
 
 
@@ -192,15 +208,28 @@ def delta_z_curve(
 
     Args:
         models: the extractors.
-        images: evaluation images.
-        budgets: their training budgets (default: each model's `epsilon`, 0
-            for plain training).
+        images: evaluation images, float [N, H, W, C] in [0, 1] (uint8 is
+            converted).
+        budgets: their training budgets (default: each model's `epsilon`
+            attribute, 0 for models without one, e.g. plain training).
         epsilon: the evaluation budget.
         plot: a PNG path for the curve.
         **kwargs: passed to `delta_z`.
 
     Returns:
-        `[{"budget": b, "delta_z": dz}, ...]` in the given order.
+        `[{"budget": b, "delta_z": dz}, ...]` in the given order, budgets on
+        the [0, 1] scale (the plot's axis is in /255).
+
+    Raises:
+        ValueError: `budgets` and `models` differ in length.
+
+    Example:
+
+    >>> x = np.random.default_rng(0).random((2, 8, 8, 3)).astype(np.float32)
+    >>> models = [keras_robust.backbones.small_cnn(input_shape=(8, 8, 3)) for _ in range(2)]
+    >>> curve = delta_z_curve(models, x, budgets=[0, 8 / 255], steps=2)
+    >>> [round(p["budget"] * 255) for p in curve], sorted(curve[0])
+    ([0, 8], ['budget', 'delta_z'])
     """
     if budgets is None:
         budgets = [float(getattr(m, "epsilon", 0.0)) for m in models]
@@ -228,13 +257,27 @@ def delta_z_curve(
 def concave_budgets(curve: Sequence[dict]) -> list[float]:
     """The budgets at which the Delta-z curve is locally concave (the paper's rule).
 
-    A budget qualifies when its Delta-z lies on or above the chord of its
-    neighbours (second difference <= 0); the two ends qualify when their
-    neighbour does. The paper keeps the budgets where the curve is concave
-    (3/255 to 8/255 in its Fig. 3).
+    An interior budget is locally concave when its Delta-z lies on or above
+    the chord of its two neighbours (second difference <= 0, up to 1e-9);
+    each such budget is kept together with both of its neighbours. So a
+    budget qualifies when it or one of its neighbours is locally concave
+    (the two ends qualify when their neighbour is). The paper keeps the
+    budgets where the curve is concave (3/255 to 8/255 in its Fig. 3).
+
+    Args:
+        curve: `[{"budget": b, "delta_z": dz}, ...]` as `delta_z_curve`
+            returns, in any order.
 
     Returns:
-        The qualifying budgets, sorted.
+        The qualifying budgets, sorted; every budget when the curve has
+        fewer than three points.
+
+    Example:
+
+    >>> dz = [1.0, 3.0, 4.0, 4.5, 6.0]           # concave at 1 and 2, convex at 3
+    >>> curve = [{"budget": b / 255, "delta_z": v} for b, v in enumerate(dz)]
+    >>> [round(b * 255) for b in concave_budgets(curve)]
+    [0, 1, 2, 3]
     """
     points = sorted(curve, key=lambda p: p["budget"])
     if len(points) < 3:

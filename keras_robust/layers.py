@@ -191,10 +191,19 @@ class MixupResult(NamedTuple):
     """What `mixup` returns.
 
     Attributes:
-        images: `lam * x + (1 - lam) * x[partner]`, per sample.
-        labels: `lam * y + (1 - lam) * y[partner]`, per sample.
+        images: `lam * x + (1 - lam) * x[partner]`, per sample; the shape and
+            dtype of the input images.
+        labels: `lam * y + (1 - lam) * y[partner]`, per sample; float rows
+            [B, num_classes] with the input labels' dtype.
         lam: float32 [B], the mixing weights (of the sample itself).
         partner: int32 [B], the index of each sample's partner in the batch.
+
+    Example:
+
+    >>> result = mixup(tf.zeros([4, 8, 8, 3]), tf.one_hot([0, 1, 2, 3], 4), alpha=0.4, seed=0)
+    >>> result.images.shape, result.labels.shape, result.lam.shape, result.partner.dtype
+    (TensorShape([4, 8, 8, 3]), TensorShape([4, 4]), TensorShape([4]), tf.int32)
+    >>> images, labels, lam, partner = result         # a NamedTuple: unpacks too
     """
 
     images: tf.Tensor

@@ -97,3 +97,56 @@ def test_empty_data_everywhere():
     defence.compile(optimizer="sgd")
     with pytest.raises(ValueError, match="empty"):
         defence.fit(tf.data.Dataset.from_tensor_slices((empty, np.zeros(0, int))).batch(2), verbose=0)
+
+
+# Found by the session-8 docstring audit: each of these used to give a wrong answer or garbage
+# without a word.
+def test_accuracy_refuses_a_label_count_other_than_the_image_count():
+    model, x = linear_model(), np.zeros((4, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match="one label per image"):
+        kr.evaluate.accuracy(model, x, [1])  # used to broadcast one label over four images
+    with pytest.raises(ValueError, match="one label per image"):
+        kr.evaluate.robust_accuracy(model, x, [0, 1, 0], lambda m, xb, yb: xb)
+    assert kr.evaluate.accuracy(model, x, np.eye(10)[[0, 1, 2, 3]]) in (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def test_filter_each_needs_one_kernel_per_image():
+    from keras_robust.corruptions import ops
+
+    images = np.full((3, 8, 8, 3), 100, np.uint8)
+    box = np.ones((3, 3), np.float32) / 9
+    with pytest.raises(ValueError, match="one kernel per image: 3 images, 2 kernels"):
+        ops.filter_each(images, [box, box])  # the third image used to come back uninitialised
+    np.testing.assert_array_equal(ops.filter_each(images, [box] * 3), images)
+
+
+@pytest.mark.parametrize("radius", [-1.0, float("nan")])
+def test_disk_kernel_refuses_a_negative_radius(radius):
+    from keras_robust.corruptions import ops
+
+    with pytest.raises(ValueError, match="radius >= 0"):
+        ops.disk_kernel(radius, 0.5)  # used to return a kernel of NaNs
+
+
+def test_a_weighted_ensemble_is_refused_by_eq6_not_attacked_unweighted():
+    from keras_robust.datacentric.perturb import as_surrogate_list
+
+    a, b = linear_model(), linear_model()
+    assert as_surrogate_list(kr.attacks.Ensemble([a, b])) == [a, b]
+    with pytest.raises(ValueError, match="equal weights"):
+        as_surrogate_list(kr.attacks.Ensemble([a, b], weights=[3, 1]))
+
+
+@pytest.mark.parametrize("index,count", [(0, 0), (2, 2), (-1, 2), (0.5, 2)])
+def test_a_worker_outside_its_count_is_refused(index, count):
+    from keras_robust.datacentric.plan import Worker
+
+    with pytest.raises(ValueError, match="index in \\[0, count\\)"):
+        Worker(index=index, count=count)  # count 0 used to fail later with ZeroDivisionError
+
+
+def test_make_plan_refuses_an_empty_shard():
+    from keras_robust.datacentric.plan import make_plan
+
+    with pytest.raises(ValueError, match="shard_size"):
+        make_plan(10, (0, 1, 4), seed=0, shard_size=0)

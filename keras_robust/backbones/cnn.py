@@ -124,8 +124,33 @@ def vgg16(
 ) -> keras.Model:
     """VGG-16 with BatchNorm; see `vgg` for the arguments.
 
+    `vgg(16, ...)` at full width (`width_multiplier=1`): 13 3x3 conv +
+    BatchNorm + ReLU layers in five blocks (64 to 512 filters), 2x2
+    max-pooling after each block while the feature map is at least 2 px
+    high, then global average pooling and the float32 logits layer.
+
+    Args:
+        input_shape: (height, width, channels) of the [0, 1] images.
+        num_classes: number of logits (>= 2).
+        normalization: see `small_cnn` (its statistics must match the
+            channels: "mnist" for 1-channel images).
+        weight_decay: L2 factor on kernels (0 for none).
+        name: the model's name.
+
+    Returns:
+        A functional `keras.Model` from images to float32 logits.
+
+    Raises:
+        TypeError, ValueError: `num_classes` not an integer >= 2, a bad
+            `input_shape`, or normalization statistics for another number of
+            channels.
+
     Example:
 
     >>> model = vgg16(num_classes=10)
+    >>> model.output_shape
+    (None, 10)
+    >>> vgg16(input_shape=(28, 28, 1), normalization="mnist").output_shape
+    (None, 10)
     """
     return vgg(16, input_shape, num_classes, 1.0, normalization, weight_decay, name)

@@ -149,6 +149,38 @@ def random_corruptions(
     """Core of :func:`corrupt_random` on a checked uint8 NHWC batch.
 
     Images left clean (probability < 1) get the name ``""`` and severity 0.
+
+    Nothing is checked here (use :func:`corrupt_random` for checked input):
+    the batch must already be uint8 ``(N, H, W, C)`` with ``C`` 1 or 3 and
+    ``H, W >= 8``, and the names valid catalogue names. From ``base_seed``
+    alone, every image draws a name and a severity uniformly, then whether
+    it is corrupted (with ``probability``), so the choices do not depend on
+    ``probability``. Image ``i``, when corrupted, is exactly
+    ``corrupt(batch[i], names_out[i], severities_out[i],
+    seed=derive_seed(base_seed, i))``.
+
+    Args:
+        batch: uint8 ``(N, H, W, C)`` batch; not modified.
+        names: Corruption names to draw from (non-empty).
+        severities: Severities to draw from (non-empty, each 1..5).
+        probability: Chance that an image is corrupted, in ``[0, 1]``
+            (:func:`corrupt_random` uses 1).
+        base_seed: Integer seed (not ``None``) of every draw.
+
+    Returns:
+        ``(corrupted, chosen_names, chosen_severities)``: a new uint8 array
+        shaped like ``batch``, a NumPy str array and an int64 array of
+        length N (``""`` and 0 for the images left clean).
+
+    Raises:
+        KeyError: An image drew a name that is not in the catalogue.
+
+    Example:
+
+    >>> x = np.full((4, 8, 8, 3), 90, np.uint8)
+    >>> y, kinds, levels = random_corruptions(x, ("fog", "contrast"), (1, 2), 0.5, 1)
+    >>> y.shape, kinds.tolist(), levels.tolist()
+    ((4, 8, 8, 3), ['', 'fog', 'fog', ''], [0, 2, 1, 0])
     """
     n = len(batch)
     rng = np.random.default_rng(np.random.SeedSequence([base_seed, 0x6B72]))

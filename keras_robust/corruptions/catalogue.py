@@ -37,14 +37,30 @@ from keras_robust.corruptions.params import Geometry, value
 class Corruption:
     """A catalogue entry.
 
+    The entries live in :data:`CATALOGUE` (name -> entry); ``build`` gives
+    the raw imgaug pipeline for one severity and image geometry, and
+    :func:`build_augmenter` wraps it in the size-adaptive augmenter the
+    public functions use.
+
     Attributes:
         name: Catalogue name (``snake_case``).
         family: ``"noise"``, ``"blur"``, ``"weather"``, ``"digital"`` or
             ``"geometric"``.
-        build: ``build(severity, geometry) -> imgaug Augmenter``.
+        build: ``build(severity, geometry) -> imgaug Augmenter``, with
+            ``severity`` 1..5 and a
+            :class:`~keras_robust.corruptions.params.Geometry`.
         colour_only: Whether the corruption needs RGB input (grey images are
             converted to RGB and back).
         summary: One line describing the effect.
+
+    Example:
+
+    >>> entry = CATALOGUE["fog"]
+    >>> entry.family, entry.colour_only, entry.summary
+    ('weather', False, 'plasma-fractal fog')
+    >>> from keras_robust.corruptions.params import geometry
+    >>> type(entry.build(3, geometry(32, 32))).__name__
+    'PlasmaFog'
     """
 
     name: str

@@ -33,17 +33,71 @@ from PIL import Image
 
 
 def to_unit(images: np.ndarray) -> np.ndarray:
-    """uint8 ``[0, 255]`` -> float32 ``[0, 1]``."""
+    """uint8 ``[0, 255]`` -> float32 ``[0, 1]``.
+
+    Multiplies by ``float32(1 / 255)``, elementwise, so any shape works; the
+    inverse of :func:`from_unit` (up to its rounding).
+
+    Args:
+        images: uint8 pixel levels 0..255, any shape (e.g. ``(N, H, W, C)``).
+
+    Returns:
+        A float32 array of the same shape, in ``[0, 1]``.
+
+    Example:
+
+    >>> to_unit(np.array([0, 51, 255], np.uint8))
+    array([0.        , 0.20000002, 1.        ], dtype=float32)
+    """
     return images.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def from_unit(x: np.ndarray) -> np.ndarray:
-    """float ``[0, 1]`` (clipped) -> uint8 ``[0, 255]``, rounded to nearest."""
+    """float ``[0, 1]`` (clipped) -> uint8 ``[0, 255]``, rounded to nearest.
+
+    Computes ``rint(clip(x, 0, 1) * 255)``: values outside ``[0, 1]`` are
+    clipped first, and halves round to even (``np.rint``).
+
+    Args:
+        x: float array on the ``[0, 1]`` scale, any shape.
+
+    Returns:
+        A uint8 array of the same shape.
+
+    Example:
+
+    >>> from_unit(np.array([-0.5, 0.2, 0.5, 1.5]))
+    array([  0,  51, 128, 255], dtype=uint8)
+    """
     return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def luminance(images: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma of RGB images, same dtype kind, keeps a channel axis."""
+    """ITU-R 601 luma of RGB images, same dtype kind, keeps a channel axis.
+
+    ``Y = 0.299 R + 0.587 G + 0.114 B`` over the last axis, computed in
+    float32. uint8 input gives uint8 output (rounded and clipped to 0..255);
+    any other input gives float32 (in the input's scale, e.g. ``[0, 1]``).
+
+    Args:
+        images: RGB array whose last axis has 3 channels, e.g.
+            ``(N, H, W, 3)``; uint8 0..255 or float.
+
+    Returns:
+        The luma with a channel axis of 1, e.g. ``(N, H, W, 1)``: uint8 for
+        uint8 input, else float32.
+
+    Raises:
+        ValueError: the last axis does not have 3 channels.
+
+    Example:
+
+    >>> red = np.zeros((2, 8, 8, 3), np.uint8)
+    >>> red[..., 0] = 255
+    >>> grey = luminance(red)
+    >>> grey.shape, grey.dtype, int(grey[0, 0, 0, 0])
+    ((2, 8, 8, 1), dtype('uint8'), 76)
+    """
     weights = np.asarray([0.299, 0.587, 0.114], np.float32)
     grey = images.astype(np.float32) @ weights
     if images.dtype == np.uint8:
@@ -56,13 +110,55 @@ def luminance(images: np.ndarray) -> np.ndarray:
 
 
 def shot_noise(images: np.ndarray, lam: float, rng: np.random.Generator) -> np.ndarray:
-    """Poisson (photon) noise: ``Poisson(x * lam) / lam`` on ``x`` in [0, 1]."""
+    """Poisson (photon) noise: ``Poisson(x * lam) / lam`` on ``x`` in [0, 1].
+
+    The pixels are taken to the ``[0, 1]`` scale (``x = images / 255``); the
+    noisy values are clipped to ``[0, 1]`` and rounded back to uint8 levels.
+
+    Args:
+        images: uint8 batch ``(N, H, W, C)`` (any shape works).
+        lam: Poisson rate (photons at full brightness), > 0; smaller is
+            noisier (CIFAR-10-C: 500 down to 50 over severities 1..5).
+        rng: Random generator.
+
+    Returns:
+        A new uint8 array of the same shape.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.full((2, 8, 8, 3), 128, np.uint8)
+    >>> y = shot_noise(x, 100, rng)
+    >>> y.shape, y.dtype
+    ((2, 8, 8, 3), dtype('uint8'))
+    """
     x = images.astype(np.float64) * (lam / 255.0)
     return from_unit(rng.poisson(x) / lam)
 
 
 def mean_contrast(images: np.ndarray, factor: float) -> np.ndarray:
-    """Scales each pixel's distance to its image's per-channel mean."""
+    """Scales each pixel's distance to its image's per-channel mean.
+
+    On the ``[0, 1]`` scale, ``out = (x - mean) * factor + mean`` where
+    ``mean`` is taken over each image's height and width, per channel; the
+    result is clipped and rounded back to uint8.
+
+    Args:
+        images: uint8 batch ``(N, H, W, C)``.
+        factor: contrast factor: 1 leaves the images unchanged, values below 1
+            lower the contrast (0 gives each image its flat per-channel mean;
+            CIFAR-10-C: 0.75 down to 0.15), above 1 raise it.
+
+    Returns:
+        A new uint8 array of the same shape.
+
+    Example:
+
+    >>> x = np.zeros((1, 8, 8, 3), np.uint8)
+    >>> x[:, :, :4] = 200                        # left half 200, right half 0: mean 100
+    >>> mean_contrast(x, 0.5)[0, 0, :, 0]
+    array([150, 150, 150, 150,  50,  50,  50,  50], dtype=uint8)
+    """
     x = to_unit(images)
     mean = x.mean(axis=(1, 2), keepdims=True)
     return from_unit((x - mean) * np.float32(factor) + mean)
@@ -77,7 +173,27 @@ def disk_kernel(radius: float, alias_sigma: float) -> np.ndarray:
 
     A ``radius`` below 1 leaves only the centre tap, so the kernel is then the
     anti-alias Gaussian alone (a light blur), as in ImageNet-C.
+
+    Args:
+        radius: disk radius in px, >= 0.
+        alias_sigma: sigma in px of the anti-alias Gaussian, applied with a
+            3x3 kernel (5x5 when ``radius > 8``).
+
+    Returns:
+        A float32 square kernel of side ``2 * (ceil(radius) + 2) + 1``,
+        centred, summing to 1 (for ``cv2.filter2D`` or ``iaa.Convolve``).
+
+    Raises:
+        ValueError: a negative (or NaN) radius.
+
+    Example:
+
+    >>> k = disk_kernel(2.0, 0.5)
+    >>> k.shape, k.dtype, round(float(k.sum()), 4)
+    ((9, 9), dtype('float32'), 1.0)
     """
+    if not radius >= 0:  # also refuses NaN
+        raise ValueError(f"disk_kernel needs a radius >= 0 px, got {radius}.")
     half = int(np.ceil(radius)) + 2
     grid = np.arange(-half, half + 1, dtype=np.float32)
     yy, xx = np.meshgrid(grid, grid, indexing="ij")
@@ -99,12 +215,19 @@ def motion_kernel(radius: float, sigma: float, angle: float) -> np.ndarray:
 
     Args:
         radius: ImageMagick radius in px; the ray has ``2 * ceil(radius) + 1``
-            taps.
+            taps before the small ones are dropped (a radius below 0.5
+            counts as 0.5).
         sigma: Gaussian fall-off of the weights along the ray, px.
         angle: Direction of the ray in degrees.
 
     Returns:
         A float32 square kernel with odd side, centred on tap 0, summing to 1.
+
+    Example:
+
+    >>> k = motion_kernel(2, 1.0, 0)             # 5 taps, the last below 1e-3: dropped
+    >>> k.shape, int(np.count_nonzero(k)), int(np.count_nonzero(k[3, 3:])), round(float(k.sum()), 4)
+    ((7, 7), 4, 4, 1.0)
     """
     taps = np.arange(2 * int(np.ceil(max(radius, 0.5))) + 1, dtype=np.float64)
     weights = np.exp(-(taps**2) / (2.0 * max(sigma, 1e-3) ** 2))
@@ -122,7 +245,36 @@ def motion_kernel(radius: float, sigma: float, angle: float) -> np.ndarray:
 def filter_each(
     images: np.ndarray, kernels: Sequence[np.ndarray], border: int = cv2.BORDER_REPLICATE
 ) -> np.ndarray:
-    """Correlates image ``i`` with ``kernels[i]`` (``cv2.filter2D``), any dtype."""
+    """Correlates image ``i`` with ``kernels[i]`` (``cv2.filter2D``), any dtype.
+
+    The output keeps the input's dtype (``ddepth=-1``): uint8 results are
+    rounded and saturated to 0..255. There must be exactly one kernel per
+    image.
+
+    Args:
+        images: batch ``(N, H, W)`` or ``(N, H, W, C)`` of a dtype
+            ``cv2.filter2D`` takes (uint8, float32, ...).
+        kernels: one 2-D float kernel per image (``len(images)`` of them),
+            e.g. from :func:`motion_kernel`.
+        border: OpenCV border mode (default replicated border).
+
+    Returns:
+        A new array with the shape and dtype of ``images``.
+
+    Raises:
+        ValueError: the number of kernels is not the number of images.
+
+    Example:
+
+    >>> x = np.full((2, 8, 8, 3), 128, np.uint8)
+    >>> box = np.ones((3, 3), np.float32) / 9
+    >>> y = filter_each(x, [box, box])
+    >>> y.shape, int(y.min()), int(y.max())
+    ((2, 8, 8, 3), 128, 128)
+    """
+    if len(kernels) != len(images):
+        raise ValueError(f"filter_each needs one kernel per image: {len(images)} images, "
+                         f"{len(kernels)} kernels.")
     out = np.empty_like(images)
     for i, (image, kernel) in enumerate(zip(images, kernels)):
         res = cv2.filter2D(image, -1, kernel, borderType=border)
@@ -157,7 +309,23 @@ def clipped_zoom(images: np.ndarray, factor: float) -> np.ndarray:
 
     Reproduces the geometry of ImageNet-C's ``clipped_zoom`` (see
     :func:`_clipped_zoom_axis`) as one bilinear ``cv2.warpAffine`` per image;
-    works on float32 batches with 1..4 channels.
+    works on float32 batches with 1..4 channels. Pixels sampled outside the
+    image take the nearest border value.
+
+    Args:
+        images: float32 batch ``(N, H, W, C)``, ``C`` 1..4 (any scale; the
+            corruptions pass ``[0, 1]`` values).
+        factor: zoom factor; 1 is the identity, larger zooms in (zoom blur
+            uses 1 to 1.3, snow up to 4.5).
+
+    Returns:
+        A new array with the shape and dtype of ``images``.
+
+    Example:
+
+    >>> x = to_unit(np.arange(64, dtype=np.uint8).reshape(1, 8, 8, 1) * 4)
+    >>> clipped_zoom(x, 2.0).shape, bool(np.allclose(clipped_zoom(x, 1.0), x))
+    ((1, 8, 8, 1), True)
     """
     n, h, w, c = images.shape
     ax, bx = _clipped_zoom_axis(w, factor)
@@ -173,7 +341,26 @@ def clipped_zoom(images: np.ndarray, factor: float) -> np.ndarray:
 
 
 def zoom_blur(images: np.ndarray, factors: Sequence[float]) -> np.ndarray:
-    """Average of the image and its clipped zooms by each of ``factors``."""
+    """Average of the image and its clipped zooms by each of ``factors``.
+
+    ``(x + sum_f clipped_zoom(x, f)) / (len(factors) + 1)`` on the ``[0, 1]``
+    scale, rounded back to uint8. A factor of 1 (the catalogue's ranges start
+    at 1, as ImageNet-C's) counts the unzoomed image once more.
+
+    Args:
+        images: uint8 batch ``(N, H, W, C)``, ``C`` 1..4.
+        factors: zoom factors (>= 1), e.g. ``np.arange(1, 1.11, 0.01)``.
+
+    Returns:
+        A new uint8 array of the same shape.
+
+    Example:
+
+    >>> x = np.full((2, 8, 8, 3), 128, np.uint8)
+    >>> y = zoom_blur(x, [1.1, 1.2])
+    >>> y.shape, y.dtype, int(y.min()), int(y.max())
+    ((2, 8, 8, 3), dtype('uint8'), 128, 128)
+    """
     x = to_unit(images)
     acc = x.copy()
     for factor in factors:
@@ -187,7 +374,26 @@ def random_affine_jitter(
     """Random affine warp: three anchor points each moved by U(-jitter, jitter) px.
 
     The anchors sit one third of the side away from the centre (as in the
-    ImageNet-C elastic transform); borders reflect.
+    ImageNet-C elastic transform); borders reflect. Each image draws its own
+    warp, applied with bilinear interpolation.
+
+    Args:
+        images: batch ``(N, H, W, C)`` of a dtype ``cv2.warpAffine`` takes
+            (uint8 or float32), ``C`` 1..4.
+        jitter: largest move of each anchor coordinate, in px (0: identity).
+        rng: Random generator.
+
+    Returns:
+        A new array with the shape and dtype of ``images``.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)
+    >>> random_affine_jitter(x, 1.5, rng).shape
+    (2, 8, 8, 3)
+    >>> bool(np.array_equal(random_affine_jitter(x, 0.0, rng), x))
+    True
     """
     n, h, w, c = images.shape
     centre = np.float32([w // 2, h // 2])
@@ -214,6 +420,24 @@ def local_shuffle(
     ``argsort`` over the whole batch). Pixels move at most ``tile - 1`` px per
     round and every pixel value is kept (a true shuffle). Border pixels not
     covered by a whole cell stay in place for that round.
+
+    Args:
+        images: batch ``(N, H, W, C)``, any dtype.
+        tile: cell side in px; below 2 the images come back unchanged (a copy).
+        rounds: number of shuffling rounds.
+        rng: Random generator.
+
+    Returns:
+        A new array with the shape and dtype of ``images``, each image a
+        permutation of its own pixels.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)
+    >>> y = local_shuffle(x, 2, 1, rng)
+    >>> y.shape, bool(np.array_equal(np.sort(y, axis=None), np.sort(x, axis=None)))
+    ((2, 8, 8, 3), True)
     """
     out = images.copy()
     n, h, w, c = out.shape
@@ -239,7 +463,22 @@ def pixelate(images: np.ndarray, factor: float) -> np.ndarray:
 
     Uses Pillow's ``BOX`` filter both ways, as CIFAR-10-C / ImageNet-C did;
     OpenCV's area/nearest pair shifts blocks by half a pixel and distorts
-    several times more at the same factor.
+    several times more at the same factor. The small side is at least 1 px.
+
+    Args:
+        images: uint8 batch ``(N, H, W, C)``, ``C`` 1 or 3 (Pillow images).
+        factor: side of the low-resolution image as a fraction of the
+            original, in (0, 1] (CIFAR-10-C: 0.95 down to 0.65).
+
+    Returns:
+        A new uint8 array of the same shape.
+
+    Example:
+
+    >>> x = np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)
+    >>> y = pixelate(x, 0.5)                     # 8 -> 4 -> 8 px: constant 2x2 blocks
+    >>> y.shape, bool((y[:, ::2, ::2] == y[:, 1::2, 1::2]).all())
+    ((2, 8, 8, 3), True)
     """
     n, h, w, c = images.shape
     small = (max(int(w * factor), 1), max(int(h * factor), 1))
@@ -252,7 +491,22 @@ def pixelate(images: np.ndarray, factor: float) -> np.ndarray:
 
 
 def resize_2d(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2-D float32 array to ``size = (height, width)``."""
+    """Bilinear resize of a 2-D float32 array to ``size = (height, width)``.
+
+    Args:
+        image: 2-D float32 array ``(H, W)`` (``cv2.resize`` also takes
+            ``(H, W, C)``).
+        size: the output ``(height, width)``; note the order, the reverse of
+            OpenCV's ``(width, height)``.
+
+    Returns:
+        A float32 array ``(height, width)``.
+
+    Example:
+
+    >>> resize_2d(np.zeros((8, 8), np.float32), (4, 6)).shape
+    (4, 6)
+    """
     return cv2.resize(image, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
 
 
@@ -268,7 +522,28 @@ def plasma_fractal(
     ``size`` must be a power of two. Midpoints get the mean of their four
     neighbours (the map wraps around) plus uniform noise whose amplitude
     starts at 100^2 and is divided by ``decay^2`` per octave, the schedule of
-    the ImageNet-C fog; larger ``decay`` gives smoother fog.
+    the ImageNet-C fog; larger ``decay`` gives smoother fog. Each map is then
+    rescaled to span exactly ``[0, 1]``.
+
+    Args:
+        n: number of maps.
+        size: side of each map in px, a power of two.
+        decay: per-octave decay of the noise amplitude (> 0; the fog table
+            uses 1.4 to 3).
+        rng: Random generator.
+
+    Returns:
+        A float64 array ``(n, size, size)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: ``size`` is not a power of two.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> maps = plasma_fractal(2, 8, 2.0, rng)
+    >>> maps.shape, maps.dtype, float(maps.min()), float(maps.max())
+    ((2, 8, 8), dtype('float64'), 0.0, 1.0)
     """
     if size & (size - 1):
         raise ValueError(f"size must be a power of two, got {size}")
@@ -297,7 +572,32 @@ def plasma_fractal(
 
 
 def fog(images: np.ndarray, strength: float, decay: float, rng: np.random.Generator) -> np.ndarray:
-    """Adds ``strength`` x a plasma fractal, then rescales to the image's max."""
+    """Adds ``strength`` x a plasma fractal, then rescales to the image's max.
+
+    On the ``[0, 1]`` scale, ``out = (x + strength * plasma) * peak / (peak +
+    strength)`` with ``peak`` the image's largest value before the fog (as
+    ImageNet-C), so the foggy image never exceeds the clean one's maximum;
+    an all-black image (``peak`` 0) stays black. One map per image, drawn at
+    the smallest power of two >= ``max(H, W)`` and cropped; every channel
+    gets the same fog.
+
+    Args:
+        images: uint8 batch ``(N, H, W, C)``.
+        strength: fog amount on the ``[0, 1]`` scale (CIFAR-10-C: 0.2 to 1.5).
+        decay: the plasma fractal's decay (see :func:`plasma_fractal`).
+        rng: Random generator.
+
+    Returns:
+        A new uint8 array of the same shape.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.full((2, 8, 8, 3), 128, np.uint8)
+    >>> y = fog(x, 1.5, 2.0, rng)
+    >>> y.shape, y.dtype, int(y.max()) <= 128
+    ((2, 8, 8, 3), dtype('uint8'), True)
+    """
     n, h, w, _ = images.shape
     size = 1 << int(np.ceil(np.log2(max(h, w, 2))))
     x = to_unit(images)
@@ -326,6 +626,18 @@ def snow(
             the severity table; radius and sigma in px at the reference side.
         scale: Image side / reference side.
         rng: Random generator.
+
+    Returns:
+        A new uint8 array of the shape of ``images``.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.full((2, 8, 8, 3), 100, np.uint8)
+    >>> params = (0.1, 0.2, 1, 0.5, 10, 4, 0.9)   # CIFAR-10-C severity 2
+    >>> y = snow(x, params, 8 / 32, rng)
+    >>> y.shape, y.dtype, int(y.min()) >= 100
+    ((2, 8, 8, 3), dtype('uint8'), True)
     """
     mean, std, zoom, threshold, radius, sigma, blend = params
     n, h, w, _ = images.shape
@@ -396,7 +708,38 @@ def frost(
     texture_scale: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Blends each RGB image with a random crop of a random frost texture."""
+    """Blends each RGB image with a random crop of a random frost texture.
+
+    ``out = weights[0] * image + weights[1] * crop`` in pixel levels (0..255),
+    clipped and rounded to uint8. Each image draws one of the five textures
+    of :func:`frost_textures` (resized by ``texture_scale``, cached) and a
+    random ``H x W`` crop of it.
+
+    Args:
+        images: RGB uint8 batch ``(N, H, W, 3)``.
+        weights: ``(image weight, frost weight)`` (CIFAR-10-C: ``(1, 0.2)``
+            to ``(0.75, 0.45)``).
+        texture_scale: resize factor of the frost photographs (the catalogue
+            uses 0.2 x the pixel scale on small images, 1 x on large ones).
+        rng: Random generator.
+
+    Returns:
+        A new uint8 array of the same shape.
+
+    Raises:
+        ImportError: the ``imagecorruptions`` package (which ships the
+            textures) is not installed.
+        FileNotFoundError, OSError: a texture is missing or unreadable.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.full((2, 8, 8, 3), 100, np.uint8)
+    >>> frost(x, (1.0, 0.3), 0.2, rng).shape
+    (2, 8, 8, 3)
+    >>> bool(np.array_equal(frost(x, (1.0, 0.0), 0.2, rng), x))
+    True
+    """
     n, h, w, _ = images.shape
     textures = frost_textures(round(float(texture_scale), 4), h, w)
     picks = rng.integers(0, len(textures), size=n)
@@ -426,6 +769,17 @@ def spatter(
         params: ``(mean, std, sigma, threshold, intensity_or_sigma, mode)``.
         scale: Image side / reference side (applied to the blur sigmas).
         rng: Random generator.
+
+    Returns:
+        A new uint8 array of the shape of ``images``.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.full((2, 8, 8, 3), 100, np.uint8)
+    >>> params = (0.65, 0.1, 0.7, 0.69, 0.6, 1)   # CIFAR-10-C severity 4 (mud)
+    >>> spatter(x, params, 8 / 32, rng).shape
+    (2, 8, 8, 3)
     """
     mean, std, sigma, threshold, extra, mode = params
     n, h, w, _ = images.shape
@@ -458,9 +812,25 @@ def spatter(
 def gaussian_2d(image: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
     """Gaussian blur of a 2-D float32 array, replicated border.
 
-    The kernel reaches ``truncate * sigma`` px each side; the defaults
-    (truncate 4, replicated border) are scikit-image's ``gaussian``, which
-    ImageNet-C used.
+    The kernel reaches ``truncate * sigma`` px each side (at least 1); the
+    defaults (truncate 4, replicated border) are scikit-image's ``gaussian``,
+    which ImageNet-C used.
+
+    Args:
+        image: 2-D float32 array ``(H, W)``.
+        sigma: Gaussian sigma in px; ``<= 0`` returns an unblurred copy.
+        truncate: kernel half-width in sigmas.
+
+    Returns:
+        A new float32 array of the same shape.
+
+    Example:
+
+    >>> impulse = np.zeros((9, 9), np.float32)
+    >>> impulse[4, 4] = 1
+    >>> blurred = gaussian_2d(impulse, 1.0)
+    >>> blurred.shape, round(float(blurred.sum()), 4), round(float(blurred[4, 4]), 3)
+    ((9, 9), 1.0, 0.159)
     """
     if sigma <= 0:
         return image.copy()

@@ -54,6 +54,17 @@ class Geometry:
         table: ``"cifar"`` or ``"imagenet"``.
         scale: ``min(height, width)`` divided by the table's reference side
             (32 or 224); multiply pixel-sized parameters by it.
+
+    The property ``side`` is ``min(height, width)``. Build one with
+    :func:`geometry`, which picks the table and the scale.
+
+    Example:
+
+    >>> geo = geometry(28, 40)
+    >>> geo
+    Geometry(height=28, width=40, table='cifar', scale=0.875)
+    >>> geo.side
+    28
     """
 
     height: int

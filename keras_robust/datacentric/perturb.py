@@ -143,7 +143,34 @@ def perturbation_graph(
 
     `seed` is an int64 [2] tensor; the two balls use independent streams
     folded from it. Each delta keeps `x + delta` in [0, 1]; a disabled ball
-    gives zeros.
+    gives zeros. Both perturbations start from `x` itself (not from each
+    other); sum them with `combine`. This is the body `Crafter` traces into a
+    `tf.function`; it also runs eagerly.
+
+    Args:
+        logits_fn: float32 images -> float32 logits, e.g.
+            `as_logits_fn(Ensemble(models))` (the ensemble mean of eq. 5).
+        x: float32 images [B, H, W, C] in [0, 1], with static H, W and C
+            (input diversity and the smoothing kernel need them).
+        y: int32 class indices [B] (the logit loss -z_y uses them).
+        settings: an `AttackSettings`.
+        seed: an int64 [2] stateless seed (anything `tf.cast` turns into one).
+
+    Returns:
+        `(delta_linf, delta_l2)`: float32 tensors shaped like `x`, with
+        `||delta_linf||_inf <= settings.linf_epsilon` and `||delta_l2||_2 <=
+        settings.l2_epsilon` per image.
+
+    Example:
+
+    >>> from keras_robust.attacks._common import as_logits_fn
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = tf.random.stateless_uniform([2, 8, 8, 3], [0, 1])
+    >>> d_inf, d_2 = perturbation_graph(as_logits_fn(model), x, tf.constant([0, 1]),
+    ...                                 AttackSettings(iterations=2), tf.constant([0, 0], tf.int64))
+    >>> d_inf.shape, bool(tf.reduce_max(tf.abs(d_inf)) <= 8 / 255 + 1e-6)
+    (TensorShape([2, 8, 8, 3]), True)
     """
     seed = tf.cast(seed, tf.int64)
     delta_inf = _one_ball(logits_fn, x, y, settings, "linf",
@@ -175,8 +202,36 @@ def combine(x: Any, delta_inf: Any, delta_2: Any) -> Any:
 
 
 def as_surrogate_list(surrogates: Any) -> list[Any]:
-    """Surrogates as a non-empty list of callables (a model, a list, or an `Ensemble`)."""
+    """Surrogates as a non-empty list of callables (a model, a list, or an `Ensemble`).
+
+    A list or tuple is copied into a list, a single callable becomes a list
+    of one, and an `Ensemble` gives its `models`. Eq. 6 averages the
+    members' logits with equal weights, so a weighted `Ensemble` is refused
+    rather than attacked unweighted.
+
+    Args:
+        surrogates: a Keras model (or any callable mapping [0, 1] images to
+            logits), a list or tuple of them, or an `Ensemble`.
+
+    Returns:
+        A new list of the callables.
+
+    Raises:
+        TypeError: `surrogates` (or one of its items) is not callable.
+        ValueError: the list is empty, or an `Ensemble` with unequal weights.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> len(as_surrogate_list(model)), len(as_surrogate_list(Ensemble([model, model])))
+    (1, 2)
+    """
     if isinstance(surrogates, Ensemble):
+        if max(surrogates.weights) - min(surrogates.weights) > 1e-9:
+            raise ValueError(
+                "Eq. 6 averages the surrogates' logits with equal weights; got an Ensemble "
+                f"weighted {surrogates.weights}. Pass the models (or an unweighted Ensemble).")
         return list(surrogates.models)
     if isinstance(surrogates, (list, tuple)):
         models = list(surrogates)
@@ -196,7 +251,24 @@ def as_surrogate_list(surrogates: Any) -> list[Any]:
 
 
 def surrogate_names(surrogates: Sequence[Any]) -> list[str]:
-    """The surrogates' names (Keras model names, else the type name)."""
+    """The surrogates' names (Keras model names, else the type name).
+
+    Each name is the object's `name` attribute, else the name of its type
+    (so a plain Python function is called "function", not its `__name__`).
+
+    Args:
+        surrogates: a list of surrogate models (see `as_surrogate_list`).
+
+    Returns:
+        A list of str, one per surrogate, in order.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)], name="linear")
+    >>> surrogate_names([model, lambda images: images])
+    ['linear', 'function']
+    """
     return [str(getattr(m, "name", type(m).__name__)) for m in surrogates]
 
 

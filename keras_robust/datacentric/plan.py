@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 from typing import Any, Sequence
 
 import numpy as np
 
+from keras_robust._validation import check_positive_int
 from keras_robust.corruptions import derive_seed
 
 #: The three parts of the enhanced set, in the order of `ratio`.
@@ -108,7 +110,21 @@ class Plan:
         ratio: clean:adversarial:corrupted.
         seed: the run's seed.
         shard_size: examples per shard (the last one may be shorter).
-        parts: int8 [num_examples], 0 clean, 1 adversarial, 2 corrupted.
+        parts: int8 [num_examples], 0 clean, 1 adversarial, 2 corrupted
+            (read-only when made by `make_plan`).
+
+    Properties and methods: `num_shards` (ceil(num_examples / shard_size)),
+    `counts` (examples per part name) and `shard_range(shard)` (the example
+    indices [start, stop) of a shard; IndexError outside [0, num_shards)).
+    Build one with `make_plan`, which draws `parts` from the seed.
+
+    Example:
+
+    >>> plan = make_plan(10, (0, 1, 4), seed=0, shard_size=4)
+    >>> plan.num_shards, plan.shard_range(2), plan.parts.dtype
+    (3, (8, 10), dtype('int8'))
+    >>> plan.counts
+    {'clean': 0, 'adversarial': 2, 'corrupted': 8}
     """
 
     num_examples: int
@@ -151,12 +167,17 @@ def make_plan(num_examples: int, ratio: Sequence[float], seed: int, shard_size: 
     Returns:
         A `Plan`.
 
+    Raises:
+        TypeError: `shard_size` not an int.
+        ValueError: `shard_size` below 1, or a bad `ratio`.
+
     Example:
 
     >>> make_plan(5, (0, 1, 4), seed=0, shard_size=2).parts.tolist()  # doctest: +SKIP
     [2, 2, 1, 2, 2]
     """
     ratio = check_ratio(ratio)
+    shard_size = check_positive_int(shard_size, "shard_size")
     counts = part_counts(num_examples, ratio)
     rng = np.random.default_rng(derive_seed(seed, SALT_SPLIT, num_examples))
     parts = rng.permutation(np.repeat(np.arange(3, dtype=np.int8), counts))
@@ -223,10 +244,32 @@ class Worker:
         index: this worker, 0-based.
         count: number of workers. Worker `w` processes the shards `s` with
             `s % count == w`.
+
+    `owns(shard)` says whether this worker processes `shard`. The default is
+    the single worker (0 of 1), which owns every shard. `resolve_worker`
+    builds one from arguments or `TF_CONFIG`.
+
+    Raises:
+        ValueError: `count` below 1 or `index` outside [0, count).
+
+    Example:
+
+    >>> worker = Worker(index=1, count=2)
+    >>> [shard for shard in range(5) if worker.owns(shard)]
+    [1, 3]
+    >>> resolve_worker(0, 2)
+    Worker(index=0, count=2)
     """
 
     index: int = 0
     count: int = 1
+
+    def __post_init__(self) -> None:
+        integers = all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                       for v in (self.index, self.count))
+        if not (integers and self.count >= 1 and 0 <= self.index < self.count):
+            raise ValueError(f"A Worker needs an int count >= 1 and an int index in [0, count), "
+                             f"got index={self.index!r}, count={self.count!r}.")
 
     def owns(self, shard: int) -> bool:
         """Whether this worker processes `shard`."""

@@ -218,7 +218,36 @@ def remove_stale_temporaries(directory: str, shards: Sequence[int], num_shards: 
 
 
 def read_plan(directory: str) -> dict:
-    """The `plan.json` of an output folder."""
+    """The `plan.json` of an output folder.
+
+    `plan.json` is written first, when a run starts, so it exists for
+    unfinished runs too (unlike `metadata.json`).
+
+    Args:
+        directory: a folder written by `enhance` or `enhance_dataset`.
+
+    Returns:
+        The run's settings as a dict: `format`, `num_examples`, `num_shards`,
+        `shard_size`, `ratio`, `planned_counts`, `seed`, `image_shape`,
+        `image_dtype`, `attack`, `attack_batch_size`, `corruptions`,
+        `severities` and `surrogates` (names and weight fingerprints).
+
+    Raises:
+        FileNotFoundError: the folder has no `plan.json`.
+        ValueError: `plan.json` is not valid JSON or has another `format`
+            than `FORMAT`.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_robust.datacentric import enhance
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = enhance(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 2, 3], None, ratio=(1, 0, 0),
+    ...             output_dir=folder, shard_size=2, progress=False)
+    >>> plan = read_plan(folder)
+    >>> plan["num_shards"], plan["planned_counts"]
+    (2, {'adversarial': 0, 'clean': 4, 'corrupted': 0})
+    """
     path = os.path.join(directory, PLAN_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(

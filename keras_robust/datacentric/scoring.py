@@ -133,13 +133,34 @@ def _excluded_fingerprints(exclude: Any) -> tuple[list[Any], set[str], set[str]]
 def check_disjoint_ensembles(test_surrogates: Sequence[Any], exclude: Any) -> None:
     """Raises if a test surrogate is a training surrogate (same object or same weights).
 
+    Models are compared by identity and by `model_fingerprint` (the
+    SHA-256 of their weights); metadata and output folders give the
+    fingerprints recorded by the enhancement. With `exclude=None` nothing can
+    be checked: it warns (UserWarning) and returns. A test surrogate with the
+    name, but not the weights, of a training surrogate only warns.
+
     Args:
-        test_surrogates: the models the test perturbations are crafted on.
+        test_surrogates: the models the test perturbations are crafted on (a
+            list; see `as_surrogate_list`).
         exclude: the training surrogates: models, an `EnhancementResult`, an
             enhancement output folder, or its metadata dict (or a list of these).
 
+    Returns:
+        None; it returns quietly when the ensembles are disjoint.
+
     Raises:
         ValueError: a test surrogate is also a training surrogate.
+        FileNotFoundError: `exclude` names a folder without `plan.json`.
+
+    Example:
+
+    >>> a = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="a")
+    >>> b = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="b")
+    >>> check_disjoint_ensembles([b], exclude=[a])   # other weights, other name: passes
+    >>> check_disjoint_ensembles([a], exclude=[a])
+    Traceback (most recent call last):
+    ...
+    ValueError: Test surrogate 'a' is one of the training surrogates (the same object). ...
     """
     if exclude is None:
         warnings.warn(

@@ -28,13 +28,29 @@ def feature_extractor(model: keras.Model, feature_layer: int | str = -2, name: s
                       ) -> keras.Model:
     """The sub-model from `model`'s input to the output of `feature_layer`.
 
+    Features of rank above 2 are flattened. The sub-model shares its layers
+    (and weights) with `model`, so freezing it also makes those layers of
+    `model` non-trainable.
+
     Args:
         model: a trained functional classifier (or a defence: its backbone is used).
         feature_layer: the layer index (-2: the one before the logits layer) or name.
-        name: the sub-model's name.
+        name: the sub-model's name (default "<model name>_features").
 
     Returns:
-        A frozen functional model from images to flat features.
+        A frozen functional model from images to flat features [None, F].
+
+    Raises:
+        TypeError: `model` is not a functional Keras model (or a defence
+            wrapping one).
+        ValueError: no layer is named `feature_layer`.
+
+    Example:
+
+    >>> classifier = keras_robust.backbones.small_cnn(input_shape=(8, 8, 3))
+    >>> extractor = feature_extractor(classifier)        # up to the "features" layer
+    >>> extractor.output_shape, extractor.trainable
+    ((None, 128), False)
     """
     model = getattr(model, "backbone", model)
     if not isinstance(model, keras.Model) or not hasattr(model, "inputs") or model.inputs is None:
@@ -58,10 +74,33 @@ def build_stack(
     """Frozen extractors -> concatenated features -> linear merger (eq. 1-2).
 
     Features concatenate in extractor order; the merger is a `Dense` layer
-    named "merger" with float32 output.
+    named "merger" with float32 output. Each extractor becomes a frozen
+    sub-model "extractor_<i>" (see `feature_extractor`, which also freezes
+    the layers of the models passed in) run in inference mode, so the
+    merger holds the only trainable weights.
+
+    Args:
+        extractors: trained functional classifiers (or defences wrapping
+            one), all taking the same image shape.
+        num_classes: logits of the merger (default: the first extractor's).
+        feature_layer: the layer of each extractor whose output is its
+            feature (see `feature_extractor`).
+        name: the stack's name.
 
     Returns:
         A functional model from [0, 1] images to logits.
+
+    Raises:
+        ValueError: no extractors, or extractors taking different images.
+        TypeError: an extractor is not a functional Keras model.
+
+    Example:
+
+    >>> extractors = [keras_robust.backbones.small_cnn(input_shape=(8, 8, 3)) for _ in range(2)]
+    >>> stack = build_stack(extractors)
+    >>> merger = stack.get_layer("merger")
+    >>> stack.output_shape, tuple(merger.kernel.shape), len(stack.trainable_weights)
+    ((None, 10), (256, 10), 2)
     """
     extractors = list(extractors)
     if len(extractors) < 1:

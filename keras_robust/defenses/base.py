@@ -36,10 +36,26 @@ ATTACK_BATCHNORM = ("moving", "batch")
 class TrainingBatch(NamedTuple):
     """The batch a defence trains on.
 
+    What `RobustModel.training_batch` returns (the clean batch for plain
+    training; attacked, mixed, relabelled or doubled rows for the defences)
+    and what `training_logits` and `training_loss` receive. N may differ from
+    the input batch size (AFS and BPFC return 2B rows). A `NamedTuple`:
+    build it positionally or by field name.
+
     Attributes:
         x: images, float32 [N, H, W, C].
         y: label rows on the probability simplex, float32 [N, num_classes].
         sample_weight: per-example weights [N], or None.
+
+    Example:
+
+    >>> model = keras_robust.RobustModel(keras_robust.backbones.small_cnn(input_shape=(8, 8, 3)))
+    >>> batch = model.training_batch(tf.zeros([2, 8, 8, 3]), model.label_probabilities([0, 1]),
+    ...                              None)
+    >>> batch.x.shape, batch.y.shape, batch.sample_weight is None
+    (TensorShape([2, 8, 8, 3]), TensorShape([2, 10]), True)
+    >>> doubled = TrainingBatch(tf.concat([batch.x, batch.x], 0), tf.concat([batch.y, batch.y], 0),
+    ...                         sample_weight=tf.ones([4]))
     """
 
     x: tf.Tensor
@@ -51,7 +67,22 @@ def replica_scale(value: tf.Tensor) -> tf.Tensor:
     """Divides a per-replica loss term by the number of replicas in sync.
 
     Keras losses already do this so that summing gradients over replicas gives
-    the global mean; loss terms a defence adds itself must do the same.
+    the global mean; loss terms a defence adds itself must do the same (BPFC
+    returns `cross_entropy + replica_scale(lam * consistency)`). The count is
+    that of the current strategy (`tf.distribute.get_strategy()`); with one
+    replica the value comes back unchanged.
+
+    Args:
+        value: a float loss term computed on this replica's batch (a scalar
+            tensor, usually).
+
+    Returns:
+        `value / num_replicas_in_sync`, with the dtype of `value`.
+
+    Example:
+
+    >>> replica_scale(tf.constant(3.0))           # default strategy: one replica
+    <tf.Tensor: shape=(), dtype=float32, numpy=3.0>
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     if replicas > 1:

@@ -87,10 +87,26 @@ class LambdaScheduler(keras.callbacks.Callback):
     """Sets a `BPFCModel`'s lambda from its schedule at the start of each epoch.
 
     `BPFCModel.fit` adds one automatically; pass your own to control it.
+    At the start of epoch `e` it assigns `float(schedule(e))` to the model's
+    `lam` variable (epochs count from 0); at the end of each epoch it adds
+    the current value to the logs as "lambda" (so `History` records it). The
+    model must be a `BPFCModel` (anything with a `lam` variable and, without
+    `schedule`, a `lam_schedule`).
 
     Args:
         schedule: a `LambdaSchedule` or any callable epoch -> lambda; default
             the model's own `lam_schedule`.
+
+    Example:
+
+    >>> backbone = keras_robust.backbones.small_cnn(input_shape=(8, 8, 3))
+    >>> model = BPFCModel(backbone, lam_schedule=LambdaSchedule([2], [1.0, 9.0]))
+    >>> scheduler = LambdaScheduler()             # the model's own schedule
+    >>> scheduler.set_model(model)                # as `fit` does
+    >>> scheduler.on_epoch_begin(3)
+    >>> float(model.lam.numpy())
+    9.0
+    >>> ramp = LambdaScheduler(lambda epoch: 0.5 * epoch)   # e.g. fit(..., callbacks=[ramp])
     """
 
     def __init__(self, schedule: Any = None):

@@ -37,19 +37,37 @@ class MTLATBatch(NamedTuple):
     """One M-TLAT training batch and how it was made (for inspection and tests).
 
     Rows [0, B // 2) are the Mixup half, rows [B // 2, B) the TLAT half.
+    `MTLATModel.mtlat_batch` builds one; `training_batch` trains on its `x`,
+    `y` and `sample_weight`.
 
     Attributes:
-        x: the training images: mixed (first half), mixed then attacked (second).
-        y: the training label rows: y_mix, and (1 - eps) y_mix + eps y_target.
-        sample_weight: the sample weights mixed like the labels, or None.
-        mixed: the images after Mixup, before the attack.
-        mixed_labels: the label rows after Mixup, before TLAT's labelling.
+        x: the training images: mixed (first half), mixed then attacked
+            (second), float32 [B, H, W, C] in [0, 1].
+        y: the training label rows: y_mix, and (1 - eps) y_mix + eps y_target,
+            float32 [B, num_classes].
+        sample_weight: the sample weights mixed like the labels
+            (lam w_i + (1 - lam) w_partner), float32 [B], or None when none
+            were given.
+        mixed: the images after Mixup, before the attack, float32
+            [B, H, W, C].
+        mixed_labels: the label rows after Mixup, before TLAT's labelling,
+            float32 [B, num_classes].
         lam: float32 [B], each sample's Mixup weight (1 without Mixup).
         partner: int32 [B], the index in the batch of each sample's partner,
             always in the sample's own half (i itself without Mixup).
         epsilon: float32 [B], the FGSM budget (0 in the Mixup half).
         target: int32 [B], the target class (-1 in the Mixup half).
         adversarial: bool [B], True in the TLAT half when TLAT is on.
+
+    Example:
+
+    >>> model = MTLATModel(keras_robust.backbones.small_cnn(input_shape=(8, 8, 3)), seed=0)
+    >>> batch = model.mtlat_batch(tf.random.stateless_uniform([4, 8, 8, 3], [0, 1]),
+    ...                           [0, 1, 2, 3], seed=tf.constant([0, 1]))
+    >>> batch.x.shape, batch.y.shape
+    (TensorShape([4, 8, 8, 3]), TensorShape([4, 10]))
+    >>> batch.adversarial.numpy().tolist(), batch.target.numpy()[:2].tolist()
+    ([False, False, True, True], [-1, -1])
     """
 
     x: tf.Tensor

@@ -66,6 +66,20 @@ class BenchmarkAttack:
         short: a short header for plots.
         black_box: crafted once on the surrogate and transferred to every model.
         make: `seed -> attack(model, x, y) -> x_adv`.
+
+    The benchmark's columns are the entries of `ATTACKS` (the paper's five
+    are `PAPER_ATTACKS`); `perturbation_benchmark` takes their keys.
+
+    Example:
+
+    >>> spec = ATTACKS["mi_fgsm_0.04"]
+    >>> spec.label, spec.short, spec.black_box
+    ('MI-FGSM eps=0.04', 'MI.04', True)
+    >>> attack = ATTACKS["pgd"].make(0)          # PGD, eps 0.04, 10 steps, seed 0
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> attack(model, tf.zeros([2, 8, 8, 3]), tf.constant([0, 1])).shape
+    TensorShape([2, 8, 8, 3])
     """
 
     key: str

@@ -38,8 +38,20 @@ class Check:
     Attributes:
         name: what is checked.
         status: "PASS", "FAIL" or "SKIPPED".
-        detail: the comparison with its numbers.
-        values: the accuracies compared.
+        detail: the comparison with its numbers (for SKIPPED, what is missing).
+        values: the numbers compared, name -> value: accuracies in [0, 1]
+            (the large-budget check also records its "epsilon"); empty when
+            SKIPPED.
+
+    `passed` is True unless the status is "FAIL" (a SKIPPED check counts as
+    passed); `to_dict()` gives the four fields as a dict. `run_checks`
+    makes them.
+
+    Example:
+
+    >>> check = Check("demo", "SKIPPED", "no accuracy-vs-epsilon curve", {})
+    >>> check.passed, check.to_dict()["status"]
+    (True, 'SKIPPED')
     """
 
     name: str
@@ -105,7 +117,24 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
             "epsilon_curve" and "steps_curve" (lists of points).
 
     Returns:
-        The checks, in a fixed order.
+        The seven `Check`s, in a fixed order: iterative vs single-step,
+        white-box vs transfer, accuracy ~0 at a large budget, more steps and
+        restarts, CE vs margin-loss attacks, PGD vs AutoAttack-style, and
+        gradient-free vs gradient attacks. A check whose inputs are missing
+        is SKIPPED.
+
+    Raises:
+        KeyError: an attack entry lacks "accuracy" or "name".
+
+    Example:
+
+    >>> results = {"attacks": {"fgsm": {"accuracy": 0.55, "name": "FGSM"},
+    ...                        "pgd20_ce": {"accuracy": 0.48, "name": "PGD-20 (CE)"}}}
+    >>> checks = run_checks(results)
+    >>> len(checks), checks[0].status, checks[0].detail
+    (7, 'PASS', 'PGD-20 (CE) 48.0% <= FGSM 55.0% + 2 points')
+    >>> checks[1].status
+    'SKIPPED'
     """
     attacks = {key: value["accuracy"] for key, value in results.get("attacks", {}).items()}
     names = {key: value["name"] for key, value in results.get("attacks", {}).items()}

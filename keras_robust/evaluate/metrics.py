@@ -56,13 +56,35 @@ def _compiled_logits(model: Any) -> Callable:
 def accuracy(model: Any, images: Any, labels: Any, batch_size: int = 500) -> float:
     """Top-1 accuracy on clean images.
 
+    The fraction of images whose largest logit is the true class.
+
+    Args:
+        model: a model, an `Ensemble` or a callable mapping [0, 1] images to
+            logits.
+        images: float [N, H, W, C] in [0, 1] (uint8 0..255 is converted).
+        labels: class indices [N], or one-hot or soft rows [N, num_classes]
+            (the argmax is the class), one per image.
+        batch_size: images per forward pass.
+
+    Returns:
+        The accuracy, a float in [0, 1].
+
+    Raises:
+        TypeError: images that are neither float nor uint8.
+        ValueError: images of rank other than 4, with NaN or outside [0, 1],
+            or a label count other than the image count.
+
     Example:
 
-    >>> accuracy(model, x_test, y_test)
+    >>> accuracy(model, x_test, y_test)  # doctest: +SKIP
     0.766
+    >>> zero = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                          keras.layers.Dense(10, kernel_initializer="zeros")])
+    >>> accuracy(zero, np.zeros((4, 8, 8, 3), np.float32), [0, 0, 1, 2])  # always class 0
+    0.5
     """
     logits = predict_logits(model, images, batch_size)
-    return float(np.mean(np.argmax(logits, -1) == _as_sparse(labels)))
+    return float(np.mean(np.argmax(logits, -1) == _as_sparse(labels, len(logits))))
 
 
 def robust_accuracy(
@@ -93,7 +115,7 @@ def robust_accuracy(
     >>> robust_accuracy(model, x_test, y_test, attack)
     """
     images = _as_float_images(images)
-    labels = _as_sparse(labels)
+    labels = _as_sparse(labels, len(images))
     batch_size = check_positive_int(batch_size, "batch_size")
     adversarial = []
     for i in range(0, len(images), batch_size):
@@ -113,5 +135,10 @@ def _as_float_images(images: Any) -> np.ndarray:
     return images.astype(np.float32)
 
 
-def _as_sparse(labels: Any) -> np.ndarray:
-    return sparse_labels(tf.convert_to_tensor(labels)).numpy()
+def _as_sparse(labels: Any, count: int) -> np.ndarray:
+    sparse = np.atleast_1d(sparse_labels(tf.convert_to_tensor(labels)).numpy())
+    if sparse.shape != (count,):
+        raise ValueError(f"Expected one label per image ({count} images: class indices of shape "
+                         f"[{count}] or rows [{count}, num_classes]), got labels of shape "
+                         f"{np.shape(labels)}.")
+    return sparse

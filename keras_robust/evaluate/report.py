@@ -39,8 +39,29 @@ class RobustnessReport:
     """The outcome of `robustness_report`.
 
     Attributes:
-        results: everything measured, as plain data (see `to_dict`).
-        checks: the gradient-masking checks.
+        results: everything measured, as plain data (see `to_dict`): "model",
+            "num_images", "epsilon", "suite", "clean" (accuracy), "attacks"
+            (key -> {"name", "accuracy", "seconds", ...}), "autoattack",
+            "transfer", "epsilon_curve", "steps_curve", "corruptions" and
+            "seconds". Accuracies are fractions in [0, 1].
+        checks: the gradient-masking checks (a list of `Check`).
+
+    Properties: `clean_accuracy`, `robust_accuracy` (the lowest accuracy of
+    the attacks and the AutoAttack-style worst case; the transfer attack and
+    the curves do not count) and `passed` (no check FAILed).
+    `robustness_report` builds one; `load` reads a saved one back.
+
+    Example:
+
+    >>> results = {"model": "cnn", "clean": 0.8, "epsilon": 8 / 255, "num_images": 100,
+    ...            "suite": "custom",
+    ...            "attacks": {"fgsm": {"accuracy": 0.55, "name": "FGSM"},
+    ...                        "pgd20_ce": {"accuracy": 0.48, "name": "PGD-20 (CE)"}}}
+    >>> report = RobustnessReport(results, keras_robust.evaluate.run_checks(results))
+    >>> report.robust_accuracy, report.passed, report.accuracy("fgsm")
+    (0.48, True, 0.55)
+    >>> print(report.summary().splitlines()[0])
+    cnn: clean 80.0%, worst case 48.0% at eps 8.0/255 on 100 images (custom suite)
     """
 
     results: dict

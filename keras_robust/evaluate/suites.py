@@ -31,7 +31,21 @@ class AttackSpec:
         run: `(model, x, y) -> x_adv`.
         family: "single_step", "pgd", "apgd", "square" or "transfer".
         loss: the objective ("ce", "cw", "dlr", "margin").
-        steps: gradient steps (or queries for Square).
+        steps: gradient steps (or queries for Square; for APGD-T, steps x
+            targets).
+
+    The suites' specs come from `build_suite` (and `pgd_spec`); `run`
+    returns float32 adversarial images in [0, 1] shaped like `x`.
+
+    Example:
+
+    >>> spec = build_suite("quick", 8 / 255).attacks[1]
+    >>> spec.key, spec.name, spec.family, spec.loss, spec.steps
+    ('pgd7_ce', 'PGD-7 (CE)', 'pgd', 'ce', 7)
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> spec.run(model, tf.zeros([2, 8, 8, 3]), tf.constant([0, 1])).shape
+    TensorShape([2, 8, 8, 3])
     """
 
     key: str
@@ -89,6 +103,24 @@ def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1) ->
 
 def build_suite(name: str, epsilon: float) -> Suite:
     """The suite `name` ("standard" or "quick") at budget `epsilon`.
+
+    The white-box attacks are FGSM, PGD with CE and with CW loss (7, 20 and,
+    in "standard", 100 steps) and PGD-20 CE with restarts (5 in "standard",
+    3 in "quick"); the cascade is APGD-CE, APGD-T (DLR) and Square (see the
+    module's table). Every attack with randomness is seeded (seed 0), so
+    two runs of a suite draw the same random starts.
+
+    Args:
+        name: "standard" or "quick".
+        epsilon: the L-inf budget on the [0, 1] scale (not checked here;
+            `robustness_report` checks it). PGD steps are `epsilon / 4`.
+
+    Returns:
+        A `Suite`: `attacks` and `cascade` (tuples of `AttackSpec`),
+        `epsilon_factors`, `curve_steps` and `steps_curve`.
+
+    Raises:
+        ValueError: `name` is not one of `SUITES`.
 
     Example:
 
