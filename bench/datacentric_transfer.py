@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Which part of eq. 6 helps or hurts transfer: an ablation on a data-centric run.
 
-Loads the test ensemble and the original-trained model of a
-`examples/cifar10_datacentric.py` run, crafts the L-inf part of eq. 6 on the ensemble with
-each component switched off in turn (Gaussian gradient smoothing, input
-diversity, momentum), at several iteration counts and, as a diagnostic beside
-eq. 6's logit loss, with cross-entropy; and prints the target's accuracy next
-to plain PGD-10 from each single surrogate at the same budget.
+Loads the test ensemble of a `examples/cifar10_datacentric.py` run and one or
+more held-out target models (default: the run's original-trained model),
+crafts the L-inf part of eq. 6 on the ensemble with each component switched
+off in turn (Gaussian gradient smoothing, input diversity, momentum), at
+several iteration counts and, as a diagnostic beside eq. 6's logit loss, with
+cross-entropy; and prints each target's accuracy next to plain PGD-10 from each
+single surrogate at the same budget. Every attack is crafted once and
+evaluated on every target.
 
     python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric --images=500
+    python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric \
+        --targets='surrogates_enhance_*/*.keras'   # the enhancement ensemble's members
 """
 from __future__ import annotations
 
@@ -27,6 +31,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--more_iterations", default="10,300",
                         help="Extra iteration counts for eq. 6 without TI (comma list, empty: none).")
+    parser.add_argument("--targets", default="model_original_*.keras",
+                        help="Held-out models attacked: comma list of globs under --run_dir "
+                             "(never the test ensemble itself).")
     args = parser.parse_args()
 
     import keras
@@ -42,14 +49,21 @@ def main() -> None:
                              "first.")
         return found[0]
 
-    target = keras.saving.load_model(only("model_original_*.keras"))
     surrogate_dir = only("surrogates_test_*")
-    surrogates = [keras.saving.load_model(p) for p in sorted(glob.glob(f"{surrogate_dir}/*.keras"))]
+    surrogate_paths = sorted(glob.glob(f"{surrogate_dir}/*.keras"))
+    target_paths = sorted({p for pattern in args.targets.split(",")
+                           for p in glob.glob(os.path.join(args.run_dir, pattern))})
+    if not target_paths:
+        raise SystemExit(f"--targets={args.targets} matches nothing under {args.run_dir}.")
+    if set(map(os.path.abspath, target_paths)) & set(map(os.path.abspath, surrogate_paths)):
+        raise SystemExit("A target is a member of the test ensemble: transfer needs held-out models.")
+    surrogates = [keras.saving.load_model(p) for p in surrogate_paths]
+    targets = {os.path.relpath(p, args.run_dir): keras.saving.load_model(p) for p in target_paths}
     x, y = kr.data.load_arrays(args.data, "test", limit=args.images)
     images = x.astype("float32") / 255.0
-    rows = {"clean": kr.evaluate.accuracy(target, images, y)}
-    for model in surrogates:
-        rows[f"{model.name} (surrogate) clean"] = kr.evaluate.accuracy(model, images, y)
+    crafted = {}  # row name -> adversarial images, evaluated on every target at the end
+    surrogate_clean = {f"{model.name} (surrogate) clean": kr.evaluate.accuracy(model, images, y)
+                       for model in surrogates}
     ablations = [(f"eq. 6 (DI 0.7, TI 5x5, MI 1), {args.iterations} it", {}),
                  ("no TI", dict(smoothing_kernel=0)),
                  ("no DI", dict(diversity_prob=0.0)),
@@ -61,22 +75,26 @@ def main() -> None:
         start = time.time()
         settings = dc.AttackSettings(**{"iterations": args.iterations, "l2_epsilon": 0, **overrides})
         delta, _ = dc.perturbations(surrogates, x, y, settings, seed=1)
-        rows[f"ensemble L-inf, {name}"] = kr.evaluate.accuracy(target, np.clip(images + delta, 0, 1), y)
+        crafted[f"ensemble L-inf, {name}"] = np.clip(images + delta, 0, 1)
         print(f"{name}: {time.time() - start:.0f} s", flush=True)
     # Diagnostic, not eq. 6: the same ensemble attack with cross-entropy instead of the logit loss.
     ce = np.concatenate([np.asarray(kr.attacks.mi_fgsm(
         surrogates, images[i:i + 250], y[i:i + 250], 8 / 255, 2 / 255, args.iterations,
         loss="ce", input_diversity=0.7, seed=1)) for i in range(0, len(images), 250)])
-    rows[f"ensemble L-inf, MI + DI with CE (not eq. 6), {args.iterations} it"] = (
-        kr.evaluate.accuracy(target, ce, y))
+    crafted[f"ensemble L-inf, MI + DI with CE (not eq. 6), {args.iterations} it"] = ce
     for model in surrogates:
         adversarial = kr.attacks.pgd(model, images, y, epsilon=8 / 255, step_size=2 / 255, steps=10, seed=0)
-        rows[f"PGD-10 {model.name} L-inf"] = kr.evaluate.accuracy(target, np.asarray(adversarial), y)
-    print(f"target accuracy (%), {args.images} test images, eps 8/255:")
-    for name, value in rows.items():
-        print(f"  {name:60s} {100 * value:5.1f}")
+        crafted[f"PGD-10 {model.name} L-inf"] = np.asarray(adversarial)
+    results = {"surrogates": surrogate_clean, "targets": {}}
+    for target_name, target in targets.items():
+        rows = {"clean": kr.evaluate.accuracy(target, images, y)}
+        rows.update({name: kr.evaluate.accuracy(target, adv, y) for name, adv in crafted.items()})
+        results["targets"][target_name] = rows
+        print(f"\n{target_name}: target accuracy (%), {args.images} test images, eps 8/255:")
+        for name, value in {**surrogate_clean, **rows}.items():
+            print(f"  {name:60s} {100 * value:5.1f}")
     with open(os.path.join(args.run_dir, "transfer_ablation.json"), "w") as f:
-        json.dump(rows, f, indent=1)
+        json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

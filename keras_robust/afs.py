@@ -98,7 +98,22 @@ def train_extractors(
     Example:
 
     >>> models = train_extractors(kr.backbones.small_cnn, [0, 4/255, 8/255], train_ds,
-    ...                           epochs=5, output_dir="runs/extractors")
+    ...                           epochs=5, output_dir="runs/extractors")  # doctest: +SKIP
+    >>> import tempfile
+    >>> x = np.random.default_rng(0).random((8, 8, 8, 3), "float32")
+    >>> train = kr.data.from_arrays(x, np.arange(8) % 10, batch_size=4)
+    >>> def build():
+    ...     return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                              keras.layers.Dense(10)])
+    >>> folder = tempfile.mkdtemp()
+    >>> models = train_extractors(build, [0, 8 / 255], train, epochs=1, output_dir=folder,
+    ...                           steps=1, verbose=0)
+    >>> [type(m).__name__ for m in models], sorted(os.listdir(folder))
+    (['RobustModel', 'PGDATModel'], ['eps_0.keras', 'eps_8.keras'])
+    >>> again = train_extractors(build, [0, 8 / 255], train, epochs=1, output_dir=folder,
+    ...                          steps=1, verbose=0)          # found on disk: loaded, not trained
+    >>> round(again[1].epsilon * 255)
+    8
     """
     epochs = check_positive_int(epochs, "epochs")
     steps = check_positive_int(steps, "steps")
@@ -183,7 +198,15 @@ def delta_z(
 
     Example:
 
-    >>> delta_z(extractor, x_test[:500], epsilon=8 / 255)
+    >>> delta_z(extractor, x_test[:500], epsilon=8 / 255)  # doctest: +SKIP
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> dz = delta_z(model, x, epsilon=8 / 255, steps=2, batch_size=2)
+    >>> isinstance(dz, float), dz > 0
+    (True, True)
+    >>> delta_z(model, x, epsilon=8 / 255, steps=2, batch_size=2) == dz    # seeded
+    True
     """
     images = np.asarray(images)
     if images.dtype == np.uint8:
@@ -310,8 +333,15 @@ def importance(model: AFSModel, plot: str | None = None, labels: Sequence[str] |
 
     Example:
 
+    >>> extractors = [keras_robust.backbones.small_cnn(input_shape=(8, 8, 3)) for _ in range(2)]
+    >>> model = AFSModel(extractors, alpha=0.5, steps=1)
+    >>> ratios = importance(model)              # a fresh merger: about equal shares
+    >>> len(ratios), round(sum(ratios), 6)
+    (2, 1.0)
+    >>> kernel = np.concatenate([np.full((128, 10), 1.0), np.full((128, 10), 3.0)])
+    >>> model.merger.set_weights([kernel, np.zeros(10)])    # extractor 1 weighs three times more
     >>> importance(model)
-    [0.31, 0.34, 0.35]
+    [0.25, 0.75]
     """
     if not isinstance(model, AFSModel):
         raise TypeError(f"importance() takes an AFSModel, got {type(model).__name__}.")

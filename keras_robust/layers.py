@@ -231,8 +231,18 @@ def mixup(images: Any, labels: Any, alpha: float, seed: Any) -> MixupResult:
 
     Example:
 
-    >>> result = mixup(x, tf.one_hot(y, 10), alpha=0.4, seed=step_seed)
-    >>> result.images.shape == x.shape
+    >>> x = tf.random.stateless_uniform([4, 8, 8, 3], [0, 1])
+    >>> y = tf.constant([0, 1, 2, 3])
+    >>> result = mixup(x, tf.one_hot(y, 10), alpha=0.4, seed=7)
+    >>> result.images.shape == x.shape, result.labels.shape
+    (True, TensorShape([4, 10]))
+    >>> bool(np.allclose(tf.reduce_sum(result.labels, -1), 1.0))    # rows stay on the simplex
+    True
+    >>> lam = tf.reshape(result.lam, [-1, 1, 1, 1])
+    >>> mixed = lam * x + (1 - lam) * tf.gather(x, result.partner)
+    >>> bool(np.allclose(result.images, mixed, atol=1e-6))
+    True
+    >>> bool(tf.reduce_all(mixup(x, tf.one_hot(y, 10), alpha=0.4, seed=7).lam == result.lam))
     True
     """
     images = tf.convert_to_tensor(images)

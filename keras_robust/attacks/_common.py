@@ -28,8 +28,19 @@ class Ensemble:
 
     Example:
 
-    >>> ensemble = Ensemble([resnet, vgg, mobilenet])
-    >>> x_adv = keras_robust.attacks.mi_fgsm(ensemble, x, y, 8 / 255)
+    >>> ensemble = Ensemble([resnet, vgg, mobilenet])  # doctest: +SKIP
+    >>> models = [keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                             keras.layers.Dense(10)]) for _ in range(3)]
+    >>> ensemble = Ensemble(models, weights=[2, 1, 1])
+    >>> len(ensemble), ensemble.weights
+    (3, [0.5, 0.25, 0.25])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> mean = sum(w * m(x) for w, m in zip(ensemble.weights, models))
+    >>> bool(np.allclose(ensemble(x), mean, atol=1e-6))     # the weighted mean of the logits
+    True
+    >>> x_adv = keras_robust.attacks.mi_fgsm(ensemble, x, [0, 1, 2, 3], 8 / 255, steps=2)
+    >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    (TensorShape([4, 8, 8, 3]), True)
     """
 
     def __init__(self, models: Sequence[Any], weights: Sequence[float] | None = None):

@@ -379,8 +379,16 @@ def apgd(
 
     Example:
 
-    >>> x_adv = apgd(model, x, y, epsilon=8 / 255, steps=100, loss="ce", seed=0)
-    >>> x_l2 = apgd(model, x, y, epsilon=0.5, norm="l2", loss="dlr", restarts=3)
+    >>> x_adv = apgd(model, x_test, y_test, epsilon=8 / 255, steps=100, seed=0)  # doctest: +SKIP
+    >>> x_l2 = apgd(model, x_test, y_test, epsilon=0.5, norm="l2", loss="dlr",
+    ...             restarts=3)  # doctest: +SKIP
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> y = np.array([0, 1, 2, 3])
+    >>> x_adv = apgd(model, x, y, epsilon=8 / 255, steps=2, loss="ce", seed=0)
+    >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    (TensorShape([4, 8, 8, 3]), True)
     """
     x = validate_common(x, epsilon, norm)
     steps = check_positive_int(steps, "steps")
@@ -463,7 +471,15 @@ def apgd_targeted(
 
     Example:
 
-    >>> x_adv = apgd_targeted(model, x, y, epsilon=8 / 255, steps=100, num_targets=9, seed=0)
+    >>> x_adv = apgd_targeted(model, x_test, y_test, epsilon=8 / 255, steps=100,
+    ...                       num_targets=9, seed=0)  # doctest: +SKIP
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> x_adv = apgd_targeted(model, x, [0, 1, 2, 3], epsilon=8 / 255, steps=2, num_targets=2,
+    ...                       seed=0)
+    >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    (TensorShape([4, 8, 8, 3]), True)
     """
     x = validate_common(x, epsilon, norm)
     steps = check_positive_int(steps, "steps")

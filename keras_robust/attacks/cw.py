@@ -221,8 +221,16 @@ def cw_l2(
 
     Example:
 
-    >>> x_adv = cw_l2(model, x, y, confidence=50.0, steps=40)
+    >>> x_adv = cw_l2(model, x_test, y_test, confidence=50.0, steps=40)  # doctest: +SKIP
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> y = np.array([0, 1, 2, 3])
+    >>> x_adv = cw_l2(model, x, y, steps=5)
     >>> l2 = np.linalg.norm((x_adv - x).numpy().reshape(len(x), -1), axis=1)
+    >>> fooled = np.argmax(model(x_adv), -1) != y
+    >>> bool(np.all(fooled | (l2 == 0)))        # each image is fooled, or returned unchanged
+    True
     """
     x = validate_common(x, 1.0, "l2")  # the images; CW has no budget to check
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):

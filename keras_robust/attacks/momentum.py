@@ -81,9 +81,14 @@ def mi_fgsm(
 
     Example:
 
-    >>> ensemble = keras_robust.attacks.Ensemble([m1, m2, m3])
-    >>> x_adv = mi_fgsm(ensemble, x, y, 8 / 255, 2 / 255, 50, loss="logit",
-    ...                 input_diversity=0.5, smoothing_kernel=5)
+    >>> models = [keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                             keras.layers.Dense(10)]) for _ in range(3)]
+    >>> ensemble = keras_robust.attacks.Ensemble(models)
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> x_adv = mi_fgsm(ensemble, x, [0, 1, 2, 3], 8 / 255, 2 / 255, 2, loss="logit",
+    ...                 input_diversity=0.5, smoothing_kernel=5, seed=0)
+    >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    (TensorShape([4, 8, 8, 3]), True)
     """
     x = validate_common(x, epsilon, norm)
     steps = check_positive_int(steps, "steps")

@@ -70,8 +70,18 @@ def pgd(
 
     Example:
 
-    >>> x_adv = pgd(model, x, y, epsilon=8 / 255, step_size=2 / 255, steps=10)
-    >>> x_cw = pgd(model, x, y, 8 / 255, 2 / 255, 20, loss="cw", restarts=5)
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> y = np.array([0, 1, 2, 3])
+    >>> x_adv = pgd(model, x, y, epsilon=8 / 255, step_size=2 / 255, steps=2, seed=0)
+    >>> x_adv.shape, x_adv.dtype, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    (TensorShape([4, 8, 8, 3]), tf.float32, True)
+    >>> x_cw = pgd(model, x, y, 8 / 255, 2 / 255, 2, loss="cw", restarts=2, seed=0)
+    >>> x_l2 = pgd(model, x, y, epsilon=0.5, norm="l2", steps=2, seed=0)
+    >>> l2 = np.sqrt(np.square(x_l2 - x).reshape(4, -1).sum(axis=1))
+    >>> bool(np.abs(x_cw - x).max() <= 8 / 255 + 1e-6), bool(np.all(l2 <= 0.5 + 1e-5))
+    (True, True)
     """
     x = validate_common(x, epsilon, norm)
     steps = check_positive_int(steps, "steps")
@@ -126,7 +136,16 @@ def fgsm(
 
     Example:
 
-    >>> x_adv = fgsm(model, x, y, 8 / 255)
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> x_adv = fgsm(model, x, [0, 1, 2, 3], 8 / 255)
+    >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    (TensorShape([4, 8, 8, 3]), True)
+    >>> x_rfgsm = fgsm(model, x, [0, 1, 2, 3], 8 / 255, random_start=True,
+    ...                step_size=1.25 * 8 / 255, seed=0)
+    >>> bool(np.abs(x_rfgsm - x).max() <= 8 / 255 + 1e-6)
+    True
     """
     if step_size is None:
         step_size = epsilon

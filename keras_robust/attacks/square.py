@@ -274,7 +274,13 @@ def square(
 
     Example:
 
-    >>> x_adv = square(model, x, y, epsilon=8 / 255, queries=1000, seed=0)
+    >>> x_adv = square(model, x_test, y_test, 8 / 255, queries=5000, seed=0)  # doctest: +SKIP
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> x_adv = square(model, x, [0, 1, 2, 3], epsilon=8 / 255, queries=20, seed=0)
+    >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    (TensorShape([4, 8, 8, 3]), True)
     """
     x = validate_common(x, epsilon, "linf")
     queries = check_positive_int(queries, "queries")

@@ -75,9 +75,22 @@ def transfer_attack(
 
     Example:
 
+    >>> import functools
     >>> attack = functools.partial(kr.attacks.mi_fgsm, epsilon=0.04, steps=10)
-    >>> result = kr.attacks.transfer_attack(attack, vgg_surrogate, model, x_test, y_test)
-    >>> result["accuracy"], result["clean_accuracy"]
+    >>> result = kr.attacks.transfer_attack(attack, vgg_surrogate, model, x_test,
+    ...                                     y_test)  # doctest: +SKIP
+    >>> surrogate, model = [keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                                       keras.layers.Dense(10)]) for _ in range(2)]
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> result = kr.attacks.transfer_attack(attack, surrogate, model, x, [0, 1, 2, 3])
+    >>> sorted(result)
+    ['accuracy', 'clean_accuracy', 'surrogate_accuracy', 'transfer_rate', 'x_adv']
+    >>> result["x_adv"].shape, 0 <= result["accuracy"] <= 1
+    ((4, 8, 8, 3), True)
+    >>> by_name = kr.attacks.transfer_attack("fgsm", surrogate, model, x, [0, 1, 2, 3],
+    ...                                      batch_size=2, epsilon=0.04)
+    >>> bool(np.abs(by_name["x_adv"] - x).max() <= 0.04 + 1e-6)
+    True
     """
     if isinstance(attack, str):
         attacks = _registry()

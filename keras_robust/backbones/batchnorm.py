@@ -15,6 +15,7 @@ def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization
 
     Example:
 
+    >>> from keras_robust.backbones import small_cnn
     >>> len(batchnorm_layers(small_cnn(num_classes=10)))
     6
     """
@@ -41,7 +42,10 @@ def set_batchnorm_momentum(model: keras.Model, momentum: float) -> keras.Model:
 
     Example:
 
+    >>> from keras_robust.backbones import small_cnn
     >>> model = set_batchnorm_momentum(small_cnn(num_classes=10), 0.9)
+    >>> sorted({layer.momentum for layer in batchnorm_layers(model)})
+    [0.9]
     """
     momentum = float(momentum)
     if not 0.0 <= momentum < 1.0:

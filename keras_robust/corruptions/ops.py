@@ -664,7 +664,19 @@ def frost_directory() -> str:
     """Folder of the ImageNet-C frost photographs shipped by ``imagecorruptions``.
 
     Located with ``importlib.util.find_spec`` (the package's code is never
-    imported).
+    imported); cached after the first call.
+
+    Returns:
+        The folder's path, holding ``frost1.png`` to ``frost5.jpg``.
+
+    Raises:
+        ImportError: ``imagecorruptions`` is not installed.
+        FileNotFoundError: a texture file is missing from its folder.
+
+    Example:
+
+    >>> sorted(os.listdir(frost_directory()))[:2]
+    ['frost1.png', 'frost2.png']
     """
     spec = importlib.util.find_spec("imagecorruptions")
     if spec is None or not spec.submodule_search_locations:
@@ -684,7 +696,28 @@ def frost_textures(scale: float, min_height: int, min_width: int) -> tuple[np.nd
     """The five frost textures (RGB uint8) resized by ``scale``.
 
     A texture smaller than ``(min_height, min_width)`` after resizing is
-    enlarged just enough to cover it.
+    enlarged just enough to cover it (one pixel more on each side, so that a
+    random crop of that size always fits). Cached per argument triple; the
+    arrays are read-only.
+
+    Args:
+        scale: resize factor of the photographs (see `frost`: the catalogue
+            uses 0.2 x the pixel scale on small images, 1 x on large ones).
+        min_height: the crop height the textures must cover, px.
+        min_width: the crop width the textures must cover, px.
+
+    Returns:
+        Five read-only uint8 arrays [h, w, 3], RGB, each with
+        ``h > min_height`` and ``w > min_width``.
+
+    Raises:
+        OSError: a texture file cannot be read (see also `frost_directory`).
+
+    Example:
+
+    >>> textures = frost_textures(0.2, 32, 32)
+    >>> len(textures), all(t.shape[0] > 32 and t.shape[1] > 32 for t in textures)
+    (5, True)
     """
     folder = frost_directory()
     out = []

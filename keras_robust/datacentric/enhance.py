@@ -86,10 +86,22 @@ class Progress(NamedTuple):
 
     Example:
 
-    >>> events = []
-    >>> enhance(x, y, surrogates, progress=events.append)
+    >>> import tempfile
+    >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    >>> surrogate = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                               keras.layers.Dense(10)])
+    >>> folder, events = tempfile.mkdtemp(), []
+    >>> _ = enhance(x, np.arange(10), surrogate, iterations=1, shard_size=4, output_dir=folder,
+    ...             progress=events.append)
+    >>> [(e.shard, e.images, e.skipped) for e in events]
+    [(0, 4, False), (1, 4, False), (2, 2, False)]
     >>> events[-1].shards_done == events[-1].shards_total
     True
+    >>> resumed = []
+    >>> _ = enhance(x, np.arange(10), surrogate, iterations=1, shard_size=4, output_dir=folder,
+    ...             progress=resumed.append)                # every shard is finished already
+    >>> [e.skipped for e in resumed]
+    [True, True, True]
     """
 
     shard: int
@@ -121,10 +133,21 @@ class EnhancementResult:
 
     Example:
 
-    >>> result = enhance(x, y, surrogates, iterations=10)
-    >>> result.counts
-    {'clean': 0, 'adversarial': 200, 'corrupted': 800}
-    >>> model.fit(result.to_dataset(batch_size=128, shuffle=True), epochs=5)
+    >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    >>> surrogate = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                               keras.layers.Dense(10)])
+    >>> result = enhance(x, np.arange(10), surrogate, iterations=2, progress=False)
+    >>> result.counts, len(result), result.images.dtype
+    ({'clean': 0, 'adversarial': 2, 'corrupted': 8}, 10, dtype('uint8'))
+    >>> adversarial = [d for d in result.details if d["part"] == "adversarial"]
+    >>> sorted(adversarial[0])
+    ['attack', 'attack_seed', 'index', 'l2_norm', 'linf_norm', 'part']
+    >>> all(d["linf_norm"] <= 8 / 255 + 1e-6 and d["l2_norm"] <= 1 + 1e-6 for d in adversarial)
+    True
+    >>> images, labels = next(iter(result.to_dataset(batch_size=4, shuffle=True)))
+    >>> images.shape, images.dtype, labels.dtype
+    (TensorShape([4, 8, 8, 3]), tf.float32, tf.int32)
+    >>> model.fit(result.to_dataset(batch_size=128, shuffle=True), epochs=5)  # doctest: +SKIP
     """
 
     images: np.ndarray
@@ -483,9 +506,25 @@ def enhance(
     Example:
 
     >>> result = enhance(x_train, y_train, [resnet, densenet, mobilenet], iterations=50,
-    ...                  output_dir="runs/enhanced")
-    >>> result.counts
+    ...                  output_dir="runs/enhanced")  # doctest: +SKIP
+    >>> result.counts  # doctest: +SKIP
     {'clean': 0, 'adversarial': 2000, 'corrupted': 8000}
+    >>> import tempfile
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8), rng.integers(0, 10, 10)
+    >>> surrogates = [keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                                 keras.layers.Dense(10)]) for _ in range(2)]
+    >>> folder = tempfile.mkdtemp()
+    >>> result = enhance(x, y, surrogates, iterations=2, output_dir=folder, shard_size=4,
+    ...                  progress=False)
+    >>> result.counts, result.images.shape, result.images.dtype
+    ({'clean': 0, 'adversarial': 2, 'corrupted': 8}, (10, 8, 8, 3), dtype('uint8'))
+    >>> bool(np.array_equal(result.labels, y)), result.metadata["num_shards"]
+    (True, 3)
+    >>> again = enhance(x, y, surrogates, iterations=2, output_dir=folder, shard_size=4,
+    ...                 progress=False)          # resumes: every shard is read back, not redone
+    >>> bool(np.array_equal(again.images, result.images))
+    True
     """
     images = _inputs.image_array(images)
     labels = _inputs.sparse_labels(labels, len(images))
@@ -601,9 +640,25 @@ def enhance_dataset(
 
     Example:
 
-    >>> ds = tfds.load("cifar10", split="train", as_supervised=True)
-    >>> enhance_dataset(ds, surrogates, "runs/enhanced", iterations=300)
-    >>> train = keras_robust.datacentric.load("runs/enhanced", shuffle=True, augment=True)
+    >>> ds = tfds.load("cifar10", split="train", as_supervised=True)  # doctest: +SKIP
+    >>> enhance_dataset(ds, surrogates, "runs/enhanced", iterations=300)  # doctest: +SKIP
+    >>> import tempfile
+    >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, np.arange(10))).batch(3)
+    >>> surrogate = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                               keras.layers.Dense(10)])
+    >>> folder, from_arrays = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> metadata = enhance_dataset(ds, surrogate, folder, iterations=2, shard_size=4,
+    ...                            progress=False)
+    >>> metadata["counts"], metadata["num_shards"]
+    ({'clean': 0, 'adversarial': 2, 'corrupted': 8}, 3)
+    >>> same = enhance(x, np.arange(10), surrogate, iterations=2, shard_size=4,
+    ...                output_dir=from_arrays, progress=False)     # the same run, from arrays
+    >>> [s["sha256"] for s in same.metadata["shards"]] == [s["sha256"] for s in metadata["shards"]]
+    True
+    >>> train = keras_robust.datacentric.load(folder, batch_size=4, shuffle=True, augment=True)
+    >>> len(train)
+    3
     """
     if not isinstance(dataset, tf.data.Dataset):
         raise TypeError(
@@ -702,7 +757,20 @@ def finalize(output_dir: str) -> dict:
 
     Example:
 
-    >>> metadata = finalize("runs/enhanced")
+    >>> metadata = finalize("runs/enhanced")  # doctest: +SKIP
+    >>> import tempfile
+    >>> folder, x = tempfile.mkdtemp(), np.zeros((4, 8, 8, 3), np.uint8)
+    >>> def worker(index):                      # each worker writes its own shards
+    ...     return enhance(x, [0, 1, 2, 3], None, ratio=(1, 0, 0), output_dir=folder,
+    ...                    shard_size=2, worker_index=index, num_workers=2, progress=False)
+    >>> _ = worker(0)
+    >>> finalize(folder)
+    Traceback (most recent call last):
+    ...
+    keras_robust.datacentric.records.IncompleteOutputError: '...': 1 of 2 shards are not finished...
+    >>> _ = worker(1)
+    >>> finalize(folder)["counts"]
+    {'clean': 4, 'adversarial': 0, 'corrupted': 0}
     """
     return records.write_metadata(output_dir)
 

@@ -193,8 +193,15 @@ def combine(x: Any, delta_inf: Any, delta_2: Any) -> Any:
 
     Example:
 
-    >>> d_inf, d_2 = perturbations(surrogates, x, y)
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> d_inf, d_2 = perturbations(model, x, [0, 1, 2, 3], AttackSettings(iterations=2))
     >>> x_adv = combine(x, d_inf, d_2)
+    >>> x_adv.dtype, bool(x_adv.min() >= 0 and x_adv.max() <= 1)
+    (dtype('float32'), True)
+    >>> tf.is_tensor(combine(tf.constant(x), d_inf, d_2))         # tensors in, a tensor out
+    True
     """
     if tf.is_tensor(x):
         return tf.clip_by_value(x + delta_inf + delta_2, 0.0, 1.0)
@@ -294,8 +301,16 @@ class Crafter:
 
     Example:
 
-    >>> crafter = Crafter([m1, m2], AttackSettings(iterations=10))
+    >>> m1, m2 = [keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                             keras.layers.Dense(10)]) for _ in range(2)]
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> y = np.array([0, 1, 2, 3])
+    >>> crafter = Crafter([m1, m2], AttackSettings(iterations=2), batch_size=4)
     >>> delta_inf, delta_2 = crafter(x, y, seed=0)
+    >>> crafter.replicas, delta_inf.shape, delta_2.dtype
+    (1, (4, 8, 8, 3), dtype('float32'))
+    >>> bool(np.array_equal(crafter(x, y, seed=0)[0], delta_inf))    # same seed, same result
+    True
     """
 
     def __init__(self, surrogates: Any, settings: AttackSettings,
@@ -402,8 +417,16 @@ def perturbations(
 
     Example:
 
-    >>> d_inf, d_2 = perturbations([m1, m2], x, y, AttackSettings(iterations=20))
+    >>> m1, m2 = [keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                             keras.layers.Dense(10)]) for _ in range(2)]
+    >>> x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    >>> y = np.array([0, 1, 2, 3])
+    >>> d_inf, d_2 = perturbations([m1, m2], x, y, AttackSettings(iterations=2), batch_size=2)
+    >>> d_inf.shape, d_inf.dtype
+    ((4, 8, 8, 3), dtype('float32'))
     >>> float(abs(d_inf).max()) <= 8 / 255 + 1e-6
+    True
+    >>> bool(np.sqrt(np.square(d_2).reshape(4, -1).sum(axis=1)).max() <= 1.0 + 1e-5)
     True
     """
     from keras_robust.datacentric import _inputs
@@ -437,8 +460,16 @@ def model_fingerprint(model: Any) -> str | None:
 
     Example:
 
+    >>> import os, tempfile
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+    >>> model.save(path)
     >>> model_fingerprint(model) == model_fingerprint(keras.saving.load_model(path))
     True
+    >>> other = keras.models.clone_model(model)                   # new weights
+    >>> model_fingerprint(other) == model_fingerprint(model), model_fingerprint(len)
+    (False, None)
     """
     import hashlib
 

@@ -54,10 +54,20 @@ class IncompleteOutputError(RuntimeError):
 
     Example:
 
+    >>> import tempfile
+    >>> from keras_robust.datacentric import enhance
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = enhance(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 2, 3], None, ratio=(1, 0, 0),
+    ...             output_dir=folder, shard_size=2, worker_index=0, num_workers=2,
+    ...             progress=False)                  # worker 1 of 2 has not run yet
     >>> try:
-    ...     train = load("runs/enhanced")
+    ...     train = load(folder)
     ... except IncompleteOutputError:
-    ...     train = load("runs/enhanced", allow_incomplete=True)
+    ...     print("not finished: reading the finished shards")
+    ...     train = load(folder, allow_incomplete=True)
+    not finished: reading the finished shards
+    >>> [int(label) for _, labels in train for label in labels]      # shard 0 only
+    [0, 1]
     """
 
 
@@ -314,8 +324,16 @@ def read_metadata(directory: str) -> dict:
 
     Example:
 
-    >>> read_metadata("runs/enhanced")["counts"]
+    >>> read_metadata("runs/enhanced")["counts"]  # doctest: +SKIP
     {'adversarial': 2000, 'clean': 0, 'corrupted': 8000}
+    >>> import tempfile
+    >>> from keras_robust.datacentric import enhance
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = enhance(np.zeros((10, 8, 8, 3), np.uint8), np.arange(10), None, ratio=(1, 0, 4),
+    ...             output_dir=folder, shard_size=4, progress=False)
+    >>> metadata = read_metadata(folder)
+    >>> metadata["counts"], [s["examples"] for s in metadata["shards"]]
+    ({'adversarial': 0, 'clean': 2, 'corrupted': 8}, [4, 4, 2])
     """
     path = os.path.join(directory, METADATA_FILE)
     if not os.path.isfile(path):
@@ -351,9 +369,22 @@ def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
 
     Example:
 
-    >>> records = read_records("runs/enhanced")
-    >>> records[0]["part"]
-    'corrupted'
+    >>> import tempfile
+    >>> from keras_robust.datacentric import enhance
+    >>> x = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    >>> folder = tempfile.mkdtemp()
+    >>> result = enhance(x, np.arange(6), None, ratio=(1, 0, 2), output_dir=folder,
+    ...                  progress=False)
+    >>> records = read_records(folder)
+    >>> len(records), sorted(r["part"] for r in records)
+    (6, ['clean', 'clean', 'corrupted', 'corrupted', 'corrupted', 'corrupted'])
+    >>> r = next(r for r in records if r["part"] == "corrupted")
+    >>> sorted(r)
+    ['corruption', 'index', 'part', 'seed', 'severity']
+    >>> again = keras_robust.corruptions.corrupt(x[r["index"]], r["corruption"], r["severity"],
+    ...                                          seed=r["seed"])
+    >>> bool(np.array_equal(again, result.images[r["index"]]))    # the record regenerates it
+    True
     """
     if not allow_incomplete:
         read_metadata(directory)
@@ -444,8 +475,24 @@ def load(
 
     Example:
 
-    >>> train = load("runs/enhanced", batch_size=128, shuffle=True, augment=True)
-    >>> model.fit(train, epochs=10)
+    >>> train = load("runs/enhanced", batch_size=128, shuffle=True, augment=True)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from keras_robust.datacentric import enhance
+    >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = enhance(x, np.arange(10), None, ratio=(1, 0, 4), output_dir=folder, progress=False)
+    >>> train = load(folder, batch_size=4, shuffle=True, augment=True, seed=0)
+    >>> images, labels = next(iter(train))
+    >>> len(train), images.shape, images.dtype, labels.dtype
+    (3, TensorShape([4, 8, 8, 3]), tf.float32, tf.int32)
+    >>> corrupted = load(folder, batch_size=None, parts=["corrupted"], with_part=True)
+    >>> len(corrupted), sorted({int(part) for _, _, part in corrupted})
+    (8, [2])
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> len(model.fit(train, epochs=1, verbose=0).history["loss"])
+    1
     """
     from keras_robust import data
 

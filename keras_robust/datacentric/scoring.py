@@ -59,8 +59,22 @@ class TestSets:
 
     Example:
 
-    >>> sets = build_test_sets(x, y, [vgg, wrn], exclude=training_surrogates)
-    >>> sets.save("runs/test_sets.npz"); sets = TestSets.load("runs/test_sets.npz")
+    >>> sets = build_test_sets(x, y, [vgg, wrn], exclude=training_surrogates)  # doctest: +SKIP
+    >>> import tempfile
+    >>> def linear(name):
+    ...     return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                              keras.layers.Dense(10)], name=name)
+    >>> x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    >>> sets = build_test_sets(x, [0, 1, 2, 3], [linear("test_a"), linear("test_b")],
+    ...                        exclude=[linear("train_a")], iterations=2)
+    >>> sets.clean[0].dtype, sets.adversarial[0].shape, sorted(sets.variants)
+    (dtype('uint8'), (4, 8, 8, 3), ['adversarial_l2', 'adversarial_linf'])
+    >>> path = os.path.join(tempfile.mkdtemp(), "test_sets.npz")
+    >>> sets.save(path); loaded = TestSets.load(path)
+    >>> bool(np.array_equal(loaded.adversarial[0], sets.adversarial[0]))
+    True
+    >>> [s["name"] for s in loaded.details["surrogates"]]
+    ['test_a', 'test_b']
     """
 
     clean: Pair
@@ -246,8 +260,26 @@ def build_test_sets(
     Example:
 
     >>> sets = build_test_sets(x_test, y_test, [vgg, wrn], exclude="runs/enhanced",
-    ...                        iterations=50)
-    >>> score(model, sets)["R"]
+    ...                        iterations=50)  # doctest: +SKIP
+    >>> score(model, sets)["R"]  # doctest: +SKIP
+    >>> import tempfile
+    >>> from keras_robust.datacentric import enhance
+    >>> def linear(name):
+    ...     return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                              keras.layers.Dense(10)], name=name)
+    >>> rng = np.random.default_rng(0)
+    >>> x_train, x_test = rng.integers(0, 256, (2, 4, 8, 8, 3), dtype=np.uint8)
+    >>> folder, train_surrogate = tempfile.mkdtemp(), linear("train_a")
+    >>> _ = enhance(x_train, [0, 1, 2, 3], train_surrogate, iterations=1, output_dir=folder,
+    ...             progress=False)
+    >>> sets = build_test_sets(x_test, [0, 1, 2, 3], [linear("test_a"), linear("test_b")],
+    ...                        exclude=folder, iterations=2)
+    >>> sorted(score(linear("model"), sets))
+    ['R', 'adversarial', 'adversarial_l2', 'adversarial_linf', 'clean', 'corrupted']
+    >>> build_test_sets(x_test, [0, 1, 2, 3], [train_surrogate], exclude=folder, iterations=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: Test surrogate 'train_a' has the same weights as a training surrogate. ...
     """
     images = _inputs.image_array(images)
     labels = _inputs.sparse_labels(labels, len(images))
@@ -318,8 +350,14 @@ def score(
 
     Example:
 
-    >>> score(model, clean=(x, y), adversarial=(x_adv, y), corrupted=(x_cor, y))
+    >>> score(model, clean=(x, y), adversarial=(x_adv, y), corrupted=(x_cor, y))  # doctest: +SKIP
     {'clean': 0.71, 'adversarial': 0.42, 'corrupted': 0.58, 'R': 0.57}
+    >>> zero = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                          keras.layers.Dense(10, kernel_initializer="zeros")])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> score(zero, clean=(x, [0, 0, 0, 1]), adversarial=(x, [0, 1, 2, 3]),
+    ...       corrupted=(x, [0, 0, 1, 1]))                     # always class 0
+    {'clean': 0.75, 'adversarial': 0.25, 'corrupted': 0.5, 'R': 0.5}
     """
     from keras_robust.evaluate import accuracy
 

@@ -200,8 +200,24 @@ def train_surrogates(
 
     Example:
 
-    >>> train = keras_robust.data.load(source, "train", augment=True)
-    >>> models = train_surrogates(["resnet", "vgg"], train, epochs=3, directory="runs/sur")
+    >>> train = keras_robust.data.load(source, "train", augment=True)  # doctest: +SKIP
+    >>> models = train_surrogates(["resnet", "vgg"], train, epochs=3,
+    ...                           directory="runs/sur")  # doctest: +SKIP
+    >>> import tempfile
+    >>> x = np.random.default_rng(0).random((8, 8, 8, 3), "float32")
+    >>> train = keras_robust.data.from_arrays(x, np.arange(8) % 10, batch_size=4)
+    >>> def linear():                            # an untrained model can stand for a kind
+    ...     return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                              keras.layers.Dense(10)], name="linear")
+    >>> folder = tempfile.mkdtemp()
+    >>> models = train_surrogates([linear()], train, epochs=1, directory=folder,
+    ...                           name_suffix="_test", verbose=0)
+    >>> [m.name for m in models], sorted(os.listdir(folder))
+    (['linear_test'], ['linear_test.keras'])
+    >>> again = train_surrogates([linear()], train, epochs=1, directory=folder,
+    ...                          name_suffix="_test", verbose=0)   # found on disk: loaded
+    >>> [m.name for m in again], sorted(os.listdir(folder))
+    (['linear_test'], ['linear_test.keras'])
     """
     from keras_robust import experiment
     from keras_robust.defenses.base import RobustModel
@@ -281,7 +297,16 @@ def load_surrogates(directory: str, names: Sequence[str] | None = None) -> list[
 
     Example:
 
-    >>> models = load_surrogates("runs/surrogates", ["resnet8", "vgg11_w0.125"])
+    >>> models = load_surrogates("runs/surrogates", ["resnet8", "vgg11_w0.125"])  # doctest: +SKIP
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> for kind in ["resnet", "vgg"]:
+    ...     model = build(kind)
+    ...     model.save(os.path.join(folder, f"{model.name}.keras"))
+    >>> [model.name for model in load_surrogates(folder)]                # all, sorted by name
+    ['resnet8', 'vgg11_w0.125']
+    >>> [model.name for model in load_surrogates(folder, ["vgg11_w0.125"])]
+    ['vgg11_w0.125']
     """
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"No surrogate folder at {directory!r}.")

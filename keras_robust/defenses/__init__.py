@@ -44,7 +44,12 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
 
     Example:
 
-    >>> model = get("pgd_at", backbone, steps=3)
+    >>> backbone = keras_robust.backbones.small_cnn(input_shape=(8, 8, 3))
+    >>> model = get("pgd_at", backbone, epsilon=8 / 255, steps=3)
+    >>> type(model).__name__, model.steps, model.backbone is backbone
+    ('PGDATModel', 3, True)
+    >>> type(get("plain", backbone)).__name__
+    'RobustModel'
     """
     check_choice(name, DEFENSES, "defense")
     return DEFENSES[name](backbone, **kwargs)

@@ -163,10 +163,19 @@ class BenchmarkResult:
 
     Example:
 
-    >>> result.robustness["M-TLAT"]["pgd"]
-    0.21
+    >>> result = perturbation_benchmark(models, x_test, y_test, surrogate=vgg)  # doctest: +SKIP
+    >>> result = BenchmarkResult(
+    ...     models=["standard", "M-TLAT"], corruptions=["fog"], attacks=["pgd"],
+    ...     clean={"standard": 0.8, "M-TLAT": 0.75},
+    ...     accuracy={"standard": {"fog": 0.6, "pgd": 0.1}, "M-TLAT": {"fog": 0.6, "pgd": 0.3}},
+    ...     severity_accuracy={"standard": {"fog": {3: 0.6}}, "M-TLAT": {"fog": {3: 0.6}}},
+    ...     reference="standard", num_images=100, seconds={}, settings={"severities": [3]})
+    >>> round(result.robustness["M-TLAT"]["pgd"], 2)          # R = A_phi / A_clean = 0.3 / 0.75
+    0.4
+    >>> result.compare("M-TLAT")
+    {'clean': -1, 'fog': 1, 'pgd': 1}
     >>> result.better_count("M-TLAT")
-    {'corruptions': (17, 19), 'attacks': (5, 5)}
+    {'corruptions': (1, 1), 'attacks': (1, 1)}
     """
 
     models: list[str]
@@ -411,8 +420,21 @@ def perturbation_benchmark(
     Example:
 
     >>> result = perturbation_benchmark({"standard": plain, "M-TLAT": mtlat}, x_test, y_test,
-    ...                                 surrogate=vgg, corruptions=["fog"], severities=[3])
-    >>> print(result.to_markdown())
+    ...                                 surrogate=vgg, corruptions=["fog"],
+    ...                                 severities=[3])  # doctest: +SKIP
+    >>> print(result.to_markdown())  # doctest: +SKIP
+    >>> def linear():
+    ...     return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                              keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    >>> result = perturbation_benchmark({"standard": linear(), "other": linear()}, x,
+    ...                                 [0, 1, 2, 3], surrogate=linear(),
+    ...                                 corruptions=["brightness"], severities=[3],
+    ...                                 attacks=["pgd", "mi_fgsm_0.04"], progress=False)
+    >>> result.models, result.perturbations
+    (['standard', 'other'], ['brightness', 'pgd', 'mi_fgsm_0.04'])
+    >>> print(result.to_markdown().splitlines()[0])
+    # M-TLAT perturbation benchmark
     """
     if not isinstance(models, Mapping) or not models:
         raise ValueError("`models` must be a non-empty dict of name -> model.")

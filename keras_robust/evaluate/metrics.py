@@ -26,7 +26,15 @@ def predict_logits(model: Any, images: Any, batch_size: int = 500) -> np.ndarray
 
     Example:
 
-    >>> logits = predict_logits(model, x_test)
+    >>> logits = predict_logits(model, x_test)  # doctest: +SKIP
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> x = np.random.default_rng(0).random((5, 8, 8, 3), "float32")
+    >>> logits = predict_logits(model, x, batch_size=2)
+    >>> logits.shape, logits.dtype, bool(np.allclose(logits, model(x), atol=1e-5))
+    ((5, 10), dtype('float32'), True)
+    >>> predict_logits(model, np.zeros((3, 8, 8, 3), np.uint8)).shape     # uint8 is converted
+    (3, 10)
     """
     images = _as_float_images(images)
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -111,8 +119,20 @@ def robust_accuracy(
 
     Example:
 
+    >>> import functools
     >>> attack = functools.partial(kr.attacks.pgd, epsilon=8/255, step_size=2/255, steps=10)
-    >>> robust_accuracy(model, x_test, y_test, attack)
+    >>> robust_accuracy(model, x_test, y_test, attack)  # doctest: +SKIP
+    >>> zero = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                          keras.layers.Dense(10, kernel_initializer="zeros")])
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    >>> robust_accuracy(zero, x, [0, 0, 1, 2], attack)   # always class 0, whatever the input
+    0.5
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> value, x_adv = robust_accuracy(model, x, [0, 0, 1, 2], attack, batch_size=2,
+    ...                                return_adversarial=True)
+    >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    ((4, 8, 8, 3), True)
     """
     images = _as_float_images(images)
     labels = _as_sparse(labels, len(images))

@@ -282,8 +282,22 @@ def robustness_report(
 
     Example:
 
-    >>> report = robustness_report(model, (x_test[:1000], y_test[:1000]), attacks="quick")
-    >>> report.passed, report.robust_accuracy
+    >>> report = robustness_report(model, (x_test[:1000], y_test[:1000]),
+    ...                            attacks="quick")  # doctest: +SKIP
+    >>> report.passed, report.robust_accuracy  # doctest: +SKIP
+    >>> import tempfile
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)], name="linear")
+    >>> x = np.random.default_rng(0).random((8, 8, 8, 3), "float32")
+    >>> folder = tempfile.mkdtemp()
+    >>> report = robustness_report(model, (x, np.arange(8) % 10), attacks=["fgsm", "pgd7_ce"],
+    ...                            output_dir=folder, progress=False)
+    >>> list(report.results["attacks"]), report.robust_accuracy <= report.clean_accuracy
+    (['fgsm', 'pgd7_ce'], True)
+    >>> report.results["num_images"], sorted(os.listdir(folder))
+    (8, ['report.json', 'report.md'])
+    >>> print(report.summary().splitlines()[0])
+    linear: clean ...%, worst case ...% at eps 8.0/255 on 8 images (custom suite)
     """
     epsilon = float(check_epsilon(epsilon))
     batch_size = check_positive_int(batch_size, "batch_size")
