@@ -13,6 +13,9 @@ evaluated on every target.
     python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric --images=500
     python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric \
         --targets='surrogates_enhance_*/*.keras'   # the enhancement ensemble's members
+    python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric_s8 --images=500 \
+        --skip_components --more_iterations=300 --targets='surrogates_enhance_*/*.keras'
+        # session 8: TI on/off and 300 iterations only, before the example had trained its models
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--more_iterations", default="10,300",
                         help="Extra iteration counts for eq. 6 without TI (comma list, empty: none).")
+    parser.add_argument("--skip_components", action="store_true",
+                        help="Only eq. 6 and eq. 6 without TI: skip the DI and MI ablations.")
     parser.add_argument("--targets", default="model_original_*.keras",
                         help="Held-out models attacked: comma list of globs under --run_dir "
                              "(never the test ensemble itself).")
@@ -65,10 +70,11 @@ def main() -> None:
     surrogate_clean = {f"{model.name} (surrogate) clean": kr.evaluate.accuracy(model, images, y)
                        for model in surrogates}
     ablations = [(f"eq. 6 (DI 0.7, TI 5x5, MI 1), {args.iterations} it", {}),
-                 ("no TI", dict(smoothing_kernel=0)),
-                 ("no DI", dict(diversity_prob=0.0)),
-                 ("no TI, no DI", dict(smoothing_kernel=0, diversity_prob=0.0)),
-                 ("no TI, no DI, no MI", dict(smoothing_kernel=0, diversity_prob=0.0, decay=0.0))]
+                 ("no TI", dict(smoothing_kernel=0))]
+    if not args.skip_components:
+        ablations += [("no DI", dict(diversity_prob=0.0)),
+                      ("no TI, no DI", dict(smoothing_kernel=0, diversity_prob=0.0)),
+                      ("no TI, no DI, no MI", dict(smoothing_kernel=0, diversity_prob=0.0, decay=0.0))]
     ablations += [(f"no TI, {n} it", dict(smoothing_kernel=0, iterations=int(n)))
                   for n in filter(None, args.more_iterations.split(","))]
     for name, overrides in ablations:
