@@ -13,7 +13,9 @@ depend on, so a run with other settings does not reuse them):
    an independent test ensemble (`--test_surrogates`, trained on other
    training images, `--test_surrogate_offset`);
 2. enhance the subset (`keras_robust.datacentric.enhance`, ratio `--ratio`,
-   eq. 6 with `--iterations`), written as TFRecord shards to `enhanced/`;
+   eq. 6 with `--iterations`; `--enhance_loss` and `--enhance_smoothing_kernel`
+   change the enhancement's attack only), written as TFRecord shards to
+   `enhanced_*/`;
 3. build the test sets P_ori, P_adv (crafted on the *test* ensemble) and P_cor
    from the first `--test_size` test images;
 4. train the same model (`--model`, default small_cnn) on the original and on
@@ -47,6 +49,12 @@ flags.DEFINE_float("l2_epsilon", 1.0, "L2 budget on [0, 1] pixels.")
 flags.DEFINE_float("l2_step", 0.025, "L2 step.")
 flags.DEFINE_float("diversity_prob", 0.7, "Input-diversity probability (Zhao et al.: 0.7).")
 flags.DEFINE_integer("smoothing_kernel", 5, "Gaussian gradient kernel size (Zhao et al.: 5).")
+flags.DEFINE_enum("enhance_loss", None, ["logit", "ce", "cw", "dlr"],
+                  "The enhancement attack's loss, if not eq. 6's logit loss (the test sets keep "
+                  "eq. 6, so R is measured on the same P_adv).")
+flags.DEFINE_integer("enhance_smoothing_kernel", None,
+                     "The enhancement attack's Gaussian kernel, if not --smoothing_kernel (0: "
+                     "off; the test sets keep --smoothing_kernel).")
 flags.DEFINE_list("enhance_surrogates", ["resnet", "densenet", "mobilenet"],
                   "Surrogate kinds of the enhancement ensemble.")
 flags.DEFINE_list("test_surrogates", ["vgg", "wide_resnet", "resnet"],
@@ -71,6 +79,17 @@ flags.DEFINE_string("output_dir", "runs/cifar10_datacentric", "Where everything 
 
 def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _enhanced_tag(iterations, ratio, settings, test_settings) -> str:
+    """The enhanced folder's name: iterations, ratio, and what the enhancement's attack
+    changes from the test sets' eq. 6 (nothing by default, so older folders keep their names)."""
+    tag = f"it{iterations}_r" + "-".join(f"{float(r):g}" for r in ratio)
+    if settings.loss != test_settings.loss:
+        tag += f"_{settings.loss}"
+    if settings.smoothing_kernel != test_settings.smoothing_kernel:
+        tag += f"_ti{settings.smoothing_kernel}"
+    return tag
 
 
 def _train_model(name, train_dataset, steps_per_epoch, path, info):
@@ -199,16 +218,21 @@ def main(argv):
                   linf_step=FLAGS.linf_step / 255, l2_epsilon=FLAGS.l2_epsilon,
                   l2_step=FLAGS.l2_step, diversity_prob=FLAGS.diversity_prob,
                   smoothing_kernel=FLAGS.smoothing_kernel)
+    enhance_attack = dict(attack)
+    if FLAGS.enhance_loss is not None:
+        enhance_attack["loss"] = FLAGS.enhance_loss
+    if FLAGS.enhance_smoothing_kernel is not None:
+        enhance_attack["smoothing_kernel"] = FLAGS.enhance_smoothing_kernel
     # A different run in this folder (other surrogates or settings) makes enhance raise.
-    ratio_tag = "-".join(f"{float(r):g}" for r in FLAGS.ratio)
-    enhanced_tag = f"it{FLAGS.iterations}_r{ratio_tag}"
+    enhanced_tag = _enhanced_tag(FLAGS.iterations, FLAGS.ratio, dc.AttackSettings(**enhance_attack),
+                                 dc.AttackSettings(**attack))
     enhanced_dir = os.path.join(FLAGS.output_dir, f"enhanced_{enhanced_tag}")
     start = time.time()
     with strategy.scope():
         result = dc.enhance(x_train, y_train, enhance_surrogates,
                             ratio=tuple(float(r) for r in FLAGS.ratio), seed=FLAGS.seed,
                             batch_size=FLAGS.attack_batch_size, shard_size=FLAGS.shard_size,
-                            output_dir=enhanced_dir, **attack)
+                            output_dir=enhanced_dir, **enhance_attack)
     timings["enhance_s"] = time.time() - start
     _log(f"enhanced: {result.counts} in {timings['enhance_s']:.0f} s -> {enhanced_dir}")
 
@@ -216,7 +240,7 @@ def main(argv):
     start = time.time()
     test_sets = dc.TestSets.load(sets_path) if os.path.isfile(sets_path) else None
     if test_sets is not None and (
-            test_sets.details["attack"] != dc.AttackSettings(**attack).as_dict()
+            dc.AttackSettings.from_dict(test_sets.details["attack"]) != dc.AttackSettings(**attack)
             or [s["name"] for s in test_sets.details["surrogates"]]
             != [m.name for m in test_surrogates]):
         _log(f"test sets: {sets_path} was built with other settings; rebuilding")
@@ -262,6 +286,7 @@ def main(argv):
     settings = {"subset": len(x_train), "test_size": len(x_test), "ratio": FLAGS.ratio,
                 "enhance_surrogates": [m.name for m in enhance_surrogates],
                 "test_surrogates": [m.name for m in test_surrogates], **attack,
+                "enhance_attack": dc.AttackSettings(**enhance_attack).as_dict(),
                 "epochs": FLAGS.epochs, "surrogate_epochs": FLAGS.surrogate_epochs,
                 "model": FLAGS.model, "seed": FLAGS.seed}
     payload = {"settings": settings, "table": table, "transfer": transfer,

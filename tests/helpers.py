@@ -1,9 +1,15 @@
 """Tiny models and data for fast, meaningful tests."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def linear_model(input_shape=(8, 8, 1), num_classes=3, seed=0, scale=1.0) -> keras.Model:
@@ -89,3 +95,17 @@ def jpeg_npz(path, n_train=20, n_test=10, seed=0):
         archive[f"{split}_labels"] = (np.arange(n) % 10).astype(np.uint8)
     np.savez(path, **archive)
     return path
+
+
+def run_example(name: str, *flags: str, timeout: float = 900,
+                check: bool = True) -> subprocess.CompletedProcess:
+    """Runs `examples/<name>.py` with absl `flags` from the project root, as a user does.
+
+    With `check` (the default) a non-zero exit fails the test with the end of
+    the example's stderr; without it the caller inspects the returned process.
+    """
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "examples", f"{name}.py"), *flags],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    if check:
+        assert done.returncode == 0, f"examples/{name}.py {' '.join(flags)}:\n{done.stderr[-3000:]}"
+    return done

@@ -5,7 +5,6 @@ import keras
 import numpy as np
 import pytest
 
-import keras_robust as kr
 from keras_robust import backbones
 
 

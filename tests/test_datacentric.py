@@ -19,7 +19,7 @@ from keras_robust import datacentric as dc
 from keras_robust.datacentric import plan as dc_plan
 from keras_robust.datacentric import records
 
-from helpers import linear_model, tiny_cnn
+from tests.helpers import linear_model, tiny_cnn
 
 SHAPE = (16, 16, 3)
 FAST = dict(iterations=3, batch_size=8, shard_size=16, progress=False)
@@ -147,6 +147,47 @@ def test_the_attack_lowers_the_true_logit_of_the_ensemble():
     np.testing.assert_allclose(d_inf, -8 / 255 * np.sign(w_y), atol=1e-6)
     direction = -w_y / np.sqrt((w_y ** 2).sum(axis=(1, 2, 3), keepdims=True))
     np.testing.assert_allclose(d_2, 10 * 0.025 * direction, atol=1e-5)
+
+
+def test_the_cross_entropy_setting_steps_along_the_softmax_gradient():
+    model = linear_model((8, 8, 1), num_classes=3, seed=1)
+    rng = np.random.default_rng(5)
+    x = rng.random((16, 8, 8, 1), dtype=np.float32) * 0.5 + 0.25
+    y = rng.integers(0, 3, 16)
+    one_step = dict(iterations=1, diversity_prob=0.0, smoothing_kernel=0, l2_epsilon=0)
+    d_ce, _ = dc.perturbations([model], x, y, dc.AttackSettings(loss="ce", **one_step))
+    d_logit, _ = dc.perturbations([model], x, y, dc.AttackSettings(**one_step))
+    # By hand: the cross-entropy gradient of logits W x + b is W (softmax - onehot);
+    # one step of 2/255 along its sign (the L1 normalisation keeps the sign).
+    kernel = model.get_layer("linear").get_weights()[0]
+    p = tf.nn.softmax(model(x)).numpy()
+    grad = (p - np.eye(3)[y]) @ kernel.T
+    np.testing.assert_allclose(d_ce, 2 / 255 * np.sign(grad).reshape(x.shape), atol=1e-6)
+    # The logit loss steps along -w_y alone: a different perturbation.
+    np.testing.assert_allclose(d_logit, -2 / 255 * np.sign(kernel[:, y].T).reshape(x.shape),
+                               atol=1e-6)
+    assert np.mean(d_ce != d_logit) > 0.1
+    with pytest.raises(ValueError, match="loss"):
+        dc.AttackSettings(loss="hinge")
+
+
+def test_settings_from_an_older_version_resume_and_other_losses_are_refused(tmp_path, data,
+                                                                             ensemble):
+    x, y = data
+    out = str(tmp_path / "out")
+    first = dc.enhance(x, y, ensemble, output_dir=out, **FAST)
+    plan_path = os.path.join(out, records.PLAN_FILE)
+    with open(plan_path) as f:
+        plan = json.load(f)
+    del plan["attack"]["loss"]  # as written before AttackSettings had a loss
+    with open(plan_path, "w") as f:
+        json.dump(plan, f)
+    again = dc.enhance(x, y, ensemble, output_dir=out, **FAST)
+    np.testing.assert_array_equal(again.images, first.images)
+    with pytest.raises(ValueError, match="different enhancement run.*attack"):
+        dc.enhance(x, y, ensemble, output_dir=out, loss="ce", **FAST)
+    with pytest.raises(ValueError, match="Unknown attack settings.*'steps'"):
+        dc.AttackSettings.from_dict({"steps": 3})
 
 
 def test_disabling_one_ball_leaves_only_the_other(ensemble):

@@ -4,42 +4,44 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import jpeg_npz
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import jpeg_npz, run_example
 
 
-def _run(data, output_dir, ratio):
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", "cifar10_datacentric.py"),
-         f"--data={data}", f"--output_dir={output_dir}", "--subset=40", "--test_size=20",
-         "--test_surrogate_offset=40", f"--ratio={ratio}", "--iterations=2",
-         "--surrogate_epochs=1", "--epochs=1", "--batch_size=16", "--attack_batch_size=20",
-         "--shard_size=16", "--pgd_steps=2"],
-        capture_output=True, text=True, cwd=ROOT, timeout=900,
-    )
+def _run(data, output_dir, ratio, *flags):
+    done = run_example(
+        "cifar10_datacentric", f"--data={data}", f"--output_dir={output_dir}", "--subset=40",
+        "--test_size=20", "--test_surrogate_offset=40", f"--ratio={ratio}", "--iterations=2",
+        "--surrogate_epochs=1", "--epochs=1", "--batch_size=16", "--attack_batch_size=20",
+        "--shard_size=16", "--pgd_steps=2", *flags)
+    return done.stdout + done.stderr
 
 
 @pytest.mark.slow
 def test_the_example_scores_both_models_and_keeps_runs_of_several_ratios_apart(tmp_path):
     data = jpeg_npz(str(tmp_path / "cifar.npz"), n_train=80, n_test=20)
     out = str(tmp_path / "run")
-    first = _run(data, out, "0,1,4")
-    assert first.returncode == 0, first.stderr[-3000:]
+    _run(data, out, "0,1,4")
     second = _run(data, out, "1,1,3")
-    assert second.returncode == 0, second.stderr[-3000:]
     # The second ratio reuses the surrogates and test sets, enhances its own folder.
-    assert "already trained" in second.stderr + second.stdout
+    assert "already trained" in second and "test sets: loaded" in second
+    # Another enhancement attack gets its own folder; the test sets (eq. 6) stay.
+    third = _run(data, out, "0,1,4", "--enhance_loss=ce", "--enhance_smoothing_kernel=0")
+    assert "test sets: loaded" in third
     assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "enhanced_*"))) == [
-        "enhanced_it2_r0-1-4", "enhanced_it2_r1-1-3"]
+        "enhanced_it2_r0-1-4", "enhanced_it2_r0-1-4_ce_ti0", "enhanced_it2_r1-1-3"]
+    with open(os.path.join(out, "enhanced_it2_r0-1-4_ce_ti0", "plan.json")) as f:
+        plan = json.load(f)["attack"]
+    assert (plan["loss"], plan["smoothing_kernel"]) == ("ce", 0)
+    (path,) = glob.glob(os.path.join(out, "results_it2_r0-1-4_ce_ti0_*.json"))
+    with open(path) as f:
+        settings = json.load(f)["settings"]
+    assert settings["enhance_attack"]["loss"] == "ce" and settings["smoothing_kernel"] == 5
     for ratio, parts in (("0-1-4", {"clean": 0, "adversarial": 8, "corrupted": 32}),
                          ("1-1-3", {"clean": 8, "adversarial": 8, "corrupted": 24})):
-        (path,) = glob.glob(os.path.join(out, f"results_it2_r{ratio}_*.json"))
+        (path,) = glob.glob(os.path.join(out, f"results_it2_r{ratio}_small_cnn_*.json"))
         with open(path) as f:
             results = json.load(f)
         for model in ("original", "enhanced"):

@@ -11,7 +11,7 @@ from keras_robust import corruptions as kc
 from keras_robust import datacentric as dc
 from keras_robust import evaluate
 
-from helpers import tiny_cnn
+from tests.helpers import tiny_cnn
 
 SHAPE = (16, 16, 3)
 

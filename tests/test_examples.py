@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -21,9 +19,8 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from tests.helpers import jpeg_npz
+from tests.helpers import jpeg_npz, run_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--batch_size=16", "--train_limit=32", "--eval_limit=16"]
 
 
@@ -34,12 +31,8 @@ def archive(tmp_path_factory):
 
 def _run(example: str, archive: str, output_dir, *flags: str) -> dict:
     """Runs examples/<example>.py; returns its summary.json."""
-    done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", f"{example}.py"), f"--data={archive}",
-         f"--output_dir={output_dir}", *TINY, *flags],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_example(example, f"--data={archive}", f"--output_dir={output_dir}", *TINY, *flags,
+                timeout=600)
     with open(os.path.join(output_dir, "summary.json")) as f:
         return json.load(f)
 

@@ -3,9 +3,6 @@ momentum, coupled weight decay, and the train example that exposes them."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -14,9 +11,7 @@ import tensorflow as tf
 
 import keras_robust as kr
 from keras_robust.defenses.base import frozen_batchnorm
-from tests.helpers import jpeg_npz, tiny_cnn
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import jpeg_npz, run_example, tiny_cnn
 
 
 def _batchnorms(model):
@@ -132,13 +127,10 @@ def test_coupled_weight_decay_adds_kernel_l2_to_the_loss():
 def test_train_example_runs_with_the_recipe_flags(tmp_path):
     data = jpeg_npz(str(tmp_path / "copy.npz"), n_train=64, n_test=16)
     out = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", "train.py"), f"--data={data}",
-         "--defense=pgd_at", "--steps=1", "--epochs=1", "--batch_size=32", "--eval_limit=16",
-         "--eval_attacks=fgsm", "--attack_batchnorm=batch", "--bn_momentum=0.9",
-         "--kernel_l2=5e-4", "--weight_decay=0", f"--output_dir={out}"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_example("train", f"--data={data}", "--defense=pgd_at", "--steps=1", "--epochs=1",
+                "--batch_size=32", "--eval_limit=16", "--eval_attacks=fgsm",
+                "--attack_batchnorm=batch", "--bn_momentum=0.9", "--kernel_l2=5e-4",
+                "--weight_decay=0", f"--output_dir={out}", timeout=600)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["defense_config"]["attack_batchnorm"] == "batch"
     assert set(summary["accuracy"]) == {"clean", "fgsm"}

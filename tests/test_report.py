@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 
 import keras_robust as kr
 from keras_robust.evaluate import checks
-from tests.helpers import linear_model
+from tests.helpers import linear_model, run_example
 
 WHITE_BOX = ["fgsm", "pgd7_ce", "pgd20_ce", "pgd7_cw", "pgd20_cw", "pgd20_ce_r5", "curves"]
 
@@ -124,20 +122,13 @@ def test_evaluate_example_rechecks_a_saved_report(tmp_path):
     stale = json.loads(path.read_text())
     stale["checks"], stale["passed"] = [], True  # as judged by older, laxer checks
     path.write_text(json.dumps(stale))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-    def evaluate_example(*args):
-        return subprocess.run([sys.executable, os.path.join(root, "examples", "evaluate.py"),
-                               *args], capture_output=True, text=True, cwd=root)
-
-    done = evaluate_example(f"--recheck={tmp_path}")
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_example("evaluate", f"--recheck={tmp_path}")
     assert "FAIL cross-entropy and margin-loss attacks agree" in done.stdout
     rewritten = json.loads(path.read_text())
     assert rewritten["passed"] is False and len(rewritten["checks"]) == 7
     assert rewritten["attacks"] == stale["attacks"]  # measurements untouched
     assert "**FAIL**" in (tmp_path / "report.md").read_text()
-    both = evaluate_example(f"--recheck={tmp_path}", "--model=x.keras")
+    both = run_example("evaluate", f"--recheck={tmp_path}", "--model=x.keras", check=False)
     assert both.returncode != 0 and "exactly one of --model" in both.stderr
 
 

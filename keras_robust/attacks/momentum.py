@@ -52,10 +52,13 @@ def mi_fgsm(
 ) -> tf.Tensor:
     """Momentum iterative FGSM, with input diversity and Gaussian-smoothed gradients.
 
-    Each step accumulates `g = decay * g + grad / ||grad||_1`, smooths it with
-    a Gaussian kernel when `smoothing_kernel` > 0 (the order of eq. 6 of the
-    data-centric paper), and moves by `step_size` along its sign (L-inf) or
-    its L2-normalised direction (L2), projecting onto the ball and [0, 1].
+    Each step smooths the gradient with a Gaussian kernel W when
+    `smoothing_kernel` > 0, accumulates `g = decay * g + W*grad / ||W*grad||_1`
+    (the order of TI-MI-FGSM, Dong et al. 2019, and of Zhao et al.'s code;
+    eq. 6 of the data-centric paper writes `sign(W * g)`, which differs only
+    in each step's L1 scale, as convolution is linear), and moves by
+    `step_size` along the sign of g (L-inf) or its L2-normalised direction
+    (L2), projecting onto the ball and [0, 1].
 
     Args:
         model: a model, an `Ensemble`, a list of models (logits averaged), or a

@@ -312,7 +312,7 @@ def _prepare(
     surrogates: Any,
     *,
     ratio, iterations, linf_epsilon, linf_step, l2_epsilon, l2_step, decay, diversity_prob,
-    smoothing_kernel, random_start, corruptions, severities, seed, batch_size, output_dir,
+    smoothing_kernel, random_start, loss, corruptions, severities, seed, batch_size, output_dir,
     shard_size, progress, strategy, worker_index, num_workers, overwrite,
 ) -> _Run:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -323,7 +323,7 @@ def _prepare(
         iterations=iterations, linf_epsilon=float(linf_epsilon), linf_step=float(linf_step),
         l2_epsilon=float(l2_epsilon), l2_step=float(l2_step), decay=float(decay),
         diversity_prob=float(diversity_prob), smoothing_kernel=smoothing_kernel,
-        random_start=bool(random_start),
+        random_start=bool(random_start), loss=loss,
     )
     corruptions, severities = check_catalogue(corruptions, severities)
     plan = make_plan(num_examples, ratio, int(seed), shard_size)
@@ -385,6 +385,11 @@ def _start_output(run: _Run, models: Sequence[Any], overwrite: bool) -> None:
     path = os.path.join(directory, records.PLAN_FILE)
     if os.path.isfile(path):
         existing = records.read_json(path)
+        if isinstance(existing.get("attack"), dict):  # a plan of an older version: fill defaults
+            try:
+                existing["attack"] = AttackSettings.from_dict(existing["attack"]).as_dict()
+            except (TypeError, ValueError):
+                pass  # not settings this version knows: reported as a different run below
         if existing != content:
             if not overwrite:
                 differing = sorted(k for k in set(existing) | set(content)
@@ -432,6 +437,7 @@ def enhance(
     diversity_prob: float = 0.7,
     smoothing_kernel: int = 5,
     random_start: bool = False,
+    loss: str = "logit",
     corruptions: Sequence[str] = DATACENTRIC_14,
     severities: Sequence[int] = SEVERITIES,
     seed: int = 0,
@@ -476,6 +482,8 @@ def enhance(
         smoothing_kernel: odd size of the Gaussian gradient kernel (Zhao et
             al.: 5); 0 disables it.
         random_start: start the attacks at a random point of the ball.
+        loss: the objective on the ensemble-mean logits: "logit" (eq. 4,
+            the paper's) or "ce", "cw", "dlr" (see `AttackSettings.loss`).
         corruptions: corruption names (default the 14 of the paper).
         severities: severities to draw from.
         seed: every random decision derives from it and the example, shard
@@ -533,8 +541,8 @@ def enhance(
         surrogates, ratio=ratio, iterations=iterations, linf_epsilon=linf_epsilon,
         linf_step=linf_step, l2_epsilon=l2_epsilon, l2_step=l2_step, decay=decay,
         diversity_prob=diversity_prob, smoothing_kernel=smoothing_kernel,
-        random_start=random_start, corruptions=corruptions, severities=severities, seed=seed,
-        batch_size=batch_size, output_dir=output_dir, shard_size=shard_size, progress=progress,
+        random_start=random_start, loss=loss, corruptions=corruptions, severities=severities,
+        seed=seed, batch_size=batch_size, output_dir=output_dir, shard_size=shard_size, progress=progress,
         strategy=strategy, worker_index=worker_index, num_workers=num_workers,
         overwrite=overwrite,
     )
@@ -603,6 +611,7 @@ def enhance_dataset(
     diversity_prob: float = 0.7,
     smoothing_kernel: int = 5,
     random_start: bool = False,
+    loss: str = "logit",
     corruptions: Sequence[str] = DATACENTRIC_14,
     severities: Sequence[int] = SEVERITIES,
     seed: int = 0,
@@ -628,7 +637,7 @@ def enhance_dataset(
         surrogates: see `enhance`.
         output_dir: where the shards go (required).
         ratio, iterations, linf_epsilon, linf_step, l2_epsilon, l2_step, decay,
-        diversity_prob, smoothing_kernel, random_start, corruptions,
+        diversity_prob, smoothing_kernel, random_start, loss, corruptions,
         severities, seed, batch_size, shard_size, progress, strategy,
         worker_index, num_workers, overwrite: see `enhance`.
         num_examples: the number of examples; default the dataset's
@@ -696,8 +705,9 @@ def enhance_dataset(
         num_examples, tuple(image_spec.shape), image_dtype, None, surrogates, ratio=ratio,
         iterations=iterations, linf_epsilon=linf_epsilon, linf_step=linf_step,
         l2_epsilon=l2_epsilon, l2_step=l2_step, decay=decay, diversity_prob=diversity_prob,
-        smoothing_kernel=smoothing_kernel, random_start=random_start, corruptions=corruptions,
-        severities=severities, seed=seed, batch_size=batch_size, output_dir=output_dir,
+        smoothing_kernel=smoothing_kernel, random_start=random_start, loss=loss,
+        corruptions=corruptions, severities=severities, seed=seed, batch_size=batch_size,
+        output_dir=output_dir,
         shard_size=shard_size, progress=progress, strategy=strategy, worker_index=worker_index,
         num_workers=num_workers, overwrite=overwrite,
     )

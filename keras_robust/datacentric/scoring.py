@@ -220,6 +220,7 @@ def build_test_sets(
     diversity_prob: float = 0.7,
     smoothing_kernel: int = 5,
     random_start: bool = False,
+    loss: str = "logit",
     corruptions: Sequence[str] = DATACENTRIC_14,
     severities: Sequence[int] = SEVERITIES,
     seed: int = 1,
@@ -242,7 +243,7 @@ def build_test_sets(
             enhancement output folder or its metadata): raises if a test
             surrogate is one of them; None warns that nothing was checked.
         iterations, linf_epsilon, linf_step, l2_epsilon, l2_step, decay,
-        diversity_prob, smoothing_kernel, random_start: eq. 6 settings, as
+        diversity_prob, smoothing_kernel, random_start, loss: eq. 6 settings, as
             in `keras_robust.datacentric.enhance`.
         corruptions: corruption names.
         severities: severities to draw from.
@@ -291,7 +292,7 @@ def build_test_sets(
         iterations=iterations, linf_epsilon=float(linf_epsilon), linf_step=float(linf_step),
         l2_epsilon=float(l2_epsilon), l2_step=float(l2_step), decay=float(decay),
         diversity_prob=float(diversity_prob), smoothing_kernel=smoothing_kernel,
-        random_start=bool(random_start))
+        random_start=bool(random_start), loss=loss)
     x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
     delta_inf, delta_2 = perturbations(models, x, labels, settings, seed=seed,
                                        batch_size=batch_size, strategy=strategy)
