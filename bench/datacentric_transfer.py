@@ -6,9 +6,9 @@ more held-out target models (default: the run's original-trained model),
 crafts the L-inf part of eq. 6 on the ensemble with each component switched
 off in turn (Gaussian gradient smoothing, input diversity, momentum), at
 several iteration counts and, beside eq. 6's logit loss, with cross-entropy
-(`AttackSettings(loss="ce")`, with and without TI); and prints each target's accuracy next to plain PGD-10 from each
-single surrogate at the same budget. Every attack is crafted once and
-evaluated on every target.
+(`AttackSettings(loss="ce")`, with and without TI); and prints each target's
+accuracy next to plain PGD-10 from each single surrogate at the same budget.
+Every attack is crafted once and evaluated on every target.
 
     python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric --images=500
     python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric \

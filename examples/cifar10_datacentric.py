@@ -223,9 +223,10 @@ def main(argv):
         enhance_attack["loss"] = FLAGS.enhance_loss
     if FLAGS.enhance_smoothing_kernel is not None:
         enhance_attack["smoothing_kernel"] = FLAGS.enhance_smoothing_kernel
+    test_settings = dc.AttackSettings(**attack)
+    enhance_settings = dc.AttackSettings(**enhance_attack)
     # A different run in this folder (other surrogates or settings) makes enhance raise.
-    enhanced_tag = _enhanced_tag(FLAGS.iterations, FLAGS.ratio, dc.AttackSettings(**enhance_attack),
-                                 dc.AttackSettings(**attack))
+    enhanced_tag = _enhanced_tag(FLAGS.iterations, FLAGS.ratio, enhance_settings, test_settings)
     enhanced_dir = os.path.join(FLAGS.output_dir, f"enhanced_{enhanced_tag}")
     start = time.time()
     with strategy.scope():
@@ -240,7 +241,7 @@ def main(argv):
     start = time.time()
     test_sets = dc.TestSets.load(sets_path) if os.path.isfile(sets_path) else None
     if test_sets is not None and (
-            dc.AttackSettings.from_dict(test_sets.details["attack"]) != dc.AttackSettings(**attack)
+            dc.AttackSettings.from_dict(test_sets.details["attack"]) != test_settings
             or [s["name"] for s in test_sets.details["surrogates"]]
             != [m.name for m in test_surrogates]):
         _log(f"test sets: {sets_path} was built with other settings; rebuilding")
@@ -286,7 +287,7 @@ def main(argv):
     settings = {"subset": len(x_train), "test_size": len(x_test), "ratio": FLAGS.ratio,
                 "enhance_surrogates": [m.name for m in enhance_surrogates],
                 "test_surrogates": [m.name for m in test_surrogates], **attack,
-                "enhance_attack": dc.AttackSettings(**enhance_attack).as_dict(),
+                "enhance_attack": enhance_settings.as_dict(),
                 "epochs": FLAGS.epochs, "surrogate_epochs": FLAGS.surrogate_epochs,
                 "model": FLAGS.model, "seed": FLAGS.seed}
     payload = {"settings": settings, "table": table, "transfer": transfer,

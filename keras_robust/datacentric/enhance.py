@@ -542,8 +542,8 @@ def enhance(
         linf_step=linf_step, l2_epsilon=l2_epsilon, l2_step=l2_step, decay=decay,
         diversity_prob=diversity_prob, smoothing_kernel=smoothing_kernel,
         random_start=random_start, loss=loss, corruptions=corruptions, severities=severities,
-        seed=seed, batch_size=batch_size, output_dir=output_dir, shard_size=shard_size, progress=progress,
-        strategy=strategy, worker_index=worker_index, num_workers=num_workers,
+        seed=seed, batch_size=batch_size, output_dir=output_dir, shard_size=shard_size,
+        progress=progress, strategy=strategy, worker_index=worker_index, num_workers=num_workers,
         overwrite=overwrite,
     )
 
@@ -707,9 +707,8 @@ def enhance_dataset(
         l2_epsilon=l2_epsilon, l2_step=l2_step, decay=decay, diversity_prob=diversity_prob,
         smoothing_kernel=smoothing_kernel, random_start=random_start, loss=loss,
         corruptions=corruptions, severities=severities, seed=seed, batch_size=batch_size,
-        output_dir=output_dir,
-        shard_size=shard_size, progress=progress, strategy=strategy, worker_index=worker_index,
-        num_workers=num_workers, overwrite=overwrite,
+        output_dir=output_dir, shard_size=shard_size, progress=progress, strategy=strategy,
+        worker_index=worker_index, num_workers=num_workers, overwrite=overwrite,
     )
 
     def shards():
