@@ -7,6 +7,10 @@ On one model and one set of CIFAR-10 test images, PGD-10 (L-inf, eps 8/255,
 step 2/255, random start, CE) is run by
 
 - "keras_robust": `keras_robust.attacks.pgd`;
+- "keras_robust_early_stop": `keras_robust.attacks.pgd(..., early_stop=True)`,
+                  the evaluation mode: each image keeps its first adversarial
+                  iterate and leaves the batch (same paths, so robust accuracy
+                  is never higher than the full attack's);
 - "bare_loop":    a bare `tf.function` PGD loop written below, the speed the
                   op count allows (one forward and one backward pass per step),
                   its steps a graph while-loop;
@@ -62,7 +66,7 @@ flags.DEFINE_float("epsilon", 8 / 255, "L-inf budget.")
 flags.DEFINE_float("step_size", 2 / 255, "PGD step.")
 flags.DEFINE_integer("steps", 10, "PGD steps.")
 flags.DEFINE_list("methods", ["keras_robust", "bare_loop", "bare_unrolled", "art", "cleverhans",
-                             "eager_loop"],
+                             "eager_loop", "keras_robust_early_stop"],
                   "PGD implementations to compare (the first two are needed for the ratios).")
 flags.DEFINE_boolean("jit_compile", False, "Also time keras_robust and the bare loop under XLA.")
 flags.DEFINE_integer("apgd_steps", 100, "APGD steps for the per-image timing.")
@@ -190,11 +194,12 @@ def make_methods(model, x, y):
             return lambda r: np.concatenate([np.asarray(fn(xb, yb, r)) for xb, yb in batches])
         return prepare
 
-    def library(jit_compile):
+    def library(jit_compile, early_stop=False):
         def prepare():
             fresh_library_traces()
             return batched(lambda xb, yb, r: kr.attacks.pgd(
-                model, xb, yb, eps, step, steps, seed=r, jit_compile=jit_compile))()
+                model, xb, yb, eps, step, steps, seed=r, jit_compile=jit_compile,
+                early_stop=early_stop))()
         return prepare
 
     def bare_loop(jit_compile, unroll=False):
@@ -209,6 +214,8 @@ def make_methods(model, x, y):
             methods[name] = library(False)
             if FLAGS.jit_compile:
                 methods["keras_robust_xla"] = library(True)
+        elif name == "keras_robust_early_stop":
+            methods[name] = library(False, early_stop=True)
         elif name == "bare_loop":
             methods[name] = bare_loop(False)
             if FLAGS.jit_compile:
@@ -231,7 +238,8 @@ def make_methods(model, x, y):
                 notes[name] = f"failed: {type(error).__name__}: {error}"
         else:
             raise ValueError(f"Unknown method {name!r}; expected keras_robust, bare_loop, "
-                             "bare_unrolled, art, cleverhans, eager_loop.")
+                             "bare_unrolled, art, cleverhans, eager_loop, "
+                             "keras_robust_early_stop.")
     return methods, notes
 
 
@@ -501,6 +509,10 @@ def main(argv):
         "keras_robust / cleverhans": ratio("keras_robust", "cleverhans"),
         "keras_robust / eager_loop": ratio("keras_robust", "eager_loop"),
         "eager_loop / art": ratio("eager_loop", "art"),
+        "keras_robust_early_stop / art": ratio("keras_robust_early_stop", "art"),
+        "keras_robust_early_stop / keras_robust": ratio("keras_robust_early_stop",
+                                                        "keras_robust"),
+        "keras_robust_early_stop / bare_loop": ratio("keras_robust_early_stop", "bare_loop"),
     }
     if FLAGS.jit_compile:
         ratios["keras_robust_xla / bare_loop_xla"] = ratio("keras_robust_xla", "bare_loop_xla")
@@ -596,8 +608,18 @@ def at_checks(x, y):
         outs = [np.asarray(attack(x[i:i + bs], y[i:i + bs])) for i in range(0, len(x), bs)]
         return accuracy(model, np.concatenate(outs), y)
 
+    def timed(key, attack, rounds=3):
+        """Robust accuracy and seconds per image (median of `rounds`, traced first)."""
+        np.asarray(attack(x[:bs], y[:bs]))
+        seconds = []
+        for _ in range(rounds):
+            seconds.append(time_once(lambda: result.__setitem__(key, robust(attack)))[0])
+        result[f"{key}_seconds_per_image"] = statistics.median(seconds) / len(x)
+
     result = {"model": FLAGS.at_model, "images": len(x), "clean": accuracy(model, x, y)}
-    result["pgd20_ce"] = robust(lambda a, b: kr.attacks.pgd(model, a, b, eps, eps / 4, 20, seed=0))
+    timed("pgd20_ce", lambda a, b: kr.attacks.pgd(model, a, b, eps, eps / 4, 20, seed=0))
+    timed("pgd20_ce_early_stop", lambda a, b: kr.attacks.pgd(model, a, b, eps, eps / 4, 20,
+                                                             seed=0, early_stop=True))
     result["apgd_ce_100"] = robust(lambda a, b: kr.attacks.apgd(model, a, b, eps, 100, seed=0))
     result["apgd_dlr_100"] = robust(
         lambda a, b: kr.attacks.apgd(model, a, b, eps, 100, loss="dlr", seed=0))

@@ -91,6 +91,8 @@ def iterative_attack(
     input_diversity: float = 0.0,
     smoothing_kernel: int = 0,
     target_source: str = "clean",
+    early_stop: bool = False,
+    active: tf.Tensor | None = None,
 ) -> AttackResult:
     """Runs `steps` ascent steps on `objective(loss)` inside the `norm` ball.
 
@@ -112,6 +114,16 @@ def iterative_attack(
         smoothing_kernel: odd size of the TI Gaussian kernel (0 = off).
         target_source: where "mc"/"ll" targets are chosen: "clean" (at x, one
             extra forward pass) or "start" (at the first iterate, for free).
+        early_stop: keep each sample's first adversarial iterate (misclassified,
+            or classified as its target) and stop computing on it: every later
+            step runs on the samples still standing only (gathered into a
+            smaller batch). Per sample the iterates are those of the plain
+            attack up to that point, so the output is adversarial wherever the
+            plain attack's path ever was. Not with input diversity (success is
+            judged on the logits of the step, which DI transforms).
+        active: optional bool [B]: with `early_stop`, the samples to attack;
+            the others are returned as the first iterate (restarts pass the
+            samples no earlier restart fooled).
 
     Returns:
         An `AttackResult`.
@@ -134,7 +146,13 @@ def iterative_attack(
             select_target(target, y, tf.shape(clean_logits)[-1], clean_logits)
         )
 
-    def gradient(x_adv, target_classes, iteration):
+    if early_stop and input_diversity > 0:
+        raise ValueError(
+            "early_stop judges success on the logits of each step, which input diversity "
+            "transforms; use early_stop=False with input_diversity > 0."
+        )
+
+    def gradient(x_adv, target_classes, iteration, y=y):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x_adv)
             inputs = x_adv
@@ -151,12 +169,15 @@ def iterative_attack(
             total = tf.reduce_sum(objective_fn(logits, y, target_classes))
         return tape.gradient(total, x_adv), logits, target_classes
 
+    # What a step needs per sample, gathered with the samples under early_stop.
+    # The L-inf ball intersected with [0, 1] is a box: one clip per step.
     if norm == "linf":
-        # The L-inf ball intersected with [0, 1] is a box: one clip per step.
-        lower = tf.maximum(x - eps, 0.0)
-        upper = tf.minimum(x + eps, 1.0)
+        bounds = {"alpha": alpha, "lower": tf.maximum(x - eps, 0.0),
+                  "upper": tf.minimum(x + eps, 1.0)}
+    else:
+        bounds = {"alpha": alpha, "x": x, "eps": eps}
 
-    def step(x_adv, grad, velocity):
+    def step(x_adv, grad, velocity, bounds=bounds):
         if kernel is not None:
             grad = tf.nn.depthwise_conv2d(grad, kernel, [1, 1, 1, 1], "SAME")
         if momentum is not None:
@@ -164,9 +185,11 @@ def iterative_attack(
             velocity = momentum * velocity + grad / (l1 + 1e-12)
             grad = velocity
         if norm == "linf":
-            x_adv = tf.clip_by_value(x_adv + alpha * tf.sign(grad), lower, upper)
-        else:
-            x_adv = project(x_adv + alpha * normalize(grad, norm), x, eps, norm)
+            return tf.clip_by_value(
+                x_adv + bounds["alpha"] * tf.sign(grad), bounds["lower"], bounds["upper"]
+            ), velocity
+        x_adv = project(x_adv + bounds["alpha"] * normalize(grad, norm), bounds["x"],
+                        bounds["eps"], norm)
         return x_adv, velocity
 
     x_adv = draw_random_start(x, eps, norm, fold_seed(seed, 1)) if random_start else x
@@ -174,16 +197,50 @@ def iterative_attack(
     # the start point and returns the start logits that defences reuse.
     grad, start_logits, target_classes = gradient(x_adv, target_classes, 0)
     velocity = tf.zeros_like(x)
-    x_adv, velocity = step(x_adv, grad, velocity)
+    x_next, velocity = step(x_adv, grad, velocity)
 
-    def body(i, state):
-        grad, _, _ = gradient(state[0], target_classes, i)
-        return step(state[0], grad, state[1])
+    if not early_stop:
+        def body(i, state):
+            grad, _, _ = gradient(state[0], target_classes, i)
+            return step(state[0], grad, state[1])
 
-    # The remaining steps, unrolled UNROLLED_STEPS at a time (PGD-10's are one
-    # straight graph; see `_common.unrolled_loop`).
-    x_adv, _ = unrolled_loop(body, 1, steps, (x_adv, velocity))
+        # The remaining steps, unrolled UNROLLED_STEPS at a time (PGD-10's are
+        # one straight graph; see `_common.unrolled_loop`).
+        x_adv, _ = unrolled_loop(body, 1, steps, (x_next, velocity))
+        return AttackResult(tf.stop_gradient(x_adv), start_logits, target_classes)
+
+    standing = ~succeeded(start_logits, y, target_classes)
+    if active is not None:
+        standing = standing & tf.cast(active, tf.bool)
+    x_adv = tf.where(_rows(standing), x_next, x_adv)
+
+    def early_stop_body(i, state):
+        x_adv, velocity, standing = state
+        rows = tf.where(standing)[:, 0]
+
+        def attack_standing():
+            take = lambda t: tf.gather(t, rows)  # noqa: E731
+            x_sub, y_sub = take(x_adv), take(y)
+            t_sub = None if target_classes is None else take(target_classes)
+            grad, logits, _ = gradient(x_sub, t_sub, i, y=y_sub)
+            fooled = succeeded(logits, y_sub, t_sub)
+            x_new, v_new = step(x_sub, grad, take(velocity),
+                                {k: take(v) for k, v in bounds.items()})
+            x_new = tf.where(_rows(fooled), x_sub, x_new)
+            index = rows[:, None]
+            return (tf.tensor_scatter_nd_update(x_adv, index, x_new),
+                    tf.tensor_scatter_nd_update(velocity, index, v_new),
+                    tf.tensor_scatter_nd_update(standing, index, ~fooled))
+
+        return tf.cond(tf.size(rows) > 0, attack_standing, lambda: (x_adv, velocity, standing))
+
+    x_adv, _, _ = unrolled_loop(early_stop_body, 1, steps, (x_adv, velocity, standing))
     return AttackResult(tf.stop_gradient(x_adv), start_logits, target_classes)
+
+
+def _rows(mask: tf.Tensor) -> tf.Tensor:
+    """A [B] bool mask as [B, 1, 1, 1], to select whole images with `tf.where`."""
+    return tf.reshape(mask, [-1, 1, 1, 1])
 
 
 def with_restarts(
@@ -199,11 +256,16 @@ def with_restarts(
     """Runs the attack `restarts` times and keeps, per sample, the worst case.
 
     The worst case is an adversarial example if any restart found one (the one
-    with the highest objective among them), else the highest objective.
+    with the highest objective among them), else the highest objective. With
+    `early_stop=True` in `attack_kwargs`, each restart attacks only the samples
+    that no earlier restart fooled.
     """
     y_sparse = sparse_labels(y)
+    early_stop = attack_kwargs.get("early_stop", False)
     best = None
     for restart in range(restarts):
+        if early_stop and best is not None:
+            attack_kwargs["active"] = ~best_success
         result = iterative_attack(
             logits_fn, x, y_sparse, loss=loss, seed=fold_seed(seed, 1000 + restart), **attack_kwargs
         )
