@@ -613,7 +613,8 @@ def at_checks(x, y):
         np.asarray(attack(x[:bs], y[:bs]))
         seconds = []
         for _ in range(rounds):
-            seconds.append(time_once(lambda: result.__setitem__(key, robust(attack)))[0])
+            elapsed, result[key] = time_once(lambda: robust(attack))
+            seconds.append(elapsed)
         result[f"{key}_seconds_per_image"] = statistics.median(seconds) / len(x)
 
     result = {"model": FLAGS.at_model, "images": len(x), "clean": accuracy(model, x, y)}

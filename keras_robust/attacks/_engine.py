@@ -278,7 +278,7 @@ def with_restarts(
             best, best_score, best_success = result.x_adv, score, success
             continue
         better = (success & ~best_success) | ((success == best_success) & (score > best_score))
-        best = tf.where(tf.reshape(better, [-1, 1, 1, 1]), result.x_adv, best)
+        best = tf.where(_rows(better), result.x_adv, best)
         best_score = tf.where(better, score, best_score)
         best_success = best_success | success
     return best
