@@ -48,7 +48,8 @@ from absl import app, flags
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data", "/work/shared/datasets/cifar10_jpeg.npz", "CIFAR-10 .npz copy.")
+flags.DEFINE_string("data", "auto", "auto (the examples' local-copy lookup, then TFDS), "
+                    "a CIFAR-10 .npz copy or a TFDS name.")
 flags.DEFINE_string("model", "", "A .keras model to attack; empty trains a 3-conv CNN briefly.")
 flags.DEFINE_list("cnn_filters", ["32", "64", "128"],
                   "Filters of the default CNN's three convolutions (its compute per op: the "
@@ -83,6 +84,13 @@ flags.DEFINE_boolean("overhead", True,
 flags.DEFINE_string("output", "bench/results/attacks.json", "JSON output path.")
 
 
+
+def data_source() -> str:
+    """The `--data` flag resolved as the examples resolve it ("auto": a local copy, else TFDS)."""
+    from keras_robust import experiment
+
+    return experiment.resolve_source(FLAGS.data)
+
 def cnn3(num_classes: int = 10, filters: tuple[int, ...] = (32, 64, 128)):
     """A 3-conv CNN (32-64-128 filters by default, max-pooling, dense head) on [0, 1] images."""
     import keras
@@ -110,7 +118,7 @@ def load_or_train_model():
     cache = FLAGS.model_cache or os.path.join("bench", "results", f"attacks_cnn3_{widths}.keras")
     if os.path.exists(cache):
         return keras.saving.load_model(cache, compile=False), cache
-    x, y = kr.data.load_arrays(FLAGS.data, "train", limit=FLAGS.train_images)
+    x, y = kr.data.load_arrays(data_source(), "train", limit=FLAGS.train_images)
     x = kr.data.to_float(x)
     keras.utils.set_random_seed(0)
     model = cnn3(filters=filters)
@@ -450,7 +458,7 @@ def main(argv):
     import keras_robust as kr
 
     model, model_name = load_or_train_model()
-    x_all, y_all = kr.data.load_arrays(FLAGS.data, "test",
+    x_all, y_all = kr.data.load_arrays(data_source(), "test",
                                        limit=max(FLAGS.images, FLAGS.at_images,
                                                  FLAGS.slow_images))
     x_all, y_all = kr.data.to_float(x_all), np.asarray(y_all, np.int32)
