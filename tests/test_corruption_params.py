@@ -444,3 +444,84 @@ def test_regression_pins(name):
         np.testing.assert_allclose(got, (mean, std, change), atol=1e-4, err_msg=f"{name} s{severity}")
         got_pixels = [int(v) for v in out[:, 5, 7, :].ravel()[:3]] + [int(out[1, 20, 26, 2])]
         assert got_pixels == pixels, (name, severity)
+
+
+# ------------------------------------------------------------------ ImageNet-C table (images > 64 px)
+
+# make_imagenet_c.py in hendrycks/robustness (commit e0377d46411fa30c01a9559017bdb6a5f78d4abf)
+IMAGENET = {
+    "gaussian_noise": [0.08, 0.12, 0.18, 0.26, 0.38],  # c = [.08, .12, 0.18, 0.26, 0.38]
+    "shot_noise": [60, 25, 12, 5, 3],  # c = [60, 25, 12, 5, 3]
+    "impulse_noise": [0.03, 0.06, 0.09, 0.17, 0.27],  # c = [.03, .06, .09, 0.17, 0.27]
+    "speckle_noise": [0.15, 0.2, 0.35, 0.45, 0.6],  # c = [.15, .2, 0.35, 0.45, 0.6]
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],  # c = [0.4, .3, .2, .1, .05]
+    "jpeg_compression": [25, 18, 15, 10, 7],  # c = [25, 18, 15, 10, 7]
+    "pixelate": [0.6, 0.5, 0.4, 0.3, 0.25],  # c = [0.6, 0.5, 0.4, 0.3, 0.25]
+}
+
+
+def _clipped_std(level: float, noise) -> float:
+    """Std of clip(noise(level, z), 0, 1) for z ~ N(0, 1), by quadrature: the
+    published equations clip, and at ImageNet-C's levels the clipping matters."""
+    z = np.linspace(-9, 9, 180001)
+    p = np.exp(-(z**2) / 2)
+    p /= p.sum()
+    y = np.clip(noise(level, z), 0, 1)
+    mean = (p * y).sum()
+    return float(np.sqrt((p * (y - mean) ** 2).sum()))
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_imagenet_table_noise(severity):
+    from scipy.stats import poisson
+
+    grey = np.full((4, 96, 96, 3), 128, np.uint8)
+    x = 128 / 255
+    c = {name: values[severity - 1] for name, values in IMAGENET.items()}
+
+    out = kc.corrupt(grey, "gaussian_noise", severity, seed=1).astype(np.float64) / 255
+    expected = _clipped_std(x, lambda v, z: v + c["gaussian_noise"] * z)
+    assert out.std() == pytest.approx(expected, rel=0.02)
+
+    out = kc.corrupt(grey, "speckle_noise", severity, seed=2).astype(np.float64) / 255
+    expected = _clipped_std(x, lambda v, z: v + v * c["speckle_noise"] * z)
+    assert out.std() == pytest.approx(expected, rel=0.02)
+
+    out = kc.corrupt(grey, "impulse_noise", severity, seed=3)
+    assert np.isin(out, [0, 255]).mean() == pytest.approx(c["impulse_noise"], rel=0.06)
+
+    # shot noise on a dark grey (51), where clip(k / lam, 0, 1) barely clips;
+    # the exact std comes from the Poisson pmf
+    dark = np.full((4, 96, 96, 3), 51, np.uint8)
+    lam = c["shot_noise"]
+    k = np.arange(200)
+    pmf = poisson.pmf(k, 51 / 255 * lam)
+    y = np.minimum(k / lam, 1)
+    expected = np.sqrt((pmf * (y - (pmf * y).sum()) ** 2).sum())
+    out = kc.corrupt(dark, "shot_noise", severity, seed=4).astype(np.float64) / 255
+    assert out.std() == pytest.approx(expected, rel=0.03)
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_imagenet_table_contrast_jpeg_pixelate(severity):
+    images = _scene(2, 96, seed=5)
+    x = images / 255.0
+    c = IMAGENET["contrast"][severity - 1]
+    means = x.mean(axis=(1, 2), keepdims=True)
+    out = kc.corrupt(images, "contrast", severity).astype(np.float64) / 255
+    np.testing.assert_allclose(out, (x - means) * c + means, atol=0.51 / 255)
+
+    def pil(image: np.ndarray, quality: int) -> np.ndarray:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+        return np.asarray(Image.open(buffer).convert("RGB"))
+
+    quality = IMAGENET["jpeg_compression"][severity - 1]
+    out = kc.corrupt(images, "jpeg_compression", severity)
+    np.testing.assert_array_equal(out, np.stack([pil(im, quality) for im in images]))
+
+    side = int(96 * IMAGENET["pixelate"][severity - 1])  # int(224 * c) at 224 px
+    out = kc.corrupt(images, "pixelate", severity)
+    ref = [np.asarray(Image.fromarray(im).resize((side, side), Image.BOX).resize((96, 96), Image.BOX))
+           for im in images]
+    np.testing.assert_array_equal(out, np.stack(ref))
