@@ -468,3 +468,92 @@ def test_imagenet_size_every_severity(name):
         if previous is not None and name not in ("elastic_transform",):
             assert not np.array_equal(out, previous)
         previous = out
+
+
+# ------------------------------------------------------------------ no silent wrong answer
+
+_UNIT = scene(4, 32, seed=6).astype(np.float32) / 255
+_NAN = _UNIT.copy()
+_NAN[1, 3, 3, 0] = np.nan
+
+
+def test_corrupt_tf_refuses_0_255_floats_and_nan():
+    import tensorflow as tf
+
+    # before: 0..255 floats were clipped to a white image, NaN became a pixel
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\].*divide by 255"):
+        kc.corrupt_tf(tf.constant(_UNIT * 255), "contrast", 1, seed=0)
+    with pytest.raises(ValueError, match="contains NaN"):
+        kc.corrupt_tf(tf.constant(_NAN), "contrast", 1, seed=0)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        kc.corrupt_tf(tf.constant(_UNIT[0] - 0.5), "contrast", 1, seed=0)  # one image, rank 3
+    graph = tf.function(lambda x: kc.corrupt_tf(x, "contrast", 1, seed=0))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"must lie in \[0, 1\]"):
+        graph(tf.constant(_UNIT * 255))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="contains NaN"):
+        graph(tf.constant(_NAN))
+    # the bounds themselves and empty batches are fine, eagerly and in a graph
+    edges = np.clip(np.round(_UNIT), 0, 1).astype(np.float32)
+    assert graph(tf.constant(edges)).shape == (4, 32, 32, 3)
+    assert kc.corrupt_tf(tf.constant(edges), "contrast", 1, seed=0).shape == (4, 32, 32, 3)
+    assert graph(tf.zeros([0, 32, 32, 3])).shape == (0, 32, 32, 3)
+
+
+def test_corrupt_dataset_refuses_0_255_floats_and_nan():
+    import tensorflow as tf
+
+    for bad, message in ((_UNIT * 255, r"must lie in \[0, 1\]"), (_NAN, "contains NaN")):
+        ds = kc.corrupt_dataset(tf.data.Dataset.from_tensor_slices(bad).batch(2), "fog", 1, seed=0)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            next(iter(ds))
+
+
+def test_random_corruption_refuses_0_255_floats_and_nan():
+    import tensorflow as tf
+
+    layer = kc.RandomCorruption(names=["contrast"], severity=1, seed=0)
+    for bad, message in ((_UNIT * 255, r"must lie in \[0, 1\]"), (_NAN, "contains NaN")):
+        with pytest.raises(ValueError, match=message):
+            layer(tf.constant(bad), training=True)
+        ds = tf.data.Dataset.from_tensor_slices(bad).batch(2).map(lambda t: layer(t, training=True))
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            next(iter(ds))
+    # inference stays the identity, unchecked (nothing is quantised there)
+    np.testing.assert_array_equal(layer(tf.constant(_UNIT * 255)).numpy(), _UNIT * 255)
+
+
+def test_corruption_accuracy_refuses_labels_and_predictions_it_would_miscount():
+    x = SMALL
+    called = []
+
+    def ten_classes(batch):
+        called.append(len(batch))
+        return np.tile(np.eye(10, dtype=np.float32)[:1], (len(batch), 1))
+
+    def run(labels, predict=ten_classes):
+        return kc.corruption_accuracy(predict, x, labels, names=["fog"], severities=[1], progress=False)
+
+    # before: each of these returned an accuracy (0.5 or 1.0)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 10\), got values in \[0, 10\]"):
+        run(np.array([0, 0, 10, 10]))
+    called.clear()
+    with pytest.raises(ValueError, match=r"class indices >= 0"):
+        run(np.array([0, 0, -1, 3]))
+    with pytest.raises(ValueError, match="whole class indices"):
+        run(np.array([0, 0, 0.5, 1.0]))
+    with pytest.raises(ValueError, match="NaN"):
+        run(np.array([0, 0, np.nan, 1.0]))
+    with pytest.raises(ValueError, match="rows must sum to 1"):
+        run(np.full((4, 10), 0.5))
+    assert not called  # refused before any corruption or prediction ran
+    with pytest.raises(ValueError, match="dense with 3 columns but the model has 10 classes"):
+        run(np.eye(3)[[0, 0, 1, 2]])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        run(np.zeros(4, int), lambda b: np.full((len(b), 10), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"shape \(batch, classes\)"):
+        run(np.zeros(4, int), lambda b: np.zeros(len(b), np.float32))
+    # valid labels of every accepted form still score
+    assert run(np.array([0, 0, 9, 9]))[("fog", 1)] == 0.5
+    assert run(np.array([[0], [0], [9], [9]]))[("fog", 1)] == 0.5
+    assert run(np.eye(10)[[0, 0, 9, 9]])[("fog", 1)] == 0.5
+    assert run(np.array([0.0, 0.0, 9.0, 9.0]))[("fog", 1)] == 0.5

@@ -101,3 +101,52 @@ def derive_seed(base: int, *keys: int) -> int:
     """A seed in ``[0, 2**63 - 1]`` derived from ``base`` and integer ``keys``."""
     entropy: Sequence[int] = [int(base), *(int(k) for k in keys)]
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
+
+
+def unit_float_images(images: Any, who: str) -> Any:
+    """Refuses float images with NaN or values outside [0, 1]; returns them.
+
+    The tf.data and Keras entry points take float images on the library's
+    [0, 1] scale and quantise them to uint8; clipping 0..255 floats or NaN
+    there would corrupt a white or constant image without a word. Eager
+    tensors are checked at once with
+    :func:`keras_robust._validation.check_images` (``ValueError``); symbolic
+    ones (``tf.function``, ``Dataset.map``, a Keras graph) get in-graph
+    assertions with the same wording, which raise
+    ``tf.errors.InvalidArgumentError`` when the batch is run.
+
+    Args:
+        images: float tensor, ``(N, H, W, C)`` or ``(H, W, C)``.
+        who: the entry point, for the message.
+
+    Returns:
+        ``images`` (in a graph, behind the assertions).
+    """
+    import tensorflow as tf
+
+    from keras_robust._validation import check_images
+
+    name = f"{who} images"
+    if tf.executing_eagerly() and hasattr(images, "numpy"):
+        check_images(images if images.shape.rank == 4 else images[None], name)
+        return images
+    x = tf.cast(images, tf.float32)
+    has_nan = tf.reduce_any(tf.math.is_nan(x))
+    low, high = tf.reduce_min(x), tf.reduce_max(x)
+    in_range = tf.logical_or(tf.equal(tf.size(x), 0), tf.logical_and(low >= 0.0, high <= 1.0))
+    checks = [
+        tf.debugging.Assert(
+            tf.logical_not(has_nan), [f"`{name}` contains NaN; expected finite images in [0, 1]."]
+        ),
+        tf.debugging.Assert(
+            tf.logical_or(has_nan, in_range),
+            [
+                f"`{name}` must lie in [0, 1] (the library's image convention), got values in",
+                low,
+                high,
+                "(min, max). 0..255 pixels: divide by 255, or pass uint8 images.",
+            ],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(images)

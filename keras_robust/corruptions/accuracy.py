@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from keras_robust._validation import check_labels
 from keras_robust.corruptions import _checks
 from keras_robust.corruptions.api import SEVERITIES, corrupt
 from keras_robust.corruptions.names import NAMES
@@ -27,6 +28,47 @@ def _to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "numpy"):
         value = value.numpy()
     return np.asarray(value)
+
+
+def _labels(labels: Any, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Checks labels (before any work); returns (class indices, dense labels or None)."""
+    y = _to_numpy(labels)
+    if y.ndim == 2 and y.shape[-1] == 1:
+        y = y[:, 0]
+    if y.ndim not in (1, 2):
+        raise ValueError(
+            f"corruption_accuracy expects labels of shape (N,) (class indices) or (N, classes) "
+            f"(one-hot or soft), got shape {y.shape}."
+        )
+    if len(y) != count:
+        raise ValueError(f"Got {count} images but {len(y)} labels.")
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise TypeError(f"corruption_accuracy expects numeric labels, got dtype {y.dtype}.")
+    if y.ndim == 2:
+        check_labels(y, y.shape[-1], "labels")  # rows on the simplex, no NaN
+        return y.argmax(axis=-1).astype(np.int64), y
+    if y.size and (np.isnan(y.astype(np.float64)).any() or y.min() < 0):
+        raise ValueError(
+            "`labels` must be class indices >= 0 without NaN, got values in "
+            f"[{np.nanmin(y)}, {np.nanmax(y)}]."
+        )
+    check_labels(y, int(y.max()) + 1 if y.size else 1, "labels")  # whole numbers
+    return y.astype(np.int64), None
+
+
+def _check_logits(logits: np.ndarray, count: int, name: str, severity: int) -> None:
+    """Refuses predictions that argmax would silently turn into a class."""
+    if logits.ndim != 2 or logits.shape[0] != count:
+        raise ValueError(
+            f"predict_fn must return logits or probabilities of shape (batch, classes) = "
+            f"({count}, classes), got shape {logits.shape} ({name}, severity {severity})."
+        )
+    if not np.all(np.isfinite(logits)):
+        raise ValueError(
+            f"predict_fn returned NaN or infinite values on {name} severity {severity}; "
+            "argmax would score them as a class. Check the model (or its input scale: "
+            "images are float32 in [0, 1])."
+        )
 
 
 def _name_key(name: str) -> int:
@@ -73,8 +115,12 @@ def corruption_accuracy(
     Raises:
         TypeError, ValueError: Bad images (see
             :func:`keras_robust.corruptions.corrupt`), names or severities;
-            labels whose length differs from the images; a non-positive
-            ``batch_size``.
+            labels whose length differs from the images, negative, NaN or
+            fractional class indices, dense rows off the simplex (all before
+            any corruption runs); class indices not below the number of
+            columns ``predict_fn`` returns, dense labels of another width,
+            predictions not shaped ``(batch, classes)`` or with NaN/inf
+            (at the first batch); a non-positive ``batch_size``.
 
     Example:
 
@@ -93,14 +139,10 @@ def corruption_accuracy(
     batch_size = int(batch_size)
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    y = _to_numpy(labels)
-    if y.ndim == 2:
-        y = y.argmax(axis=-1)
-    y = y.reshape(-1).astype(np.int64)
-    if len(y) != len(images):
-        raise ValueError(f"Got {len(images)} images but {len(y)} labels.")
+    y, dense = _labels(labels, len(images))
 
     results: dict[tuple[str, int], float] = {}
+    checked = False  # labels against the number of classes, at the first batch
     start = time.perf_counter()
     for k, name in enumerate(names):
         tic = time.perf_counter()
@@ -110,6 +152,10 @@ def corruption_accuracy(
                 batch_seed = _checks.derive_seed(seed, _name_key(name), severity, chunk)
                 x = corrupt(images[lo : lo + batch_size], name, severity, seed=batch_seed)
                 logits = _to_numpy(predict_fn(x.astype(np.float32) / np.float32(255.0)))
+                _check_logits(logits, len(x), name, severity)
+                if not checked:
+                    check_labels(dense if dense is not None else y, logits.shape[-1], "labels")
+                    checked = True
                 correct += int((logits.argmax(axis=-1) == y[lo : lo + batch_size]).sum())
             results[(name, severity)] = correct / max(len(images), 1)
         if progress:

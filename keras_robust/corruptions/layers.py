@@ -30,7 +30,11 @@ class RandomCorruption(keras.layers.Layer):
     ``names`` at a severity drawn uniformly from ``severity``; otherwise (and
     always with ``training`` False or None) images pass through unchanged.
     Inputs are float images in [0, 1] (any float dtype; uint8 also works),
-    NHWC with 1 or 3 channels.
+    NHWC with 1 or 3 channels. Float inputs with NaN or values outside
+    [0, 1] (e.g. 0..255 floats) are refused when training, not clipped: a
+    ``ValueError`` for eager tensors, ``tf.errors.InvalidArgumentError`` from
+    an in-graph assertion inside ``tf.function``, ``fit`` or
+    ``Dataset.map``.
 
     The corruptions run as NumPy/OpenCV/imgaug code in one
     ``tf.numpy_function`` per batch, so the layer is CPU-bound, holds the
@@ -107,7 +111,8 @@ class RandomCorruption(keras.layers.Layer):
         if batch.shape[0] == 0:
             return batch
         floating = batch.dtype != np.uint8
-        as_uint8 = np.rint(np.clip(batch, 0.0, 1.0) * 255.0).astype(np.uint8) if floating else batch
+        # float batches were checked to lie in [0, 1] (_corrupt)
+        as_uint8 = np.rint(batch * 255.0).astype(np.uint8) if floating else batch
         checked, _ = _checks.images(as_uint8, "RandomCorruption")
         severities = tuple(range(self.severity_range[0], self.severity_range[1] + 1))
         out, names, _ = random_corruptions(
@@ -121,6 +126,8 @@ class RandomCorruption(keras.layers.Layer):
         return result
 
     def _corrupt(self, inputs: tf.Tensor) -> tf.Tensor:
+        if inputs.dtype != tf.uint8:
+            inputs = _checks.unit_float_images(inputs, "RandomCorruption")
         work = inputs if inputs.dtype in (tf.uint8, tf.float32) else tf.cast(inputs, tf.float32)
         out = tf.numpy_function(self._corrupt_numpy, [work], work.dtype, stateful=True)
         out.set_shape(inputs.shape)

@@ -83,7 +83,12 @@ def corrupt_tf(images: Any, name: str, severity: int, seed: Any = None) -> tf.Te
 
     Raises:
         TypeError: Unsupported dtype, name not a str, bad seed type.
-        ValueError: Unknown name, severity outside 1..5, rank not 3 or 4.
+        ValueError: Unknown name, severity outside 1..5, rank not 3 or 4;
+            eager float images with NaN or values outside [0, 1] (0..255
+            floats are refused, not clipped).
+        tf.errors.InvalidArgumentError: The same NaN / range check, when the
+            images are symbolic (``tf.function``, ``Dataset.map``): raised
+            when the batch runs.
 
     Example:
 
@@ -107,7 +112,7 @@ def corrupt_tf(images: Any, name: str, severity: int, seed: Any = None) -> tf.Te
     if dtype == tf.uint8:
         as_uint8 = images
     else:
-        unit = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
+        unit = tf.cast(_checks.unit_float_images(images, "corrupt_tf"), tf.float32)
         as_uint8 = tf.cast(tf.round(unit * 255.0), tf.uint8)
     seed_vec = _seed_tensor(seed)
 
@@ -154,6 +159,8 @@ def corrupt_dataset(
     Raises:
         TypeError, ValueError: As :func:`corrupt_tf`, and for an element
             structure without recognisable images.
+        tf.errors.InvalidArgumentError: While iterating, a float batch with
+            NaN or values outside [0, 1].
 
     Example:
 
