@@ -6,8 +6,9 @@
         --output_dir=runs/bpfc_small_cnn                 # the CPU acceptance run
 
 Defaults follow the authors' CIFAR-10 code (`val-iisc/BPFC`, `-p_val 5 -l_ce 1
--l_reg 1 -mul_ru 9`): k = 5, SGD momentum 0.9, batch 128, lr 0.1 divided by 5 at
-epochs 25, 50 and 75 of 100 while lambda is multiplied by 9 (1, 9, 81, 729),
+-l_reg 1 -mul_ru 9`): k = 5, SGD momentum 0.9, batch 128, lr 0.1 divided by 5
+and lambda multiplied by 9 (1, 9, 81, 729) after epochs 25, 50 and 75 of 100
+(0-based, as the authors' loop: the new values apply from epochs 26, 51, 76),
 L2 weight decay 5e-4 on kernels. No adversarial example is used in training;
 the run ends with the full robustness report (BPFC's claim is robustness
 without gradient masking, so the report's checks matter) and writes
@@ -28,7 +29,9 @@ flags.DEFINE_float("lr", 0.1, "Initial learning rate.")
 flags.DEFINE_enum("schedule", "piecewise", ["piecewise", "cosine", "constant"], "LR schedule.")
 flags.DEFINE_float("lr_decay", 0.2, "Piecewise learning-rate factor at each lambda step.")
 flags.DEFINE_integer("k", 5, "Low bits dropped by the quantiser.")
-flags.DEFINE_list("lam_boundaries", None, "Epochs where lambda changes (default 1/4, 1/2, 3/4).")
+flags.DEFINE_list("lam_boundaries", None,
+                  "Epochs (0-based) from which lambda changes (default: the authors', after "
+                  "1/4, 1/2 and 3/4 of training: 26, 51, 76 of 100; the LR decays there too).")
 flags.DEFINE_list("lam_values", None, "lambda values (default 1, 9, 81, 729).")
 flags.DEFINE_enum("passes", "separate", ["separate", "joint"],
                   "x and q(x) in separate training passes (the authors) or one joint pass.")

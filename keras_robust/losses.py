@@ -23,7 +23,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_robust._validation import check_fraction, check_positive
+from keras_robust._validation import check_choice, check_fraction, check_positive
+
+# How v_k = -log p_k (eq. 13) is computed: "log_softmax" is the paper's equation
+# (exact for any logits); "saturated" is the authors' code, -log(p_k + 1e-8),
+# which caps v_k at -log(1e-8) ~ 18.42 for classes the model all but rules out.
+LABEL_LOGS = ("log_softmax", "saturated")
+_SATURATION = 1e-8
 
 
 def _true_class(y: Any, num_classes: int | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -37,7 +43,8 @@ def _true_class(y: Any, num_classes: int | tf.Tensor) -> tuple[tf.Tensor, tf.Ten
 
 
 def adversarial_label_budget(
-    logits: tf.Tensor, y: Any, beta: float = 9.0, gamma: float = 0.01
+    logits: tf.Tensor, y: Any, beta: float = 9.0, gamma: float = 0.01,
+    label_log: str = "log_softmax",
 ) -> tf.Tensor:
     """epsilon_y of eq. 18: the largest label budget with y'_c >= beta * max_{k!=c} y'_k.
 
@@ -52,11 +59,19 @@ def adversarial_label_budget(
         y: the true labels (sparse, one-hot or soft; the argmax is the class).
         beta: the multiplier of eq. 16 (9 in the paper for CIFAR-10).
         gamma: the small constant of eq. 14 (0.01).
+        label_log: how v_k is computed, "log_softmax" or "saturated" (see
+            `adversarial_labels`).
 
     Returns:
         float32 [B], in (1 / (1 + beta), 1 / (1 + beta / (n - 1))] (eq. 21).
+
+    Example:
+
+    >>> adversarial_label_budget(tf.zeros([1, 10]), [0], beta=9.0)   # eq. 19: label smoothing
+    <tf.Tensor: shape=(1,), dtype=float32, numpy=array([0.5], dtype=float32)>
     """
-    _, _, _, v_mc, v_ll, mean_other = _label_gradients(logits, y)
+    check_choice(label_log, LABEL_LOGS, "label_log")
+    _, _, _, v_mc, v_ll, mean_other = _label_gradients(logits, y, label_log)
     return _budget(v_mc, v_ll, mean_other, tf.shape(logits)[-1], beta, gamma)
 
 
@@ -67,12 +82,15 @@ def _budget(v_mc, v_ll, mean_other, num_classes, beta, gamma) -> tf.Tensor:
     return 1.0 / (1.0 + beta / (n - 1.0) * ratio)
 
 
-def _label_gradients(logits: tf.Tensor, y: Any):
+def _label_gradients(logits: tf.Tensor, y: Any, label_log: str = "log_softmax"):
     logits = tf.cast(logits, tf.float32)
     n = tf.shape(logits)[-1]
     _, true_hot = _true_class(y, n)
     others = 1.0 - true_hot
-    v = -tf.nn.log_softmax(logits, axis=-1)  # v_k = -log p_k (eq. 13)
+    if label_log == "saturated":  # the authors' code: -log(p + 1e-8)
+        v = -tf.math.log(tf.nn.softmax(logits, axis=-1) + _SATURATION)
+    else:
+        v = -tf.nn.log_softmax(logits, axis=-1)  # v_k = -log p_k (eq. 13)
     big = tf.reduce_max(v, axis=-1, keepdims=True) + 1.0
     v_mc = tf.reduce_min(v + true_hot * big, axis=-1)  # min over k != c
     v_ll = tf.reduce_max(v * others, axis=-1)           # max over k != c (v >= 0)
@@ -86,6 +104,7 @@ def adversarial_labels(
     beta: float = 9.0,
     gamma: float = 0.01,
     epsilon_y: Any = None,
+    label_log: str = "log_softmax",
 ) -> tf.Tensor:
     """BAT's adversarial labels (eq. 14), with the budget of eq. 18 by default.
 
@@ -106,9 +125,15 @@ def adversarial_labels(
         beta: eq. 16's multiplier; larger is closer to one-hot (inf = one-hot).
         gamma: eq. 14's constant.
         epsilon_y: a fixed budget (scalar or [B]) instead of eq. 18's.
-
-    Returns:
-        float32 [B, n] rows on the probability simplex.
+        label_log: how v_k = -log p_k is computed. "log_softmax" (default) is
+            eq. 13 exactly. "saturated" is the authors' code (`adv_labels` in
+            wjyouch/bilateral-adversarial-training's train.py), v_k =
+            -log(p_k + 1e-8): every class with p_k << 1e-8 gets v_k ~ 18.42,
+            so on a confident model the rare classes look equally likely and
+            the label drifts toward label smoothing (eps_y -> 0.5 for beta 9,
+            n 10). The two differ by up to 0.4 in a label entry (0.5 - 0.1,
+            eq. 19's budget against eq. 21's lower bound, e.g. logits
+            (0, -40 x 8, -1000)); they agree while every p_k >> 1e-8.
 
     Example:
 
@@ -117,8 +142,9 @@ def adversarial_labels(
     """
     beta = check_positive(beta, "beta")
     gamma = check_positive(gamma, "gamma")
+    check_choice(label_log, LABEL_LOGS, "label_log")
     logits = tf.stop_gradient(tf.cast(logits, tf.float32))
-    v, true_hot, others, v_mc, v_ll, mean_other = _label_gradients(logits, y)
+    v, true_hot, others, v_mc, v_ll, mean_other = _label_gradients(logits, y, label_log)
     n = tf.cast(tf.shape(logits)[-1], tf.float32)
     denominator = mean_other - v_mc + gamma
     if epsilon_y is None:
@@ -163,6 +189,8 @@ class AdversarialLabelCrossentropy(keras.losses.Loss):
     Args:
         beta: eq. 16's multiplier.
         gamma: eq. 14's constant.
+        label_log: "log_softmax" (eq. 13) or "saturated" (the authors' code);
+            see `adversarial_labels`.
         name: the loss's name.
         **kwargs: passed to `keras.losses.Loss` (e.g. `reduction`).
 
@@ -171,18 +199,21 @@ class AdversarialLabelCrossentropy(keras.losses.Loss):
     >>> model.compile(optimizer="sgd", loss=AdversarialLabelCrossentropy(beta=9.0))
     """
 
-    def __init__(self, beta: float = 9.0, gamma: float = 0.01,
+    def __init__(self, beta: float = 9.0, gamma: float = 0.01, label_log: str = "log_softmax",
                  name: str = "adversarial_label_crossentropy", **kwargs: Any):
         super().__init__(name=name, **kwargs)
         self.beta = check_positive(beta, "beta")
         self.gamma = check_positive(gamma, "gamma")
+        self.label_log = check_choice(label_log, LABEL_LOGS, "label_log")
 
     def call(self, y_true, y_pred):
-        labels = adversarial_labels(y_pred, y_true, self.beta, self.gamma)
+        labels = adversarial_labels(y_pred, y_true, self.beta, self.gamma,
+                                    label_log=self.label_log)
         return keras.losses.categorical_crossentropy(labels, y_pred, from_logits=True)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "beta": self.beta, "gamma": self.gamma}
+        return {**super().get_config(), "beta": self.beta, "gamma": self.gamma,
+                "label_log": self.label_log}
 
 
 @keras.saving.register_keras_serializable(package="keras_robust")

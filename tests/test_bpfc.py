@@ -25,6 +25,41 @@ def test_quantised_values_lie_on_the_grid_and_within_the_error_bound(k):
     assert np.abs(q - x.numpy() * 255).max() <= bound
 
 
+def _algorithm1(x, noise, k=5, n=8):
+    """Algorithm 1 of the paper in NumPy, on [0, 1] images, given the U(-2^(k-2), 2^(k-2))
+    noise draw: add noise, zero the k low bits, shift up by 2^(k-1), clip to [0, 2^n - 1]."""
+    x_pre = np.round(x.astype(np.float64) * (2**n - 1)) + noise
+    x_q = x_pre - np.mod(x_pre, 2**k) + 2 ** (k - 1)
+    return np.clip(x_q, 0, 2**n - 1) / (2**n - 1)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_quantiser_equals_algorithm_1_with_the_same_noise_draw(k):
+    x = tf.constant(np.random.default_rng(k).random((8, 8, 8, 3), dtype=np.float32))
+    seed = tf.constant([4, 2], tf.int64)
+    # the draw the quantiser makes for this seed: U(-2^(k-2), 2^(k-2)) (8 levels at k = 5,
+    # the authors' `uniform_(-1, 1) * 2^min(p-2, 3)`)
+    noise = tf.random.stateless_uniform(x.shape, seed, -(2.0 ** (k - 2)), 2.0 ** (k - 2)).numpy()
+    assert np.abs(noise).max() > 0.9 * 2 ** (k - 2)
+    q = bit_plane_quantize(x, k=k, seed=seed).numpy()
+    np.testing.assert_allclose(q, _algorithm1(x.numpy(), noise, k), atol=1e-6)
+
+
+def test_the_pre_noise_moves_a_level_to_the_neighbouring_bin_as_often_as_it_should():
+    # Level 100 at k = 5: x_pre ~ U(92, 108) falls in [64, 96) (-> 80) with probability
+    # 4 / 16 and in [96, 128) (-> 112) with 12 / 16; without noise it is always 112.
+    # Level 70: U(62, 78) -> 48 (2/16) or 80 (14/16).
+    for level, low, p_low, high in ((100, 80, 0.25, 112), (70, 48, 0.125, 80)):
+        x = tf.fill([4, 32, 32, 3], level / 255)
+        for seed in ([0, 1], [7, 3]):
+            q = np.round(bit_plane_quantize(x, k=5, seed=tf.constant(seed)).numpy() * 255)
+            assert set(np.unique(q)) == {low, high}
+            assert np.mean(q == low) == pytest.approx(p_low, abs=0.02)
+    a = bit_plane_quantize(x, k=5, seed=tf.constant([0, 1])).numpy()
+    b = bit_plane_quantize(x, k=5, seed=tf.constant([0, 2])).numpy()
+    assert 0.1 < np.mean(a != b) < 0.4  # two draws disagree on ~2 p (1 - p) = 22% of pixels
+
+
 def test_without_noise_it_keeps_the_high_bit_planes():
     levels = tf.constant(np.arange(256, dtype=np.float32).reshape(1, 16, 16, 1) / 255)
     q = np.round(bit_plane_quantize(levels, k=5, noise=False).numpy() * 255).astype(int).ravel()
@@ -124,10 +159,48 @@ def test_passes_normalise_the_two_views_apart_or_together(passes):
         kr.BPFCModel(tiny_cnn(), passes="both")
 
 
+def _authors_per_epoch(max_epochs=100, l_reg=1.0, mul_ru=9.0, base_lr=0.1):
+    """(lambda, lr) each epoch trains with, transcribed from the training loop of
+    val-iisc/BPFC CIFAR10/bpfc_cifar10.py: `for epoch in range(epochs):` trains, then
+    `if epoch == 25: l_reg *= mul_ru; lr = base_lr / 5` (50: / 25, 75: / 125)."""
+    lr, rows = base_lr, []
+    for epoch in range(max_epochs):
+        rows.append((l_reg, lr))
+        if epoch == 25:
+            l_reg, lr = l_reg * mul_ru, base_lr / 5
+        elif epoch == 50:
+            l_reg, lr = l_reg * mul_ru, base_lr / 25
+        elif epoch == 75:
+            l_reg, lr = l_reg * mul_ru, base_lr / 125
+    return rows
+
+
+def test_lambda_and_lr_follow_the_authors_loop_every_epoch():
+    authors = _authors_per_epoch()
+    schedule = LambdaSchedule.authors(100)
+    assert [schedule(e) for e in range(100)] == [lam for lam, _ in authors]
+    scheduler = kr.defenses.LambdaScheduler()  # what BPFCModel.fit runs
+    model = kr.BPFCModel(tiny_cnn(num_classes=3), lam_schedule=schedule)
+    scheduler.set_model(model)
+    for epoch, (lam, _) in enumerate(authors):
+        scheduler.on_epoch_begin(epoch)
+        assert float(model.lam.numpy()) == lam, epoch
+    # The example's learning rate: piecewise at the same boundaries, x0.2 each (checked
+    # mid-epoch; 10 steps per epoch).
+    from keras_robust import experiment
+
+    optimizer = experiment.sgd(100, 10, 0.1, "piecewise", boundaries=schedule.boundaries,
+                               decay_rate=0.2)
+    rates = []
+    for epoch in range(100):
+        optimizer.iterations.assign(10 * epoch + 5)
+        rates.append(float(optimizer.learning_rate))
+    np.testing.assert_allclose(rates, [lr for _, lr in authors], rtol=1e-6)
+
+
 def test_lambda_schedule_steps_up_per_epoch_and_serialises(tmp_path):
     schedule = LambdaSchedule.authors(100)
-    assert schedule.boundaries == [25, 50, 75] and schedule.values == [1.0, 9.0, 81.0, 729.0]
-    assert [schedule(e) for e in (0, 24, 25, 74, 99)] == [1.0, 1.0, 9.0, 81.0, 729.0]
+    assert schedule.boundaries == [26, 51, 76] and schedule.values == [1.0, 9.0, 81.0, 729.0]
     model = kr.BPFCModel(tiny_cnn(num_classes=3), lam_schedule=LambdaSchedule([1, 2], [1, 9, 81]),
                          seed=0)
     model.compile(optimizer="sgd")

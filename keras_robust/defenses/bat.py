@@ -18,20 +18,23 @@ from keras_robust._validation import check_choice, check_fraction, check_positiv
 from keras_robust.attacks.targets import select_target
 from keras_robust.defenses.base import TrainingBatch
 from keras_robust.defenses.pgd_at import PGDATModel
-from keras_robust.losses import adversarial_labels, smoothed_labels
+from keras_robust.losses import LABEL_LOGS, adversarial_labels, smoothed_labels
 
 LABELS = ("adversarial", "smoothing", "onehot")
-LABEL_SOURCES = ("start", "clean")
+LABEL_SOURCES = ("clean", "start")
 
-# The models the BAT paper compares (Tables 3-6), as BATModel arguments.
+# The models the BAT paper compares (Tables 3-6), as BATModel arguments. The MC
+# target and the adversarial label come from the clean image's logits, as in
+# eq. 11-14 and the authors' train.py.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "R-FGSM": dict(target=None, label="onehot"),
-    "R-LL": dict(target="ll", label="onehot"),
-    "R-MC": dict(target="mc", label="onehot"),
-    "R-FGSM-LS": dict(target=None, label="smoothing", label_epsilon=0.5),
-    "R-MC-LS": dict(target="mc", label="smoothing", label_epsilon=0.5),
-    "R-MC-LA": dict(target="mc", label="adversarial"),
-    "Madry-LA": dict(target=None, label="adversarial", steps=7, step_size=2 / 255),
+    "R-FGSM": dict(target=None, label="onehot", label_source="clean"),
+    "R-LL": dict(target="ll", label="onehot", label_source="clean"),
+    "R-MC": dict(target="mc", label="onehot", label_source="clean"),
+    "R-FGSM-LS": dict(target=None, label="smoothing", label_epsilon=0.5, label_source="clean"),
+    "R-MC-LS": dict(target="mc", label="smoothing", label_epsilon=0.5, label_source="clean"),
+    "R-MC-LA": dict(target="mc", label="adversarial", label_source="clean"),
+    "Madry-LA": dict(target=None, label="adversarial", steps=7, step_size=2 / 255,
+                     label_source="clean"),
 }
 
 
@@ -56,11 +59,16 @@ class BATModel(PGDATModel):
         gamma: eq. 14's constant.
         label_epsilon: the budget of "smoothing" labels.
         step_size: the attack step; default `epsilon / steps`.
-        label_source: where the MC target and the label come from: "start"
-            (the logits of the random-start point, which the attack's first
-            gradient pass computes anyway: no extra forward pass) or "clean"
-            (an extra forward pass on the clean images, as the authors' code).
-            Without a random start the two are the same.
+        label_source: where the MC/LL target and the adversarial label come
+            from: "clean" (default; the clean image's logits, as eq. 11-14
+            and the authors' train.py, at the cost of one extra forward pass)
+            or "start" (the logits of the random-start point, which the
+            attack's first gradient pass computes anyway: one forward pass
+            fewer, a speed option that departs from the paper). Without a
+            random start the two are the same.
+        label_log: how eq. 13's v_k = -log p_k is computed: "log_softmax"
+            (the equation) or "saturated" (the authors' -log(p_k + 1e-8);
+            see `keras_robust.losses.adversarial_labels`).
         **kwargs: passed to `PGDATModel` (`seed`, `norm`, `loss`, ...).
 
     Example:
@@ -86,7 +94,8 @@ class BATModel(PGDATModel):
         gamma: float = 0.01,
         label_epsilon: float = 0.5,
         step_size: float | None = None,
-        label_source: str = "start",
+        label_source: str = "clean",
+        label_log: str = "log_softmax",
         **kwargs: Any,
     ):
         from keras_robust._validation import check_positive_int
@@ -103,6 +112,7 @@ class BATModel(PGDATModel):
         self.gamma = check_positive(gamma, "gamma")
         self.label_epsilon = check_fraction(label_epsilon, "label_epsilon")
         self.label_source = check_choice(label_source, LABEL_SOURCES, "label_source")
+        self.label_log = check_choice(label_log, LABEL_LOGS, "label_log")
 
     @classmethod
     def variant(cls, name: str, backbone: keras.Model, **overrides: Any) -> "BATModel":
@@ -118,7 +128,8 @@ class BATModel(PGDATModel):
     def perturb_labels(self, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """The training labels: adversarial (from `logits`), smoothed or one-hot."""
         if self.label == "adversarial":
-            return adversarial_labels(logits, y, self.beta, self.gamma)
+            return adversarial_labels(logits, y, self.beta, self.gamma,
+                                      label_log=self.label_log)
         if self.label == "smoothing":
             return smoothed_labels(y, self.num_classes, self.label_epsilon)
         return y
@@ -144,6 +155,6 @@ class BATModel(PGDATModel):
         config = super().get_config()
         config.update(
             label=self.label, beta=self.beta, gamma=self.gamma, label_epsilon=self.label_epsilon,
-            label_source=self.label_source,
+            label_source=self.label_source, label_log=self.label_log,
         )
         return config

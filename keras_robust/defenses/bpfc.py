@@ -28,16 +28,19 @@ PASSES = ("separate", "joint")
 class LambdaSchedule:
     """lambda as a piecewise-constant function of the epoch.
 
+    Epochs count from 0, as Keras callbacks do; `schedule(e)` is the lambda
+    that epoch `e` trains with.
+
     Args:
-        boundaries: increasing epochs at which lambda changes.
+        boundaries: increasing epochs (0-based) from which lambda changes.
         values: len(boundaries) + 1 values; `values[i]` holds from
-            `boundaries[i-1]` (or 0) up to `boundaries[i]`.
+            `boundaries[i-1]` (or 0) up to `boundaries[i] - 1`.
 
     Example:
 
-    >>> schedule = LambdaSchedule([25, 50, 75], [1.0, 9.0, 81.0, 729.0])   # the authors'
-    >>> schedule(30)
-    9.0
+    >>> schedule = LambdaSchedule([26, 51, 76], [1.0, 9.0, 81.0, 729.0])   # the authors'
+    >>> [schedule(e) for e in (25, 26, 75, 76)]
+    [1.0, 9.0, 81.0, 729.0]
     """
 
     def __init__(self, boundaries: Sequence[int], values: Sequence[float]):
@@ -56,15 +59,29 @@ class LambdaSchedule:
 
     @classmethod
     def authors(cls, epochs: int = 100, initial: float = 1.0, factor: float = 9.0) -> "LambdaSchedule":
-        """The authors' schedule stretched to `epochs`: x`factor` at 1/4, 1/2, 3/4.
+        """The authors' schedule stretched to `epochs`: x`factor` after 1/4, 1/2, 3/4.
+
+        `bpfc_cifar10.py` multiplies lambda by 9 once epoch 25 (then 50, 75)
+        of `range(100)` has finished, so the new value first applies at epoch
+        round(epochs * f) + 1: boundaries 26, 51, 76 for 100 epochs (segments
+        of 26, 25, 25 and 24 epochs). For very short runs the last boundary
+        can equal `epochs` and is never reached, as in the authors' loop.
+
+        Args:
+            epochs: the length of training.
+            initial: lambda before the first step (`-l_reg 1`).
+            factor: the multiplier at each step (`-mul_ru 9`).
+
+        Returns:
+            A `LambdaSchedule`.
 
         Example:
 
         >>> LambdaSchedule.authors(100).boundaries
-        [25, 50, 75]
+        [26, 51, 76]
         """
         epochs = check_positive_int(epochs, "epochs")
-        boundaries = sorted({max(1, round(epochs * f)) for f in (0.25, 0.5, 0.75)})
+        boundaries = sorted({round(epochs * f) + 1 for f in (0.25, 0.5, 0.75)})
         return cls(boundaries, [initial * factor**i for i in range(len(boundaries) + 1)])
 
     @classmethod

@@ -1,0 +1,84 @@
+"""CW-L2: Carlini and Wagner's preset against the closed form of a linear model."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import keras_robust as kr
+from keras_robust.attacks.cw import CW_PRESETS
+
+
+def _linear_problem(n=12, scale=0.3):
+    """A 10-class linear model on 4x4 images near 0.5 and, per sample, the closed form of
+    the untargeted minimal L2 perturbation, d* = min_{j != y} (z_y - z_j) / ||w_y - w_j||,
+    and of the smallest c at which C&W's loss ||d||^2 + c * max(z_y - z_j, 0) has its
+    minimum on the boundary for some class j: c* = min_j 2 (z_y - z_j) / ||w_y - w_j||^2.
+    Samples are kept whose nearest class is unambiguous and whose c* lies in [0.13, 0.33]: c = 1e-3, 1e-2 and 0.1 (the first
+    three steps of C&W's search, x10 while it fails) cannot fool them, c = 1 can."""
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(16, 10)) * scale
+    bias = rng.normal(size=10) * 0.5 * scale
+    x = rng.uniform(0.4, 0.6, (256, 16))
+    z = x @ weights + bias
+    y = z.argmax(1)
+    margin = z[np.arange(len(x)), y][:, None] - z
+    diff = np.linalg.norm(weights[:, y].T[:, :, None] - weights[None], axis=1)
+    others = np.eye(10)[y] == 0
+    distances = np.where(others, margin / np.where(others, diff, 1), np.inf)
+    thresholds = np.where(others, 2 * margin / np.where(others, diff, 1) ** 2, np.inf)
+    distance, threshold = distances.min(1), thresholds.min(1)
+    # One class is at once the runner-up, the nearest and the cheapest, so the descent
+    # cannot be drawn to a farther boundary first.
+    unambiguous = (distances.argmin(1) == thresholds.argmin(1)) & (
+        distances.argmin(1) == np.where(others, z, -np.inf).argmax(1))
+    keep = np.flatnonzero(unambiguous & (threshold > 0.13) & (threshold < 0.33))[:n]
+    assert len(keep) == n
+    inputs = keras.Input((4, 4, 1))
+    dense = keras.layers.Dense(10)
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    dense.set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+    images = x[keep].reshape(-1, 4, 4, 1).astype(np.float32)
+    return model, images, y[keep], distance[keep]
+
+
+STEPS = 100  # per search step (C&W: 10,000); the linear problem converges in fewer
+
+
+def _l2(a, b):
+    return np.linalg.norm((np.asarray(a) - b).reshape(len(b), -1), axis=1)
+
+
+def test_the_preset_holds_carlini_and_wagners_settings():
+    # Carlini & Wagner 2017 (section VI) and their l2_attack.py defaults
+    assert CW_PRESETS["carlini_wagner"] == dict(
+        confidence=0.0, steps=10_000, learning_rate=1e-2, initial_const=1e-3,
+        binary_search_steps=9, fallback="input")
+    with pytest.raises(ValueError, match="carlini_wagner"):
+        kr.attacks.cw_l2(lambda v: v, np.zeros((1, 2, 2, 1), np.float32), [0], preset="paper")
+
+
+def test_the_papers_binary_search_finds_the_closed_form_minimal_perturbation():
+    model, x, y, distance = _linear_problem()
+    x_adv = kr.attacks.cw_l2(model, x, y, preset="carlini_wagner", steps=STEPS)
+    found = _l2(x_adv, x)
+    assert np.all(np.argmax(model(x_adv), -1) != y)
+    assert np.all(found >= distance - 1e-4)  # nothing beats the closed form
+    np.testing.assert_allclose(found, distance, rtol=0.01)
+
+
+def test_c_grows_tenfold_from_1e_3_and_without_success_the_input_comes_back():
+    model, x, y, _ = _linear_problem()
+    # Three search steps try c = 1e-3, 1e-2, 0.1: all below every sample's c*, so
+    # no sample is fooled and C&W return the unperturbed image.
+    x_three = np.asarray(kr.attacks.cw_l2(model, x, y, preset="carlini_wagner", steps=STEPS,
+                                          binary_search_steps=3))
+    np.testing.assert_array_equal(x_three, x)
+    # The fourth step tries c = 1 and fools every sample.
+    x_four = kr.attacks.cw_l2(model, x, y, preset="carlini_wagner", steps=STEPS,
+                              binary_search_steps=4)
+    assert np.all(np.argmax(model(x_four), -1) != y)
+    # A fixed c of 1e-3 (the preset's start, one step) fools nothing either.
+    x_one = np.asarray(kr.attacks.cw_l2(model, x, y, preset="carlini_wagner", steps=STEPS,
+                                        binary_search_steps=1))
+    np.testing.assert_array_equal(x_one, x)
