@@ -139,10 +139,11 @@ class MTLATModel(RobustModel):
     over the rows). That factor 1/2 scales the loss gradient only: with SGD
     and no weight decay it is the same as halving the learning rate; with
     Adam and no weight decay or Keras' decoupled `weight_decay` it changes
-    nothing (up to Adam's epsilon); with a coupled L2 penalty in the loss
-    (kernel regularisers, PyTorch's `Adam(weight_decay=...)`, which the paper's
-    1e-4 likely is) it doubles the penalty's weight relative to the data
-    loss, and with SGD's decoupled `weight_decay` (applied as lr * wd * w) it
+    nothing (up to Adam's epsilon); with a coupled L2 penalty (kernel
+    regularisers, or PyTorch's `Adam(weight_decay=...)`, which adds wd * w to
+    the gradient; the paper's "weight decay of 1e-4" with Adam does not say
+    which kind) it doubles the penalty's weight relative to the data loss,
+    and with SGD's decoupled `weight_decay` (applied as lr * wd * w) it
     doubles the decay relative to the gradient step. The reported `loss` is
     the value trained on, so about 2 ln N for an untrained N-class model
     with "sum".
