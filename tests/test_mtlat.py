@@ -95,24 +95,6 @@ def test_uniform_draws_cover_the_interval_evenly():
     assert np.all(np.abs(counts - 10000) < 500)
 
 
-def test_draws_are_the_same_compiled_with_xla():
-    # Keras jit-compiles train steps on GPUs by default; TF's float uniform
-    # draws and its "auto_select" seed folding differ under XLA (measured), so
-    # the mixing draws integers with Philox: compiled or not, the same batch.
-    def draws(seed):
-        folded = tf.random.experimental.stateless_fold_in(seed, 9, alg="philox")
-        return (sample_beta([64], 0.4, folded), shuffle_indices(64, folded),
-                sample_uniform([64], folded, 0.0, 0.025))
-
-    for seed in ([7, 11], [-816000691, 1], [123456789, -5]):
-        seed = tf.constant(seed, tf.int64)
-        graph = tf.function(draws)(seed)
-        xla = tf.function(draws, jit_compile=True)(seed)
-        np.testing.assert_allclose(graph[0].numpy(), xla[0].numpy(), atol=1e-5)
-        np.testing.assert_array_equal(graph[1].numpy(), xla[1].numpy())
-        np.testing.assert_array_equal(graph[2].numpy(), xla[2].numpy())
-
-
 def test_tlat_labels_move_eps_of_the_mass_to_the_target():
     labels = tf.constant([[0.7, 0.3, 0.0], [0.0, 1.0, 0.0]])
     eps = tf.constant([0.1, 0.02])
@@ -442,20 +424,26 @@ def test_fit_with_sample_weights_and_under_mirrored_strategy():
     assert 1.0 < history.history["loss"][0] < 5.0  # L1 + L2, about 2 ln 3 untrained
 
 
-def test_mixing_compiles_with_xla():
+def test_mixing_compiles_with_xla_and_draws_the_same():
     # Keras jit-compiles train steps on GPUs by default, so every op of the mixing
-    # needs an XLA kernel (tf.random.stateless_gamma has none, hence sample_log_gamma).
-    # (The whole MTLATModel step with jit_compile=True also fits; it takes ~40 s to
-    # compile on this CPU, too slow for this suite.)
+    # needs an XLA kernel (tf.random.stateless_gamma has none, hence sample_log_gamma),
+    # and TF's float uniform draws and "auto_select" seed folding differ under XLA
+    # (measured), so the draws come from Philox integers: compiled or not, the
+    # same lambdas and partners. (The whole MTLATModel step under XLA is
+    # test_production's parity test.)
     x, y = _data(8)
     rows = tf.one_hot(y, 3)
     compiled = tf.function(lambda a, b, s: mixup(a, b, 0.4, s), jit_compile=True)
-    result = compiled(tf.constant(x), rows, SEED)
-    partner, lam = result.partner.numpy(), result.lam.numpy()[:, None, None, None]
-    assert sorted(partner.tolist()) == list(range(8))
-    np.testing.assert_array_equal(partner, mixup(x, rows, 0.4, SEED).partner.numpy())  # same draws
-    assert lam.min() >= 0 and lam.max() <= 1
-    np.testing.assert_allclose(result.images.numpy(), lam * x + (1 - lam) * x[partner], atol=1e-5)
+    for seed in ([7, 11], [-816000691, 1], [123456789, -5]):
+        seed = tf.constant(seed, tf.int64)
+        result, graph = compiled(tf.constant(x), rows, seed), mixup(x, rows, 0.4, seed)
+        partner, lam = result.partner.numpy(), result.lam.numpy()[:, None, None, None]
+        assert sorted(partner.tolist()) == list(range(8))
+        assert lam.min() >= 0 and lam.max() <= 1
+        np.testing.assert_allclose(result.images.numpy(), lam * x + (1 - lam) * x[partner],
+                                   atol=1e-5)
+        np.testing.assert_array_equal(partner, graph.partner.numpy())
+        np.testing.assert_allclose(result.lam.numpy(), graph.lam.numpy(), atol=1e-5)
 
 
 # ------------------------------------------------------------------ benchmark
