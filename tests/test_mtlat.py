@@ -1,6 +1,7 @@
 """M-TLAT: the Mixup and TLAT layers, MTLATModel's batches (Algorithm 1), and the benchmark."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
@@ -78,7 +79,7 @@ def test_partners_are_uniform_random_permutations():
     for k in range(1200):
         key = tuple(shuffle_indices(3, [k, 5]).numpy().tolist())
         counts[key] = counts.get(key, 0) + 1
-    assert sorted(counts) == sorted(__import__("itertools").permutations(range(3)))
+    assert sorted(counts) == sorted(itertools.permutations(range(3)))
     chi2 = sum((c - 200) ** 2 / 200 for c in counts.values())
     assert chi2 < 25.7, counts
     np.testing.assert_array_equal(shuffle_indices(50, [1, 2]).numpy(),
