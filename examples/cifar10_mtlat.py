@@ -39,7 +39,8 @@ flags.DEFINE_list("lr_boundaries", None,
 flags.DEFINE_float("weight_decay", None,
                    "Weight decay (default 5e-4 decoupled for sgd, 1e-4 coupled for adam).")
 flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip.")
-flags.DEFINE_list("variants", ["M-TLAT"], "M-TLAT variants to train: M-TLAT, Mixup, TLAT.")
+flags.DEFINE_list("variants", ["M-TLAT"], "M-TLAT variants to train: M-TLAT, IAT (Table 1), "
+                  "Mixup, TLAT (Table 2), FGSM, target-FGSM, LS (Table 3).")
 flags.DEFINE_float("mixup_alpha", 0.4, "Beta(alpha, alpha) of Mixup.")
 flags.DEFINE_float("epsilon_max", 0.025, "Largest TLAT budget on the [0, 1] scale.")
 flags.DEFINE_integer("surrogate_depth", 11, "VGG depth of the black-box surrogate.")
@@ -55,7 +56,8 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"]
 flags.DEFINE_integer("seed", 0, "Seed of weights, data order and the defences' randomness.")
 flags.DEFINE_string("output_dir", "runs/cifar10_mtlat", "Where to write models and results.")
 
-_DIRS = {"standard": "standard", "M-TLAT": "mtlat", "Mixup": "mixup", "TLAT": "tlat"}
+_DIRS = {"standard": "standard", "M-TLAT": "mtlat", "Mixup": "mixup", "TLAT": "tlat", "IAT": "iat",
+         "FGSM": "fgsm", "target-FGSM": "target_fgsm", "LS": "label_smoothing"}
 
 
 def _recipe() -> dict:

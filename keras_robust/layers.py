@@ -76,7 +76,47 @@ def _as_seed(seed: Any) -> tf.Tensor:
 
 
 def _fold(seed: tf.Tensor, salt: int) -> tf.Tensor:
-    return tf.random.experimental.stateless_fold_in(seed, salt)
+    return tf.random.experimental.stateless_fold_in(seed, salt, alg="philox")
+
+
+def sample_uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) -> tf.Tensor:
+    """Stateless float32 draws from U[minval, maxval), the same with or without XLA.
+
+    `tf.random.stateless_uniform` maps the generator's bits to floats
+    differently under XLA (measured with TF 2.21 on CPU: other values for the
+    same seed, even with `alg="philox"`), while its integer draws agree when
+    the algorithm is named (with "auto_select" XLA changed them for some
+    seeds). This draws integers k in [0, 2**23) with Philox and returns minval + (maxval - minval) *
+    k / 2**23, the 23-bit grid of float32 uniforms, so a training step gives
+    the same draws compiled or not.
+
+    Args:
+        shape: the output shape.
+        seed: an int or an int [2] tensor.
+        minval: the lower bound (a scalar or broadcastable to `shape`).
+        maxval: the upper bound, excluded.
+
+    Returns:
+        float32 draws of `shape`.
+
+    Example:
+
+    >>> u = sample_uniform([10000], seed=0, minval=0.0, maxval=0.025)
+    >>> bool(tf.reduce_min(u) >= 0.0), bool(tf.reduce_max(u) < 0.025)
+    (True, True)
+    """
+    bits = tf.random.stateless_uniform(shape, _as_seed(seed), 0, 2**23, dtype=tf.int32,
+                                       alg="philox")
+    unit = tf.cast(bits, tf.float32) * (2.0**-23)
+    minval = tf.cast(minval, tf.float32)
+    return minval + (tf.cast(maxval, tf.float32) - minval) * unit
+
+
+def _sample_normal(shape: Any, seed: tf.Tensor) -> tf.Tensor:
+    """Standard normal draws by Box-Muller from `sample_uniform` (XLA-stable)."""
+    u1 = 1.0 - sample_uniform(shape, _fold(seed, 1))      # (0, 1]: log is finite
+    u2 = sample_uniform(shape, _fold(seed, 2))
+    return tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(2.0 * np.pi * u2)
 
 
 #: Proposals per Gamma draw in `sample_log_gamma`; all are rejected with probability
@@ -92,7 +132,9 @@ def sample_log_gamma(shape: Any, alpha: float, seed: Any) -> tf.Tensor:
     first accepted one kept (all rejected: probability < 1e-20; the draw is
     then the mode of the proposal, d). Shapes below 1 use the boost
     G(alpha) = G(alpha + 1) * U ** (1 / alpha). Computed in log space so that
-    the tiny draws of small shapes do not underflow. `tf.random.stateless_gamma`
+    the tiny draws of small shapes do not underflow. The normal and uniform
+    draws come from `sample_uniform`, so XLA gives the same values as graph
+    mode (to float rounding). `tf.random.stateless_gamma`
     is not used because it has no XLA kernel, and Keras compiles training
     steps with XLA on GPUs by default (`jit_compile="auto"`).
 
@@ -118,8 +160,8 @@ def sample_log_gamma(shape: Any, alpha: float, seed: Any) -> tf.Tensor:
     d = (alpha + 1.0 if boosted else alpha) - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     proposals = tf.concat([[GAMMA_PROPOSALS], tf.reshape(shape, [-1])], 0)
-    z = tf.random.stateless_normal(proposals, _fold(seed, 1))
-    u = tf.random.stateless_uniform(proposals, _fold(seed, 2))
+    z = _sample_normal(proposals, _fold(seed, 1))
+    u = sample_uniform(proposals, _fold(seed, 2))
     v = (1.0 + c * z) ** 3
     positive = v > 0.0
     log_v = tf.math.log(tf.where(positive, v, 1.0))
@@ -131,7 +173,7 @@ def sample_log_gamma(shape: Any, alpha: float, seed: Any) -> tf.Tensor:
     log_v = tf.where(tf.reduce_any(accepted, axis=0), log_v, 0.0)
     log_gamma = math.log(d) + log_v
     if boosted:
-        boost = tf.random.stateless_uniform(tf.shape(log_gamma), _fold(seed, 3))
+        boost = sample_uniform(tf.shape(log_gamma), _fold(seed, 3))
         log_gamma += tf.math.log(tf.maximum(boost, np.finfo(np.float32).tiny)) / alpha
     return log_gamma
 
@@ -183,7 +225,9 @@ def shuffle_indices(size: Any, seed: Any) -> tf.Tensor:
     >>> sorted(shuffle_indices(5, seed=0).numpy().tolist())
     [0, 1, 2, 3, 4]
     """
-    keys = tf.random.stateless_uniform(tf.reshape(size, [1]), _as_seed(seed))
+    # Philox integer keys: XLA draws the same integers as TF (not the same floats)
+    keys = tf.random.stateless_uniform(tf.reshape(size, [1]), _as_seed(seed), None, None,
+                                       dtype=tf.int32, alg="philox")
     return tf.cast(tf.argsort(keys), tf.int32)
 
 
@@ -431,5 +475,5 @@ class TLATLabelMixer(keras.layers.Layer):
 
 __all__ = [
     "BitPlaneQuantization", "GAMMA_PROPOSALS", "Mixup", "MixupResult", "TLATLabelMixer", "check_alpha", "mixup",
-    "sample_beta", "sample_log_gamma", "shuffle_indices", "tlat_labels",
+    "sample_beta", "sample_log_gamma", "sample_uniform", "shuffle_indices", "tlat_labels",
 ]

@@ -166,3 +166,63 @@ def test_train_extractors_is_resumable(tmp_path, monkeypatch):
     np.testing.assert_allclose(again[1].predict(x, verbose=0), first[1].predict(x, verbose=0),
                                atol=1e-6)
     assert again[1].epsilon == pytest.approx(2 / 255)
+
+
+def _dropout_extractor(seed, width=6, classes=3):
+    """Like `_extractor`, with BatchNorm and a Dropout(0.5) before the feature layer."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Flatten()(keras.layers.ReLU()(x))
+    x = keras.layers.Dropout(0.5)(x)
+    features = keras.layers.Dense(width, activation="relu", name="features")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(features),
+                       name=f"drop{seed}")
+
+
+def test_frozen_extractors_run_in_inference_mode_whatever_the_training_flag():
+    # Keras 3 passes the outer call's `training` to every nested layer, which once
+    # switched the extractors' Dropout on (and BatchNorm to batch statistics) during
+    # the merger's training: frozen extractors must always run in inference mode.
+    extractors = [_dropout_extractor(1), _dropout_extractor(2, width=4)]
+    for e in extractors:  # moving statistics away from their (0, 1) start
+        bn = next(layer for layer in e.layers if isinstance(layer, keras.layers.BatchNormalization))
+        bn.moving_mean.assign(np.full(4, 0.3, "float32"))
+        bn.moving_variance.assign(np.full(4, 2.0, "float32"))
+    model = kr.AFSModel(extractors, alpha=0.5, epsilon=0.05, steps=2, random_start=False, seed=0)
+    x, y = _data(16)
+    features = keras.Model(model.backbone.inputs, model.backbone.get_layer("features").output)
+    reference = np.concatenate(   # each extractor alone, in inference mode
+        [keras.Model(e.inputs, e.get_layer("features").output)(x, training=False) for e in extractors],
+        axis=-1)
+    for training in (False, True):
+        np.testing.assert_allclose(np.asarray(features(x, training=training)), reference, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(model.backbone(x, training=training)),
+                                   np.asarray(model.backbone(x, training=False)), atol=1e-6)
+    # One train step: the merger's gradient is that of eq. 5 on the inference-mode
+    # features (no dropout noise), so two models from the same weights take the same
+    # step, equal to a hand-computed one; the BN moving statistics do not move.
+    stats = [[w.copy() for w in e.get_weights()] for e in extractors]
+    kernel, bias = (w.copy() for w in model.merger.get_weights())
+    model.compile(optimizer=keras.optimizers.SGD(1.0))
+    x_adv = np.asarray(kr.attacks.pgd(model.backbone, x, y, 0.05, 0.05 / 4, 2, random_start=False))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    for e, weights in zip(extractors, stats):
+        for a, b in zip(e.get_weights(), weights):
+            np.testing.assert_array_equal(a, b)
+
+    def grad(images):  # mean CE of a linear merger on fixed features, by hand (NumPy)
+        f = np.concatenate([keras.Model(e.inputs, e.get_layer("features").output)(
+            images, training=False) for e in extractors], -1)
+        logits = f @ kernel + bias
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        d = (p - np.eye(3)[y]) / len(y)
+        return f.T @ d, d.sum(0)
+
+    (gk_clean, gb_clean), (gk_adv, gb_adv) = grad(x), grad(x_adv)
+    np.testing.assert_allclose(model.merger.get_weights()[0],
+                               kernel - (0.5 * gk_clean + 0.5 * gk_adv), atol=1e-5)
+    np.testing.assert_allclose(model.merger.get_weights()[1],
+                               bias - (0.5 * gb_clean + 0.5 * gb_adv), atol=1e-5)

@@ -1,6 +1,7 @@
 """M-TLAT: the Mixup and TLAT layers, MTLATModel's batches (Algorithm 1), and the benchmark."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
@@ -22,6 +23,7 @@ from keras_robust.layers import (
     TLATLabelMixer,
     mixup,
     sample_beta,
+    sample_uniform,
     shuffle_indices,
     tlat_labels,
 )
@@ -59,8 +61,7 @@ def test_mixup_mixes_with_a_permuted_partner():
     result = mixup(x, rows, 0.4, SEED)
     partner, lam = result.partner.numpy(), result.lam.numpy()
     assert sorted(partner.tolist()) == list(range(16))
-    same_draw = shuffle_indices(16, tf.random.experimental.stateless_fold_in(SEED, 2))
-    np.testing.assert_array_equal(partner, same_draw.numpy())
+    assert 0 < lam.min() and lam.max() < 1 and lam.std() > 0.1
     expected = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partner]
     np.testing.assert_allclose(result.images.numpy(), expected, atol=1e-6)
     expected_y = lam[:, None] * rows.numpy() + (1 - lam[:, None]) * rows.numpy()[partner]
@@ -68,6 +69,31 @@ def test_mixup_mixes_with_a_permuted_partner():
     np.testing.assert_allclose(result.labels.numpy().sum(-1), 1.0, atol=1e-6)
     with pytest.raises(ValueError, match="label rows"):
         mixup(x, y, 0.4, SEED)
+
+
+def test_partners_are_uniform_random_permutations():
+    # Zhang et al.'s randperm: each of the 3! = 6 permutations of a batch of 3
+    # equally likely (1200 seeds: 200 expected each; chi-square, 5 dof, p < 1e-4
+    # above 25.7); draws are keyed on the seed only.
+    counts = {}
+    for k in range(1200):
+        key = tuple(shuffle_indices(3, [k, 5]).numpy().tolist())
+        counts[key] = counts.get(key, 0) + 1
+    assert sorted(counts) == sorted(itertools.permutations(range(3)))
+    chi2 = sum((c - 200) ** 2 / 200 for c in counts.values())
+    assert chi2 < 25.7, counts
+    np.testing.assert_array_equal(shuffle_indices(50, [1, 2]).numpy(),
+                                  shuffle_indices(50, [1, 2]).numpy())
+    assert not np.array_equal(shuffle_indices(50, [1, 2]).numpy(),
+                              shuffle_indices(50, [1, 3]).numpy())
+
+
+def test_uniform_draws_cover_the_interval_evenly():
+    u = sample_uniform([100000], SEED, 0.0, 0.025).numpy()
+    assert u.min() >= 0.0 and u.max() < 0.025
+    assert abs(u.mean() - 0.0125) < 1e-4 and abs(u.var() - 0.025 ** 2 / 12) < 2e-6  # U[a, b)
+    counts = np.histogram(u, bins=10, range=(0, 0.025))[0]
+    assert np.all(np.abs(counts - 10000) < 500)
 
 
 def test_tlat_labels_move_eps_of_the_mass_to_the_target():
@@ -115,12 +141,17 @@ def test_layers_in_a_functional_model_and_keras_round_trip(tmp_path):
     assert Mixup.from_config(Mixup(0.2, seed=5).get_config()).seed == 5
 
 
-def test_mixup_layer_mix_is_the_shared_stateless_function():
-    x, y = _data(8)
-    rows = tf.one_hot(y, 3)
+def test_mixup_layer_mixes_as_eq_1():
+    x, y = _data(8, classes=10)
+    rows = np.eye(10, dtype=np.float32)[y]
     layer = Mixup(alpha=0.4)
-    a, b = layer.mix(x, rows, SEED), mixup(x, rows, 0.4, SEED)
-    np.testing.assert_array_equal(a.images.numpy(), b.images.numpy())
+    result = layer.mix(x, rows, SEED)
+    lam, partner = result.lam.numpy(), result.partner.numpy()
+    assert sorted(partner.tolist()) == list(range(8)) and 0 <= lam.min() and lam.max() <= 1
+    lam4 = lam[:, None, None, None]
+    np.testing.assert_allclose(result.images.numpy(), lam4 * x + (1 - lam4) * x[partner], atol=1e-6)
+    np.testing.assert_allclose(result.labels.numpy(),
+                               lam[:, None] * rows + (1 - lam[:, None]) * rows[partner], atol=1e-6)
     with pytest.raises(ValueError, match=">= 0"):
         Mixup(alpha=-0.1)
     with pytest.raises(ValueError, match="list of 2"):
@@ -133,29 +164,115 @@ def _model(backbone=None, **kwargs) -> MTLATModel:
     return MTLATModel(backbone or tiny_cnn(num_classes=3), **kwargs)
 
 
-def test_batch_follows_algorithm_1():
-    x, y = _data(32)
-    model = _model(epsilon_max=0.1)
+# What the paper says each model does to the second half (Sec. 3-5.4), written
+# here independently of VARIANTS: mix = Mixup on both halves; attack = the FGSM
+# of the second half; label = its label; before = IAT's order (attack, then mix).
+PAPER = {
+    "M-TLAT": dict(mix=True, attack="targeted", label="tlat", before=False),   # Algorithm 1
+    "IAT": dict(mix=True, attack="untargeted", label="same", before=True),     # Sec. 3, [28]
+    "Mixup": dict(mix=True, attack=None),                                      # Table 2
+    "TLAT": dict(mix=False, attack="targeted", label="tlat", before=False),    # eq. 4
+    "FGSM": dict(mix=False, attack="untargeted", label="same", before=False),  # Table 3
+    "target-FGSM": dict(mix=False, attack="targeted", label="same", before=False),
+    "LS": dict(mix=False, attack="targeted", label="smooth", before=False),    # s = eps, [41]
+}
+
+
+def _reference_batch(spec, x, y, lam, partner, eps, target, kernel, bias, classes):
+    """The training batch the paper describes, in NumPy, from the given draws.
+
+    The model is linear (logits = flatten(x) W + b), so the FGSM gradient of
+    the cross-entropy is closed-form: d CE(softmax(z), t) / dx = W (p - e_t).
+    """
+    size, half = len(x), len(x) // 2
+    rows = np.eye(classes)[y]
+
+    def fgsm(images, label_rows, budget, goal):
+        flat = images.reshape(len(images), -1).astype(np.float64)
+        z = flat @ kernel + bias
+        p = np.exp(z - z.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        cls = goal if spec["attack"] == "targeted" else label_rows.argmax(-1)
+        grad = (p - np.eye(classes)[cls]) @ kernel.T
+        step = -np.sign(grad) if spec["attack"] == "targeted" else np.sign(grad)
+        adv = np.clip(flat + budget[:, None] * step, 0.0, 1.0).reshape(images.shape)
+        if spec["label"] == "tlat":      # eq. 6: (1 - eps) y + eps y_target
+            label_rows = (1 - budget[:, None]) * label_rows + budget[:, None] * np.eye(classes)[goal]
+        elif spec["label"] == "smooth":  # Szegedy et al.: (1 - s) y + s / N with s = eps
+            label_rows = (1 - budget[:, None]) * label_rows + budget[:, None] / classes
+        return adv, label_rows
+
+    src_x, src_y = x.astype(np.float64), rows.copy()
+    if spec["attack"] and spec["before"]:
+        src_x[half:], src_y[half:] = fgsm(src_x[half:], src_y[half:], eps[half:], target[half:])
+    out_x, out_y = src_x, src_y
+    if spec["mix"]:                      # eq. 1, each sample with its partner
+        lam4 = lam[:, None, None, None]
+        out_x = lam4 * src_x + (1 - lam4) * src_x[partner]
+        out_y = lam[:, None] * src_y + (1 - lam[:, None]) * src_y[partner]
+    if spec["attack"] and not spec["before"]:
+        out_x[half:], out_y[half:] = fgsm(out_x[half:], out_y[half:], eps[half:], target[half:])
+    return out_x, out_y
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_each_paper_model_builds_the_batch_the_paper_describes(name):
+    spec, classes, size, eps_max = PAPER[name], 10, 25, 0.1
+    x, y = _data(size, classes=classes, shape=(4, 4, 1))
+    backbone = linear_model((4, 4, 1), classes, seed=3, scale=0.3)
+    kernel, bias = (w.astype(np.float64) for w in backbone.get_layer("linear").get_weights())
+    model = MTLATModel.variant(name, backbone, epsilon_max=eps_max, seed=0)
     batch = model.mtlat_batch(x, y, seed=SEED)
-    h = 16
-    labels, eps, target = batch.y.numpy(), batch.epsilon.numpy(), batch.target.numpy()
-    # label rows on the simplex
-    assert labels.min() >= 0
-    np.testing.assert_allclose(labels.sum(-1), 1.0, atol=1e-5)
-    # the first half is Mixup only; the second half is attacked with eps ~ U[0, eps_max]
-    np.testing.assert_array_equal(batch.x.numpy()[:h], batch.mixed.numpy()[:h])
-    np.testing.assert_array_equal(labels[:h], batch.mixed_labels.numpy()[:h])
-    assert np.all(eps[:h] == 0) and np.all(target[:h] == -1)
-    assert np.all(eps[h:] >= 0) and np.all(eps[h:] < 0.1) and eps[h:].std() > 0
-    assert np.all((target[h:] >= 0) & (target[h:] < 3))
-    np.testing.assert_array_equal(batch.adversarial.numpy(), np.arange(32) >= h)
-    # eq. 6: y = (1 - eps) y_mix + eps y_target
-    expected = ((1 - eps[h:, None]) * batch.mixed_labels.numpy()[h:]
-                + eps[h:, None] * np.eye(3)[target[h:]])
-    np.testing.assert_allclose(labels[h:], expected, atol=1e-6)
+    lam, partner = batch.lam.numpy(), batch.partner.numpy()
+    eps, target = batch.epsilon.numpy(), batch.target.numpy()
+    half = size // 2
+
+    # the draws have the laws of Algorithm 1
+    assert sorted(partner[:half]) == list(range(half))          # partners within each half
+    assert sorted(partner[half:]) == list(range(half, size))
+    if spec["mix"]:
+        assert 0 <= lam.min() and lam.max() <= 1 and lam.std() > 0.1
+    else:
+        np.testing.assert_array_equal(lam, np.ones(size))
+        np.testing.assert_array_equal(partner, np.arange(size))
+    assert np.all(eps[:half] == 0) and np.all(target[:half] == -1)
+    if spec["attack"]:
+        assert np.all(eps[half:] >= 0) and np.all(eps[half:] < eps_max) and eps[half:].std() > 0
+    else:
+        assert np.all(eps == 0)
+    if spec["attack"] == "targeted":
+        assert np.all((target[half:] >= 0) & (target[half:] < classes))
+        assert len(set(target[half:].tolist())) > 3
+    else:
+        assert np.all(target == -1)
+    np.testing.assert_array_equal(batch.adversarial.numpy(),
+                                  (np.arange(size) >= half) & bool(spec["attack"]))
+
+    # the batch, rebuilt in NumPy from those draws
+    expected_x, expected_y = _reference_batch(spec, x, y, lam, partner, eps, target, kernel, bias,
+                                              classes)
+    np.testing.assert_allclose(batch.x.numpy(), expected_x, atol=1e-5)
+    np.testing.assert_allclose(batch.y.numpy(), expected_y, atol=1e-6)
+    np.testing.assert_allclose(batch.y.numpy().sum(-1), 1.0, atol=1e-5)
+    if spec["attack"]:
+        assert np.abs(batch.x.numpy()[half:] - batch.mixed.numpy()[half:]).max() > 0
     # stateless: the same seed gives the same batch
-    again = model.mtlat_batch(x, y, seed=SEED)
-    np.testing.assert_array_equal(again.x.numpy(), batch.x.numpy())
+    np.testing.assert_array_equal(model.mtlat_batch(x, y, seed=SEED).x.numpy(), batch.x.numpy())
+
+
+@pytest.mark.parametrize("halves,factor", [("sum", 1.0), ("mean", 0.5)])
+def test_loss_is_algorithm_1s_sum_of_the_two_halves(halves, factor):
+    # loss = L1 + L2 (Algorithm 1), L_k the mean cross-entropy of half k; with
+    # an odd batch of 7 the halves hold 3 and 4 samples.
+    x, y = _data(7, classes=10, shape=(4, 4, 1))
+    backbone = linear_model((4, 4, 1), 10, seed=1, scale=0.5)
+    model = MTLATModel(backbone, mixup=False, adversary=None, halves=halves, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    loss = model.fit(x, y, batch_size=7, epochs=1, verbose=0, shuffle=False).history["loss"][0]
+    kernel, bias = backbone.get_layer("linear").get_weights()
+    z = x.reshape(7, -1).astype(np.float64) @ kernel + bias
+    ce = np.log(np.exp(z).sum(-1)) - z[np.arange(7), y]
+    assert loss == pytest.approx(factor * (ce[:3].mean() + ce[3:].mean()), rel=1e-5)
 
 
 def test_partners_stay_within_each_half_and_lambda_is_sane():
@@ -226,11 +343,11 @@ def test_ablation_switches_and_variants():
 
     plain = _model(mixup=False, tlat=False).mtlat_batch(x, y, seed=SEED)
     np.testing.assert_array_equal(plain.x.numpy(), x)
-    assert set(VARIANTS) == {"M-TLAT", "Mixup", "TLAT"}
+    assert set(VARIANTS) == set(PAPER)  # Tables 1-3
     variant = MTLATModel.variant("TLAT", tiny_cnn(num_classes=3), epsilon_max=0.05)
     assert (variant.mixup, variant.tlat, variant.epsilon_max) == (False, True, 0.05)
-    with pytest.raises(ValueError, match="M-TLAT"):
-        MTLATModel.variant("IAT", tiny_cnn(num_classes=3))
+    with pytest.raises(ValueError, match="M-TLAT variant"):
+        MTLATModel.variant("PGD", tiny_cnn(num_classes=3))
 
 
 @pytest.mark.parametrize("size", [1, 3, 7])
@@ -249,7 +366,10 @@ def test_odd_batch_sizes(size):
     [(dict(mixup_alpha=-0.4), ValueError), (dict(mixup_alpha="0.4"), TypeError),
      (dict(epsilon_max=0.0), ValueError), (dict(epsilon_max=1.5), ValueError),
      (dict(epsilon_max=-0.01), ValueError), (dict(epsilon_max=None), TypeError),
-     (dict(mixup="yes"), TypeError), (dict(tlat=1), TypeError)],
+     (dict(mixup="yes"), TypeError), (dict(tlat=1), TypeError),
+     (dict(adversary="pgd"), ValueError), (dict(adversary=True), ValueError),
+     (dict(tlat=True, adversary=None), ValueError), (dict(halves="avg"), ValueError),
+     (dict(attack_before_mixup=1), TypeError)],
 )
 def test_constructor_refuses_bad_arguments(kwargs, error):
     with pytest.raises(error):
@@ -270,7 +390,8 @@ def test_fits_round_trips_and_exports(tmp_path):
     assert np.all(np.isfinite(history.history["loss"]))
     config = model.get_config()
     clone = MTLATModel.from_config(config)
-    for key in ("mixup_alpha", "epsilon_max", "mixup", "tlat", "seed"):
+    for key in ("mixup_alpha", "epsilon_max", "mixup", "adversary", "attack_before_mixup",
+                "halves", "seed"):
         assert clone.get_config()[key] == config[key], key
 
     path = str(tmp_path / "mtlat.keras")
@@ -301,23 +422,29 @@ def test_fit_with_sample_weights_and_under_mirrored_strategy():
         model = _model()
         model.compile(optimizer="sgd", metrics=["accuracy"])
     history = model.fit(x, y, batch_size=14, epochs=1, verbose=0)  # 7 per replica, then 1
-    assert 0.5 < history.history["loss"][0] < 2.5
+    assert 1.0 < history.history["loss"][0] < 5.0  # L1 + L2, about 2 ln 3 untrained
 
 
-def test_mixing_compiles_with_xla():
+def test_mixing_compiles_with_xla_and_draws_the_same():
     # Keras jit-compiles train steps on GPUs by default, so every op of the mixing
-    # needs an XLA kernel (tf.random.stateless_gamma has none, hence sample_log_gamma).
-    # (The whole MTLATModel step with jit_compile=True also fits; it takes ~40 s to
-    # compile on this CPU, too slow for this suite.)
+    # needs an XLA kernel (tf.random.stateless_gamma has none, hence sample_log_gamma),
+    # and TF's float uniform draws and "auto_select" seed folding differ under XLA
+    # (measured), so the draws come from Philox integers: compiled or not, the
+    # same lambdas and partners. (The whole MTLATModel step under XLA is
+    # test_production's parity test.)
     x, y = _data(8)
     rows = tf.one_hot(y, 3)
     compiled = tf.function(lambda a, b, s: mixup(a, b, 0.4, s), jit_compile=True)
-    result = compiled(tf.constant(x), rows, SEED)
-    # (XLA may pick another stateless RNG algorithm than eager TF: same law, other draws.)
-    partner, lam = result.partner.numpy(), result.lam.numpy()[:, None, None, None]
-    assert sorted(partner.tolist()) == list(range(8))
-    assert lam.min() >= 0 and lam.max() <= 1
-    np.testing.assert_allclose(result.images.numpy(), lam * x + (1 - lam) * x[partner], atol=1e-5)
+    for seed in ([7, 11], [-816000691, 1], [123456789, -5]):
+        seed = tf.constant(seed, tf.int64)
+        result, graph = compiled(tf.constant(x), rows, seed), mixup(x, rows, 0.4, seed)
+        partner, lam = result.partner.numpy(), result.lam.numpy()[:, None, None, None]
+        assert sorted(partner.tolist()) == list(range(8))
+        assert lam.min() >= 0 and lam.max() <= 1
+        np.testing.assert_allclose(result.images.numpy(), lam * x + (1 - lam) * x[partner],
+                                   atol=1e-5)
+        np.testing.assert_array_equal(partner, graph.partner.numpy())
+        np.testing.assert_allclose(result.lam.numpy(), graph.lam.numpy(), atol=1e-5)
 
 
 # ------------------------------------------------------------------ benchmark

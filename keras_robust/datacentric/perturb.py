@@ -8,7 +8,8 @@ on the ensemble-mean logits of the surrogates (eq. 5): an L-inf one (eps
 - input diversity with probability p (eq. 3),
 - the logit loss -z_y on the ensemble-mean logits (eq. 4; `AttackSettings.loss`
   swaps in another objective of `keras_robust.attacks.objectives`),
-- momentum mu on L1-normalised gradients (eq. 1),
+- momentum mu on L1-normalised gradients (eq. 1; see below for how this and
+  the reference code differ),
 - Gaussian smoothing of the gradient (eq. 2),
 
 then `x_adv = clip(x + delta_inf + delta_2, 0, 1)`.
@@ -22,11 +23,27 @@ Gaussian kernel over +-3 sigma, momentum 1 and no random start. The DI paper
 black-box success; 0.7 is the value of the method the paper copies, and
 the one measured in the notes.
 
-One difference from eq. 6, inherited from the engine: the engine smooths each
-raw gradient before the momentum accumulation and L1-normalises the smoothed
-gradient (as Zhao et al.'s code does), where eq. 6 smooths the accumulated
-momentum. Smoothing is linear, so the two differ only in the per-sample scale
-of each step's contribution (||W * g||_1 instead of ||g||_1).
+What this library computes, per step i and sample (the engine's MI-FGSM
+with TI): g_i = mu g_{i-1} + (W * grad) / ||W * grad||_1, then a step along
+sign(g_i) (L-inf) or g_i / ||g_i||_2 (L2). It smooths each raw gradient
+before the momentum accumulation and L1-normalises the smoothed gradient.
+
+Eq. 6 of the paper L1-normalises the raw gradient, accumulates, and smooths
+the accumulated momentum: sign(W * g_i) with g_i = mu g_{i-1} + grad / ||grad||_1.
+Smoothing is linear, so the two differ only in the per-step scale of each
+contribution (||W * grad||_1 instead of ||grad||_1).
+
+Zhao et al.'s code (`ZhengyuZhao/Targeted-Transfer`) does neither for the
+logit loss: `eval_ensemble.py` and the logit (and Po+Trip) attacks of
+`eval_single.py` smooth the raw gradient and accumulate it unnormalised,
+g_i = W * grad + 1 * g_{i-1}, step sign(g_i); only their cross-entropy attack
+divides the smoothed gradient by its per-sample mean absolute value
+(||W * grad||_1 / (H W C), the L1 normalisation up to a constant, which
+the sign ignores). Without normalisation, steps with large gradients weigh
+more in the momentum sum, so the library (and eq. 6) and that code give
+different perturbations. Their ensemble code also draws input diversity
+separately for each surrogate's forward pass, where the engine draws one
+transform per step and feeds it to the whole ensemble.
 
 Example:
 

@@ -67,6 +67,44 @@ def feature_extractor(model: keras.Model, feature_layer: int | str = -2, name: s
     return extractor
 
 
+@keras.saving.register_keras_serializable(package="keras_robust", name="InferenceModeExtractor")
+class _InferenceMode(keras.layers.Layer):
+    """Runs a frozen sub-model in inference mode whatever the caller's `training`.
+
+    In Keras 3 a functional model passes its own `training` flag to every
+    nested layer that takes one, overriding a `training=False` written at the
+    call site: under `stack(x, training=True)` (every train step) an extractor's
+    Dropout would be on and its BatchNorm would normalise with batch
+    statistics. This layer's `call` takes no `training` argument, so the flag
+    never reaches the sub-model, which it always calls with `training=False`.
+    """
+
+    def __init__(self, model: keras.Model, **kwargs: Any):
+        kwargs.setdefault("name", model.name)
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.model = model
+        self.model.trainable = False
+        self.built = True
+
+    def call(self, inputs: Any) -> Any:
+        return self.model(inputs, training=False)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return self.model.compute_output_shape(input_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["model"] = keras.saving.serialize_keras_object(self.model)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "_InferenceMode":
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        return cls(**config)
+
+
 def build_stack(
     extractors: Sequence[keras.Model], num_classes: int | None = None,
     feature_layer: int | str = -2, name: str = "afs_stack",
@@ -76,8 +114,10 @@ def build_stack(
     Features concatenate in extractor order; the merger is a `Dense` layer
     named "merger" with float32 output. Each extractor becomes a frozen
     sub-model "extractor_<i>" (see `feature_extractor`, which also freezes
-    the layers of the models passed in) run in inference mode, so the
-    merger holds the only trainable weights.
+    the layers of the models passed in) that always runs in inference mode
+    (BatchNorm on its moving statistics, Dropout off), even inside
+    `stack(x, training=True)`: the merger holds the only trainable weights
+    and trains on the features the extractors give at inference.
 
     Args:
         extractors: trained functional classifiers (or defences wrapping
@@ -117,8 +157,8 @@ def build_stack(
                 f"Extractor {index} takes {tuple(backbone.input_shape[1:])}, the first takes "
                 f"{input_shape}; all extractors must take the same images."
             )
-        extractor = feature_extractor(backbone, feature_layer, name=f"extractor_{index}")
-        features.append(extractor(inputs, training=False))
+        extractor = feature_extractor(backbone, feature_layer, name=f"extractor_{index}_features")
+        features.append(_InferenceMode(extractor, name=f"extractor_{index}")(inputs))
     stacked = features[0] if len(features) == 1 else keras.layers.Concatenate(name="features")(features)
     logits = keras.layers.Dense(num_classes, name="merger", dtype="float32")(stacked)
     return keras.Model(inputs, logits, name=name)
@@ -247,8 +287,12 @@ class AFSModel(PGDATModel):
 
     @property
     def extractors(self) -> list[keras.Model]:
-        """The frozen feature extractors, in concatenation order."""
-        return [layer for layer in self.backbone.layers if layer.name.startswith("extractor_")]
+        """The frozen feature extractors (images -> features), in concatenation order.
+
+        The stack calls each through a wrapper layer "extractor_<i>" that keeps
+        it in inference mode; these are the wrapped sub-models.
+        """
+        return [layer.model for layer in self.backbone.layers if isinstance(layer, _InferenceMode)]
 
     @property
     def merger(self) -> keras.layers.Dense:

@@ -4,9 +4,10 @@ One training step (Algorithm 1 of the paper): the batch is split in two
 halves. The first half is mixed (Mixup, eq. 1); the second half is mixed, then
 attacked by a targeted FGSM step toward a uniformly random class with a
 per-sample budget eps ~ U[0, eps_max], and labelled
-`(1 - eps) * y_mix + eps * y_target` (eq. 6). The weights are trained on both
-halves together. `mixup=False` and `tlat=False` give the paper's ablations
-(TLAT alone, Mixup alone; Table 2), see `VARIANTS`.
+`(1 - eps) * y_mix + eps * y_target` (eq. 6). The weights are trained on the sum of both halves' losses.
+`VARIANTS` builds every model the paper trains: M-TLAT and IAT (Table 1),
+the Mixup and TLAT ablations (Table 2), the FGSM, target-FGSM and label
+smoothing adversarial trainings (Table 3).
 """
 from __future__ import annotations
 
@@ -20,14 +21,30 @@ from keras_robust._validation import check_choice, check_epsilon
 from keras_robust.attacks._common import as_seed
 from keras_robust.attacks._engine import iterative_attack
 from keras_robust.defenses.base import RobustModel, TrainingBatch
-from keras_robust.layers import check_alpha, tlat_labels
+from keras_robust.layers import check_alpha, sample_uniform, tlat_labels
 from keras_robust.layers import mixup as mix_batch
 
-# The models of the paper's Tables 1 and 2 (besides the standard model), as arguments.
+# The models of the paper's Tables 1-3 (besides the standard model), as arguments.
+# Every one uses Algorithm 1's two halves (Sec. 5.4: "All models are trained with
+# minibatches that contain both clean samples and adversarial examples") and the
+# same FGSM budgets eps ~ U[0, epsilon_max] (Sec. 5: "the same hyperparameters for
+# all trainings").
 VARIANTS: dict[str, dict[str, Any]] = {
-    "M-TLAT": dict(mixup=True, tlat=True),
-    "Mixup": dict(mixup=True, tlat=False),
-    "TLAT": dict(mixup=False, tlat=True),
+    "M-TLAT": dict(mixup=True, adversary="tlat"),                       # Table 1
+    "IAT": dict(mixup=True, adversary="fgsm", attack_before_mixup=True),  # Table 1
+    "Mixup": dict(mixup=True, adversary=None),                          # Table 2
+    "TLAT": dict(mixup=False, adversary="tlat"),                        # Tables 2, 3
+    "FGSM": dict(mixup=False, adversary="fgsm"),                        # Table 3
+    "target-FGSM": dict(mixup=False, adversary="targeted_fgsm"),        # Table 3
+    "LS": dict(mixup=False, adversary="label_smoothing"),               # Table 3
+}
+
+# adversary -> (targeted attack?, how the attacked half is labelled)
+ADVERSARIES: dict[str, tuple[bool, str]] = {
+    "tlat": (True, "tlat"),
+    "fgsm": (False, "unchanged"),
+    "targeted_fgsm": (True, "unchanged"),
+    "label_smoothing": (True, "smoothed"),
 }
 
 _SALT = 3  # step_seed purpose of M-TLAT's draws (PGD-AT uses 1, BAT 2)
@@ -42,22 +59,27 @@ class MTLATBatch(NamedTuple):
 
     Attributes:
         x: the training images: mixed (first half), mixed then attacked
-            (second), float32 [B, H, W, C] in [0, 1].
-        y: the training label rows: y_mix, and (1 - eps) y_mix + eps y_target,
-            float32 [B, num_classes].
+            (second; attacked then mixed with `attack_before_mixup`), float32
+            [B, H, W, C] in [0, 1].
+        y: the training label rows: y_mix, and the adversary's labels (for
+            "tlat" (1 - eps) y_mix + eps y_target), float32 [B, num_classes].
         sample_weight: the sample weights mixed like the labels
             (lam w_i + (1 - lam) w_partner), float32 [B], or None when none
             were given.
-        mixed: the images after Mixup, before the attack, float32
+        mixed: the clean images after Mixup (no attack), float32
             [B, H, W, C].
         mixed_labels: the label rows after Mixup, before TLAT's labelling,
             float32 [B, num_classes].
         lam: float32 [B], each sample's Mixup weight (1 without Mixup).
         partner: int32 [B], the index in the batch of each sample's partner,
             always in the sample's own half (i itself without Mixup).
-        epsilon: float32 [B], the FGSM budget (0 in the Mixup half).
-        target: int32 [B], the target class (-1 in the Mixup half).
-        adversarial: bool [B], True in the TLAT half when TLAT is on.
+        epsilon: float32 [B], the FGSM budget of the row's attack (0 in the
+            first half and without an adversary; with `attack_before_mixup`
+            the budget of the row's own image, its partner's being
+            `epsilon[partner]`).
+        target: int32 [B], the target class (-1 in the first half, without
+            an adversary and for the untargeted "fgsm").
+        adversarial: bool [B], True in the second half when an adversary is on.
 
     Example:
 
@@ -106,19 +128,51 @@ class MTLATModel(RobustModel):
        x_mtlat = x_mix - eps * sign(grad_x CE(f(x_mix), y_target)) (eq. 5),
        kept in [0, 1];
     4. label it y_mtlat = (1 - eps) y_mix + eps y_target (eq. 6);
-    5. train on the concatenation of both halves.
+    5. train on loss = L1 + L2, L1 the mean cross-entropy of the first half,
+       L2 that of the second.
 
-    The loss: the paper minimises L(half 1) + L(half 2); this model minimises
-    the compiled loss's mean over the concatenated batch, (L1 + L2) / 2 for
-    equal halves. The factor 1/2 is a constant rescaling of the gradient,
-    absorbed by the learning rate under SGD and irrelevant under Adam (which
-    the paper uses, up to Adam's epsilon); with odd batches each half is
-    weighted by its size.
+    The loss (`halves="sum"`, the default) is Algorithm 1's L1 + L2: each
+    row of half k carries the weight B / B_k (B_k the half's size), so the
+    compiled loss's mean over the B rows is exactly L1 + L2, odd batches
+    included (times the sample weights, if any). `halves="mean"` trains on
+    (L1 + L2) / 2 instead (B_k / (B / 2) = 1 for equal halves: the plain mean
+    over the rows). That factor 1/2 scales the loss gradient only: with SGD
+    and no weight decay it is the same as halving the learning rate; with
+    Adam and no weight decay or Keras' decoupled `weight_decay` it changes
+    nothing (up to Adam's epsilon); with a coupled L2 penalty (kernel
+    regularisers, or PyTorch's `Adam(weight_decay=...)`, which adds wd * w to
+    the gradient; the paper's "weight decay of 1e-4" with Adam does not say
+    which kind) it doubles the penalty's weight relative to the data loss,
+    and with SGD's decoupled `weight_decay` (applied as lr * wd * w) it
+    doubles the decay relative to the gradient step. The reported `loss` is
+    the value trained on, so about 2 ln N for an untrained N-class model
+    with "sum".
 
-    `mixup=False` is TLAT alone (no mixing; the first half is clean),
-    `tlat=False` is Mixup alone (both halves only mixed): the ablations of
-    the paper's Table 2 (`MTLATModel.variant("TLAT", backbone)`); both False is
-    plain training. Inference and `export()` are the backbone alone.
+    `adversary` chooses what happens to the second half; with `mixup` and
+    `attack_before_mixup` it builds every model of the paper (`VARIANTS`,
+    `MTLATModel.variant("IAT", backbone)`):
+
+    - "tlat": targeted FGSM toward a random class, TLAT label (eq. 6);
+    - "fgsm": untargeted FGSM (ascent on the cross-entropy of the label's
+      argmax class), label unchanged (Table 3's FGSM; IAT's attack);
+    - "targeted_fgsm": targeted FGSM toward a random class, label unchanged
+      (Table 3's target-FGSM);
+    - "label_smoothing": targeted FGSM toward a random class, label smoothed
+      with the sample's budget: (1 - eps) y + eps / N (Table 3's LS model;
+      label smoothing as defined by Szegedy et al., the paper's [41]: the
+      paper's paraphrase "the one values ... are replaced by 1 - eps" drops the
+      eps / N the true class also receives, which keeps the row summing to 1);
+    - None: no attack (both halves only mixed: Table 2's Mixup).
+
+    `attack_before_mixup=True` is Interpolated Adversarial Training's order
+    (Lamb et al. 2019, the paper's [28], Table 1): each image of the second
+    half is attacked (its own eps and target) and relabelled first, then
+    mixed with the same Mixup draws. Lamb et al. train each sample twice per
+    step (the whole batch mixed clean and mixed adversarial); here, as in
+    Algorithm 1, each sample is in one half. `mixup=False` leaves the first
+    half clean (TLAT alone and Table 3's models); `mixup=False,
+    adversary=None` is plain training. Inference and `export()` are the
+    backbone alone.
 
     Args:
         backbone: a Keras model mapping [0, 1] images to logits.
@@ -127,7 +181,14 @@ class MTLATModel(RobustModel):
         epsilon_max: the largest FGSM budget on the [0, 1] scale, in (0, 1]
             (0.025 in the paper).
         mixup: use Mixup (both halves).
-        tlat: attack and relabel the second half.
+        adversary: "tlat", "fgsm", "targeted_fgsm", "label_smoothing" or
+            None (see above).
+        attack_before_mixup: attack (and relabel) the second half before
+            mixing it (IAT) instead of after (M-TLAT).
+        halves: "sum" (L1 + L2, Algorithm 1) or "mean" ((L1 + L2) / 2).
+        tlat: deprecated alias of `adversary`: `tlat=False` is
+            `adversary=None`, `tlat=True` is `adversary="tlat"` (kept so that
+            models saved with it load).
         seed: see `RobustModel`; draws are keyed on (seed, step, replica).
         **kwargs: passed to `RobustModel` (e.g. `name`).
 
@@ -148,7 +209,10 @@ class MTLATModel(RobustModel):
         mixup_alpha: float = 0.4,
         epsilon_max: float = 0.025,
         mixup: bool = True,
-        tlat: bool = True,
+        adversary: str | None = "tlat",
+        attack_before_mixup: bool = False,
+        halves: str = "sum",
+        tlat: bool | None = None,
         seed: int | None = None,
         **kwargs: Any,
     ):
@@ -160,11 +224,33 @@ class MTLATModel(RobustModel):
             )
         self.epsilon_max = float(check_epsilon(float(epsilon_max), "epsilon_max"))
         self.mixup = _check_flag(mixup, "mixup")
-        self.tlat = _check_flag(tlat, "tlat")
+        if tlat is not None:
+            if not _check_flag(tlat, "tlat"):
+                adversary = None
+            elif adversary is None:
+                raise ValueError("`tlat=True` contradicts `adversary=None`; pass `adversary` only.")
+        if adversary is not None:
+            check_choice(adversary, ADVERSARIES, "M-TLAT adversary (or None for no attack)")
+        self.adversary = adversary
+        self.attack_before_mixup = _check_flag(attack_before_mixup, "attack_before_mixup")
+        self.halves = check_choice(halves, ("sum", "mean"), "`halves` reduction")
+
+    @property
+    def tlat(self) -> bool:
+        """Whether the second half is attacked (any `adversary`)."""
+        return self.adversary is not None
 
     @classmethod
     def variant(cls, name: str, backbone: keras.Model, **overrides: Any) -> "MTLATModel":
-        """One of the paper's models by name: "M-TLAT", "Mixup" or "TLAT" (see `VARIANTS`).
+        """One of the paper's models by name (see `VARIANTS`).
+
+        Args:
+            name: "M-TLAT", "IAT", "Mixup", "TLAT", "FGSM", "target-FGSM" or "LS".
+            backbone: a Keras model mapping [0, 1] images to logits.
+            **overrides: further constructor arguments (`epsilon_max`, `seed`...).
+
+        Returns:
+            An `MTLATModel`.
 
         Example:
 
@@ -183,13 +269,18 @@ class MTLATModel(RobustModel):
     ) -> MTLATBatch:
         """Builds the M-TLAT batch of Algorithm 1 (what `training_batch` trains on).
 
+        The draws, all from `seed` (folds with Philox, so XLA draws the same):
+        the Mixup of half k (k = 1, 2) from `stateless_fold_in(seed, k)` (see
+        `keras_robust.layers.mixup`), the budgets from fold 3
+        (`keras_robust.layers.sample_uniform`), the targets from fold 4.
+
         Args:
             x: float32 images [B, H, W, C] in [0, 1].
             y: labels (sparse, one-hot or soft).
             sample_weight: [B] or None.
             seed: an int or an int [2] stateless seed; default the step's
                 `step_seed(3)`, which needs a compiled model.
-            epsilon: budgets for the TLAT half (a scalar or one per sample of
+            epsilon: budgets for the attacked half (a scalar or one per sample of
                 rows [B // 2, B)) instead of the U[0, eps_max] draw.
 
         Returns:
@@ -206,45 +297,66 @@ class MTLATModel(RobustModel):
         seed = self.step_seed(_SALT) if seed is None else as_seed(seed)
         size = tf.shape(x)[0]
         first = size // 2
-        halves = [(x[:first], y[:first], 0), (x[first:], y[first:], first)]
-
-        mixed, mixed_labels, lams, partners = [], [], [], []
-        for index, (images, labels, offset) in enumerate(halves):
-            count = tf.shape(images)[0]
-            if self.mixup:
-                result = mix_batch(images, labels, self.mixup_alpha,
-                                   tf.random.experimental.stateless_fold_in(seed, index + 1))
-                mixed.append(result.images)
-                mixed_labels.append(result.labels)
-                lams.append(result.lam)
-                partners.append(result.partner + offset)
-            else:
-                mixed.append(images)
-                mixed_labels.append(labels)
-                lams.append(tf.ones([count], tf.float32))
-                partners.append(tf.range(count, dtype=tf.int32) + offset)
-
         second = size - first
+
         if self.tlat:
             if epsilon is None:
-                eps = tf.random.stateless_uniform(
-                    [second], tf.random.experimental.stateless_fold_in(seed, 3),
+                eps = sample_uniform(
+                    [second], tf.random.experimental.stateless_fold_in(seed, 3, alg="philox"),
                     0.0, self.epsilon_max)
             else:
                 eps = tf.cast(epsilon, tf.float32) * tf.ones([second], tf.float32)
-            target = tf.random.stateless_uniform(
-                [second], tf.random.experimental.stateless_fold_in(seed, 4),
-                0, self.num_classes, dtype=tf.int32)
-            attack = iterative_attack(
-                self.attack_logits, mixed[1], mixed_labels[1], epsilon=eps, step_size=eps,
-                steps=1, norm="linf", loss="ce", target=target, random_start=False,
-            )
-            attacked = attack.x_adv
-            labels = tlat_labels(mixed_labels[1], target, eps)
+            targeted, labelling = ADVERSARIES[self.adversary]
+            if targeted:
+                target = tf.random.stateless_uniform(
+                    [second], tf.random.experimental.stateless_fold_in(seed, 4, alg="philox"),
+                    0, self.num_classes, dtype=tf.int32, alg="philox")  # XLA draws the same
+            else:
+                target = tf.fill([second], -1)
+
+            def attack(images, labels):
+                x_adv = iterative_attack(
+                    self.attack_logits, images, labels, epsilon=eps, step_size=eps, steps=1,
+                    norm="linf", loss="ce", target=target if targeted else None,
+                    random_start=False,
+                ).x_adv
+                if labelling == "tlat":
+                    labels = tlat_labels(labels, target, eps)
+                elif labelling == "smoothed":
+                    labels = tlat_labels(labels, tf.fill(tf.shape(labels), 1.0 / self.num_classes),
+                                         eps)
+                return x_adv, labels
         else:
             eps = tf.zeros([second], tf.float32)
             target = tf.fill([second], -1)
-            attacked, labels = mixed[1], mixed_labels[1]
+
+        mixed, mixed_labels, lams, partners, outputs = [], [], [], [], []
+        for index, (lo, hi) in enumerate([(0, first), (first, size)]):
+            images, labels = x[lo:hi], y[lo:hi]
+            attacked = index == 1 and self.tlat
+            if attacked and self.attack_before_mixup:
+                adv_images, adv_labels = attack(images, labels)
+            if self.mixup:
+                half_seed = tf.random.experimental.stateless_fold_in(seed, index + 1, alg="philox")
+                result = mix_batch(images, labels, self.mixup_alpha, half_seed)
+                mixed_images, mixed_rows, lam, partner = result
+                if attacked and self.attack_before_mixup:  # the same draws, on the attacked half
+                    result = mix_batch(adv_images, adv_labels, self.mixup_alpha, half_seed)
+                    outputs.append((result.images, result.labels))
+            else:
+                count = hi - lo
+                mixed_images, mixed_rows = images, labels
+                lam, partner = tf.ones([count], tf.float32), tf.range(count, dtype=tf.int32)
+                if attacked and self.attack_before_mixup:
+                    outputs.append((adv_images, adv_labels))
+            if attacked and not self.attack_before_mixup:
+                outputs.append(attack(mixed_images, mixed_rows))
+            elif not attacked:
+                outputs.append((mixed_images, mixed_rows))
+            mixed.append(mixed_images)
+            mixed_labels.append(mixed_rows)
+            lams.append(lam)
+            partners.append(partner + lo)
 
         lam = tf.concat(lams, 0)
         partner = tf.concat(partners, 0)
@@ -253,8 +365,8 @@ class MTLATModel(RobustModel):
             weights = tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
             weights = lam * weights + (1.0 - lam) * tf.gather(weights, partner)
         return MTLATBatch(
-            x=tf.concat([mixed[0], attacked], 0),
-            y=tf.concat([mixed_labels[0], labels], 0),
+            x=tf.concat([outputs[0][0], outputs[1][0]], 0),
+            y=tf.concat([outputs[0][1], outputs[1][1]], 0),
             sample_weight=weights,
             mixed=tf.concat(mixed, 0),
             mixed_labels=tf.concat(mixed_labels, 0),
@@ -266,17 +378,49 @@ class MTLATModel(RobustModel):
                 [tf.zeros([first], tf.bool), tf.fill([second], self.tlat)], 0),
         )
 
+    def half_weights(self, size: Any) -> tf.Tensor:
+        """The loss weight of each row: B / B_k in half k ("sum"), B / (2 B_k) ("mean").
+
+        With these weights the compiled loss's mean over the B rows is
+        L1 + L2 ("sum") or (L1 + L2) / 2 ("mean"), L_k the mean loss of half k
+        (with B = 1 the first half is empty and L1 = 0).
+
+        Args:
+            size: the batch size B (an int or a scalar tensor).
+
+        Returns:
+            float32 [B].
+
+        Example:
+
+        >>> np.round(model.half_weights(5).numpy(), 3).tolist()   # halves of 2 and 3 rows, "sum"
+        [2.5, 2.5, 1.667, 1.667, 1.667]
+        """
+        size = tf.cast(size, tf.int32)
+        first = size // 2
+        second = size - first
+        total = tf.cast(size, tf.float32)
+        scale = 1.0 if self.halves == "sum" else 0.5
+        return tf.concat([
+            tf.fill([first], scale * total / tf.cast(tf.maximum(first, 1), tf.float32)),
+            tf.fill([second], scale * total / tf.cast(second, tf.float32)),
+        ], 0)
+
     def training_batch(self, x, y, sample_weight) -> TrainingBatch:
         batch = self.mtlat_batch(x, y, sample_weight)
-        return TrainingBatch(batch.x, batch.y, batch.sample_weight)
+        weights = self.half_weights(tf.shape(batch.x)[0])
+        if batch.sample_weight is not None:
+            weights = weights * batch.sample_weight
+        return TrainingBatch(batch.x, batch.y, weights)
 
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             mixup_alpha=self.mixup_alpha, epsilon_max=self.epsilon_max, mixup=self.mixup,
-            tlat=self.tlat,
+            adversary=self.adversary, attack_before_mixup=self.attack_before_mixup,
+            halves=self.halves,
         )
         return config
 
 
-__all__ = ["MTLATBatch", "MTLATModel", "VARIANTS"]
+__all__ = ["ADVERSARIES", "MTLATBatch", "MTLATModel", "VARIANTS"]
