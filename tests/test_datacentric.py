@@ -471,6 +471,90 @@ def test_mirrored_strategy_splits_attack_batches_over_replicas(data):
     assert all(d["linf_norm"] <= 8 / 255 + 1e-6 for d in first.details if d["part"] == "adversarial")
 
 
+# ---------------------------------------------------------------------------- damaged files
+
+
+def _clean_run(folder):
+    x = np.random.default_rng(5).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 0), output_dir=folder, shard_size=4,
+               progress=False)
+    return x
+
+
+def _damage(path, how):
+    with open(path, "rb") as f:
+        content = bytearray(f.read())
+    if how == "truncate":
+        content = content[:len(content) // 2]
+    else:  # flip bytes in the middle
+        middle = len(content) // 2
+        content[middle:middle + 8] = bytes(b ^ 0xFF for b in content[middle:middle + 8])
+    with open(path, "wb") as f:
+        f.write(bytes(content))
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_a_damaged_shard_is_named_by_load_and_rewritten_by_a_rerun(tmp_path, how):
+    folder = str(tmp_path / "run")
+    x = _clean_run(folder)
+    shard = os.path.join(folder, "shard-00001-of-00003.tfrecord")
+    _damage(shard, how)
+    with pytest.raises(ValueError, match=r"shard-00001-of-00003\.tfrecord.*SHA-256.*same arguments"):
+        dc.load(folder)
+    with pytest.raises(ValueError, match="shard-00001-of-00003"):
+        dc.load(folder, allow_incomplete=True)
+    # Unchecked, it fails only while iterating, without the file's name (DataLossError for
+    # flipped bytes; a truncated file reads as fewer records, caught by the cardinality).
+    with pytest.raises((tf.errors.DataLossError, tf.errors.FailedPreconditionError)):
+        list(dc.load(folder, verify=False))
+    _clean_run(folder)  # the remedy the message gives: re-run with the same arguments
+    images = np.concatenate([i.numpy() for i, _ in dc.load(folder, batch_size=5)])
+    np.testing.assert_array_equal(np.round(images * 255).astype(np.uint8), x)
+
+
+def test_a_missing_shard_file_is_named(tmp_path):
+    folder = str(tmp_path / "run")
+    _clean_run(folder)
+    os.remove(os.path.join(folder, "shard-00002-of-00003.tfrecord"))
+    with pytest.raises(FileNotFoundError, match=r"shard-00002-of-00003\.tfrecord"):
+        dc.load(folder)
+
+
+def test_damaged_json_files_are_named_with_their_remedy(tmp_path):
+    folder = str(tmp_path / "run")
+    _clean_run(folder)
+    metadata = os.path.join(folder, "metadata.json")
+    _damage(metadata, "truncate")
+    for read in (dc.load, dc.read_metadata, dc.read_records):
+        with pytest.raises(ValueError, match=r"metadata\.json.*not valid JSON.*finalize"):
+            read(folder)
+    dc.finalize(folder)  # the remedy: rebuilt from the sidecars
+    assert len(dc.read_records(folder)) == 12
+    sidecar = os.path.join(folder, "shard-00000-of-00003.json")
+    _damage(sidecar, "truncate")
+    # A finished run with an unreadable sidecar: an error, not 4 records silently missing.
+    with pytest.raises(ValueError, match=r"shard-00000-of-00003\.json.*same arguments"):
+        dc.read_records(folder)
+    assert len(dc.read_records(folder, allow_incomplete=True)) == 8  # finished shards only
+    _clean_run(folder)  # the rerun rewrites the shard whose sidecar is unreadable
+    assert [r["index"] for r in dc.read_records(folder)] == list(range(12))
+    _damage(os.path.join(folder, "plan.json"), "truncate")
+    with pytest.raises(ValueError, match=r"plan\.json.*overwrite=True"):
+        records.read_plan(folder)
+    with pytest.raises(ValueError, match=r"plan\.json.*overwrite=True"):
+        _clean_run(folder)
+
+
+def test_damaged_test_sets_are_named(tmp_path):
+    x = np.zeros((2, 8, 8, 3), np.uint8)
+    pair = (x, np.array([0, 1]))
+    path = str(tmp_path / "sets.npz")
+    dc.TestSets(pair, pair, pair, {}, {"attack": {}}).save(path)
+    _damage(path, "truncate")
+    with pytest.raises(ValueError, match=r"sets\.npz.*build_test_sets"):
+        dc.TestSets.load(path)
+
+
 # ---------------------------------------------------------------------------- errors
 
 
