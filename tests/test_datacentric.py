@@ -543,6 +543,10 @@ def test_damaged_json_files_are_named_with_their_remedy(tmp_path):
         records.read_plan(folder)
     with pytest.raises(ValueError, match=r"plan\.json.*overwrite=True"):
         _clean_run(folder)
+    x = np.random.default_rng(5).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 0), output_dir=folder, shard_size=4,
+               progress=False, overwrite=True)  # the remedy: start again
+    assert records.read_plan(folder)["num_examples"] == 12 and len(dc.read_records(folder)) == 12
 
 
 def test_damaged_test_sets_are_named(tmp_path):
