@@ -425,8 +425,9 @@ def _open_npz(path: str):
     try:
         archive = np.load(path)
     except _NPZ_READ_ERRORS as error:
-        raise CorruptFileError(path, f"not a readable .npz archive ({type(error).__name__}: "
-                                     f"{error}); it is truncated or corrupted", _NPZ_REMEDY) from None
+        problem = f"not a readable .npz archive ({type(error).__name__}: {error})"
+        raise CorruptFileError(path, problem + "; it is truncated or corrupted",
+                               _NPZ_REMEDY) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise CorruptFileError(path, "a single .npy array, not an .npz archive", _NPZ_REMEDY)
     missing = {"train_jpeg", "train_offsets", "train_labels", "test_jpeg", "test_offsets",

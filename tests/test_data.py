@@ -148,6 +148,7 @@ def test_an_npz_with_a_broken_jpeg_or_offsets_names_the_file(tmp_path):
     np.savez(str(tmp_path / "jpeg.npz"), **broken)  # a valid zip: the JPEG itself is broken
     with pytest.raises(data.CorruptFileError, match=r"jpeg\.npz.*'test' JPEG does not decode"):
         data.load_arrays(str(tmp_path / "jpeg.npz"), "test")
-    np.savez(str(tmp_path / "offsets.npz"), **dict(arrays, test_offsets=arrays["test_offsets"][:-1]))
+    short = dict(arrays, test_offsets=arrays["test_offsets"][:-1])  # one offset missing
+    np.savez(str(tmp_path / "offsets.npz"), **short)
     with pytest.raises(data.CorruptFileError, match=r"offsets\.npz.*test_offsets"):
         data.load_arrays(str(tmp_path / "offsets.npz"), "test")

@@ -499,7 +499,8 @@ def test_a_damaged_shard_is_named_by_load_and_rewritten_by_a_rerun(tmp_path, how
     x = _clean_run(folder)
     shard = os.path.join(folder, "shard-00001-of-00003.tfrecord")
     _damage(shard, how)
-    with pytest.raises(ValueError, match=r"shard-00001-of-00003\.tfrecord.*SHA-256.*same arguments"):
+    with pytest.raises(ValueError,
+                       match=r"shard-00001-of-00003\.tfrecord.*SHA-256.*same arguments"):
         dc.load(folder)
     with pytest.raises(ValueError, match="shard-00001-of-00003"):
         dc.load(folder, allow_incomplete=True)

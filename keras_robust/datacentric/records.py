@@ -165,9 +165,10 @@ def verify_shards(directory: str, shards: Sequence[dict]) -> None:
             raise FileNotFoundError(f"Shard file {path!r} is missing. {_remedy(path)}")
         digest = sha256_of(path)
         if digest != shard.get("sha256"):
+            recorded = str(shard.get("sha256"))[:12]
             raise CorruptFileError(
-                path, f"its SHA-256 {digest[:12]}... differs from the {str(shard.get('sha256'))[:12]}... "
-                      "recorded when it was written (truncated, corrupted or altered)",
+                path, f"its SHA-256 {digest[:12]}... differs from the {recorded}... recorded "
+                      "when it was written (truncated, corrupted or altered)",
                 _remedy(path) + " Or pass verify=False to read it unchecked.")
 
 
@@ -366,6 +367,8 @@ def read_metadata(directory: str) -> dict:
     Raises:
         FileNotFoundError: not an output folder.
         IncompleteOutputError: the run has not finished every shard yet.
+        keras_robust.data.CorruptFileError: `metadata.json` is damaged (the
+            message says how to rebuild it).
 
     Example:
 
@@ -411,6 +414,10 @@ def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
 
     Raises:
         IncompleteOutputError: the run is not finished (and not `allow_incomplete`).
+        keras_robust.data.CorruptFileError: `metadata.json` or, of a finished
+            run, a shard's sidecar is damaged (the message names it and the
+            remedy); with `allow_incomplete`, a shard with a damaged sidecar
+            counts as unfinished.
 
     Example:
 
@@ -515,9 +522,10 @@ def load(
         allow_incomplete: read the finished shards of an unfinished run
             instead of raising.
         verify: check every shard's SHA-256 against the one recorded when it
-            was written, before reading (hashing costs about a second per
-            GB). With False, a damaged shard surfaces only while iterating,
-            as a `tf.errors.DataLossError` that does not name the file.
+            was written, before reading (one pass over the files). With
+            False, a damaged shard surfaces only while iterating, as a
+            `tf.errors.DataLossError` (flipped bytes) or a cardinality error
+            (a truncated file), neither naming the file.
 
     Returns:
         A `tf.data.Dataset`.
