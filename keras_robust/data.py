@@ -30,6 +30,8 @@ import functools
 import glob
 import os
 import socket
+import zipfile
+import zlib
 from typing import Sequence
 
 import numpy as np
@@ -61,6 +63,46 @@ _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 class DatasetUnavailableError(RuntimeError):
     """Raised when a dataset is neither prepared locally nor downloadable."""
+
+
+class CorruptFileError(ValueError):
+    """Raised when a data file cannot be read back: truncated, corrupted or altered.
+
+    The message names the file and how to recover (re-download it, re-run
+    what wrote it); `path` holds the file's path. A `ValueError`, so code
+    that catches bad input catches it too.
+
+    Args:
+        path: the unreadable file.
+        problem: what is wrong with it (e.g. the original error).
+        remedy: how to recover.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "copy.npz")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"half of an archive")
+    >>> try:
+    ...     load_arrays(path, "test")
+    ... except CorruptFileError as error:
+    ...     print(os.path.basename(error.path), "Re-download" in str(error))
+    copy.npz True
+    """
+
+    def __init__(self, path: str, problem: str, remedy: str):
+        self.path = path
+        super().__init__(f"{path!r} is unreadable: {problem}. {remedy}")
+
+
+# What reading a damaged .npz raises: a truncated zip, a bad CRC-32, a damaged
+# compressed stream, a damaged .npy header or too few bytes.
+_NPZ_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
+
+_NPZ_REMEDY = (
+    "Re-download or re-copy the archive (compare its size and SHA-256 with the source's); "
+    "the layout is that of cifar10_jpeg.npz (see datasets/README.md)."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,7 +422,14 @@ def _source_kind(source: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _open_npz(path: str):
-    archive = np.load(path)
+    try:
+        archive = np.load(path)
+    except _NPZ_READ_ERRORS as error:
+        problem = f"not a readable .npz archive ({type(error).__name__}: {error})"
+        raise CorruptFileError(path, problem + "; it is truncated or corrupted",
+                               _NPZ_REMEDY) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CorruptFileError(path, "a single .npy array, not an .npz archive", _NPZ_REMEDY)
     missing = {"train_jpeg", "train_offsets", "train_labels", "test_jpeg", "test_offsets",
                "test_labels", "label_names"} - set(archive.files)
     if missing:
@@ -396,16 +445,30 @@ def _decode_npz(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("train", "test"):
         raise ValueError(f"A JPEG .npz copy has splits 'train' and 'test', got {split!r}.")
     archive = _open_npz(path)
-    blob = archive[f"{split}_jpeg"]
-    offsets = archive[f"{split}_offsets"]
-    labels = archive[f"{split}_labels"].astype(np.int32)
+    try:
+        blob = archive[f"{split}_jpeg"]
+        offsets = archive[f"{split}_offsets"]
+        labels = archive[f"{split}_labels"].astype(np.int32)
+    except _NPZ_READ_ERRORS as error:
+        raise CorruptFileError(path, f"the {split!r} arrays cannot be read ({type(error).__name__}: "
+                                     f"{error}); the archive is corrupted", _NPZ_REMEDY) from None
+    if offsets.ndim != 1 or len(offsets) != len(labels) + 1 or (
+            len(offsets) and (offsets[0] < 0 or offsets[-1] > len(blob)
+                              or np.any(np.diff(offsets) <= 0))):
+        raise CorruptFileError(
+            path, f"{split}_offsets do not cut {split}_jpeg ({len(blob)} bytes) into "
+                  f"{len(labels)} images", _NPZ_REMEDY)
     encoded = [blob[offsets[i]:offsets[i + 1]].tobytes() for i in range(len(labels))]
     decoded = (
         tf.data.Dataset.from_tensor_slices(encoded)
         .map(lambda b: tf.io.decode_jpeg(b, channels=3), num_parallel_calls=tf.data.AUTOTUNE)
         .batch(2048)
     )
-    images = np.concatenate([batch.numpy() for batch in decoded])
+    try:
+        images = np.concatenate([batch.numpy() for batch in decoded])
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
+        raise CorruptFileError(path, f"a {split!r} JPEG does not decode ({error.message.strip()})",
+                               _NPZ_REMEDY) from None
     images.setflags(write=False)
     labels.setflags(write=False)
     return images, labels

@@ -109,3 +109,46 @@ def test_auto_source_prefers_a_local_copy(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_ROBUST_CIFAR10", str(tmp_path / "none.npz"))
     monkeypatch.chdir(tmp_path)
     assert kr.experiment.resolve_source("auto") == "cifar10"
+
+
+# ---------------------------------------------------------------------------- damaged archives
+
+
+def test_a_truncated_npz_names_the_file_and_the_remedy(tmp_path):
+    path = jpeg_npz(str(tmp_path / "copy.npz"))
+    with open(path, "rb") as f:
+        content = f.read()
+    with open(path, "wb") as f:
+        f.write(content[:len(content) // 2])
+    with pytest.raises(data.CorruptFileError, match=r"copy\.npz.*truncated.*Re-download") as info:
+        data.load_arrays(path, "test")
+    assert info.value.path == path
+    with pytest.raises(data.CorruptFileError, match=r"copy\.npz"):
+        data.load(path, "train")
+
+
+def test_flipped_bytes_in_an_npz_name_the_file(tmp_path):
+    path = jpeg_npz(str(tmp_path / "flipped.npz"), n_test=4)
+    with open(path, "rb") as f:
+        content = bytearray(f.read())
+    start = content.index(b"\xff\xd8\xff", 2000)  # a JPEG inside the stored train_jpeg member
+    content[start + 200:start + 260] = bytes(b ^ 0xFF for b in content[start + 200:start + 260])
+    with open(path, "wb") as f:
+        f.write(bytes(content))
+    with pytest.raises(data.CorruptFileError, match=r"flipped\.npz.*Re-download"):
+        data.load_arrays(path, "train")
+
+
+def test_an_npz_with_a_broken_jpeg_or_offsets_names_the_file(tmp_path):
+    path = jpeg_npz(str(tmp_path / "good.npz"), n_test=4)
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    broken = dict(arrays, test_jpeg=arrays["test_jpeg"].copy())
+    broken["test_jpeg"][arrays["test_offsets"][1]:arrays["test_offsets"][2]] = 7  # image 1
+    np.savez(str(tmp_path / "jpeg.npz"), **broken)  # a valid zip: the JPEG itself is broken
+    with pytest.raises(data.CorruptFileError, match=r"jpeg\.npz.*'test' JPEG does not decode"):
+        data.load_arrays(str(tmp_path / "jpeg.npz"), "test")
+    short = dict(arrays, test_offsets=arrays["test_offsets"][:-1])  # one offset missing
+    np.savez(str(tmp_path / "offsets.npz"), **short)
+    with pytest.raises(data.CorruptFileError, match=r"offsets\.npz.*test_offsets"):
+        data.load_arrays(str(tmp_path / "offsets.npz"), "test")

@@ -73,8 +73,6 @@ def test_score_is_the_mean_of_the_three_accuracies(tmp_path, data):
     for name, pair in (("clean", sets.clean), ("adversarial", sets.adversarial),
                        ("corrupted", sets.corrupted)):
         assert result[name] == pytest.approx(evaluate.accuracy(model, *pair))
-    assert result["R"] == pytest.approx(np.mean([result["clean"], result["adversarial"],
-                                                 result["corrupted"]]))
     assert set(result) == {"clean", "adversarial", "corrupted", "R", "adversarial_linf",
                            "adversarial_l2"}
     explicit = dc.score(model, clean=sets.clean, adversarial=sets.adversarial,
@@ -89,3 +87,51 @@ def test_score_is_the_mean_of_the_three_accuracies(tmp_path, data):
         dc.score(model, clean=sets.clean, adversarial=sets.adversarial)
     with pytest.raises(ValueError, match="not both"):
         dc.score(model, sets, clean=sets.clean)
+
+
+def _class_code_model(num_classes=10):
+    """A linear model that predicts the class written in pixel (0, 0, 0): c -> (c + 0.5) / C.
+
+    logits_j = 2 a_j v - a_j^2 = v^2 - (v - a_j)^2 with a_j = (j + 0.5) / C and v the pixel,
+    so the argmax is the code nearest to v; every other pixel has weight 0.
+    """
+    codes = (np.arange(num_classes) + 0.5) / num_classes
+    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
+                              keras.layers.Dense(num_classes)])
+    kernel = np.zeros((int(np.prod(SHAPE)), num_classes), np.float32)
+    kernel[0] = 2 * codes
+    model.layers[-1].set_weights([kernel, (-codes ** 2).astype(np.float32)])
+    return model
+
+
+def _coded_set(rng, predicted, correct):
+    """uint8 images that the model classifies as `predicted`; the first `correct` labels agree."""
+    images = rng.integers(0, 256, (len(predicted), *SHAPE), dtype=np.uint8)
+    images[:, 0, 0, 0] = np.round(255 * (predicted + 0.5) / 10).astype(np.uint8)
+    labels = predicted.copy()
+    labels[correct:] = (predicted[correct:] + 1 + rng.integers(0, 9, len(predicted) - correct)) % 10
+    return images, labels
+
+
+def test_score_matches_accuracies_known_by_construction():
+    # 10 classes, 20 images per set; the model is right on 15 / 8 / 5 of them, so
+    # ACC = 0.75 / 0.40 / 0.25 and R = (0.75 + 0.40 + 0.25) / 3 (eq. 7); the variants
+    # (6/20 and 2/20) are reported but are not part of R.
+    rng = np.random.default_rng(0)
+    model = _class_code_model()
+    sets = {name: _coded_set(rng, rng.integers(0, 10, 20), correct)
+            for name, correct in (("clean", 15), ("adversarial", 8), ("corrupted", 5),
+                                  ("adversarial_linf", 6), ("adversarial_l2", 2))}
+    expected = {"clean": 0.75, "adversarial": 0.4, "corrupted": 0.25, "R": 1.4 / 3,
+                "adversarial_linf": 0.3, "adversarial_l2": 0.1}
+    test_sets = dc.TestSets(sets["clean"], sets["adversarial"], sets["corrupted"],
+                            {k: sets[k] for k in ("adversarial_linf", "adversarial_l2")}, {})
+    assert dc.score(model, test_sets, batch_size=7) == pytest.approx(expected, abs=1e-9)
+    explicit = dc.score(model, clean=sets["clean"], adversarial=sets["adversarial"],
+                        corrupted=sets["corrupted"])
+    assert explicit == pytest.approx({k: expected[k] for k in ("clean", "adversarial",
+                                                               "corrupted", "R")}, abs=1e-9)
+    # float images in [0, 1] score the same
+    as_float = {k: (v[0].astype(np.float32) / 255, v[1]) for k, v in sets.items()}
+    assert dc.score(model, clean=as_float["clean"], adversarial=as_float["adversarial"],
+                    corrupted=as_float["corrupted"])["R"] == pytest.approx(1.4 / 3, abs=1e-9)

@@ -47,6 +47,7 @@ import tensorflow as tf
 
 from keras_robust._validation import check_positive_int
 from keras_robust.corruptions import DATACENTRIC_14
+from keras_robust.data import CorruptFileError
 from keras_robust.datacentric import _inputs, records
 from keras_robust.datacentric.corrupted import SEVERITIES, check_catalogue, corrupt_examples
 from keras_robust.datacentric.perturb import (
@@ -383,8 +384,15 @@ def _start_output(run: _Run, models: Sequence[Any], overwrite: bool) -> None:
     os.makedirs(directory, exist_ok=True)
     content = _plan_content(run, models)
     path = os.path.join(directory, records.PLAN_FILE)
+    existing = None
     if os.path.isfile(path):
-        existing = records.read_json(path)
+        try:
+            existing = records.read_json(path)
+        except CorruptFileError:
+            if not overwrite:
+                raise
+            _clear(directory)  # the remedy its message gives: start again
+    if existing is not None:
         if isinstance(existing.get("attack"), dict):  # a plan of an older version: fill defaults
             try:
                 existing["attack"] = AttackSettings.from_dict(existing["attack"]).as_dict()

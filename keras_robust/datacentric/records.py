@@ -120,10 +120,56 @@ def normalise(payload: Any) -> Any:
     return json.loads(json.dumps(payload, sort_keys=True, default=json_default))
 
 
+def _remedy(path: str) -> str:
+    """How to recover a damaged file of an output folder, by its kind."""
+    name = os.path.basename(path)
+    if name == METADATA_FILE:
+        return ("It is rebuilt from the shards' sidecars: run "
+                "keras_robust.datacentric.finalize(output_dir), or re-run the enhancement with the "
+                "same arguments.")
+    if name == PLAN_FILE:
+        return ("It holds the run's settings: restore it from a copy, or start again with "
+                "overwrite=True (deletes the folder's shards).")
+    if name.startswith("shard-"):
+        return ("Re-run the enhancement with the same arguments and output_dir (on the worker "
+                "that owns this shard): it rewrites every shard whose sidecar is unreadable or "
+                "whose SHA-256 does not match, then metadata.json.")
+    return "Rewrite it."
+
+
 def read_json(path: str) -> Any:
-    """Reads a JSON file."""
-    with open(path) as f:
-        return json.load(f)
+    """Reads a JSON file; a damaged one raises `CorruptFileError` naming it and the remedy."""
+    from keras_robust.data import CorruptFileError
+
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CorruptFileError(path, f"not valid JSON ({error}); it is truncated or corrupted",
+                               _remedy(path)) from None
+
+
+def verify_shards(directory: str, shards: Sequence[dict]) -> None:
+    """Checks each shard's TFRecord file against the SHA-256 recorded when it was written.
+
+    Raises:
+        FileNotFoundError: a shard file is missing (the message names it).
+        keras_robust.data.CorruptFileError: a shard's bytes changed (truncated,
+            corrupted); the message names the shard and how to rewrite it.
+    """
+    from keras_robust.data import CorruptFileError
+
+    for shard in shards:
+        path = os.path.join(directory, shard["file"])
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Shard file {path!r} is missing. {_remedy(path)}")
+        digest = sha256_of(path)
+        if digest != shard.get("sha256"):
+            recorded = str(shard.get("sha256"))[:12]
+            raise CorruptFileError(
+                path, f"its SHA-256 {digest[:12]}... differs from the {recorded}... recorded "
+                      "when it was written (truncated, corrupted or altered)",
+                _remedy(path) + " Or pass verify=False to read it unchecked.")
 
 
 def sha256_of(path: str) -> str:
@@ -321,6 +367,8 @@ def read_metadata(directory: str) -> dict:
     Raises:
         FileNotFoundError: not an output folder.
         IncompleteOutputError: the run has not finished every shard yet.
+        keras_robust.data.CorruptFileError: `metadata.json` is damaged (the
+            message says how to rebuild it).
 
     Example:
 
@@ -366,6 +414,10 @@ def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
 
     Raises:
         IncompleteOutputError: the run is not finished (and not `allow_incomplete`).
+        keras_robust.data.CorruptFileError: `metadata.json` or, of a finished
+            run, a shard's sidecar is damaged (the message names it and the
+            remedy); with `allow_incomplete`, a shard with a damaged sidecar
+            counts as unfinished.
 
     Example:
 
@@ -386,10 +438,13 @@ def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
     >>> bool(np.array_equal(again, result.images[r["index"]]))    # the record regenerates it
     True
     """
-    if not allow_incomplete:
-        read_metadata(directory)
-    plan, sidecars = shards_status(directory)
-    stems = [shard_stem(s, int(plan["num_shards"])) for s, c in enumerate(sidecars) if c is not None]
+    if allow_incomplete:
+        plan, sidecars = shards_status(directory)
+        stems = [shard_stem(s, int(plan["num_shards"]))
+                 for s, c in enumerate(sidecars) if c is not None]
+    else:  # every shard of a finished run: a damaged sidecar is an error, not a skipped shard
+        plan = read_metadata(directory)
+        stems = [os.path.splitext(s["file"])[0] for s in plan["shards"]]
     records = []
     for stem in stems:
         records.extend(read_json(os.path.join(directory, f"{stem}.json"))["records"])
@@ -444,6 +499,7 @@ def load(
     drop_remainder: bool = False,
     cache: bool = False,
     allow_incomplete: bool = False,
+    verify: bool = True,
 ) -> tf.data.Dataset:
     """Reads an enhanced data set as a `tf.data` pipeline.
 
@@ -465,13 +521,21 @@ def load(
         cache: cache decoded examples in memory.
         allow_incomplete: read the finished shards of an unfinished run
             instead of raising.
+        verify: check every shard's SHA-256 against the one recorded when it
+            was written, before reading (one pass over the files). With
+            False, a damaged shard surfaces only while iterating, as a
+            `tf.errors.DataLossError` (flipped bytes) or a cardinality error
+            (a truncated file), neither naming the file.
 
     Returns:
         A `tf.data.Dataset`.
 
     Raises:
-        FileNotFoundError: not an output folder.
+        FileNotFoundError: not an output folder, or a shard file is missing.
         IncompleteOutputError: the run is not finished (and not `allow_incomplete`).
+        keras_robust.data.CorruptFileError: `metadata.json` is damaged, or
+            (with `verify`) a shard's bytes differ from its recorded SHA-256;
+            the message names the file and how to rewrite it.
 
     Example:
 
@@ -502,6 +566,8 @@ def load(
     else:
         plan = read_metadata(output_dir)
         shards = plan["shards"]
+    if verify:
+        verify_shards(output_dir, shards)
     files = [os.path.join(output_dir, s["file"]) for s in shards]
     keep = None
     if parts is not None:

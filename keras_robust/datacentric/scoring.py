@@ -100,19 +100,33 @@ class TestSets:
 
     @classmethod
     def load(cls, path: str) -> "TestSets":
-        """Loads sets written by `save`."""
+        """Loads sets written by `save`.
+
+        A truncated or corrupted file raises `keras_robust.data.CorruptFileError`
+        naming it (rebuild the sets with `build_test_sets` and save them again).
+        """
         import json
 
-        with np.load(path) as archive:
-            variants = {}
-            for key in archive.files:
-                if key.startswith("variant_") and key.endswith("_x"):
-                    name = key[len("variant_"):-2]
-                    variants[name] = (archive[key], archive[f"variant_{name}_y"])
-            return cls((archive["clean_x"], archive["clean_y"]),
-                       (archive["adversarial_x"], archive["adversarial_y"]),
-                       (archive["corrupted_x"], archive["corrupted_y"]), variants,
-                       json.loads(str(archive["details"])))
+        from keras_robust import data
+
+        try:
+            with np.load(path) as archive:
+                variants = {}
+                for key in archive.files:
+                    if key.startswith("variant_") and key.endswith("_x"):
+                        name = key[len("variant_"):-2]
+                        variants[name] = (archive[key], archive[f"variant_{name}_y"])
+                return cls((archive["clean_x"], archive["clean_y"]),
+                           (archive["adversarial_x"], archive["adversarial_y"]),
+                           (archive["corrupted_x"], archive["corrupted_y"]), variants,
+                           json.loads(str(archive["details"])))
+        except FileNotFoundError:
+            raise
+        except data._NPZ_READ_ERRORS as error:  # JSONDecodeError is a ValueError
+            raise data.CorruptFileError(
+                path, f"not readable test sets ({type(error).__name__}: {error}); truncated or "
+                      "corrupted", "Rebuild them with build_test_sets(...) and save them again."
+            ) from None
 
 
 def _excluded_fingerprints(exclude: Any) -> tuple[list[Any], set[str], set[str]]:
