@@ -197,3 +197,24 @@ def square_side(p: float, h: int, w: int, c: int) -> int:
     n_features = c * h * w
     s = int(round(np.sqrt(p * n_features / c)))
     return min(max(s, 1), h - 1)
+
+
+def apgd_checkpoint_iterations(n_iter: int) -> list[int]:
+    """The iterations i (0-based) after which `attack_single_run` checks the step size:
+    `counter3 == k`, k starting at n_iter_2 and shrinking by size_decr to n_iter_min."""
+    k, counter3, out = max(int(0.22 * n_iter), 1), 0, []
+    for i in range(n_iter):
+        counter3 += 1
+        if counter3 == k:
+            out.append(i)
+            k = max(k - max(int(0.03 * n_iter), 1), max(int(0.06 * n_iter), 1))
+            counter3 = 0
+    return out
+
+
+def apgd_p_schedule(count: int) -> list[float]:
+    """The paper's p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)."""
+    p = [0.0, 0.22]
+    while len(p) < count:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return p

@@ -54,6 +54,16 @@ def test_checkpoints_follow_the_p_schedule():
     assert checkpoints(1) == [(0, 1)]
 
 
+def test_checkpoints_match_the_reference_counter_and_the_paper():
+    # The authors' code checks when its counter reaches k (k = int(0.22 N), shrinking by
+    # int(0.03 N) to int(0.06 N)); the paper's w_j = p_j N (whole for N = 100, 1000) agrees.
+    for steps in range(1, 301):
+        assert [i for i, _ in checkpoints(steps)] == ref.apgd_checkpoint_iterations(steps), steps
+    p = ref.apgd_p_schedule(9)[1:]
+    for steps in (100, 1000):
+        assert [i + 1 for i, _ in checkpoints(steps)] == [round(pj * steps) for pj in p]
+
+
 @pytest.fixture(scope="module")
 def tanh_net():
     """A 10-class one-hidden-layer tanh network, as a Keras model and as its NumPy twin

@@ -8,8 +8,10 @@ model's logits, so it sees through gradient masking:
    and channel (constant along the height);
 2. each iteration, per sample, pick a square window of side
    round(sqrt(p * H * W)), clipped to [1, min(H, W) - 1] as in the authors'
-   code (`square_side`), at a uniformly random position and set it to
-   x +/- eps, one random sign per channel;
+   code (`square_side`), at a uniformly random position (any of the
+   H - side + 1 rows and W - side + 1 columns; the authors' `randint(0, h - s)`
+   never reaches the last ones, so their squares never touch the bottom row or
+   the right column) and set it to x +/- eps, one random sign per channel;
 3. keep the change only if the loss (margin z_y - max_{j!=y} z_j, or -CE)
    decreases; a sample whose margin reaches <= 0 is adversarial and is no
    longer updated.
