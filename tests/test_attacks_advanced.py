@@ -10,9 +10,10 @@ import tensorflow as tf
 
 import keras_robust as kr
 from keras_robust.attacks._common import as_logits_fn
-from keras_robust.attacks.apgd import checkpoints
+from keras_robust.attacks.apgd import apgd_run, apgd_start, checkpoints
 from keras_robust.attacks.cw import cw_margin
-from keras_robust.attacks.square import square_attack
+from keras_robust.attacks.square import p_schedule, square_attack, square_side
+from tests import reference_autoattack as ref
 from tests.helpers import assert_in_ball, linear_model, mlp, robust_feature_data
 
 EPS = 8 / 255
@@ -51,6 +52,88 @@ def test_checkpoints_follow_the_p_schedule():
     assert [n for _, n in checkpoints(100)] == [22, 19, 16, 13, 10, 7, 6, 6]
     assert all(i < 7 for i, _ in checkpoints(7))
     assert checkpoints(1) == [(0, 1)]
+
+
+def test_checkpoints_match_the_reference_counter_and_the_paper():
+    # The authors' code checks when its counter reaches k (k = int(0.22 N), shrinking by
+    # int(0.03 N) to int(0.06 N)); the paper's w_j = p_j N (whole for N = 100, 1000) agrees.
+    for steps in range(1, 301):
+        assert [i for i, _ in checkpoints(steps)] == ref.apgd_checkpoint_iterations(steps), steps
+    p = ref.apgd_p_schedule(9)[1:]
+    for steps in (100, 1000):
+        assert [i + 1 for i, _ in checkpoints(steps)] == [round(pj * steps) for pj in p]
+
+
+@pytest.fixture(scope="module")
+def tanh_net():
+    """A 10-class one-hidden-layer tanh network, as a Keras model and as its NumPy twin
+    (`reference_autoattack.TanhNet`, gradients by hand), with 8 inputs and an APGD start."""
+    rng = np.random.default_rng(0)
+    shape, hidden, classes = (6, 6, 1), 16, 10
+    weights = [(rng.normal(size=(36, hidden)) * 0.8).astype("float32"),
+               (rng.normal(size=hidden) * 0.3).astype("float32"),
+               (rng.normal(size=(hidden, classes)) * 1.5).astype("float32"),
+               (rng.normal(size=classes) * 0.3).astype("float32")]
+    inputs = keras.Input(shape)
+    h = keras.layers.Dense(hidden, activation="tanh", name="hidden")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(classes, name="out")(h))
+    model.get_layer("hidden").set_weights(weights[:2])
+    model.get_layer("out").set_weights(weights[2:])
+    net = ref.TanhNet(*weights)
+    x = (0.2 + 0.6 * rng.random((8, *shape))).astype("float32")
+    y = net.logits(x.reshape(8, -1)).argmax(1).astype("int32")
+    seed = tf.constant([1, 2], tf.int64)
+    eps = 0.05
+    x_start = apgd_start(tf.constant(x), tf.fill([8, 1, 1, 1], eps), "linf", seed).numpy()
+    return model, net, x, y, eps, seed, x_start
+
+
+# Step counts around the checkpoints' integer rounding and the 10-step unrolled chunks.
+_APGD_STEPS = (1, 4, 5, 9, 10, 14, 23)
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr", "dlr-targeted"])
+def test_apgd_matches_a_numpy_port_of_the_reference_run(tanh_net, loss):
+    # reference_autoattack.apgd_linf_single_run ports AutoAttack's attack_single_run
+    # (L-inf): step 2 eps, momentum 0.75, halving + restart from the best point at the
+    # checkpoints on condition 1 or 2. From the same start, the best objective after
+    # every step count (and the best point while steps are not yet tiny) agree.
+    model, net, x, y, eps, seed, x_start = tanh_net
+    flat, start = x.reshape(len(x), -1).astype(np.float64), x_start.reshape(len(x), -1)
+    target = np.argsort(net.logits(flat), axis=1)[:, -3]  # the 3rd most likely class (not y)
+    assert np.all(target != y)
+    targeted = loss == "dlr-targeted"
+    runs = {}
+    for steps in _APGD_STEPS:
+        result = apgd_run(
+            as_logits_fn(model), tf.constant(x), tf.constant(y), tf.constant(eps), steps,
+            loss="dlr" if targeted else loss, target=tf.constant(target) if targeted else None,
+            seed=seed, success="misclassified",
+        )
+        # The library follows the paper where the authors' code differs (see apgd.py):
+        # fewer than rho * interval increases, the first step compared with the start.
+        port = ref.apgd_linf_single_run(net, flat, y, start, eps, steps, loss,
+                                        target if targeted else None,
+                                        strict=True, first_compare="start")
+        np.testing.assert_allclose(result.best_objective.numpy(), port["loss_best"],
+                                   rtol=1e-5, atol=1e-5, err_msg=f"{steps} steps")
+        np.testing.assert_array_equal(result.found.numpy(), ~port["acc"], err_msg=f"{steps}")
+        if steps <= 10:  # later the halved steps are ~1e-6 and ties in the objective decide
+            np.testing.assert_allclose(result.x_best.numpy().reshape(len(x), -1), port["x_best"],
+                                       atol=1e-5, err_msg=f"{steps} steps")
+        runs[steps] = port
+    # The schedule acted: some samples halved at some checkpoints and not at others.
+    halvings = runs[23]["halvings"]
+    assert halvings.max() > 0 and halvings.min() < len(checkpoints(23))
+    if loss != "ce":
+        # The authors' literal rule (<= and a zero before the first step, which only
+        # matters for an objective that can be negative) gives other best objectives
+        # here, so the comparison above tells the two apart.
+        literal = [ref.apgd_linf_single_run(net, flat, y, start, eps, steps, loss,
+                                            target if targeted else None)["loss_best"]
+                   for steps in _APGD_STEPS]
+        assert any(np.abs(a - runs[s]["loss_best"]).max() > 1e-4
+                   for a, s in zip(literal, _APGD_STEPS))
 
 
 @pytest.mark.parametrize(
@@ -186,18 +269,99 @@ def test_square_needs_no_gradients_and_breaks_a_plain_model(trained_mlp):
     assert _accuracy(model, x_adv, y) >= pgd - 0.1
 
 
-def test_square_never_increases_the_loss_and_reports_its_margin(trained_mlp):
-    model, x, y = trained_mlp
-    result = square_attack(as_logits_fn(model), tf.constant(x), tf.constant(y), 0.05, 100,
-                           seed=tf.constant([3, 4], tf.int64))
-    assert np.all(result.loss.numpy() <= result.initial_loss.numpy())
-    logits = model(result.x_adv).numpy()
-    margin = logits[np.arange(len(y)), y] - logits[np.arange(len(y)), 1 - y]
-    np.testing.assert_allclose(result.margin.numpy(), margin, atol=1e-4)
-    # Broken samples stop spending queries.
-    queries = result.queries.numpy()
-    assert queries.max() <= 102 and queries.min() >= 1
-    assert np.all(queries[margin > 0] == 102)
+def _linear_worst_margin(weights, bias, flat, y, eps):
+    """min over the L-inf ball (and [0, 1]) of z_y - max_{j!=y} z_j for a linear model:
+    per class j the minimiser moves each pixel by -eps sign(w_y - w_j), then clips."""
+    worst = np.full(len(flat), np.inf)
+    for j in range(weights.shape[1]):
+        v = (weights[:, y] - weights[:, [j]]).T
+        corner = np.where(v > 0, np.maximum(flat - eps, 0.0), np.minimum(flat + eps, 1.0))
+        margin = (v * corner).sum(1) + bias[y] - bias[j]
+        worst = np.minimum(worst, np.where(y == j, np.inf, margin))
+    return worst
+
+
+def test_square_finds_the_closed_form_worst_case_of_a_linear_model():
+    # On a 10-class linear model the smallest margin reachable in the ball is known in
+    # closed form: Square must never report less (it stays in the ball and reports the
+    # true margin), must break every sample whose worst case is clearly adversarial,
+    # none whose worst case is not, and should get close to the worst case elsewhere.
+    model = linear_model(num_classes=10, scale=0.3, seed=7)
+    weights, bias = (a.astype(np.float64) for a in model.get_layer("linear").get_weights())
+    rng = np.random.default_rng(5)
+    x = (0.25 + 0.5 * rng.random((32, 8, 8, 1))).astype(np.float32)
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    y = (flat @ weights + bias).argmax(1).astype(np.int32)
+    eps, queries = 0.05, 500
+    worst = _linear_worst_margin(weights, bias, flat, y, eps)
+    assert (worst < -0.1).sum() >= 5 and (worst > 0.05).sum() >= 15  # both kinds present
+    attack = tf.function(lambda images, labels: square_attack(
+        as_logits_fn(model), images, labels, eps, queries, seed=tf.constant([3, 4], tf.int64)))
+    result = attack(tf.constant(x), tf.constant(y))
+    x_adv = result.x_adv.numpy()
+    assert_in_ball(x_adv, x, eps, "linf")
+    logits = x_adv.reshape(len(x), -1).astype(np.float64) @ weights + bias
+    others = np.where(np.eye(10, dtype=bool)[y], -np.inf, logits)
+    true_margin = logits[np.arange(len(y)), y] - others.max(1)
+    margin = result.margin.numpy()
+    np.testing.assert_allclose(margin, true_margin, atol=1e-4)
+    assert np.all(margin >= worst - 1e-4)
+    assert np.all(margin[worst < -0.1] <= 0.0)
+    assert np.all(margin[worst > 1e-3] > 0.0)
+    # Random search reaches the worst-case corner on most unbroken samples
+    # (measured: median gap ~1e-7, largest 0.12).
+    assert np.median((margin - worst)[margin > 0]) < 0.01
+    # Broken samples stop spending queries; the others spend all (+2: clean, stripes).
+    spent = result.queries.numpy()
+    assert np.all(spent[margin > 0] == queries + 2)
+    assert np.all(spent[margin <= 0] < queries + 2) and spent.min() >= 2
+
+
+def test_square_p_schedule_matches_the_reference_p_selection():
+    # p_selection of the authors' code: p_init halved after iterations 10, 50, 200,
+    # 500, 1000, 2000, 4000, 6000, 8000 of 10,000, rescaled to the query budget.
+    for queries in (1, 7, 37, 100, 300, 1000, 5000, 10000):
+        iterations = np.arange(queries)
+        expected = [ref.square_p_selection(0.8, int(i), queries) for i in iterations]
+        np.testing.assert_allclose(p_schedule(tf.constant(iterations), queries, 0.8).numpy(),
+                                   expected, rtol=1e-6, err_msg=f"{queries} queries")
+    # A few values by hand: 10,000 queries, iterations 10 / 11 / 8001; 1000 queries, 5 / 801.
+    np.testing.assert_allclose(p_schedule(tf.constant([10, 11, 8001]), 10000, 0.8).numpy(),
+                               [0.8, 0.4, 0.8 / 512], rtol=1e-6)
+    np.testing.assert_allclose(p_schedule(tf.constant([5, 801]), 1000, 0.8).numpy(),
+                               [0.4, 0.8 / 512], rtol=1e-6)
+
+
+@pytest.mark.parametrize("height,width,channels", [(32, 32, 3), (8, 8, 1), (4, 4, 3), (28, 28, 1)])
+@pytest.mark.parametrize("p_init", [0.05, 0.3, 0.8, 1.0])
+def test_square_side_matches_the_reference(height, width, channels, p_init):
+    # round(sqrt(p * n_features / c)) clipped to [1, h - 1], at every p of the schedule.
+    ps = [p_init / 2**k for k in range(10)]
+    expected = [ref.square_side(p, height, width, channels) for p in ps]
+    assert [int(square_side(p, height, width)) for p in ps] == expected
+
+
+def test_square_starts_from_vertical_stripes():
+    # Before any square: x + eps * s with s = +-1 drawn per (column, channel) and constant
+    # down each column, then clipped to [0, 1]. A model whose margin never reaches 0
+    # keeps every sample on its starting point when no iteration runs.
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 12, 10, 3)).astype(np.float32)
+    x[:8] = 0.3 + 0.4 * x[:8]  # no clipping on the first half
+    eps = 0.1
+    constant = lambda images: tf.one_hot(tf.zeros(tf.shape(images)[:1], tf.int32), 10) * 5.0  # noqa: E731
+    result = square_attack(constant, tf.constant(x), tf.zeros(16, tf.int32), eps, 0,
+                           seed=tf.constant([7, 8], tf.int64))
+    start = result.x_adv.numpy()
+    up = np.all(np.isclose(start, np.clip(x + eps, 0, 1), atol=1e-6), axis=1)  # [B, W, C]
+    down = np.all(np.isclose(start, np.clip(x - eps, 0, 1), atol=1e-6), axis=1)
+    assert np.all(up ^ down)  # every column and channel moved by +eps or -eps throughout
+    np.testing.assert_allclose(np.abs(start[:8] - x[:8]), eps, atol=1e-6)
+    # The signs vary across columns, channels and samples.
+    assert 0.3 < up.mean() < 0.7
+    assert len({tuple(column.ravel()) for column in up}) == 16
+    assert not np.all(up == up[:, :, :1]) and not np.all(up == up[:, :1, :])
+    np.testing.assert_array_equal(result.queries.numpy(), 2)
 
 
 def test_square_is_reproducible_and_xla_compiles(four_class):

@@ -16,6 +16,20 @@ parameter-free attacks" (ICML 2020). APGD is PGD without a step-size to tune:
   successful iterate of highest objective), else the point of highest
   objective.
 
+Where the authors' code (fra31/auto-attack, `autopgd_base.py`,
+`attack_single_run`) departs from the paper, this module follows the paper,
+deliberately: (1) the step is halved when the objective rose in *fewer than*
+rho * (w_j - w_{j-1}) steps (the code halves at `<=`); (2) the first step's
+objective is compared with the objective at the start point (the code
+compares it with 0, so a first step of negative DLR never counts as a rise);
+(3) the successful iterate returned is the one of highest objective (the
+code keeps the last one). Everything else (the checkpoints, 2 * eps, the
+momentum, condition 2, the restart from the best point with its gradient, the
+L-inf start) is the code's; tests/test_attacks_advanced.py compares the best
+objective after 1 to 23 steps with a NumPy port of `attack_single_run`
+(tests/reference_autoattack.py) and finds them equal to 1e-5 with (1) and (2)
+applied, and different without them (the DLR losses).
+
 APGD-CE is `apgd(..., loss="ce")`; APGD-DLR is `loss="dlr"`; AutoAttack's
 APGD-T is `apgd_targeted` (the targeted DLR loss toward each of the k most
 likely other classes in turn). Everything runs on whole batches inside one

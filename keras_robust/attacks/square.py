@@ -7,8 +7,11 @@ model's logits, so it sees through gradient masking:
 1. start from vertical stripes: x + eps * s, s in {-1, +1} drawn per column
    and channel (constant along the height);
 2. each iteration, per sample, pick a square window of side
-   round(sqrt(p * H * W)) at a uniformly random position and set it to
-   x +/- eps, one random sign per channel;
+   round(sqrt(p * H * W)), clipped to [1, min(H, W) - 1] as in the authors'
+   code (`square_side`), at a uniformly random position (any of the
+   H - side + 1 rows and W - side + 1 columns; the authors' `randint(0, h - s)`
+   never reaches the last ones, so their squares never touch the bottom row or
+   the right column) and set it to x +/- eps, one random sign per channel;
 3. keep the change only if the loss (margin z_y - max_{j!=y} z_j, or -CE)
    decreases; a sample whose margin reaches <= 0 is adversarial and is no
    longer updated.
@@ -73,6 +76,32 @@ def p_schedule(iteration: tf.Tensor, queries: int, p_init: float) -> tf.Tensor:
     rescaled = tf.floor(tf.cast(iteration, tf.float32) / float(queries) * 10000.0)
     halvings = tf.add_n([tf.cast(rescaled > t, tf.float32) for t in _P_HALVINGS])
     return p_init * tf.pow(0.5, halvings)
+
+
+def square_side(p: tf.Tensor | float, height: int, width: int) -> tf.Tensor:
+    """The side of the square that covers a fraction `p` of an H x W image.
+
+    round(sqrt(p * H * W)) (p * n_features / channels in the authors' code),
+    clipped to [1, min(H, W) - 1] as `square_attack_linf` of
+    max-andr/square-attack does: a square never covers the whole image.
+
+    Args:
+        p: the fraction of pixels (a scalar, or a tensor of them).
+        height: image height H.
+        width: image width W.
+
+    Returns:
+        int32 side(s), the shape of `p`.
+
+    Example:
+
+    >>> int(square_side(0.8, 32, 32)), int(square_side(0.8 / 512, 32, 32))
+    (29, 1)
+    >>> int(square_side(1.0, 8, 8))                       # at most H - 1
+    7
+    """
+    side = tf.cast(tf.round(tf.sqrt(tf.cast(p, tf.float32) * float(height * width))), tf.int32)
+    return tf.clip_by_value(side, 1, max(min(height, width) - 1, 1))
 
 
 def _margin_and_loss(logits, y, target, loss):
@@ -147,8 +176,7 @@ def square_attack(
     def propose(x_curr, x_best_curr, eps_curr, i):
         n = tf.shape(x_curr)[0]
         p = p_schedule(i, queries, p_init)
-        side = tf.cast(tf.round(tf.sqrt(p * float(height * width))), tf.int32)
-        side = tf.clip_by_value(side, 1, min(height, width))
+        side = square_side(p, height, width)
         step_seed = fold_seed(seed, 10 + i) if seed is not None else None
         top = random_uniform([n], fold_seed(step_seed, 1), 0, height - side + 1, dtype=tf.int32)
         left = random_uniform([n], fold_seed(step_seed, 2), 0, width - side + 1, dtype=tf.int32)
