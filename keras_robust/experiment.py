@@ -88,7 +88,9 @@ def sgd(
     if schedule == "cosine":
         rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
     elif schedule == "piecewise" and boundaries:
-        steps = [int(b) * steps_per_epoch for b in boundaries]
+        # Keras' piecewise schedule keeps the old value while step <= boundary, and
+        # `optimizer.iterations` counts from 0: the first step of epoch b is b * steps - 1 + 1.
+        steps = [int(b) * steps_per_epoch - 1 for b in boundaries]
         values = [learning_rate * decay_rate**i for i in range(len(steps) + 1)]
         rate = keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
     else:

@@ -185,17 +185,19 @@ def test_lambda_and_lr_follow_the_authors_loop_every_epoch():
     for epoch, (lam, _) in enumerate(authors):
         scheduler.on_epoch_begin(epoch)
         assert float(model.lam.numpy()) == lam, epoch
-    # The example's learning rate: piecewise at the same boundaries, x0.2 each (checked
-    # mid-epoch; 10 steps per epoch).
+    # The example's learning rate: piecewise at the same boundaries, x0.2 each, checked
+    # at the first, a middle and the last of the 10 steps of every epoch.
     from keras_robust import experiment
 
     optimizer = experiment.sgd(100, 10, 0.1, "piecewise", boundaries=schedule.boundaries,
                                decay_rate=0.2)
-    rates = []
-    for epoch in range(100):
-        optimizer.iterations.assign(10 * epoch + 5)
-        rates.append(float(optimizer.learning_rate))
-    np.testing.assert_allclose(rates, [lr for _, lr in authors], rtol=1e-6)
+    for step_in_epoch in (0, 5, 9):
+        rates = []
+        for epoch in range(100):
+            optimizer.iterations.assign(10 * epoch + step_in_epoch)
+            rates.append(float(optimizer.learning_rate))
+        np.testing.assert_allclose(rates, [lr for _, lr in authors], rtol=1e-6,
+                                   err_msg=f"step {step_in_epoch} of each epoch")
 
 
 def test_lambda_schedule_steps_up_per_epoch_and_serialises(tmp_path):
