@@ -7,9 +7,9 @@
 (`$KERAS_ROBUST_CIFAR10`, `../shared/datasets/cifar10_jpeg.npz`) and TFDS
 otherwise. Budgets are in pixel levels (8 means 8/255). The summary is clean
 accuracy and, at eps 8/255, FGSM, PGD-10 and PGD-20 with the cross-entropy loss
-(step 2/255, random start) and PGD-20 with the CW margin loss, on the first
-`--eval_limit` test images (`--eval_attacks` picks others, e.g. `apgd_t`: APGD-T
-with the DLR margin loss). An image counts as robust to an attack when it is
+(step 2/255, random start), PGD-20 with the CW margin loss and APGD-T with the
+DLR margin loss (3 targets x 20 steps), on the first `--eval_limit` test images
+(`--eval_attacks` picks a subset). An image counts as robust to an attack when it is
 classified correctly both clean and attacked. The headline robust figure is the
 worst case over the summary's attacks, with the attack that reached it, and a
 WARNING line says when the CE and margin-loss figures disagree by the rule of
@@ -51,7 +51,7 @@ flags.DEFINE_string("defense_kwargs", "{}", "Other defence arguments as JSON.")
 flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
 flags.DEFINE_integer("eval_limit", 1000, "Evaluate on the first N test images.")
 SUMMARY_ATTACKS = ("fgsm", "pgd10", "pgd20", "cw20", "apgd_t")  # the keys of summary_attacks()
-flags.DEFINE_list("eval_attacks", ["fgsm", "pgd10", "pgd20", "cw20"],
+flags.DEFINE_list("eval_attacks", ["fgsm", "pgd10", "pgd20", "cw20", "apgd_t"],
                   "Summary attacks: fgsm, pgd10, pgd20 (CE loss), cw20 (PGD-20, CW margin loss), "
                   "apgd_t (APGD-T, DLR margin loss).")
 flags.register_validator(

@@ -88,21 +88,23 @@ def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_pa
     # Every attack of the default list, a margin-loss one (CW) among them, each
     # counted on images also right clean: none can beat clean accuracy.
     accuracy = summary["accuracy"]
-    assert set(accuracy) == {"clean", "fgsm", "pgd10", "pgd20", "cw20"}
+    assert set(accuracy) == {"clean", "fgsm", "pgd10", "pgd20", "cw20", "apgd_t"}
     assert all(accuracy[k] <= accuracy["clean"] for k in accuracy)
     # The headline is the worst attack; robust to all at once is at most that.
     worst = summary["worst_case"]
     assert worst["accuracy"] == min(v for k, v in accuracy.items() if k != "clean")
     assert accuracy[worst["attack"]] == worst["accuracy"]
     assert summary["robust_to_all_attacks"] <= worst["accuracy"]
-    # The verdict compares the strongest CE-PGD figure with the CW one.
+    # The verdict is check 5 on the strongest CE-PGD and margin-loss figures.
+    names = {"pgd10": "PGD-10 (CE)", "pgd20": "PGD-20 (CE)", "cw20": "PGD-20 (CW)",
+             "apgd_t": "APGD-T (DLR, 3 targets x 20)"}
+    ce, margin = (min(keys, key=accuracy.get) for keys in (("pgd10", "pgd20"), ("cw20", "apgd_t")))
     check = summary["ce_vs_margin"]
-    assert check["name"] == "cross-entropy and margin-loss attacks agree"
-    assert check["values"] == {"PGD-10 (CE)" if accuracy["pgd10"] < accuracy["pgd20"]
-                               else "PGD-20 (CE)": min(accuracy["pgd10"], accuracy["pgd20"]),
-                               "PGD-20 (CW)": accuracy["cw20"]}
+    assert check["values"] == {names[ce]: accuracy[ce], names[margin]: accuracy[margin]}
+    assert check["status"] == kr.evaluate.ce_margin_agreement(accuracy[ce], accuracy[margin]).status
     out = summary["_stdout"]
-    assert f"    cw20: {100 * accuracy['cw20']:5.1f}%  PGD-20 (CW)" in out
+    for key in ("cw20", "apgd_t"):
+        assert f"{key}: {100 * accuracy[key]:5.1f}%  {names[key]}" in out
     assert (f"robust accuracy, worst case over {len(accuracy) - 1} attacks: {100 * worst['accuracy']:.1f}% "
             f"({worst['name']})") in out
     assert ("WARNING: cross-entropy and margin-loss attacks agree FAILED" in out) == (
