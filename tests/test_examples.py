@@ -78,13 +78,8 @@ def _loads_and_predicts(model_dir) -> keras.Model:
     return model
 
 
-@pytest.mark.slow
-def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_path):
-    summary = _run("quickstart", archive, tmp_path)
-    # The main job's own defaults: BAT R-MC-LA, 2 epochs, no augmentation or weight decay.
-    assert summary["defense"] == "bat" and summary["epochs"] == 2
-    assert summary["defense_config"]["target"] == "mc"
-    assert summary["defense_config"]["label"] == "adversarial"
+def assert_honest_summary(summary: dict, out: str) -> None:
+    """The summary of examples/train.py (summary.json and printed `out`) with its defaults."""
     # Every attack of the default list, a margin-loss one (CW) among them, each
     # counted on images also right clean: none can beat clean accuracy.
     accuracy = summary["accuracy"]
@@ -102,13 +97,22 @@ def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_pa
     check = summary["ce_vs_margin"]
     assert check["values"] == {names[ce]: accuracy[ce], names[margin]: accuracy[margin]}
     assert check["status"] == kr.evaluate.ce_margin_agreement(accuracy[ce], accuracy[margin]).status
-    out = summary["_stdout"]
     for key in ("cw20", "apgd_t"):
         assert f"{key}: {100 * accuracy[key]:5.1f}%  {names[key]}" in out
-    assert (f"robust accuracy, worst case over {len(accuracy) - 1} attacks: {100 * worst['accuracy']:.1f}% "
-            f"({worst['name']})") in out
+    assert (f"robust accuracy, worst case over {len(accuracy) - 1} attacks: "
+            f"{100 * worst['accuracy']:.1f}% ({worst['name']})") in out
     assert ("WARNING: cross-entropy and margin-loss attacks agree FAILED" in out) == (
         check["status"] == "FAIL")
+
+
+@pytest.mark.slow
+def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_path):
+    summary = _run("quickstart", archive, tmp_path)
+    # The main job's own defaults: BAT R-MC-LA, 2 epochs, no augmentation or weight decay.
+    assert summary["defense"] == "bat" and summary["epochs"] == 2
+    assert summary["defense_config"]["target"] == "mc"
+    assert summary["defense_config"]["label"] == "adversarial"
+    assert_honest_summary(summary, summary["_stdout"])
     model = _loads_and_predicts(tmp_path)
     x = np.random.default_rng(1).random((4, 32, 32, 3), "float32")
     served = tf.saved_model.load(str(tmp_path / "savedmodel")).signatures["serving_default"]
