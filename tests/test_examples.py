@@ -57,7 +57,8 @@ def test_train_summary_verdict_on_hand_made_figures():
     assert masked["check"]["status"] == "FAIL"
     assert masked["lines"] == [
         "  robust accuracy, worst case over 3 attacks: 15.0% (PGD-20 (CW))",
-        "  WARNING: cross-entropy and margin-loss attacks agree FAILED: " + masked["check"]["detail"]]
+        "  WARNING: cross-entropy and margin-loss attacks agree FAILED: "
+        + masked["check"]["detail"]]
     assert close["check"]["status"] == "PASS" and close["worst"]["attack"] == "cw20"
     assert not any("WARNING" in line for line in close["lines"])
     # The strongest CE-PGD (PGD-20 10%) against APGD-T (DLR) 7%.

@@ -187,7 +187,8 @@ def test_summary_names_the_worst_attack_and_warns_without_a_margin_loss_attack()
     both = {**ce_only, "autoattack": {"accuracy": 0.38, "components": []}}
     report = kr.evaluate.RobustnessReport(both, checks.run_checks(both))
     assert report.worst_attack == "AutoAttack-style worst case"
-    assert "WARNING" not in report.summary() and report.to_dict()["worst_attack"] == report.worst_attack
+    assert "WARNING" not in report.summary()
+    assert report.to_dict()["worst_attack"] == report.worst_attack
 
 
 def test_bad_arguments():
