@@ -9,7 +9,11 @@ SavedModel directory (its `serve` endpoint). The report (JSON, Markdown, PNG
 plots) lists clean accuracy, FGSM, PGD with CE and CW losses, an AutoAttack-style
 worst case (APGD-CE, APGD-T, Square), accuracy against the budget and the
 number of steps, optional corruptions and transfer attacks, and the
-gradient-masking checks, each PASS or FAIL with its numbers.
+gradient-masking checks, each PASS or FAIL with its numbers. The printed
+summary's headline is the worst case with the attack that reached it; a FAIL
+of check 5 means the CE figures are masked (trust the margin-loss ones), and a
+custom `--attacks` list without a margin-loss attack (pgd20_cw, autoattack)
+gets a WARNING that its CE figures are unchecked.
 
     python examples/evaluate.py --recheck=runs/bat/report
 

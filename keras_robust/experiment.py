@@ -299,7 +299,9 @@ def finish(
             surrogate=surrogate, output_dir=os.path.join(output_dir, "report") if output_dir else None,
         )
         summary.update(clean=result.clean_accuracy, robust=result.robust_accuracy,
-                       checks_passed=result.passed,
+                       worst_attack=result.worst_attack, checks_passed=result.passed,
+                       ce_vs_margin=next(c.to_dict() for c in result.checks
+                                         if c.name == evaluate.CE_MARGIN_CHECK),
                        attacks={k: v["accuracy"] for k, v in result.results["attacks"].items()},
                        autoattack=(result.results.get("autoattack") or {}).get("accuracy"))
     if output_dir:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from tests.helpers import jpeg_npz, run_example
+from tests.helpers import ROOT, jpeg_npz, run_example
 
 TINY = ["--batch_size=16", "--train_limit=32", "--eval_limit=16"]
 
@@ -30,11 +31,42 @@ def archive(tmp_path_factory):
 
 
 def _run(example: str, archive: str, output_dir, *flags: str) -> dict:
-    """Runs examples/<example>.py; returns its summary.json."""
-    run_example(example, f"--data={archive}", f"--output_dir={output_dir}", *TINY, *flags,
-                timeout=600)
+    """Runs examples/<example>.py; returns its summary.json (its stdout under "_stdout")."""
+    done = run_example(example, f"--data={archive}", f"--output_dir={output_dir}", *TINY, *flags,
+                       timeout=600)
     with open(os.path.join(output_dir, "summary.json")) as f:
-        return json.load(f)
+        return {**json.load(f), "_stdout": done.stdout}
+
+
+def test_train_summary_verdict_on_hand_made_figures():
+    """The summary's headline and warning (examples/train.py `verdict`) on figures made by hand."""
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        import train  # examples/train.py: its absl flags are only defined, never parsed here
+    finally:
+        sys.path.pop(0)
+    cases = [
+        {"clean": 0.5, "fgsm": 0.35, "pgd20": 0.30, "cw20": 0.15},   # 15 points: masked CE
+        {"clean": 0.5, "fgsm": 0.35, "pgd20": 0.30, "cw20": 0.29},   # 1 point: agree
+        {"clean": 0.5, "pgd10": 0.12, "pgd20": 0.10, "apgd_t": 0.07},  # 3 points, 30% of 10%
+        {"clean": 0.5, "fgsm": 0.35, "pgd20": 0.30},                 # no margin-loss attack
+    ]
+    masked, close, relative, unchecked = (
+        dict(zip(("worst", "check", "lines"), train.verdict(figures))) for figures in cases)
+    assert masked["worst"] == {"attack": "cw20", "name": "PGD-20 (CW)", "accuracy": 0.15}
+    assert masked["check"]["status"] == "FAIL"
+    assert masked["lines"] == [
+        "  robust accuracy, worst case over 3 attacks: 15.0% (PGD-20 (CW))",
+        "  WARNING: cross-entropy and margin-loss attacks agree FAILED: "
+        + masked["check"]["detail"]]
+    assert close["check"]["status"] == "PASS" and close["worst"]["attack"] == "cw20"
+    assert not any("WARNING" in line for line in close["lines"])
+    # The strongest CE-PGD (PGD-20 10%) against APGD-T (DLR) 7%.
+    assert relative["check"]["status"] == "FAIL"
+    assert relative["check"]["values"] == {"PGD-20 (CE)": 0.10,
+                                           "APGD-T (DLR, 3 targets x 20)": 0.07}
+    assert unchecked["check"] is None and unchecked["worst"]["attack"] == "pgd20"
+    assert "WARNING: no margin-loss attack" in unchecked["lines"][-1]
 
 
 def _loads_and_predicts(model_dir) -> keras.Model:
@@ -47,6 +79,33 @@ def _loads_and_predicts(model_dir) -> keras.Model:
     return model
 
 
+def assert_honest_summary(summary: dict, out: str) -> None:
+    """The summary of examples/train.py (summary.json and printed `out`) with its defaults."""
+    # Every attack of the default list, a margin-loss one (CW) among them, each
+    # counted on images also right clean: none can beat clean accuracy.
+    accuracy = summary["accuracy"]
+    assert set(accuracy) == {"clean", "fgsm", "pgd10", "pgd20", "cw20", "apgd_t"}
+    assert all(accuracy[k] <= accuracy["clean"] for k in accuracy)
+    # The headline is the worst attack; robust to all at once is at most that.
+    worst = summary["worst_case"]
+    assert worst["accuracy"] == min(v for k, v in accuracy.items() if k != "clean")
+    assert accuracy[worst["attack"]] == worst["accuracy"]
+    assert summary["robust_to_all_attacks"] <= worst["accuracy"]
+    # The verdict is check 5 on the strongest CE-PGD and margin-loss figures.
+    names = {"pgd10": "PGD-10 (CE)", "pgd20": "PGD-20 (CE)", "cw20": "PGD-20 (CW)",
+             "apgd_t": "APGD-T (DLR, 3 targets x 20)"}
+    ce, margin = (min(keys, key=accuracy.get) for keys in (("pgd10", "pgd20"), ("cw20", "apgd_t")))
+    check = summary["ce_vs_margin"]
+    assert check["values"] == {names[ce]: accuracy[ce], names[margin]: accuracy[margin]}
+    assert check["status"] == kr.evaluate.ce_margin_agreement(accuracy[ce], accuracy[margin]).status
+    for key in ("cw20", "apgd_t"):
+        assert f"{key}: {100 * accuracy[key]:5.1f}%  {names[key]}" in out
+    assert (f"robust accuracy, worst case over {len(accuracy) - 1} attacks: "
+            f"{100 * worst['accuracy']:.1f}% ({worst['name']})") in out
+    assert ("WARNING: cross-entropy and margin-loss attacks agree FAILED" in out) == (
+        check["status"] == "FAIL")
+
+
 @pytest.mark.slow
 def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_path):
     summary = _run("quickstart", archive, tmp_path)
@@ -54,9 +113,7 @@ def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_pa
     assert summary["defense"] == "bat" and summary["epochs"] == 2
     assert summary["defense_config"]["target"] == "mc"
     assert summary["defense_config"]["label"] == "adversarial"
-    accuracy = summary["accuracy"]
-    assert set(accuracy) == {"clean", "fgsm", "pgd10", "pgd20"}
-    assert all(0.0 <= value <= 1.0 for value in accuracy.values())
+    assert_honest_summary(summary, summary["_stdout"])
     model = _loads_and_predicts(tmp_path)
     x = np.random.default_rng(1).random((4, 32, 32, 3), "float32")
     served = tf.saved_model.load(str(tmp_path / "savedmodel")).signatures["serving_default"]

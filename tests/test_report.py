@@ -154,6 +154,43 @@ def test_cross_entropy_against_the_best_margin_loss_figure(ce, cw, auto, expecte
     assert _ce_vs_margin(ce, cw, auto) == expected
 
 
+@pytest.mark.parametrize("ce, margin, expected", [
+    (0.30, 0.15, "FAIL"),  # 15 points > 5
+    (0.30, 0.29, "PASS"),  # 1 point: noise
+    (0.10, 0.07, "FAIL"),  # 3 points: > 2 and > 20% of 10% (2 points), though < 5
+    (0.30, 0.26, "PASS"),  # 4 points: <= 5 and <= 20% of 30% (6 points)
+    (0.20, 0.35, "PASS"),  # the margin-loss attack is the weaker one: nothing masked
+])
+def test_ce_margin_agreement_on_two_hand_made_figures(ce, margin, expected):
+    check = kr.evaluate.ce_margin_agreement(ce, margin, "PGD-20 (CE)", "PGD-20 (CW)")
+    assert check.status == expected and check.name == kr.evaluate.CE_MARGIN_CHECK
+    assert check.values == {"PGD-20 (CE)": ce, "PGD-20 (CW)": margin}
+    if expected == "FAIL":
+        assert "trust the margin-loss figure" in check.detail
+
+
+def test_ce_margin_agreement_refuses_percentages():
+    with pytest.raises(ValueError, match=r"ce_accuracy.*\[0.0, 1.0\]"):
+        kr.evaluate.ce_margin_agreement(30.0, 15.0)
+    with pytest.raises(TypeError, match="margin_accuracy"):
+        kr.evaluate.ce_margin_agreement(0.3, "0.15")
+
+
+def test_summary_names_the_worst_attack_and_warns_without_a_margin_loss_attack():
+    ce_only = {"model": "m", "clean": 0.8, "epsilon": 8 / 255, "num_images": 10, "suite": "custom",
+               "attacks": {"fgsm": {"accuracy": 0.5, "name": "FGSM"},
+                           "pgd20_ce": {"accuracy": 0.4, "name": "PGD-20 (CE)"}}}
+    report = kr.evaluate.RobustnessReport(ce_only, checks.run_checks(ce_only))
+    assert report.worst_attack == "PGD-20 (CE)"
+    assert "worst case 40.0% (PGD-20 (CE))" in report.summary()
+    assert "WARNING: no margin-loss attack ran" in report.summary()
+    both = {**ce_only, "autoattack": {"accuracy": 0.38, "components": []}}
+    report = kr.evaluate.RobustnessReport(both, checks.run_checks(both))
+    assert report.worst_attack == "AutoAttack-style worst case"
+    assert "WARNING" not in report.summary()
+    assert report.to_dict()["worst_attack"] == report.worst_attack
+
+
 def test_bad_arguments():
     model = linear_model(num_classes=4)
     x, y = _data(model, n=8)

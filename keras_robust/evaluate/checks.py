@@ -25,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from keras_robust._validation import check_fraction
+
 TOLERANCE = 0.02
 AGREEMENT = 0.05
 RELATIVE = 0.20
@@ -106,6 +108,55 @@ def _agree(name: str, weak_name: str, weak: float, strong_name: str, strong: flo
                  else f"> {100 * RELATIVE:.0f}% of {weak_name}")
         detail += f" {limit}: {why}"
     return Check(name, "PASS" if ok else "FAIL", detail, {weak_name: weak, strong_name: strong})
+
+
+CE_MARGIN_CHECK = "cross-entropy and margin-loss attacks agree"
+
+
+def ce_margin_agreement(ce_accuracy: float, margin_accuracy: float,
+                        ce_name: str = "CE attack",
+                        margin_name: str = "margin-loss attack") -> Check:
+    """Check 5 of `run_checks` on two figures: do CE and margin-loss attacks agree?
+
+    A cross-entropy attack (PGD with CE loss) and a margin-loss attack (PGD
+    with the CW loss, APGD-T with DLR) measured on the same images should
+    find nearly the same worst case. The check FAILs when the CE figure is
+    more than `AGREEMENT` (5 points) above the margin-loss figure, or more
+    than `TOLERANCE` (2 points) and `RELATIVE` (20% of the CE figure) above
+    it: the CE loss is then masked and its figure overstates robustness.
+    A margin-loss figure above the CE one passes.
+
+    Args:
+        ce_accuracy: accuracy in [0, 1] under the strongest CE attack.
+        margin_accuracy: accuracy in [0, 1] under the strongest margin-loss
+            attack, on the same images.
+        ce_name: the CE attack's name, for the detail ("PGD-20 (CE)").
+        margin_name: the margin-loss attack's name ("PGD-20 (CW)").
+
+    Returns:
+        A `Check` named `CE_MARGIN_CHECK`, "PASS" or "FAIL", whose detail
+        gives both figures and the gap.
+
+    Raises:
+        TypeError, ValueError: an accuracy that is not a number in [0, 1]
+            (e.g. a percentage: pass 0.30, not 30).
+
+    Example:
+
+    >>> ce_margin_agreement(0.30, 0.15, "PGD-20 (CE)", "PGD-20 (CW)").status
+    'FAIL'
+    >>> check = ce_margin_agreement(0.30, 0.29)
+    >>> check.status
+    'PASS'
+    >>> print(check.detail)
+    CE attack 30.0% vs margin-loss attack 29.0%: gap 1.0 points (3% of CE attack),
+    within 5 points and 20%
+    """
+    ce_accuracy = check_fraction(ce_accuracy, "ce_accuracy")
+    margin_accuracy = check_fraction(margin_accuracy, "margin_accuracy")
+    return _agree(CE_MARGIN_CHECK, ce_name, ce_accuracy, margin_name, margin_accuracy,
+                  "the CE loss is masked (its gradients vanish or mislead, as label smoothing "
+                  "makes them); trust the margin-loss figure")
 
 
 def run_checks(results: dict[str, Any]) -> list[Check]:
@@ -210,7 +261,7 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     # 5. Cross-entropy attacks find (nearly) the worst case that margin-loss
     # attacks find: PGD with the CW loss, and the AutoAttack-style cascade whose
     # targeted DLR stage is a margin loss.
-    name = "cross-entropy and margin-loss attacks agree"
+    name = CE_MARGIN_CHECK
     auto = results.get("autoattack")
     ce = best([k for k in attacks if k.startswith("pgd") and k.endswith("_ce")])
     cw = best([k for k in attacks if k.startswith("pgd") and k.endswith("_cw")])
@@ -219,9 +270,7 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
         margin.append(("AutoAttack-style worst case", auto["accuracy"]))
     if ce and margin:
         margin_name, margin_accuracy = min(margin, key=lambda item: item[1])
-        checks.append(_agree(name, names[ce], attacks[ce], margin_name, margin_accuracy,
-                             "the CE loss is masked (its gradients vanish or mislead, as "
-                             "label smoothing makes them); trust the margin-loss figure"))
+        checks.append(ce_margin_agreement(attacks[ce], margin_accuracy, names[ce], margin_name))
     else:
         checks.append(_skipped(name, "needs PGD with CE loss and a margin-loss attack "
                                      "(PGD with CW loss or the AutoAttack-style cascade)"))

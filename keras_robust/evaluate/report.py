@@ -48,7 +48,9 @@ class RobustnessReport:
 
     Properties: `clean_accuracy`, `robust_accuracy` (the lowest accuracy of
     the attacks and the AutoAttack-style worst case; the transfer attack and
-    the curves do not count) and `passed` (no check FAILed).
+    the curves do not count), `worst_attack` (the name of the attack that
+    reached it) and `passed` (no check FAILed). `summary()` names that attack
+    and warns when no margin-loss attack checked the cross-entropy figures.
     `robustness_report` builds one; `load` reads a saved one back.
 
     Example:
@@ -61,7 +63,12 @@ class RobustnessReport:
     >>> report.robust_accuracy, report.passed, report.accuracy("fgsm")
     (0.48, True, 0.55)
     >>> print(report.summary().splitlines()[0])
-    cnn: clean 80.0%, worst case 48.0% at eps 8.0/255 on 100 images (custom suite)
+    cnn: clean 80.0%, worst case 48.0% (PGD-20 (CE)) at eps 8.0/255 on 100 images (custom suite)
+    >>> report.worst_attack
+    'PGD-20 (CE)'
+    >>> print(report.summary().splitlines()[-1])
+    WARNING: no margin-loss attack ran (add pgd20_cw or autoattack): the cross-entropy figures
+    are unchecked and may overstate robustness
     """
 
     results: dict
@@ -71,13 +78,23 @@ class RobustnessReport:
     def clean_accuracy(self) -> float:
         return self.results["clean"]
 
+    def _worst(self) -> tuple[str | None, float]:
+        figures = [(a["name"], a["accuracy"]) for a in self.results.get("attacks", {}).values()]
+        if self.results.get("autoattack"):
+            figures.append(("AutoAttack-style worst case", self.results["autoattack"]["accuracy"]))
+        if not figures:
+            return None, self.clean_accuracy
+        return min(figures, key=lambda item: item[1])
+
     @property
     def robust_accuracy(self) -> float:
         """The lowest accuracy any attack of the report reached (the headline figure)."""
-        values = [a["accuracy"] for a in self.results.get("attacks", {}).values()]
-        if self.results.get("autoattack"):
-            values.append(self.results["autoattack"]["accuracy"])
-        return min(values) if values else self.clean_accuracy
+        return self._worst()[1]
+
+    @property
+    def worst_attack(self) -> str | None:
+        """The name of the attack that reached `robust_accuracy` (None without attacks)."""
+        return self._worst()[0]
 
     @property
     def passed(self) -> bool:
@@ -93,6 +110,7 @@ class RobustnessReport:
         payload = dict(self.results)
         payload["checks"] = [c.to_dict() for c in self.checks]
         payload["robust_accuracy"] = self.robust_accuracy
+        payload["worst_attack"] = self.worst_attack
         payload["passed"] = self.passed
         return payload
 
@@ -101,7 +119,8 @@ class RobustnessReport:
         r = self.results
         lines = [
             f"{r['model']}: clean {100 * r['clean']:.1f}%, worst case {100 * self.robust_accuracy:.1f}% "
-            f"at eps {r['epsilon'] * 255:.1f}/255 on {r['num_images']} images ({r['suite']} suite)"
+            + (f"({self.worst_attack}) " if self.worst_attack else "")
+            + f"at eps {r['epsilon'] * 255:.1f}/255 on {r['num_images']} images ({r['suite']} suite)"
         ]
         for key, attack in r.get("attacks", {}).items():
             lines.append(f"  {attack['name']:<28} {100 * attack['accuracy']:5.1f}%")
@@ -121,6 +140,11 @@ class RobustnessReport:
         )
         for check in failed:
             lines.append(f"  FAIL {check.name}: {check.detail}")
+        unchecked = any(c.name == checks_lib.CE_MARGIN_CHECK and c.status == "SKIPPED"
+                        for c in self.checks)
+        if unchecked and any(k.startswith("pgd") and "_ce" in k for k in r.get("attacks", {})):
+            lines.append("  WARNING: no margin-loss attack ran (add pgd20_cw or autoattack): the "
+                         "cross-entropy figures are unchecked and may overstate robustness")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -203,7 +227,7 @@ class RobustnessReport:
             raise ValueError(f"{path} is not a robustness report written by "
                              f"RobustnessReport.save: it lacks {missing}")
         results = {k: v for k, v in payload.items()
-                   if k not in ("checks", "robust_accuracy", "passed")}
+                   if k not in ("checks", "robust_accuracy", "worst_attack", "passed")}
         return cls(results, checks_lib.run_checks(results))
 
     def save(self, output_dir: str) -> dict[str, str]:
@@ -297,7 +321,7 @@ def robustness_report(
     >>> report.results["num_images"], sorted(os.listdir(folder))
     (8, ['report.json', 'report.md'])
     >>> print(report.summary().splitlines()[0])
-    linear: clean ...%, worst case ...% at eps 8.0/255 on 8 images (custom suite)
+    linear: clean ...%, worst case ...% (...) at eps 8.0/255 on 8 images (custom suite)
     """
     epsilon = float(check_epsilon(epsilon))
     batch_size = check_positive_int(batch_size, "batch_size")
