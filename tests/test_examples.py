@@ -137,8 +137,10 @@ def test_bpfc_example_follows_the_authors_lambda_schedule(archive, tmp_path):
     summary = _run("cifar10_bpfc", archive, tmp_path, "--backbone=small_cnn", "--epochs=4",
                    "--report=none")
     assert summary["config"]["k"] == 5
-    # The authors' schedule scaled to 4 epochs: x9 at 1/4, 1/2 and 3/4 of training.
-    assert summary["lam_schedule"] == {"boundaries": [1, 2, 3], "values": [1.0, 9.0, 81.0, 729.0]}
+    # The authors' loop scaled to 4 epochs: lambda x9 once epochs 1, 2 and 3 (0-based, a
+    # quarter, a half and three quarters of training) have finished, so the new values
+    # apply from epochs 2, 3 and 4 (the last is never reached, as in their loop).
+    assert summary["lam_schedule"] == {"boundaries": [2, 3, 4], "values": [1.0, 9.0, 81.0, 729.0]}
     _loads_and_predicts(tmp_path)
 
 
