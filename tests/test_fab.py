@@ -198,3 +198,15 @@ def test_fab_t_on_a_trained_cnn_agrees_with_apgd_t():
     assert clean > 0.8 and fab_accuracy <= clean
     assert 0.05 < apgd_accuracy < clean - 0.1  # a budget where the attack matters
     assert abs(fab_accuracy - apgd_accuracy) <= 0.1
+
+
+@pytest.mark.slow
+def test_untargeted_fab_also_finds_the_minimal_l2_perturbation(ten_class_linear):
+    """Untargeted FAB picks the nearest linearised boundary among all classes (a
+    Jacobian per step), so one run reaches the closed-form minimum."""
+    model, x, y, weights, logits = ten_class_linear
+    minimal, _ = _closed_form(weights, logits, y, "l2")
+    x_adv = kr.attacks.fab(model, x, y, 30.0, "l2", targeted=False, steps=20)
+    assert np.all(np.argmax(model(x_adv), -1) != y)
+    ratio = _distance(x_adv, x, "l2") / minimal
+    assert np.all(ratio >= 1 - 1e-4) and np.all(ratio <= 1.01), ratio
