@@ -15,6 +15,7 @@ x_adv = kr.attacks.pgd(model, x, y, epsilon=8 / 255, step_size=2 / 255, steps=10
 from keras_robust.attacks._common import Ensemble
 from keras_robust.attacks.apgd import apgd, apgd_targeted
 from keras_robust.attacks.cw import cw_l2
+from keras_robust.attacks.fab import fab
 from keras_robust.attacks.momentum import mi_fgsm
 from keras_robust.attacks.objectives import OBJECTIVES, objective
 from keras_robust.attacks.pgd import fgsm, pgd
@@ -24,5 +25,5 @@ from keras_robust.attacks.transfer import TRANSFER_ATTACKS, transfer_attack
 
 __all__ = [
     "Ensemble", "OBJECTIVES", "TARGET_MODES", "TRANSFER_ATTACKS", "apgd", "apgd_targeted", "cw_l2",
-    "fgsm", "mi_fgsm", "objective", "pgd", "square", "transfer_attack",
+    "fab", "fgsm", "mi_fgsm", "objective", "pgd", "square", "transfer_attack",
 ]
