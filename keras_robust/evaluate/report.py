@@ -48,7 +48,9 @@ class RobustnessReport:
 
     Properties: `clean_accuracy`, `robust_accuracy` (the lowest accuracy of
     the attacks and the AutoAttack-style worst case; the transfer attack and
-    the curves do not count) and `passed` (no check FAILed).
+    the curves do not count), `passed` (a check was measured and none FAILed)
+    and `checks_status` ("passed", "FAILED" or "not checked": a SKIPPED check
+    measured nothing, so a report whose checks were all skipped does not pass).
     `robustness_report` builds one; `load` reads a saved one back.
 
     Example:
@@ -62,6 +64,11 @@ class RobustnessReport:
     (0.48, True, 0.55)
     >>> print(report.summary().splitlines()[0])
     cnn: clean 80.0%, worst case 48.0% at eps 8.0/255 on 100 images (custom suite)
+    >>> print(report.checks_line())
+    gradient-masking checks: passed, but only 1 of 7 checked (1 pass, 6 skipped)
+    >>> unchecked = RobustnessReport(results, [])
+    >>> unchecked.passed, unchecked.checks_status
+    (False, 'not checked')
     """
 
     results: dict
@@ -81,8 +88,39 @@ class RobustnessReport:
 
     @property
     def passed(self) -> bool:
-        """True when no gradient-masking check failed."""
-        return all(c.passed for c in self.checks)
+        """True when at least one gradient-masking check was measured and none failed.
+
+        A report whose checks were all SKIPPED did not pass: nothing was
+        checked (see `checks_status`).
+        """
+        return self.checks_status == "passed"
+
+    @property
+    def checks_status(self) -> str:
+        """The checks' verdict: "FAILED" (a check failed), "passed" (none failed, one
+        or more measured) or "not checked" (every check SKIPPED: the report ran
+        none of what they need)."""
+        if any(c.failed for c in self.checks):
+            return "FAILED"
+        return "passed" if any(c.passed for c in self.checks) else "not checked"
+
+    def checks_line(self) -> str:
+        """One line on the gradient-masking checks that claims no pass it did not measure."""
+        total = len(self.checks)
+        measured = sum(c.status in ("PASS", "FAIL") for c in self.checks)
+        skipped = total - measured
+        failed = sum(c.failed for c in self.checks)
+        if not measured:
+            return (f"gradient-masking checks: not checked (all {total} skipped: the report "
+                    "did not run what they need)")
+        if failed:
+            verdict = f"{failed} FAILED"
+        else:
+            verdict = "all passed" if not skipped else "passed"
+        if skipped:
+            return (f"gradient-masking checks: {verdict}, but only {measured} of {total} "
+                    f"checked ({measured - failed} pass, {skipped} skipped)")
+        return f"gradient-masking checks: {verdict} ({measured - failed} pass, 0 skipped)"
 
     def accuracy(self, key: str) -> float:
         """The accuracy of one attack by key ("pgd20_ce", "fgsm", ...)."""
@@ -94,6 +132,7 @@ class RobustnessReport:
         payload["checks"] = [c.to_dict() for c in self.checks]
         payload["robust_accuracy"] = self.robust_accuracy
         payload["passed"] = self.passed
+        payload["checks_status"] = self.checks_status
         return payload
 
     def summary(self) -> str:
@@ -112,13 +151,8 @@ class RobustnessReport:
         if r.get("corruptions"):
             lines.append(f"  {'mean corruption accuracy':<28} "
                          f"{100 * r['corruptions']['mean_accuracy']:5.1f}%")
-        failed = [c for c in self.checks if c.status == "FAIL"]
-        lines.append(
-            "gradient-masking checks: "
-            + ("all passed" if not failed else f"{len(failed)} FAILED")
-            + f" ({sum(c.status == 'PASS' for c in self.checks)} pass, "
-              f"{sum(c.status == 'SKIPPED' for c in self.checks)} skipped)"
-        )
+        failed = [c for c in self.checks if c.failed]
+        lines.append(self.checks_line())
         for check in failed:
             lines.append(f"  FAIL {check.name}: {check.detail}")
         return "\n".join(lines)
@@ -151,8 +185,8 @@ class RobustnessReport:
         if r.get("transfer"):
             t = r["transfer"]
             out.append(f"| {t['name']} | {100 * t['accuracy']:.1f}% | {t['seconds']:.1f} |")
-        out += ["", "## Gradient-masking checks", "", "| check | status | detail |",
-                "| --- | --- | --- |"]
+        out += ["", "## Gradient-masking checks", "", self.checks_line()[len("gradient-masking "):]
+                .capitalize() + ".", "", "| check | status | detail |", "| --- | --- | --- |"]
         for check in self.checks:
             status = f"**{check.status}**" if check.status == "FAIL" else check.status
             out.append(f"| {check.name} | {status} | {check.detail} |")
@@ -203,7 +237,7 @@ class RobustnessReport:
             raise ValueError(f"{path} is not a robustness report written by "
                              f"RobustnessReport.save: it lacks {missing}")
         results = {k: v for k, v in payload.items()
-                   if k not in ("checks", "robust_accuracy", "passed")}
+                   if k not in ("checks", "robust_accuracy", "passed", "checks_status")}
         return cls(results, checks_lib.run_checks(results))
 
     def save(self, output_dir: str) -> dict[str, str]:
