@@ -224,6 +224,8 @@ def test_a_report_that_checked_nothing_does_not_claim_a_pass(tmp_path):
 def test_the_checks_line_says_how_many_checks_were_measured(statuses, line):
     made = [checks.Check(f"check {i}", s, "", {}) for i, s in enumerate(statuses)]
     report = kr.evaluate.RobustnessReport(
-        {"model": "m", "clean": 0.9, "epsilon": 8 / 255, "num_images": 10, "suite": "custom"}, made)
+        {"model": "m", "clean": 0.9, "epsilon": 8 / 255, "num_images": 10, "suite": "custom",
+         "seconds": 1.0}, made)
     assert line in report.summary()
+    assert f"Checks: {line}" in report.to_markdown()
     assert report.passed == (statuses.count("PASS") > 0 and "FAIL" not in statuses)

@@ -185,8 +185,9 @@ class RobustnessReport:
         if r.get("transfer"):
             t = r["transfer"]
             out.append(f"| {t['name']} | {100 * t['accuracy']:.1f}% | {t['seconds']:.1f} |")
-        out += ["", "## Gradient-masking checks", "", self.checks_line()[len("gradient-masking "):]
-                .capitalize() + ".", "", "| check | status | detail |", "| --- | --- | --- |"]
+        verdict = self.checks_line()[len("gradient-masking c"):]
+        out += ["", "## Gradient-masking checks", "", f"C{verdict}.", "",
+                "| check | status | detail |", "| --- | --- | --- |"]
         for check in self.checks:
             status = f"**{check.status}**" if check.status == "FAIL" else check.status
             out.append(f"| {check.name} | {status} | {check.detail} |")
