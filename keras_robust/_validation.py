@@ -314,8 +314,8 @@ def assert_batch_in_graph(
             tf.logical_and(
                 tf.reduce_all(tf.math.is_finite(rows)) & (tf.reduce_min(rows) >= -1e-6),
                 tf.reduce_max(tf.abs(sums - 1.0)) <= 1e-3),
-            [f"{_GRAPH_CHECK}`{name}` rows must be non-negative probabilities without NaN that sum to 1 "
-             "(one-hot or soft labels), got row sums in", tf.reduce_min(sums),
+            [f"{_GRAPH_CHECK}`{name}` rows must be non-negative probabilities without NaN "
+             "that sum to 1 (one-hot or soft labels), got row sums in", tf.reduce_min(sums),
              tf.reduce_max(sums)]))
         return ops
     indices = tf.reshape(labels, [-1])

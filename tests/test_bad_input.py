@@ -241,7 +241,8 @@ def test_infinite_pixels_are_not_taken_for_0_255_images():
     x = np.full((3, 8, 8, 1), 0.5, np.float32)
     x[2, 1, 4, 0] = np.inf
     for images in (x, tf.constant(x)):
-        with pytest.raises(ValueError, match=r"`x` contains inf/NaN at index \(2, 1, 4, 0\)") as info:
+        with pytest.raises(ValueError,
+                           match=r"`x` contains inf/NaN at index \(2, 1, 4, 0\)") as info:
             kr.attacks.pgd(model, images, [0, 1, 2], 8 / 255)
         assert "255" not in str(info.value)
     defence = kr.RobustModel(model, seed=0)

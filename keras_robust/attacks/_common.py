@@ -282,8 +282,9 @@ def check_batch(model: Any, x: tf.Tensor, y: Any) -> None:
     skipped); `y` must hold one label per image; sparse labels must be class
     indices in [0, num_classes) and dense rows must have num_classes columns,
     with num_classes read from the model's output or, when it declares none,
-    from the logits of one image (eager calls only). Symbolic values (an
-    attack traced into a `train_step`) get the static checks only.
+    from a trace of its logits on one image (eager calls only; nothing runs).
+    Symbolic values (an attack traced into a `train_step`) get the static
+    checks only.
 
     Args:
         model: what the attack attacks (see `as_logits_fn`).
@@ -330,9 +331,30 @@ def check_batch(model: Any, x: tf.Tensor, y: Any) -> None:
             f"`x` has {x.shape[0]} images but `y` has {labels.shape[0]} labels; expected one "
             "label per image.")
     if num_classes is None and tf.executing_eagerly():
-        num_classes = _logits_of(model, x[:1]).shape[-1]
+        num_classes = _traced_num_classes(model, x)
     if num_classes is not None:
         check_labels(labels, int(num_classes), "y")
+
+
+def _traced_num_classes(model: Any, x: Any) -> int | None:
+    """The logits' width of a model that declares none, from a trace on one image.
+
+    Tracing runs nothing (a model that counts its calls sees none) and is
+    done once per model and image shape.
+    """
+    key = tuple(x.shape[1:])
+    try:
+        known = _NUM_CLASSES.setdefault(model, {})
+    except TypeError:  # not weak-referenceable or not hashable
+        known = {}
+    if key not in known:
+        trace = tf.function(lambda images: _logits_of(model, images))
+        spec = tf.TensorSpec([1, *key], tf.float32)
+        known[key] = trace.get_concrete_function(spec).structured_outputs.shape[-1]
+    return known[key]
+
+
+_NUM_CLASSES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 def run_compiled(impl: Callable, cache: dict, jit_compile: bool, model: Any, *args, **kwargs):
