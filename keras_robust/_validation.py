@@ -138,9 +138,9 @@ def check_images(images: Any, name: str = "images", channels: Sequence[int] | No
     summary = _value_summary(images)
     if summary is None:
         return
-    has_nan, low, high = summary
-    if has_nan:
-        raise ValueError(f"`{name}` contains NaN; expected finite images in [0, 1].")
+    finite, low, high = summary
+    if not finite:
+        raise ValueError(_non_finite_message(images, name, "finite images in [0, 1]"))
     if low < 0.0 or high > 1.0:
         hint = " They look like 0..255 pixels: divide by 255." if high > 1.5 else ""
         raise ValueError(
@@ -180,6 +180,8 @@ def check_labels(labels: Any, num_classes: int, name: str = "labels") -> None:
                 f"[{sums.min():.4g}, {sums.max():.4g}]."
             )
         return
+    if not np.isfinite(values).all():
+        raise ValueError(_non_finite_message(values, name, f"class indices in [0, {num_classes})"))
     if dtype is not None and dtype.is_floating and not np.all(values == np.round(values)):
         raise ValueError(f"Sparse `{name}` must be whole class indices, got {values[:5]}...")
     if values.min() < 0 or values.max() >= num_classes:
@@ -190,7 +192,7 @@ def check_labels(labels: Any, num_classes: int, name: str = "labels") -> None:
 
 
 def _value_summary(images: Any) -> tuple[bool, float, float] | None:
-    """(any NaN, min, max) of concrete images; None for symbolic or empty ones.
+    """(all finite, min, max) of concrete images; None for symbolic or empty ones.
 
     Eager tensors are reduced where they live (three scalars come back, not the
     batch), so checking a batch on an accelerator costs no device-to-host copy.
@@ -199,12 +201,136 @@ def _value_summary(images: Any) -> tuple[bool, float, float] | None:
         if not tf.executing_eagerly() or not hasattr(images, "numpy") or images.shape.num_elements() == 0:
             return None
         values = tf.cast(images, tf.float32)
-        return (bool(tf.reduce_any(tf.math.is_nan(values))),
+        return (bool(tf.reduce_all(tf.math.is_finite(values))),
                 float(tf.reduce_min(values)), float(tf.reduce_max(values)))
     values = _concrete_values(images)
     if values is None or values.size == 0:
         return None
-    return bool(np.isnan(values).any()), float(np.nanmin(values)), float(np.nanmax(values))
+    return bool(np.isfinite(values).all()), float(np.nanmin(values)), float(np.nanmax(values))
+
+
+def _non_finite_message(values: Any, name: str, expected: str) -> str:
+    """Says where the first inf or NaN of concrete `values` is (called on the error path only)."""
+    array = np.asarray(values.numpy() if tf.is_tensor(values) else values, dtype=np.float64)
+    bad = np.argwhere(~np.isfinite(array))
+    index = tuple(int(i) for i in bad[0]) if len(bad) else ()
+    value = array[index] if len(bad) else float("nan")
+    return (
+        f"`{name}` contains inf/NaN at index {index} (value {value}, {len(bad)} non-finite "
+        f"values in all); expected {expected}. Look for a division by zero or a bad decode "
+        "upstream."
+    )
+
+
+NON_FINITE = "contains inf/NaN"
+_GRAPH_CHECK = "keras_robust input check: "
+
+
+def graph_check_message(error: Exception) -> str | None:
+    """The message of a failed `assert_batch_in_graph`, from the TensorFlow error it raised.
+
+    TensorFlow reports a failed assertion as a long "Graph execution error"
+    trace; `fit` and `evaluate` re-raise it as a `ValueError` with this one
+    line, values included. Returns None for any other error.
+    """
+    text = getattr(error, "message", None) or str(error)
+    start = text.find(_GRAPH_CHECK)
+    if start < 0:
+        return None
+    text = text[start + len(_GRAPH_CHECK):]
+    if text.startswith(tuple("`S")) and "'\n" in text.split("] [")[0]:
+        # Eager: "...Summarized data: b'message'\nvalue\nvalue".
+        message, rest = text.split("'\n", 1)
+        values = [v.strip() for v in rest.split("\n") if v.strip()]
+    else:
+        # Graph: "assertion failed: [message] [value] [value]\n\t [[{{node ...".
+        message, *values = text.split("\n")[0].split("] [")
+        values = [v.rstrip("]").strip() for v in values]
+        message = message if values else message.rstrip("]'")
+    if values:
+        message = f"{message} [{', '.join(values)}]"
+    return f"{message.rstrip('.')}. (Found by the check of every batch in the step.)"
+
+
+def assert_batch_in_graph(
+    images: tf.Tensor, labels: tf.Tensor | None, num_classes: int, where: str
+) -> list:
+    """In-graph versions of `check_images` and `check_labels`, for every batch of a dataset.
+
+    The NumPy checks see concrete values only; a `tf.data.Dataset` is checked
+    by its first batch there. These `tf.debugging` assertions check each batch
+    where it is used (a `train_step`, a `tf.data` map), at the cost of a few
+    reductions, and fail with the messages of the NumPy path (turn the
+    TensorFlow error back into that message with `graph_check_message`). They are no-ops
+    under XLA (`jit_compile=True` drops assertions), so an XLA-compiled step
+    must check its input pipeline instead.
+
+    Args:
+        images: float images [B, H, W, C].
+        labels: sparse [B] / [B, 1] class indices or [B, num_classes] rows, or None.
+        num_classes: the model's number of classes.
+        where: names the data in the messages ("fit", "evaluate", ...).
+
+    Returns:
+        The assertion ops (empty in eager mode, where they have run already):
+        use them as control dependencies.
+
+    Example:
+
+    >>> @tf.function
+    ... def checked(x, y):
+    ...     with tf.control_dependencies(assert_batch_in_graph(x, y, 3, "fit")):
+    ...         return tf.identity(y)
+    >>> checked(tf.zeros([2, 4, 4, 1]), tf.constant([0, 2])).numpy()
+    array([0, 2], dtype=int32)
+    >>> try:
+    ...     checked(tf.zeros([2, 4, 4, 1]), tf.constant([0, 3]))
+    ... except tf.errors.InvalidArgumentError as error:
+    ...     print("class indices in [0, 3)" in error.message)
+    True
+    """
+    values = tf.cast(images, tf.float32)
+    name = f"{where} images"
+    finite = tf.reduce_all(tf.math.is_finite(values))
+    ops = [
+        tf.debugging.Assert(finite, [
+            f"{_GRAPH_CHECK}`{name}` {NON_FINITE}; expected finite images in [0, 1]. Look for "
+            "a division by zero or a bad decode upstream."]),
+        tf.debugging.Assert(
+            tf.logical_or(tf.logical_not(finite), tf.logical_and(
+                tf.reduce_min(values) >= 0.0, tf.reduce_max(values) <= 1.0)),
+            [f"{_GRAPH_CHECK}`{name}` must lie in [0, 1] (the library's image convention; "
+             "0..255 pixels: divide by 255), got values in",
+             tf.reduce_min(values), tf.reduce_max(values)]),
+    ]
+    if labels is None:
+        return ops
+    name = f"{where} labels"
+    labels = tf.convert_to_tensor(labels)
+    if labels.shape.rank == 2 and labels.shape[-1] not in (None, 1):
+        rows = tf.cast(labels, tf.float32)
+        sums = tf.reduce_sum(rows, axis=-1)
+        ops.append(tf.debugging.Assert(
+            tf.logical_and(
+                tf.reduce_all(tf.math.is_finite(rows)) & (tf.reduce_min(rows) >= -1e-6),
+                tf.reduce_max(tf.abs(sums - 1.0)) <= 1e-3),
+            [f"{_GRAPH_CHECK}`{name}` rows must be non-negative probabilities without NaN "
+             "that sum to 1 (one-hot or soft labels), got row sums in", tf.reduce_min(sums),
+             tf.reduce_max(sums)]))
+        return ops
+    indices = tf.reshape(labels, [-1])
+    if indices.dtype.is_floating:
+        ops.append(tf.debugging.Assert(
+            tf.reduce_all(tf.equal(indices, tf.round(indices))),
+            [f"{_GRAPH_CHECK}Sparse `{name}` must be whole class indices without NaN, got",
+             indices],
+            summarize=5))
+    indices = tf.cast(indices, tf.float32 if indices.dtype.is_floating else tf.int64)
+    ops.append(tf.debugging.Assert(
+        tf.logical_and(tf.reduce_min(indices) >= 0, tf.reduce_max(indices) < num_classes),
+        [f"{_GRAPH_CHECK}`{name}` must be class indices in [0, {num_classes}), got values in",
+         tf.reduce_min(indices), tf.reduce_max(indices)]))
+    return ops
 
 
 def _dtype_of(value: Any) -> tf.DType | None:

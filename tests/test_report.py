@@ -232,3 +232,37 @@ def test_corruptions_in_the_report_with_a_baseline(tmp_path):
     markdown = (tmp_path / "report.md").read_text()
     assert "## Corruptions" in markdown and "| gaussian_noise |" in markdown
     assert ("+ |" in markdown) or ("- |" in markdown)
+
+
+def test_a_report_that_checked_nothing_does_not_claim_a_pass(tmp_path):
+    # Issue 21: the report on one image printed "all passed (0 pass, 7 skipped)".
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model, n=1)
+    report = kr.evaluate.robustness_report(model, (x, y), attacks=["fgsm"], progress=False,
+                                           output_dir=str(tmp_path))
+    assert [c.status for c in report.checks] == ["SKIPPED"] * 7
+    assert not any(c.passed for c in report.checks)
+    assert report.passed is False and report.checks_status == "not checked"
+    assert "gradient-masking checks: not checked (all 7 skipped" in report.summary()
+    assert "passed" not in report.summary()
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["passed"] is False and saved["checks_status"] == "not checked"
+    assert "Checks: not checked" in (tmp_path / "report.md").read_text()
+    reloaded = kr.evaluate.RobustnessReport.load(str(tmp_path))
+    assert reloaded.checks_status == "not checked"
+
+
+@pytest.mark.parametrize("statuses,line", [
+    (["PASS"] * 7, "all passed (7 pass, 0 skipped)"),
+    (["PASS", "PASS"] + ["SKIPPED"] * 5, "passed, but only 2 of 7 checked (2 pass, 5 skipped)"),
+    (["FAIL", "PASS"] + ["SKIPPED"] * 5, "1 FAILED, but only 2 of 7 checked (1 pass, 5 skipped)"),
+    (["SKIPPED"] * 7, "not checked (all 7 skipped"),
+])
+def test_the_checks_line_says_how_many_checks_were_measured(statuses, line):
+    made = [checks.Check(f"check {i}", s, "", {}) for i, s in enumerate(statuses)]
+    report = kr.evaluate.RobustnessReport(
+        {"model": "m", "clean": 0.9, "epsilon": 8 / 255, "num_images": 10, "suite": "custom",
+         "seconds": 1.0}, made)
+    assert line in report.summary()
+    assert f"Checks: {line}" in report.to_markdown()
+    assert report.passed == (statuses.count("PASS") > 0 and "FAIL" not in statuses)

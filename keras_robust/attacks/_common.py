@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
-from keras_robust._validation import check_choice, check_epsilon, check_images
+from keras_robust._validation import check_choice, check_epsilon, check_images, check_labels
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 NORMS = ("linf", "l2")
@@ -242,6 +242,121 @@ def validate_common(
     return tf.cast(tf.convert_to_tensor(x), tf.float32)
 
 
+def _members(model: Any) -> list:
+    """The Keras models whose shapes `model` must agree with (all members of an ensemble)."""
+    if isinstance(model, Ensemble):
+        return [m for member in model.models for m in _members(member)]
+    if isinstance(model, (list, tuple)):
+        return [m for member in model for m in _members(member)]
+    if isinstance(model, keras.Model):
+        # A defence wrapper (RobustModel) is its backbone at inference.
+        backbone = getattr(model, "backbone", None)
+        if _declared_shapes(model) == (None, None) and isinstance(backbone, keras.Model):
+            return _members(backbone)
+        return [model]
+    return []
+
+
+def _declared_shapes(model: keras.Model) -> tuple[tuple | None, int | None]:
+    """(image shape H, W, C; number of classes) a Keras model declares, None where unknown."""
+    try:
+        inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    except (AttributeError, ValueError):  # a subclassed model that has not been called yet
+        return None, None
+    image_shape = num_classes = None
+    if inputs and len(inputs) == 1 and len(inputs[0].shape) == 4:
+        image_shape = tuple(inputs[0].shape[1:])
+    if outputs and len(outputs) == 1 and len(outputs[0].shape) == 2:
+        num_classes = outputs[0].shape[-1]
+    return image_shape, num_classes
+
+
+def check_batch(model: Any, x: tf.Tensor, y: Any) -> None:
+    """Checks an attack's images and labels against the model, where they enter.
+
+    `tf.function(reduce_retracing=True)` loosens the traced shapes after calls
+    at other batch sizes, so Keras's own input check stops firing and images of
+    another size can pass through a model that pools them away. So here:
+    the batch must be non-empty; its image shape must match every Keras
+    model's declared input (models without one, such as plain callables, are
+    skipped); `y` must hold one label per image; sparse labels must be class
+    indices in [0, num_classes) and dense rows must have num_classes columns,
+    with num_classes read from the model's output or, when it declares none,
+    from a trace of its logits on one image (eager calls only; nothing runs).
+    Symbolic values (an attack traced into a `train_step`) get the static
+    checks only.
+
+    Args:
+        model: what the attack attacks (see `as_logits_fn`).
+        x: the images, float32 [B, H, W, C] (a tensor or an array).
+        y: the true labels: class indices [B] (or [B, 1]), or one-hot / soft rows.
+
+    Raises:
+        ValueError: for an empty batch, images of the wrong shape, a label
+            count other than the image count, or labels outside the model's classes.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(10)])
+    >>> check_batch(model, tf.zeros([2, 8, 8, 3]), [0, 9])
+    >>> try:
+    ...     check_batch(model, tf.zeros([2, 8, 8, 3]), [0, 10])
+    ... except ValueError as error:
+    ...     print(error)
+    `y` must be class indices in [0, 10), got values in [0, 10].
+    """
+    if x.shape[0] == 0:
+        raise ValueError(
+            "`x` is empty (0 images); expected a batch of at least one image [B, H, W, C].")
+    members = _members(model)
+    num_classes = None
+    for member in members:
+        image_shape, classes = _declared_shapes(member)
+        if image_shape is not None and not tf.TensorShape(x.shape[1:]).is_compatible_with(
+                image_shape):
+            raise ValueError(
+                f"`x` holds images of shape {tuple(x.shape[1:])} but the model "
+                f"{member.name!r} takes images of shape {image_shape}; resize the images "
+                "(or attack the model they were made for).")
+        num_classes = num_classes or classes
+    labels = y if tf.is_tensor(y) or hasattr(y, "shape") else tf.convert_to_tensor(y)
+    rank = len(labels.shape)
+    if rank not in (1, 2):
+        raise ValueError(
+            f"`y` must be class indices [B] or label rows [B, num_classes], got shape "
+            f"{tuple(labels.shape)}.")
+    if labels.shape[0] is not None and x.shape[0] is not None and labels.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"`x` has {x.shape[0]} images but `y` has {labels.shape[0]} labels; expected one "
+            "label per image.")
+    if num_classes is None and tf.executing_eagerly():
+        num_classes = _traced_num_classes(model, x)
+    if num_classes is not None:
+        check_labels(labels, int(num_classes), "y")
+
+
+def _traced_num_classes(model: Any, x: Any) -> int | None:
+    """The logits' width of a model that declares none, from a trace on one image.
+
+    Tracing runs nothing (a model that counts its calls sees none) and is
+    done once per model and image shape.
+    """
+    key = tuple(x.shape[1:])
+    try:
+        known = _NUM_CLASSES.setdefault(model, {})
+    except TypeError:  # not weak-referenceable or not hashable
+        known = {}
+    if key not in known:
+        trace = tf.function(lambda images: _logits_of(model, images))
+        spec = tf.TensorSpec([1, *key], tf.float32)
+        known[key] = trace.get_concrete_function(spec).structured_outputs.shape[-1]
+    return known[key]
+
+
+_NUM_CLASSES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
 def run_compiled(impl: Callable, cache: dict, jit_compile: bool, model: Any, *args, **kwargs):
     """Calls `impl(model, *args)` compiled with `tf.function` when eager, inline in a graph.
 
@@ -252,7 +367,11 @@ def run_compiled(impl: Callable, cache: dict, jit_compile: bool, model: Any, *ar
     reference and stored with it: it does not retrace when another model comes
     along, and it is freed with its model. (Unhashable models, such as a plain
     list of models, share `cache` and are passed as an argument.)
+
+    Every public attack enters here with `(model, x, y, ...)`, so the batch is
+    checked here once (`check_batch`), before anything is traced.
     """
+    check_batch(model, args[0], args[1])
     if not tf.executing_eagerly():
         return impl(model, *args, **kwargs)
     key = (impl, bool(jit_compile))

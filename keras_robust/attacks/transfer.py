@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_images, check_positive_int
-from keras_robust.attacks._common import as_logits_fn, sparse_labels
+from keras_robust.attacks._common import as_logits_fn, check_batch, sparse_labels
 
 Attack = Callable[..., Any]
 
@@ -111,9 +111,9 @@ def transfer_attack(
     images = np.asarray(x)
     check_images(images, "x")
     images = images.astype(np.float32)
+    for model in (surrogate, target_model):
+        check_batch(model, images, y)
     labels = sparse_labels(tf.convert_to_tensor(y)).numpy()
-    if len(labels) != len(images):
-        raise ValueError(f"`x` has {len(images)} images but `y` has {len(labels)} labels.")
     size = len(images) if batch_size is None else check_positive_int(batch_size, "batch_size")
     size = max(size, 1)
 

@@ -18,6 +18,7 @@ runs are reproducible and resumable), inputs are checked where they enter, and
 """
 from __future__ import annotations
 
+import contextlib
 import random
 from typing import Any, NamedTuple
 
@@ -25,7 +26,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_robust._validation import check_choice, check_images, check_labels
+from keras_robust._validation import (
+    assert_batch_in_graph,
+    check_choice,
+    check_images,
+    check_labels,
+    graph_check_message,
+)
 from keras_robust.backbones import batchnorm_layers
 
 _PACKAGE = "keras_robust"
@@ -369,7 +376,7 @@ class RobustModel(keras.Model):
     # ------------------------------------------------------------------ steps
     def train_step(self, data: Any) -> dict:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, tf.float32)
+        x, y = self._checked_batch(x, y, "fit")
         batch = self.training_batch(x, self.label_probabilities(y), sample_weight)
         batch = TrainingBatch(
             tf.stop_gradient(batch.x), tf.stop_gradient(batch.y), batch.sample_weight
@@ -386,7 +393,7 @@ class RobustModel(keras.Model):
 
     def test_step(self, data: Any) -> dict:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, tf.float32)
+        x, y = self._checked_batch(x, y, "evaluate")
         y = self.label_probabilities(y)
         y_pred = self(x, training=False)
         loss = self._compute_loss(
@@ -403,12 +410,47 @@ class RobustModel(keras.Model):
             )
 
     # ------------------------------------------------------------------ input checks
+    def _checked_batch(self, x: Any, y: Any, where: str) -> tuple:
+        """(float32 images, labels) of a step, behind in-graph checks of every batch.
+
+        `fit` and `evaluate` check NumPy data in full but a dataset only by its
+        first batch; these assertions (`assert_batch_in_graph`: images finite
+        and in [0, 1], labels in range) check each batch in the step, per
+        replica under a distribution strategy. XLA drops assertions, so an
+        XLA-compiled model (`jit_compile`) checks datasets in their pipeline
+        instead (`_checked_dataset`).
+        """
+        x = tf.cast(x, tf.float32)
+        if self.jit_compile:
+            return x, y
+        with tf.control_dependencies(assert_batch_in_graph(x, y, self.num_classes, where)):
+            x = tf.identity(x)
+            y = None if y is None else tf.identity(y)
+        return x, y
+
+    def _checked_dataset(self, data: Any, where: str) -> Any:
+        """Under XLA, `data` (a dataset) with the in-graph checks mapped over its batches."""
+        if not isinstance(data, tf.data.Dataset) or not self.jit_compile:
+            return data
+
+        def check(*element):
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(
+                element if len(element) > 1 else element[0])
+            with tf.control_dependencies(assert_batch_in_graph(x, y, self.num_classes, where)):
+                checked = tuple(tf.nest.map_structure(tf.identity, e) for e in element)
+            return checked if len(element) > 1 else checked[0]
+
+        return data.map(check)
+
     def fit(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any):
         """`keras.Model.fit`, after checking the data where it enters.
 
         NumPy inputs are checked in full; a `tf.data.Dataset` by its element
         spec and its first batch: images must be float [0, 1] NHWC with the
         backbone's shape, labels in range, nothing NaN, the dataset non-empty.
+        Every later batch is checked in the training step (images finite and
+        in [0, 1], labels in range), so a bad batch deep in a dataset stops
+        training with the same message instead of training on it.
         """
         sample = self._check_data(x, y, "fit")
         self.ensure_built()  # callbacks such as BackupAndRestore need a built model at once
@@ -420,12 +462,15 @@ class RobustModel(keras.Model):
                                  "validation_data")
             else:
                 self._check_data(validation, None, "validation_data")
-        return super().fit(x, y, *args, **kwargs)
+                kwargs["validation_data"] = self._checked_dataset(validation, "evaluate")
+        with _clear_graph_check_errors():
+            return super().fit(self._checked_dataset(x, "fit"), y, *args, **kwargs)
 
     def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any):
-        """`keras.Model.evaluate`, after the same checks as `fit`."""
+        """`keras.Model.evaluate`, after the same checks as `fit` (every batch included)."""
         self._check_data(x, y, "evaluate")
-        return super().evaluate(x, y, *args, **kwargs)
+        with _clear_graph_check_errors():
+            return super().evaluate(self._checked_dataset(x, "evaluate"), y, *args, **kwargs)
 
     def _build_compiled_state(self, sample: tuple | None) -> None:
         """Builds the compiled loss, metrics and optimizer from a plain batch.
@@ -544,6 +589,18 @@ class RobustModel(keras.Model):
         )
 
 
+
+
+@contextlib.contextmanager
+def _clear_graph_check_errors():
+    """Re-raises a failed in-graph input check as a one-line `ValueError`, like the NumPy path."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        message = graph_check_message(error)
+        if message is None:
+            raise
+        raise ValueError(message) from None
 
 
 def _multi_worker_logs(logs: dict) -> dict:

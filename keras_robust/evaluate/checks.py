@@ -45,15 +45,15 @@ class Check:
             (the large-budget check also records its "epsilon"); empty when
             SKIPPED.
 
-    `passed` is True unless the status is "FAIL" (a SKIPPED check counts as
-    passed); `to_dict()` gives the four fields as a dict. `run_checks`
-    makes them.
+    `passed` is True for PASS only: a SKIPPED check measured nothing, so it
+    did not pass (and did not fail: see `failed`). `to_dict()` gives the four
+    fields as a dict. `run_checks` makes them.
 
     Example:
 
     >>> check = Check("demo", "SKIPPED", "no accuracy-vs-epsilon curve", {})
-    >>> check.passed, check.to_dict()["status"]
-    (True, 'SKIPPED')
+    >>> check.passed, check.failed, check.to_dict()["status"]
+    (False, False, 'SKIPPED')
     """
 
     name: str
@@ -63,7 +63,13 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        return self.status != "FAIL"
+        """True when the check was measured and held (status PASS)."""
+        return self.status == "PASS"
+
+    @property
+    def failed(self) -> bool:
+        """True when the check was measured and did not hold (status FAIL)."""
+        return self.status == "FAIL"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

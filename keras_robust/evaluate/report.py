@@ -49,8 +49,11 @@ class RobustnessReport:
     Properties: `clean_accuracy`, `robust_accuracy` (the lowest accuracy of
     the attacks and the AutoAttack-style worst case; the transfer attack and
     the curves do not count), `worst_attack` (the name of the attack that
-    reached it) and `passed` (no check FAILed). `summary()` names that attack
-    and warns when no margin-loss attack checked the cross-entropy figures.
+    reached it), `passed` (a check was measured and none FAILed) and
+    `checks_status` ("passed", "FAILED" or "not checked": a SKIPPED check
+    measured nothing, so a report whose checks were all skipped does not pass).
+    `summary()` names the worst attack and warns when no margin-loss attack
+    checked the cross-entropy figures.
     `robustness_report` builds one; `load` reads a saved one back.
 
     Example:
@@ -69,6 +72,11 @@ class RobustnessReport:
     >>> print(report.summary().splitlines()[-1])
     WARNING: no margin-loss attack ran (add pgd20_cw or autoattack): the cross-entropy figures
     are unchecked and may overstate robustness
+    >>> print(report.checks_line())
+    gradient-masking checks: passed, but only 1 of 7 checked (1 pass, 6 skipped)
+    >>> unchecked = RobustnessReport(results, [])
+    >>> unchecked.passed, unchecked.checks_status
+    (False, 'not checked')
     """
 
     results: dict
@@ -98,8 +106,39 @@ class RobustnessReport:
 
     @property
     def passed(self) -> bool:
-        """True when no gradient-masking check failed."""
-        return all(c.passed for c in self.checks)
+        """True when at least one gradient-masking check was measured and none failed.
+
+        A report whose checks were all SKIPPED did not pass: nothing was
+        checked (see `checks_status`).
+        """
+        return self.checks_status == "passed"
+
+    @property
+    def checks_status(self) -> str:
+        """The checks' verdict: "FAILED" (a check failed), "passed" (none failed, one
+        or more measured) or "not checked" (every check SKIPPED: the report ran
+        none of what they need)."""
+        if any(c.failed for c in self.checks):
+            return "FAILED"
+        return "passed" if any(c.passed for c in self.checks) else "not checked"
+
+    def checks_line(self) -> str:
+        """One line on the gradient-masking checks that claims no pass it did not measure."""
+        total = len(self.checks)
+        measured = sum(c.status in ("PASS", "FAIL") for c in self.checks)
+        skipped = total - measured
+        failed = sum(c.failed for c in self.checks)
+        if not measured:
+            return (f"gradient-masking checks: not checked (all {total} skipped: the report "
+                    "did not run what they need)")
+        if failed:
+            verdict = f"{failed} FAILED"
+        else:
+            verdict = "all passed" if not skipped else "passed"
+        if skipped:
+            return (f"gradient-masking checks: {verdict}, but only {measured} of {total} "
+                    f"checked ({measured - failed} pass, {skipped} skipped)")
+        return f"gradient-masking checks: {verdict} ({measured - failed} pass, 0 skipped)"
 
     def accuracy(self, key: str) -> float:
         """The accuracy of one attack by key ("pgd20_ce", "fgsm", ...)."""
@@ -112,6 +151,7 @@ class RobustnessReport:
         payload["robust_accuracy"] = self.robust_accuracy
         payload["worst_attack"] = self.worst_attack
         payload["passed"] = self.passed
+        payload["checks_status"] = self.checks_status
         return payload
 
     def summary(self) -> str:
@@ -131,13 +171,8 @@ class RobustnessReport:
         if r.get("corruptions"):
             lines.append(f"  {'mean corruption accuracy':<28} "
                          f"{100 * r['corruptions']['mean_accuracy']:5.1f}%")
-        failed = [c for c in self.checks if c.status == "FAIL"]
-        lines.append(
-            "gradient-masking checks: "
-            + ("all passed" if not failed else f"{len(failed)} FAILED")
-            + f" ({sum(c.status == 'PASS' for c in self.checks)} pass, "
-              f"{sum(c.status == 'SKIPPED' for c in self.checks)} skipped)"
-        )
+        failed = [c for c in self.checks if c.failed]
+        lines.append(self.checks_line())
         for check in failed:
             lines.append(f"  FAIL {check.name}: {check.detail}")
         unchecked = any(c.name == checks_lib.CE_MARGIN_CHECK and c.status == "SKIPPED"
@@ -175,8 +210,9 @@ class RobustnessReport:
         if r.get("transfer"):
             t = r["transfer"]
             out.append(f"| {t['name']} | {100 * t['accuracy']:.1f}% | {t['seconds']:.1f} |")
-        out += ["", "## Gradient-masking checks", "", "| check | status | detail |",
-                "| --- | --- | --- |"]
+        verdict = self.checks_line()[len("gradient-masking c"):]
+        out += ["", "## Gradient-masking checks", "", f"C{verdict}.", "",
+                "| check | status | detail |", "| --- | --- | --- |"]
         for check in self.checks:
             status = f"**{check.status}**" if check.status == "FAIL" else check.status
             out.append(f"| {check.name} | {status} | {check.detail} |")
@@ -227,7 +263,8 @@ class RobustnessReport:
             raise ValueError(f"{path} is not a robustness report written by "
                              f"RobustnessReport.save: it lacks {missing}")
         results = {k: v for k, v in payload.items()
-                   if k not in ("checks", "robust_accuracy", "worst_attack", "passed")}
+                   if k not in ("checks", "robust_accuracy", "worst_attack", "passed",
+                                "checks_status")}
         return cls(results, checks_lib.run_checks(results))
 
     def save(self, output_dir: str) -> dict[str, str]:
