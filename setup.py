@@ -26,7 +26,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         # The stack this library is built and measured on (see BUILD_NOTES.md).
-        "tensorflow>=2.21,<2.22",
+        "tensorflow>=2.18,<3",
         "keras>=3.15,<4",
         "tensorflow-datasets>=4.9,<5",
         # imgaug 0.4.0 is the corruption engine; keras_robust/corruptions/_imgaug.py
