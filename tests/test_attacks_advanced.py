@@ -92,12 +92,20 @@ def tanh_net():
 _APGD_STEPS = (1, 4, 5, 9, 10, 14, 23)
 
 
+# The port's switches for each rule of `apgd_run` (see apgd.py): the authors' code
+# (`<=` and a zero before the first step) and the paper (`<` and the start's objective).
+_PORT_SWITCHES = {"reference": dict(strict=False, first_compare="zero"),
+                  "paper": dict(strict=True, first_compare="start")}
+
+
+@pytest.mark.parametrize("rule", ["reference", "paper"])
 @pytest.mark.parametrize("loss", ["ce", "dlr", "dlr-targeted"])
-def test_apgd_matches_a_numpy_port_of_the_reference_run(tanh_net, loss):
+def test_apgd_matches_a_numpy_port_of_the_reference_run(tanh_net, loss, rule):
     # reference_autoattack.apgd_linf_single_run ports AutoAttack's attack_single_run
     # (L-inf): step 2 eps, momentum 0.75, halving + restart from the best point at the
     # checkpoints on condition 1 or 2. From the same start, the best objective after
-    # every step count (and the best point while steps are not yet tiny) agree.
+    # every step count (and the best point while steps are not yet tiny) agree, under
+    # each rule with the port's matching switches.
     model, net, x, y, eps, seed, x_start = tanh_net
     flat, start = x.reshape(len(x), -1).astype(np.float64), x_start.reshape(len(x), -1)
     target = np.argsort(net.logits(flat), axis=1)[:, -3]  # the 3rd most likely class (not y)
@@ -108,13 +116,10 @@ def test_apgd_matches_a_numpy_port_of_the_reference_run(tanh_net, loss):
         result = apgd_run(
             as_logits_fn(model), tf.constant(x), tf.constant(y), tf.constant(eps), steps,
             loss="dlr" if targeted else loss, target=tf.constant(target) if targeted else None,
-            seed=seed, success="misclassified",
+            seed=seed, success="misclassified", rule=rule,
         )
-        # The library follows the paper where the authors' code differs (see apgd.py):
-        # fewer than rho * interval increases, the first step compared with the start.
         port = ref.apgd_linf_single_run(net, flat, y, start, eps, steps, loss,
-                                        target if targeted else None,
-                                        strict=True, first_compare="start")
+                                        target if targeted else None, **_PORT_SWITCHES[rule])
         np.testing.assert_allclose(result.best_objective.numpy(), port["loss_best"],
                                    rtol=1e-5, atol=1e-5, err_msg=f"{steps} steps")
         np.testing.assert_array_equal(result.found.numpy(), ~port["acc"], err_msg=f"{steps}")
@@ -126,14 +131,26 @@ def test_apgd_matches_a_numpy_port_of_the_reference_run(tanh_net, loss):
     halvings = runs[23]["halvings"]
     assert halvings.max() > 0 and halvings.min() < len(checkpoints(23))
     if loss != "ce":
-        # The authors' literal rule (<= and a zero before the first step, which only
-        # matters for an objective that can be negative) gives other best objectives
-        # here, so the comparison above tells the two apart.
+        # The other rule (which only matters for an objective that can be negative or
+        # a rise count at the threshold) gives other best objectives here, so the
+        # comparison above tells the two rules apart.
+        other = _PORT_SWITCHES["paper" if rule == "reference" else "reference"]
         literal = [ref.apgd_linf_single_run(net, flat, y, start, eps, steps, loss,
-                                            target if targeted else None)["loss_best"]
+                                            target if targeted else None, **other)["loss_best"]
                    for steps in _APGD_STEPS]
         assert any(np.abs(a - runs[s]["loss_best"]).max() > 1e-4
                    for a, s in zip(literal, _APGD_STEPS))
+
+
+def test_apgd_default_rule_is_the_reference_code(tanh_net):
+    # apgd's default is the authors' code: with the same seed, rule="reference" and the
+    # default give the same images, and rule="paper" is accepted (DLR, where they differ).
+    model, _, x, y, eps, _, _ = tanh_net
+    default = kr.attacks.apgd(model, x, y, eps, steps=23, loss="dlr", seed=3)
+    reference = kr.attacks.apgd(model, x, y, eps, steps=23, loss="dlr", seed=3, rule="reference")
+    paper = kr.attacks.apgd(model, x, y, eps, steps=23, loss="dlr", seed=3, rule="paper")
+    np.testing.assert_array_equal(default.numpy(), reference.numpy())
+    assert_in_ball(paper, x, eps, "linf")
 
 
 @pytest.mark.parametrize(
@@ -453,6 +470,9 @@ def test_transfer_attack_crafts_on_the_surrogate_only(separable):
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, norm="l1"), ValueError, "'l2'"),
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, steps=0), ValueError, "steps"),
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, rho=1.5), ValueError, "rho"),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, rule="code"), ValueError, "'paper'"),
+        (lambda m, x, y: kr.attacks.apgd_targeted(m, x, y, EPS, num_targets=2, rule="<="),
+         ValueError, "'reference'"),
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, target="most"), ValueError, "'mc'"),
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, restarts=1.5), TypeError, "restarts"),
         (lambda m, x, y: kr.attacks.apgd_targeted(m, x, y, EPS, num_targets=4), ValueError,

@@ -5,10 +5,10 @@ parameter-free attacks" (ICML 2020). APGD is PGD without a step-size to tune:
 
 - the step starts at 2 * epsilon and is halved, per sample, at checkpoints
   w_j = p_j * N (p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03,
-  0.06)) when, since the last checkpoint, fewer than rho * (w_j - w_{j-1})
-  steps increased the objective, or when neither the step nor the best
-  objective changed since the last checkpoint; a halving restarts that sample
-  from its best point;
+  0.06)) when, since the last checkpoint, at most (the authors' code; fewer
+  than, the paper) rho * (w_j - w_{j-1}) steps increased the objective, or
+  when neither the step nor the best objective changed since the last
+  checkpoint; a halving restarts that sample from its best point;
 - each step is a momentum step, x_{k+1} = P(x_k + a (z_{k+1} - x_k) +
   (1 - a)(x_k - x_{k-1})), z_{k+1} = P(x_k + eta sign(grad)) (L-inf) or
   P(x_k + eta grad / ||grad||) (L2), with a = 0.75 (1 for the first step);
@@ -17,18 +17,25 @@ parameter-free attacks" (ICML 2020). APGD is PGD without a step-size to tune:
   objective.
 
 Where the authors' code (fra31/auto-attack, `autopgd_base.py`,
-`attack_single_run`) departs from the paper, this module follows the paper,
-deliberately: (1) the step is halved when the objective rose in *fewer than*
-rho * (w_j - w_{j-1}) steps (the code halves at `<=`); (2) the first step's
-objective is compared with the objective at the start point (the code
-compares it with 0, so a first step of negative DLR never counts as a rise);
-(3) the successful iterate returned is the one of highest objective (the
-code keeps the last one). Everything else (the checkpoints, 2 * eps, the
-momentum, condition 2, the restart from the best point with its gradient, the
-L-inf start) is the code's; tests/test_attacks_advanced.py compares the best
-objective after 1 to 23 steps with a NumPy port of `attack_single_run`
-(tests/reference_autoattack.py) and finds them equal to 1e-5 with (1) and (2)
-applied, and different without them (the DLR losses).
+`attack_single_run`) departs from the paper, this module follows the code by
+default (`rule="reference"`), so that its AutoAttack figure is comparable
+with published ones, and offers the paper's reading as `rule="paper"`:
+(1) the code halves the step when the objective rose in *at most* rho *
+(w_j - w_{j-1}) steps of the interval (`<=`), the paper when it rose in
+*fewer* (`<`); (2) the code compares the first step's objective with 0 (its
+`loss_steps[-1]`, a row of zeros), so a first step of negative DLR never
+counts as a rise, the paper with the objective at the start point f(x^(0)).
+Both differences matter only for the DLR losses and a rise count exactly at
+the threshold; CE is never negative. (3) Under either rule the successful
+iterate returned is the one of highest objective, where the code keeps the
+last one: which image is returned changes, whether a sample is broken does
+not, so robust accuracy is the same. Everything else (the checkpoints,
+2 * eps, the momentum, condition 2, the restart from the best point with its
+gradient, the L-inf start) is the code's; tests/test_attacks_advanced.py
+compares the best objective after 1 to 23 steps with a NumPy port of
+`attack_single_run` (tests/reference_autoattack.py, whose switches give
+either rule) and finds them equal to 1e-5 under each rule, and different
+across rules (the DLR losses).
 
 APGD-CE is `apgd(..., loss="ce")`; APGD-DLR is `loss="dlr"`; AutoAttack's
 APGD-T is `apgd_targeted` (the targeted DLR loss toward each of the k most
@@ -69,6 +76,7 @@ from keras_robust.attacks.objectives import objective
 from keras_robust.attacks.targets import check_target, select_target
 
 APGD_LOSSES = ("ce", "dlr")
+APGD_RULES = ("reference", "paper")
 _COMPILED: dict = {}
 _COMPILED_TARGETED: dict = {}
 _BIG = 1e9
@@ -141,6 +149,7 @@ def apgd_run(
     rho: float = 0.75,
     seed: tf.Tensor | None = None,
     success: str = "target",
+    rule: str = "reference",
 ) -> APGDResult:
     """One run of APGD from a random start (a graph function; no validation).
 
@@ -158,6 +167,8 @@ def apgd_run(
         success: what counts as adversarial when `target` is given:
             "target" (classified as the target) or "misclassified" (any class
             but `y`, AutoAttack's criterion for APGD-T).
+        rule: "reference" (the authors' code: `<=` and a zero before the
+            first step) or "paper" (`<` and f(x^(0))); see the module docstring.
 
     Returns:
         An `APGDResult`.
@@ -208,7 +219,8 @@ def apgd_run(
         x_found=x_adv,
         found=adversarial,
         found_value=tf.where(adversarial, value, tf.fill(tf.shape(value), -float("inf"))),
-        last_value=value,
+        # The objective "before" the first step: the start's (paper) or 0 (code).
+        last_value=value if rule == "paper" else tf.zeros_like(value),
         increases=tf.zeros_like(value),
         best_at_check=value,
         halved_at_check=tf.ones_like(adversarial),
@@ -237,10 +249,14 @@ def apgd_run(
         increases = s["increases"] + tf.cast(value > s["last_value"], tf.float32)
 
         # Checkpoint: halve the step (and restart from the best point) where the
-        # objective rose in fewer than rho * interval steps, or where neither the
-        # step nor the best objective changed since the last checkpoint.
+        # objective rose in at most (code) / fewer than (paper) rho * interval
+        # steps, or where neither the step nor the best objective changed since
+        # the last checkpoint.
         checkpoint = is_checkpoint[i]
-        oscillating = increases < rho * interval[i]
+        if rule == "paper":
+            oscillating = increases < rho * interval[i]
+        else:
+            oscillating = increases <= rho * interval[i]
         stalled = ~s["halved_at_check"] & (s["best_at_check"] >= best)
         halve = checkpoint & (oscillating | stalled)
         step = where(halve, 0.5 * s["step"], s["step"])
@@ -323,7 +339,8 @@ def worst_case_over_runs(
     return adv
 
 
-def _apgd_impl(model, x, y, epsilon, steps, norm, loss, target, restarts, rho, seed, compact):
+def _apgd_impl(model, x, y, epsilon, steps, norm, loss, target, restarts, rho, seed, compact,
+               rule):
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     clean_logits = logits_fn(x)
@@ -338,7 +355,7 @@ def _apgd_impl(model, x, y, epsilon, steps, norm, loss, target, restarts, rho, s
     runs = [(targets, fold_seed(seed, 1000 + r)) for r in range(restarts)]
     return worst_case_over_runs(
         logits_fn, x, y, epsilon, runs, clean_adversarial, compact,
-        steps=steps, norm=norm, loss=loss, rho=rho, success="target",
+        steps=steps, norm=norm, loss=loss, rho=rho, success="target", rule=rule,
     )
 
 
@@ -354,6 +371,7 @@ def apgd(
     target: Any = None,
     restarts: int = 1,
     rho: float = 0.75,
+    rule: str = "reference",
     seed: int | Any | None = None,
     jit_compile: bool = False,
 ) -> tf.Tensor:
@@ -382,8 +400,15 @@ def apgd(
             classified as its target. For AutoAttack's APGD-T over the top-k
             classes use `apgd_targeted`.
         restarts: random restarts.
-        rho: the checkpoint threshold: the step is halved when fewer than
-            rho * (interval length) steps raised the objective.
+        rho: the checkpoint threshold: the step is halved when at most
+            (`rule="paper"`: fewer than) rho * (interval length) steps raised
+            the objective.
+        rule: "reference" (default: the authors' code, `attack_single_run`
+            of fra31/auto-attack, so figures compare with published
+            AutoAttack ones) or "paper" (the paper's condition 1: fewer than
+            rho * interval rises, the first step compared with the start
+            point). They differ only for DLR objectives and rise counts at
+            the threshold; see the module docstring.
         seed: an int (or [2] ints) for reproducible randomness.
         jit_compile: compile with XLA (every restart then attacks the whole
             batch, since XLA needs static shapes).
@@ -410,14 +435,15 @@ def apgd(
     check_choice(loss, APGD_LOSSES, "loss")
     check_target(target)
     rho = check_fraction(rho, "rho")
+    check_choice(rule, APGD_RULES, "rule")
     return run_compiled(
         _apgd_impl, _COMPILED, jit_compile, model, x, y, tf.cast(epsilon, tf.float32), steps,
-        norm, loss, _target_arg(target), restarts, rho, as_seed(seed), not jit_compile,
+        norm, loss, _target_arg(target), restarts, rho, as_seed(seed), not jit_compile, rule,
     )
 
 
 def _apgd_targeted_impl(model, x, y, epsilon, steps, num_targets, norm, loss, restarts, rho,
-                        seed, compact):
+                        seed, compact, rule):
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     clean_logits = logits_fn(x)
@@ -438,7 +464,7 @@ def _apgd_targeted_impl(model, x, y, epsilon, steps, num_targets, norm, loss, re
     ]
     return worst_case_over_runs(
         logits_fn, x, y, epsilon, runs, tf.not_equal(predicted, y), compact,
-        steps=steps, norm=norm, loss=loss, rho=rho, success="misclassified",
+        steps=steps, norm=norm, loss=loss, rho=rho, success="misclassified", rule=rule,
     )
 
 
@@ -454,6 +480,7 @@ def apgd_targeted(
     loss: str = "dlr",
     restarts: int = 1,
     rho: float = 0.75,
+    rule: str = "reference",
     seed: int | Any | None = None,
     jit_compile: bool = False,
 ) -> tf.Tensor:
@@ -477,6 +504,7 @@ def apgd_targeted(
             (targeted cross-entropy).
         restarts: random restarts per target.
         rho: the checkpoint threshold (see `apgd`).
+        rule: "reference" (the authors' code, default) or "paper" (see `apgd`).
         seed: an int (or [2] ints) for reproducible randomness.
         jit_compile: compile with XLA.
 
@@ -501,10 +529,11 @@ def apgd_targeted(
     restarts = check_positive_int(restarts, "restarts")
     check_choice(loss, APGD_LOSSES, "loss")
     rho = check_fraction(rho, "rho")
+    check_choice(rule, APGD_RULES, "rule")
     return run_compiled(
         _apgd_targeted_impl, _COMPILED_TARGETED, jit_compile, model, x, y,
         tf.cast(epsilon, tf.float32), steps, num_targets, norm, loss, restarts, rho,
-        as_seed(seed), not jit_compile,
+        as_seed(seed), not jit_compile, rule,
     )
 
 
