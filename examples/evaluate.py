@@ -6,8 +6,8 @@
 
 `--model` is a `.keras` file (any keras_robust defence or Keras model) or a
 SavedModel directory (its `serve` endpoint). The report (JSON, Markdown, PNG
-plots) lists clean accuracy, FGSM, PGD with CE and CW losses, an AutoAttack-style
-worst case (APGD-CE, APGD-T, Square), accuracy against the budget and the
+plots) lists clean accuracy, FGSM, PGD with CE and CW losses, AutoAttack
+(the standard version: APGD-CE, APGD-T, FAB-T, Square), accuracy against the budget and the
 number of steps, optional corruptions and transfer attacks, and the
 gradient-masking checks, each PASS or FAIL with its numbers. The printed
 summary's headline is the worst case with the attack that reached it; a FAIL

@@ -10,7 +10,7 @@ import pytest
 
 import keras_robust as kr
 from keras_robust.evaluate import checks
-from tests.helpers import linear_model, run_example
+from tests.helpers import assert_in_ball, linear_model, run_example
 
 WHITE_BOX = ["fgsm", "pgd7_ce", "pgd20_ce", "pgd7_cw", "pgd20_cw", "pgd20_ce_r5", "curves"]
 
@@ -186,7 +186,7 @@ def test_summary_names_the_worst_attack_and_warns_without_a_margin_loss_attack()
     assert "WARNING: no margin-loss attack ran" in report.summary()
     both = {**ce_only, "autoattack": {"accuracy": 0.38, "components": []}}
     report = kr.evaluate.RobustnessReport(both, checks.run_checks(both))
-    assert report.worst_attack == "AutoAttack-style worst case"
+    assert report.worst_attack == "AutoAttack"
     assert "WARNING" not in report.summary()
     assert report.to_dict()["worst_attack"] == report.worst_attack
 
@@ -266,3 +266,117 @@ def test_the_checks_line_says_how_many_checks_were_measured(statuses, line):
     assert line in report.summary()
     assert f"Checks: {line}" in report.to_markdown()
     assert report.passed == (statuses.count("PASS") > 0 and "FAIL" not in statuses)
+
+
+# AutoAttack's standard version, from fra31/auto-attack `autoattack.py` (version="standard"):
+# apgd.n_restarts = 1, apgd_targeted.n_target_classes = 9, fab.n_target_classes = 9,
+# fab.n_restarts = 1, square.n_queries = 5000; n_iter = 100 for APGD, APGD-T and FAB-T.
+_AUTOATTACK_STANDARD = [
+    ("apgd", dict(steps=100, loss="ce", restarts=1, rule="reference")),
+    ("apgd_targeted", dict(steps=100, num_targets=9, restarts=1, rule="reference")),
+    ("fab", dict(targeted=True, num_targets=9, steps=100, restarts=1)),
+    ("square", dict(queries=5000)),
+]
+
+
+def _recorded_cascade(monkeypatch, suite):
+    """Runs each cascade spec with the attacks replaced by recorders: (function, kwargs)."""
+    calls = []
+    for function in ("apgd", "apgd_targeted", "fab", "square"):
+        monkeypatch.setattr(kr.attacks, function,
+                            lambda m, x, y, _f=function, **kw: calls.append((_f, kw)) or x)
+    for spec in suite.cascade:
+        spec.run(None, np.zeros((1, 8, 8, 1), np.float32), np.zeros(1, np.int32))
+    return calls
+
+
+@pytest.mark.parametrize("norm,epsilon", [("linf", 8 / 255), ("l2", 0.5)])
+def test_the_standard_cascade_is_autoattacks_standard_version(monkeypatch, norm, epsilon):
+    suite = kr.evaluate.suites.build_suite("standard", epsilon, norm=norm)
+    calls = _recorded_cascade(monkeypatch, suite)
+    expected = _AUTOATTACK_STANDARD
+    if norm == "l2" and not kr.evaluate.suites.square_has_norm():
+        expected = expected[:3]  # no L2 Square yet: the settings line says so
+        assert "no Square" in suite.settings
+    assert [f for f, _ in calls] == [f for f, _ in expected]
+    for (function, kwargs), (_, settings) in zip(calls, expected):
+        assert {k: kwargs[k] for k in settings} == settings, function
+        assert kwargs["epsilon"] == epsilon and kwargs.get("norm", "linf") == norm, function
+    assert [s.key for s in suite.cascade] == ["apgd_ce", "apgd_t", "fab_t", "square"][:len(calls)]
+    assert suite.settings.startswith("AutoAttack (standard version")
+    # "quick" is cheaper: fewer steps, targets and queries, no FAB-T; fewer classes cap targets.
+    quick = _recorded_cascade(monkeypatch, kr.evaluate.suites.build_suite("quick", epsilon, norm))
+    assert "fab" not in [f for f, _ in quick]
+    assert quick[1][1]["num_targets"] == 3 and quick[0][1]["steps"] == 50
+    four = kr.evaluate.suites.build_suite("standard", epsilon, norm, num_classes=4)
+    assert [kw.get("num_targets") for _, kw in _recorded_cascade(monkeypatch, four)][1:3] == [3, 3]
+
+
+def _ten_class_mlp():
+    """A small MLP trained on 10 Gaussian clusters of 8x8x1 images (about 95% clean)."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    centres = 0.3 + 0.4 * rng.random((10, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 600).astype(np.int32)
+    x = np.clip(centres[y] + 0.08 * rng.normal(size=(600, 8, 8, 1)), 0, 1).astype(np.float32)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10)])
+    model.compile(keras.optimizers.Adam(1e-2),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:500], y[:500], epochs=10, batch_size=50, verbose=0)
+    return model, x[500:], y[500:]
+
+
+@pytest.mark.slow
+def test_the_l2_cascade_breaks_every_image_l2_pgd100_breaks():
+    model, x, y = _ten_class_mlp()
+    eps = 0.5
+    suite = kr.evaluate.suites.build_suite("standard", eps, norm="l2", num_classes=10)
+
+    def predict(images):
+        return np.argmax(model.predict(images, verbose=0), -1)
+
+    correct = predict(x) == y
+    assert correct.mean() > 0.8
+    pgd100 = next(s for s in suite.attacks if s.key == "pgd100_ce")
+    assert pgd100.name == "L2 PGD-100 (CE)"
+    broken_by_pgd = correct & (predict(np.asarray(pgd100.run(model, x, y))) != y)
+    robust = correct.copy()
+    for spec in suite.cascade:  # as the report runs it: each on what is still robust
+        index = np.flatnonzero(robust)
+        x_adv = np.asarray(spec.run(model, x[index], y[index]))
+        assert_in_ball(x_adv, x[index], eps, "l2")  # within the L2 ball and [0, 1]
+        robust[index] = predict(x_adv) == y[index]
+    assert 0 < broken_by_pgd.sum() < correct.sum()  # the budget leaves something to find
+    missed = np.flatnonzero(broken_by_pgd & robust)
+    assert len(missed) == 0, f"images PGD-100 breaks and the L2 cascade misses: {missed}"
+
+
+def test_an_l2_report_says_what_it_ran(tmp_path):
+    model, x, y = _ten_class_mlp()
+    report = kr.evaluate.robustness_report(
+        model, (x[:40], y[:40]), epsilon=0.5, norm="l2", attacks="quick",
+        output_dir=str(tmp_path), progress=False)
+    r = report.results
+    assert r["norm"] == "l2" and r["attacks"]["pgd20_ce"]["name"] == "L2 PGD-20 (CE)"
+    assert [p["epsilon"] for p in r["epsilon_curve"]] == [0.25, 0.5, 1.0, 2.0, 4.0]
+    auto = r["autoattack"]
+    assert auto["name"] == "AutoAttack" and "L2, eps 0.5" in auto["settings"]
+    assert [c["key"] for c in auto["components"]][:2] == ["apgd_ce", "apgd_t"]
+    assert auto["accuracy"] <= r["clean"]
+    summary = report.summary()
+    assert "eps 0.5 (L2)" in summary.splitlines()[0] and auto["settings"] in summary
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| **AutoAttack** |" in markdown and auto["settings"] in markdown
+    assert json.loads((tmp_path / "report.json").read_text())["autoattack"]["settings"] == \
+        auto["settings"]
+    # An L2 budget may exceed 1; an unknown norm is refused at the entry point.
+    with pytest.raises(ValueError, match="'l2'"):
+        kr.evaluate.robustness_report(model, (x[:4], y[:4]), norm="l1", attacks=["fgsm"],
+                                      progress=False)
+    with pytest.raises(ValueError, match="epsilon"):
+        kr.evaluate.robustness_report(model, (x[:4], y[:4]), epsilon=2.0, attacks=["fgsm"],
+                                      progress=False)
+    wide = kr.evaluate.robustness_report(model, (x[:4], y[:4]), epsilon=2.0, norm="l2",
+                                         attacks=["fgsm"], progress=False)
+    assert wide.results["epsilon"] == 2.0

@@ -230,7 +230,9 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     if curve:
         largest = max(curve, key=lambda p: p["epsilon"])
         ok = largest["accuracy"] <= NEAR_ZERO
-        detail = (f"PGD at eps {largest['epsilon'] * 255:.0f}/255: {_pct(largest['accuracy'])} "
+        budget = (f"{largest['epsilon']:.3g} (L2)" if results.get("norm") == "l2"
+                  else f"{largest['epsilon'] * 255:.0f}/255")
+        detail = (f"PGD at eps {budget}: {_pct(largest['accuracy'])} "
                   f"{'<=' if ok else '>'} {_pct(NEAR_ZERO)}"
                   + ("" if ok else ": an unbounded-looking budget should break any classifier"))
         checks.append(Check(name, "PASS" if ok else "FAIL", detail,
@@ -273,7 +275,7 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     cw = best([k for k in attacks if k.startswith("pgd") and k.endswith("_cw")])
     margin = [(names[cw], attacks[cw])] if cw else []
     if auto:
-        margin.append(("AutoAttack-style worst case", auto["accuracy"]))
+        margin.append(("AutoAttack", auto["accuracy"]))
     if ce and margin:
         margin_name, margin_accuracy = min(margin, key=lambda item: item[1])
         checks.append(ce_margin_agreement(attacks[ce], margin_accuracy, names[ce], margin_name))
@@ -285,7 +287,7 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     name = "PGD and AutoAttack-style attacks agree"
     if auto and strongest_pgd:
         checks.append(_agree(name, names[strongest_pgd], attacks[strongest_pgd],
-                             "AutoAttack-style worst case", auto["accuracy"],
+                             "AutoAttack", auto["accuracy"],
                              "PGD overestimates robustness; report the AutoAttack figure"))
     else:
         checks.append(_skipped(name, "needs PGD and the AutoAttack-style cascade"))

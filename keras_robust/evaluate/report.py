@@ -1,7 +1,7 @@
 """`robustness_report`: the number every defence of this library is judged by.
 
-It measures clean accuracy, accuracy under a suite of white-box attacks, an
-AutoAttack-style worst case, a transfer attack when a surrogate is given,
+It measures clean accuracy, accuracy under a suite of white-box attacks,
+AutoAttack (the standard version's cascade, see `keras_robust.evaluate.suites`), a transfer attack when a surrogate is given,
 accuracy against the budget and against the number of steps, and optionally
 accuracy under common corruptions; then it checks itself for gradient masking
 (`keras_robust.evaluate.checks`) and prints every FAIL in its summary.
@@ -30,7 +30,14 @@ from keras_robust._validation import check_choice, check_epsilon, check_labels, 
 from keras_robust.evaluate import checks as checks_lib
 from keras_robust.evaluate import plots
 from keras_robust.evaluate.metrics import predict_logits
-from keras_robust.evaluate.suites import SUITES, AttackSpec, build_suite, pgd_spec
+from keras_robust.evaluate.suites import (
+    AUTOATTACK_NAME,
+    NORMS,
+    SUITES,
+    AttackSpec,
+    build_suite,
+    pgd_spec,
+)
 from keras_robust.experiment import save_json
 
 
@@ -40,14 +47,15 @@ class RobustnessReport:
 
     Attributes:
         results: everything measured, as plain data (see `to_dict`): "model",
-            "num_images", "epsilon", "suite", "clean" (accuracy), "attacks"
-            (key -> {"name", "accuracy", "seconds", ...}), "autoattack",
+            "num_images", "epsilon", "norm", "suite", "clean" (accuracy), "attacks"
+            (key -> {"name", "accuracy", "seconds", ...}), "autoattack"
+            ({"name", "settings", "accuracy", "components", ...}),
             "transfer", "epsilon_curve", "steps_curve", "corruptions" and
             "seconds". Accuracies are fractions in [0, 1].
         checks: the gradient-masking checks (a list of `Check`).
 
     Properties: `clean_accuracy`, `robust_accuracy` (the lowest accuracy of
-    the attacks and the AutoAttack-style worst case; the transfer attack and
+    the attacks and AutoAttack; the transfer attack and
     the curves do not count), `worst_attack` (the name of the attack that
     reached it), `passed` (a check was measured and none FAILed) and
     `checks_status` ("passed", "FAILED" or "not checked": a SKIPPED check
@@ -89,7 +97,7 @@ class RobustnessReport:
     def _worst(self) -> tuple[str | None, float]:
         figures = [(a["name"], a["accuracy"]) for a in self.results.get("attacks", {}).values()]
         if self.results.get("autoattack"):
-            figures.append(("AutoAttack-style worst case", self.results["autoattack"]["accuracy"]))
+            figures.append((AUTOATTACK_NAME, self.results["autoattack"]["accuracy"]))
         if not figures:
             return None, self.clean_accuracy
         return min(figures, key=lambda item: item[1])
@@ -160,12 +168,14 @@ class RobustnessReport:
         lines = [
             f"{r['model']}: clean {100 * r['clean']:.1f}%, worst case {100 * self.robust_accuracy:.1f}% "
             + (f"({self.worst_attack}) " if self.worst_attack else "")
-            + f"at eps {r['epsilon'] * 255:.1f}/255 on {r['num_images']} images ({r['suite']} suite)"
+            + f"at eps {_budget(r)} on {r['num_images']} images ({r['suite']} suite)"
         ]
         for key, attack in r.get("attacks", {}).items():
             lines.append(f"  {attack['name']:<28} {100 * attack['accuracy']:5.1f}%")
         if r.get("autoattack"):
-            lines.append(f"  {'AutoAttack-style worst case':<28} {100 * r['autoattack']['accuracy']:5.1f}%")
+            lines.append(f"  {AUTOATTACK_NAME:<28} {100 * r['autoattack']['accuracy']:5.1f}%")
+            if r["autoattack"].get("settings"):
+                lines.append(f"    {r['autoattack']['settings']}")
         if r.get("transfer"):
             lines.append(f"  {r['transfer']['name']:<28} {100 * r['transfer']['accuracy']:5.1f}%")
         if r.get("corruptions"):
@@ -191,7 +201,7 @@ class RobustnessReport:
         out = [
             f"# Robustness report: {r['model']}",
             "",
-            f"{r['num_images']} images, eps {r['epsilon'] * 255:.1f}/255 ({r['epsilon']:.4f}), "
+            f"{r['num_images']} images, eps {_budget(r)} ({r['epsilon']:.4f}), "
             f"suite `{r['suite']}`, {r['seconds']:.0f} s.",
             "",
             "| attack | accuracy | seconds |",
@@ -205,11 +215,14 @@ class RobustnessReport:
             for component in auto["components"]:
                 out.append(f"| {component['name']} (cascade: robust after it) | "
                            f"{100 * component['accuracy']:.1f}% | {component['seconds']:.1f} |")
-            out.append(f"| Square alone | {100 * auto['square_alone']:.1f}% | |")
-            out.append(f"| **AutoAttack-style worst case** | **{100 * auto['accuracy']:.1f}%** | |")
+            if auto.get("square_alone") is not None:
+                out.append(f"| Square alone | {100 * auto['square_alone']:.1f}% | |")
+            out.append(f"| **{AUTOATTACK_NAME}** | **{100 * auto['accuracy']:.1f}%** | |")
         if r.get("transfer"):
             t = r["transfer"]
             out.append(f"| {t['name']} | {100 * t['accuracy']:.1f}% | {t['seconds']:.1f} |")
+        if auto and auto.get("settings"):
+            out += ["", f"{auto['settings']}."]
         verdict = self.checks_line()[len("gradient-masking c"):]
         out += ["", "## Gradient-masking checks", "", f"C{verdict}.", "",
                 "| check | status | detail |", "| --- | --- | --- |"]
@@ -217,8 +230,11 @@ class RobustnessReport:
             status = f"**{check.status}**" if check.status == "FAIL" else check.status
             out.append(f"| {check.name} | {status} | {check.detail} |")
         if r.get("epsilon_curve"):
+            l2 = r.get("norm") == "l2"
             out += ["", f"## Accuracy against epsilon (PGD-{r['epsilon_curve'][0]['steps']}, CE)", "",
-                    "| eps (/255) | " + " | ".join(f"{p['epsilon'] * 255:.1f}" for p in r["epsilon_curve"]) + " |",
+                    ("| L2 eps | " if l2 else "| eps (/255) | ")
+                    + " | ".join(f"{p['epsilon']:.3g}" if l2 else f"{p['epsilon'] * 255:.1f}"
+                                 for p in r["epsilon_curve"]) + " |",
                     "| --- |" + " ---: |" * len(r["epsilon_curve"]),
                     "| accuracy | " + " | ".join(f"{100 * p['accuracy']:.1f}%" for p in r["epsilon_curve"]) + " |"]
         if r.get("steps_curve"):
@@ -278,10 +294,11 @@ class RobustnessReport:
         r = self.results
         if r.get("epsilon_curve"):
             curve = r["epsilon_curve"]
+            scale, label = (1.0, "L2 epsilon") if r.get("norm") == "l2" else (255.0, "epsilon (/255)")
             paths["epsilon_plot"] = plots.line_plot(
                 os.path.join(output_dir, "accuracy_vs_epsilon.png"),
-                [255 * p["epsilon"] for p in curve], [p["accuracy"] for p in curve],
-                "epsilon (/255)", f"{r['model']}: accuracy vs budget", log_x=True)
+                [scale * p["epsilon"] for p in curve], [p["accuracy"] for p in curve],
+                label, f"{r['model']}: accuracy vs budget", log_x=True)
         if r.get("steps_curve"):
             curve = r["steps_curve"]
             paths["steps_plot"] = plots.line_plot(
@@ -305,6 +322,7 @@ def robustness_report(
     dataset: Any,
     *,
     epsilon: float = 8 / 255,
+    norm: str = "linf",
     attacks: str | Sequence[str] | None = "standard",
     corruptions: str | Sequence[str] | None = None,
     output_dir: str | None = None,
@@ -322,7 +340,13 @@ def robustness_report(
         model: a Keras model (or any callable) mapping [0, 1] images to logits.
         dataset: `(images, labels)` arrays (uint8 0..255 or float [0, 1]) or a
             `tf.data.Dataset` of such pairs (batched or not).
-        epsilon: the L-inf budget on the [0, 1] scale.
+        epsilon: the budget on the [0, 1] scale (L-inf: at most 1, e.g.
+            8/255; L2: e.g. 0.5).
+        norm: the threat model, "linf" or "l2": every attack, the cascade
+            and the curves use it (L2: PGD with step eps / 4; the cascade is
+            APGD-CE, APGD-T and FAB-T in L2, with Square when
+            `keras_robust.attacks.square` has an L2 version; the report's
+            AutoAttack settings line says which ran).
         attacks: "standard" or "quick" (see `keras_robust.evaluate.suites`), a
             list of attack keys of the standard suite (e.g. ["fgsm",
             "pgd20_ce", "pgd20_cw", "autoattack"]), or None for no attacks.
@@ -360,7 +384,8 @@ def robustness_report(
     >>> print(report.summary().splitlines()[0])
     linear: clean ...%, worst case ...% (...) at eps 8.0/255 on 8 images (custom suite)
     """
-    epsilon = float(check_epsilon(epsilon))
+    check_choice(norm, NORMS, "norm")
+    epsilon = float(check_epsilon(epsilon, maximum=1.0 if norm == "linf" else None))
     batch_size = check_positive_int(batch_size, "batch_size")
     x, y = _as_arrays(dataset, limit)
     logits = predict_logits(model, x, batch_size)
@@ -370,21 +395,22 @@ def robustness_report(
     log = _Progress(progress, name)
     start = time.time()
     results: dict[str, Any] = {
-        "model": name, "num_images": int(len(x)), "epsilon": epsilon,
+        "model": name, "num_images": int(len(x)), "epsilon": epsilon, "norm": norm,
         "suite": attacks if isinstance(attacks, str) else "custom" if attacks else "none",
         "clean": float(correct.mean()), "attacks": {}, "autoattack": None, "transfer": None,
         "epsilon_curve": [], "steps_curve": [], "corruptions": None,
     }
     log.line(f"clean accuracy {100 * results['clean']:.1f}% on {len(x)} images")
-    runner = _Runner(model, x, y, correct, batch_size, log)
+    runner = _Runner(model, x, y, correct, batch_size, log, norm)
 
     if attacks:
-        suite, selected = _select(attacks, epsilon)
+        suite, selected = _select(attacks, epsilon, norm, int(logits.shape[-1]))
         for spec in suite.attacks:
             if selected is None or spec.key in selected:
                 results["attacks"][spec.key] = runner.run(spec)
         if selected is None or "autoattack" in selected:
             results["autoattack"] = runner.cascade(suite.cascade)
+            results["autoattack"]["settings"] = suite.settings
         if selected is None or "curves" in selected:
             results["epsilon_curve"] = runner.epsilon_curve(
                 epsilon, suite.epsilon_factors, suite.curve_steps, results["attacks"])
@@ -418,9 +444,9 @@ class _Runner:
     """Runs attacks on the images the model classifies correctly (the others
     count as errors under any attack) and keeps per-image outcomes."""
 
-    def __init__(self, model, x, y, correct, batch_size, log):
+    def __init__(self, model, x, y, correct, batch_size, log, norm="linf"):
         self.model, self.x, self.y, self.correct = model, x, y, correct
-        self.batch_size, self.log = batch_size, log
+        self.batch_size, self.log, self.norm = batch_size, log, norm
 
     def robust_mask(self, run: Callable, subset: np.ndarray) -> np.ndarray:
         """Per image of `subset` (indices), whether `run` failed to fool the model."""
@@ -446,51 +472,56 @@ class _Runner:
                 "family": spec.family, "loss": spec.loss, "steps": spec.steps}
 
     def cascade(self, specs: Sequence[AttackSpec]) -> dict:
-        """APGD-CE then APGD-T on what is still robust; Square alone on every
-        correctly classified image; the worst case is robust to all three."""
+        """AutoAttack: each attack of `specs` on the images still robust after the
+        previous ones; the images robust to all give its accuracy. Square (when in
+        `specs`) then also attacks the images the gradient stages broke, so that
+        "square_alone" (Square on every correctly classified image, for the
+        masking checks) is known; that does not change the AutoAttack figure."""
         components = []
         robust = self.correct.copy()
-        square_spec = next((s for s in specs if s.family == "square"), None)
+        apgd_only = None
+        square_alone = None
         for spec in specs:
-            if spec is square_spec:
-                continue
+            if spec.family == "square":
+                gradient_robust = robust.copy()
             start = time.time()
             subset = np.flatnonzero(robust)
             if len(subset):
                 robust[subset] = self.robust_mask(spec.run, subset)
+            if spec.family == "square":
+                square_robust = robust | ~gradient_robust
+                rest = np.flatnonzero(self.correct & ~gradient_robust)
+                if len(rest):
+                    square_robust[rest] = self.robust_mask(spec.run, rest)
+                square_alone = float((square_robust & self.correct).mean())
             seconds = time.time() - start
             components.append({"name": spec.name, "key": spec.key,
                                "accuracy": float(robust.mean()), "seconds": seconds})
             self.log.line(f"{spec.name} (cascade): {100 * robust.mean():.1f}% ({seconds:.1f} s)")
-        apgd_only = float(robust.mean())
-        square_alone = None
-        if square_spec is not None:
-            start = time.time()
-            square_robust = self.correct.copy()
-            subset = np.flatnonzero(square_robust)
-            if len(subset):
-                square_robust[subset] = self.robust_mask(square_spec.run, subset)
-            seconds = time.time() - start
-            square_alone = float(square_robust.mean())
-            robust &= square_robust
-            components.append({"name": square_spec.name, "key": square_spec.key,
-                               "accuracy": float(robust.mean()), "seconds": seconds})
-            self.log.line(f"{square_spec.name} alone: {100 * square_alone:.1f}% ({seconds:.1f} s)")
-        self.log.line(f"AutoAttack-style worst case: {100 * robust.mean():.1f}%")
-        return {"accuracy": float(robust.mean()), "apgd_only": apgd_only,
-                "square_alone": square_alone, "components": components}
+            if spec.family == "apgd":
+                apgd_only = float(robust.mean())
+        if square_alone is not None:
+            self.log.line(f"Square alone: {100 * square_alone:.1f}%")
+        self.log.line(f"{AUTOATTACK_NAME}: {100 * robust.mean():.1f}%")
+        return {"name": AUTOATTACK_NAME, "accuracy": float(robust.mean()),
+                "apgd_only": apgd_only, "square_alone": square_alone,
+                "components": components}
 
     def epsilon_curve(self, epsilon, factors, steps, known) -> list[dict]:
         curve = []
         for factor in factors:
-            eps = min(1.0, epsilon * factor)
+            # The largest useful budget: the cube [0, 1]^d's L-inf radius 1 or L2
+            # diameter sqrt(d).
+            cap = 1.0 if self.norm == "linf" else float(np.sqrt(self.x[0].size))
+            eps = min(cap, epsilon * factor)
             key = f"pgd{steps}_ce"
             if factor == 1.0 and key in known:
                 accuracy = known[key]["accuracy"]
             else:
-                accuracy, _ = self.accuracy_under(pgd_spec(eps, steps).run)
+                accuracy, _ = self.accuracy_under(pgd_spec(eps, steps, norm=self.norm).run)
             curve.append({"epsilon": eps, "accuracy": accuracy, "steps": steps})
-            self.log.line(f"PGD-{steps} at eps {255 * eps:.1f}/255: {100 * accuracy:.1f}%")
+            self.log.line(f"PGD-{steps} at eps {_budget({'epsilon': eps, 'norm': self.norm})}: "
+                          f"{100 * accuracy:.1f}%")
         return curve
 
     def steps_curve(self, epsilon, step_counts, known) -> list[dict]:
@@ -500,7 +531,7 @@ class _Runner:
             if key in known:
                 accuracy = known[key]["accuracy"]
             else:
-                accuracy, _ = self.accuracy_under(pgd_spec(epsilon, steps).run)
+                accuracy, _ = self.accuracy_under(pgd_spec(epsilon, steps, norm=self.norm).run)
             curve.append({"steps": steps, "accuracy": accuracy})
             self.log.line(f"PGD-{steps} (CE): {100 * accuracy:.1f}%")
         return curve
@@ -514,7 +545,7 @@ class _Runner:
         for begin in range(0, len(subset), self.batch_size):
             index = subset[begin:begin + self.batch_size]
             x_adv = np.asarray(attacks.pgd(surrogate, self.x[index], self.y[index], epsilon,
-                                           epsilon / 4, 20, seed=0))
+                                           epsilon / 4, 20, seed=0, norm=self.norm))
             logits = predict_logits(self.model, x_adv, self.batch_size)
             robust[begin:begin + len(index)] = np.argmax(logits, -1) == self.y[index]
         accuracy = float(robust.sum()) / len(self.x)
@@ -524,11 +555,18 @@ class _Runner:
                 "seconds": seconds}
 
 
-def _select(attacks, epsilon):
+def _budget(results: dict) -> str:
+    """The budget as the report prints it: "8.0/255" (L-inf) or "0.5 (L2)"."""
+    if results.get("norm", "linf") == "l2":
+        return f"{results['epsilon']:.3g} (L2)"
+    return f"{results['epsilon'] * 255:.1f}/255"
+
+
+def _select(attacks, epsilon, norm="linf", num_classes=None):
     if isinstance(attacks, str):
-        return build_suite(attacks, epsilon), None
+        return build_suite(attacks, epsilon, norm, num_classes), None
     selected = set(attacks)
-    suite = build_suite("standard", epsilon)
+    suite = build_suite("standard", epsilon, norm, num_classes)
     valid = {a.key for a in suite.attacks} | {"autoattack", "curves"}
     unknown = selected - valid
     if unknown:
