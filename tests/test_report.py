@@ -7,6 +7,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_robust as kr
 from keras_robust.evaluate import checks
@@ -386,3 +387,43 @@ def test_an_l2_report_says_what_it_ran(tmp_path):
     wide = kr.evaluate.robustness_report(model, (x[:4], y[:4]), epsilon=2.0, norm="l2",
                                          attacks=["fgsm"], progress=False)
     assert wide.results["epsilon"] == 2.0
+
+
+def test_the_cascade_attacks_only_what_is_still_robust_and_measures_square_alone():
+    # Fake attacks on 10 images, image i marked by pixel (1, 0) = i / 10: each attack
+    # "breaks" a fixed set of images by setting pixel (0, 0) to 1, which the model reads.
+    from keras_robust.evaluate.report import _Progress, _Runner
+    from keras_robust.evaluate.suites import AttackSpec
+
+    def model(images):
+        marker = tf.cast(tf.reshape(images[:, 0, 0, 0], [-1, 1]), tf.float32)
+        return tf.concat([1.0 - marker, marker], axis=-1)
+
+    seen = {}
+
+    def attack(key, breaks):
+        def run(_, x, y):
+            ids = np.round(np.asarray(x)[:, 1, 0, 0] * 10).astype(int)
+            seen.setdefault(key, []).append(sorted(ids))
+            out = np.array(x)
+            out[np.isin(ids, breaks), 0, 0, 0] = 1.0
+            return out
+        return run
+
+    specs = [AttackSpec("apgd_ce", "A", attack("apgd_ce", [1, 2]), "apgd", "ce", 1),
+             AttackSpec("apgd_t", "T", attack("apgd_t", [2, 3]), "apgd", "dlr", 1),
+             AttackSpec("fab_t", "F", attack("fab_t", [4]), "fab", "margin", 1),
+             AttackSpec("square", "S", attack("square", [1, 5, 6]), "square", "margin", 1)]
+    x = np.zeros((10, 4, 4, 1), np.float32)
+    x[:, 1, 0, 0] = np.arange(10) / 10
+    y = np.zeros(10, np.int32)
+    correct = np.arange(10) != 9  # image 9 is a clean error
+    result = _Runner(model, x, y, correct, 4, _Progress(False, "m")).cascade(specs)
+    assert seen["apgd_ce"] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]  # batches of 4 of the 9
+    assert sum(seen["apgd_t"], []) == [0, 3, 4, 5, 6, 7, 8]
+    assert sum(seen["fab_t"], []) == [0, 4, 5, 6, 7, 8]
+    # Square first on what the gradient stages left, then on what they broke.
+    assert seen["square"] == [[0, 5, 6, 7], [8], [1, 2, 3, 4]]
+    assert [c["accuracy"] for c in result["components"]] == [0.7, 0.6, 0.5, 0.3]
+    assert result["accuracy"] == 0.3 and result["name"] == "AutoAttack"  # images 0, 7 and 8
+    assert result["apgd_only"] == 0.6 and result["square_alone"] == 0.6  # 9 correct, 3 broken
