@@ -144,7 +144,7 @@ def _ce_vs_margin(ce: float, cw: float, auto: float | None) -> str:
 @pytest.mark.parametrize("ce, cw, auto, expected", [
     (0.220, 0.192, 0.172, "FAIL"),  # label smoothing at 2/255: 4.8 points, 22% of the CE figure
     (0.281, 0.256, 0.236, "PASS"),  # PGD-AT at 8/255: 4.5 points, 16%
-    (0.195, 0.161, 0.132, "FAIL"),  # BAT: 6.3 points > 5
+    (0.195, 0.161, 0.132, "FAIL"),  # BAT: 6.3 points, 32%
     (0.220, 0.172, None, "FAIL"),   # without the cascade, CW alone is the margin figure
     (0.030, 0.015, 0.012, "PASS"),  # 60% but 1.8 points: sampling noise at low accuracy
     (0.500, 0.460, 0.455, "PASS"),  # 4.5 points, 9%
@@ -155,10 +155,10 @@ def test_cross_entropy_against_the_best_margin_loss_figure(ce, cw, auto, expecte
 
 
 @pytest.mark.parametrize("ce, margin, expected", [
-    (0.30, 0.15, "FAIL"),  # 15 points > 5
+    (0.30, 0.15, "FAIL"),  # 15 points > 8
     (0.30, 0.29, "PASS"),  # 1 point: noise
-    (0.10, 0.07, "FAIL"),  # 3 points: > 2 and > 20% of 10% (2 points), though < 5
-    (0.30, 0.26, "PASS"),  # 4 points: <= 5 and <= 20% of 30% (6 points)
+    (0.10, 0.07, "FAIL"),  # 3 points: > 2 and > 18% of 10% (1.8 points), though < 8
+    (0.30, 0.26, "PASS"),  # 4 points: <= 8 and <= 18% of 30% (5.4 points)
     (0.20, 0.35, "PASS"),  # the margin-loss attack is the weaker one: nothing masked
 ])
 def test_ce_margin_agreement_on_two_hand_made_figures(ce, margin, expected):
@@ -166,7 +166,7 @@ def test_ce_margin_agreement_on_two_hand_made_figures(ce, margin, expected):
     assert check.status == expected and check.name == kr.evaluate.CE_MARGIN_CHECK
     assert check.values == {"PGD-20 (CE)": ce, "PGD-20 (CW)": margin}
     if expected == "FAIL":
-        assert "trust the margin-loss figure" in check.detail
+        assert "report the margin-loss figure" in check.detail
 
 
 def test_ce_margin_agreement_refuses_percentages():
