@@ -48,7 +48,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 
     >>> low, high = wilson_interval(31, 100)
     >>> round(low, 4), round(high, 4)
-    (0.2277, 0.4062)
+    (0.2278, 0.4063)
     """
     k = _count(successes, "successes")
     n = check_positive_int(n, "n")
