@@ -45,7 +45,13 @@ class RobustnessReport:
             "num_images", "epsilon", "suite", "clean" (accuracy), "attacks"
             (key -> {"name", "accuracy", "seconds", ...}), "autoattack",
             "transfer", "epsilon_curve", "steps_curve", "corruptions" and
-            "seconds". Accuracies are fractions in [0, 1].
+            "seconds". Accuracies are fractions in [0, 1]. Each attack (and
+            the cascade: "robust_mask", "apgd_robust_mask",
+            "square_robust_mask") keeps its per-image robust mask (correct
+            when clean and under the attack, `checks.encode_mask`), so the
+            checks compare attacks image by image; `to_dict`, `summary` and
+            `to_markdown` give every accuracy as k of n images with its 95%
+            Wilson interval (`keras_robust.evaluate.wilson_interval`).
         checks: the gradient-masking checks (a list of `Check`).
 
     Properties: `clean_accuracy`, `robust_accuracy` (the lowest accuracy of
