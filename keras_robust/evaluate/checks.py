@@ -52,7 +52,7 @@ MASKED_ABSOLUTE = 0.08
 ALPHA = 0.05
 
 ROBUST_MASK = "robust_mask"
-_UNPAIRED = " [unpaired: the report has no per-image masks; re-run it to pair the images]"
+_UNPAIRED = " [unpaired: no per-image masks (b, c), the two figures alone decide]"
 
 
 def encode_mask(mask: Any) -> str:
@@ -332,8 +332,8 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     >>> len(checks), checks[0].status
     (7, 'PASS')
     >>> print(checks[0].detail)
-    PGD-20 (CE) 48.0% <= FGSM 55.0% + 2 points [unpaired: the report has no per-image
-    masks; re-run it to pair the images]
+    PGD-20 (CE) 48.0% <= FGSM 55.0% + 2 points [unpaired: no per-image masks (b, c),
+    the two figures alone decide]
     >>> checks[1].status
     'SKIPPED'
     """
