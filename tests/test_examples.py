@@ -109,8 +109,15 @@ def assert_honest_summary(summary: dict, out: str) -> None:
              "apgd_t": "APGD-T (DLR, 3 targets x 20)"}
     ce, margin = (min(keys, key=accuracy.get) for keys in (("pgd10", "pgd20"), ("cw20", "apgd_t")))
     check = summary["ce_vs_margin"]
-    assert check["values"] == {names[ce]: accuracy[ce], names[margin]: accuracy[margin]}
-    assert check["status"] == kr.evaluate.ce_margin_agreement(accuracy[ce], accuracy[margin]).status
+    values = check["values"]
+    assert {k: values[k] for k in (names[ce], names[margin])} == {
+        names[ce]: accuracy[ce], names[margin]: accuracy[margin]}
+    # Paired: the two masks differ on b + c images and the gap is (b - c) / n, so b - c
+    # has the gap's sign (n: the summary's test images).
+    assert values["b"] >= 0 and values["c"] >= 0
+    assert np.sign(values["b"] - values["c"]) == np.sign(round(accuracy[ce] - accuracy[margin], 9))
+    assert check["status"] == kr.evaluate.ce_margin_agreement(
+        accuracy[ce], accuracy[margin], b=values["b"], c=values["c"]).status
     for key in ("cw20", "apgd_t"):
         assert f"{key}: {100 * accuracy[key]:5.1f}%  {names[key]}" in out
     assert (f"robust accuracy, worst case over {len(accuracy) - 1} attacks: "
