@@ -166,7 +166,7 @@ def pseudo_gaussian_window(
 
     >>> w = pseudo_gaussian_window(tf.constant([0]), tf.constant([0]), tf.constant(2),
     ...                            tf.constant([False]), 2, 2)
-    >>> np.round(w.numpy()[0], 4).tolist()
+    >>> np.round(w.numpy()[0].astype(float), 4).tolist()
     [[0.1387, 0.6934], [-0.1387, -0.6934]]
     """
     side = tf.cast(side, tf.int32)
@@ -335,7 +335,10 @@ def square_attack(
         signs = _random_signs([n, 1, 1, channels], fold_seed(step_seed, 3))
         first, either = tf.cast(first, tf.float32), tf.cast(first | second, tf.float32)
         delta = x_best_curr - x_curr
-        spatial = lambda t: tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))  # noqa: E731
+
+        def spatial(t):  # per-channel norm over the image, [n, 1, 1, C]
+            return tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
+
         old = delta * first
         new = pseudo_gaussian_window(top, left, side, flip, height, width)[..., None] * signs
         new = new + old / (spatial(old) + 1e-12)  # [n, H, W, C], zero outside W1
