@@ -101,12 +101,13 @@ def summary_attacks(epsilon: float = 8 / 255) -> dict:
     }
 
 
-def robust_figures(model, x_test, y_test, names) -> tuple[dict, dict, float]:
+def robust_figures(model, x_test, y_test, names) -> tuple[dict, dict, float, dict]:
     """Clean and per-attack accuracy; an image is robust when it is right clean and attacked.
 
-    Returns `(accuracy, seconds, per_image_worst)`: accuracy by "clean" and
-    attack name, attack seconds by name, and the fraction of images robust to
-    every attack at once.
+    Returns `(accuracy, seconds, per_image_worst, robust)`: accuracy by "clean"
+    and attack name, attack seconds by name, the fraction of images robust to
+    every attack at once, and each attack's per-image robust mask (for the
+    paired check 5).
     """
     import numpy as np
     import keras_robust as kr
@@ -114,7 +115,7 @@ def robust_figures(model, x_test, y_test, names) -> tuple[dict, dict, float]:
     y = np.asarray(y_test).reshape(-1)
     correct = np.argmax(kr.evaluate.predict_logits(model, x_test), -1) == y
     robust_all = correct.copy()
-    accuracy, seconds = {"clean": float(correct.mean())}, {}
+    accuracy, seconds, masks = {"clean": float(correct.mean())}, {}, {}
     specs = summary_attacks()
     for name in names:
         start = time.time()
@@ -124,14 +125,18 @@ def robust_figures(model, x_test, y_test, names) -> tuple[dict, dict, float]:
         seconds[name] = time.time() - start
         accuracy[name] = float(robust.mean())
         robust_all &= robust
+        masks[name] = robust
         logging.info("%s: %.1f%% (%.0f s)", specs[name].name, 100 * accuracy[name], seconds[name])
-    return accuracy, seconds, float(robust_all.mean())
+    return accuracy, seconds, float(robust_all.mean()), masks
 
 
-def verdict(accuracy: dict) -> tuple[dict, dict | None, list[str]]:
+def verdict(accuracy: dict, masks: dict | None = None) -> tuple[dict, dict | None, list[str]]:
     """The headline of a summary: the worst case and the CE vs margin-loss check.
 
-    `accuracy` maps "clean" and names of `summary_attacks()` to accuracies.
+    `accuracy` maps "clean" and names of `summary_attacks()` to accuracies;
+    `masks` (optional) maps the same names to per-image robust masks, which
+    make check 5 paired (b: images robust to the CE attack that the
+    margin-loss attack breaks; c: the reverse).
     Returns `(worst_case, check, lines)`: the attack with the lowest accuracy
     ({"attack", "name", "accuracy"}), check 5 of the report on the summary's
     strongest CE-PGD and margin-loss figures as a dict (None without both),
@@ -154,8 +159,14 @@ def verdict(accuracy: dict) -> tuple[dict, dict | None, list[str]]:
     if ce and margin:
         ce_key = min(ce, key=lambda k: accuracy[k])
         margin_key = min(margin, key=lambda k: accuracy[k])
+        paired = {}
+        if masks and ce_key in masks and margin_key in masks:
+            ce_robust, margin_robust = masks[ce_key], masks[margin_key]
+            paired = {"b": int((ce_robust & ~margin_robust).sum()),
+                      "c": int((~ce_robust & margin_robust).sum())}
         check = kr.evaluate.ce_margin_agreement(
-            accuracy[ce_key], accuracy[margin_key], specs[ce_key].name, specs[margin_key].name)
+            accuracy[ce_key], accuracy[margin_key], specs[ce_key].name, specs[margin_key].name,
+            **paired)
         if not check.passed:
             lines.append(f"  WARNING: {check.name} FAILED: {check.detail}")
         check = check.to_dict()
@@ -205,8 +216,9 @@ def main(argv):
 
     results, seconds, worst, check, all_attacks = {}, {}, None, None, None
     if experiment.is_chief():  # evaluation only: the chief's is enough
-        results, seconds, all_attacks = robust_figures(model, x_test, y_test, FLAGS.eval_attacks)
-        worst, check, lines = verdict(results)
+        results, seconds, all_attacks, masks = robust_figures(model, x_test, y_test,
+                                                              FLAGS.eval_attacks)
+        worst, check, lines = verdict(results, masks)
         specs = summary_attacks()
         print(f"\n{FLAGS.defense} / {FLAGS.backbone}, {FLAGS.epochs} epochs, trained in "
               f"{train_seconds:.0f} s ({len(x_test)} test images, eps 8/255):")

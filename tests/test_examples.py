@@ -68,6 +68,19 @@ def test_train_summary_verdict_on_hand_made_figures():
     assert unchecked["check"] is None and unchecked["worst"]["attack"] == "pgd20"
     assert "WARNING: no margin-loss attack" in unchecked["lines"][-1]
 
+    # Paired by per-image masks (100 images): 15 images robust to PGD-20 (CE) that CW-20
+    # breaks and none the other way is a real gap; the 3-point gap above, paired as 4
+    # images one way and 1 the other (exact McNemar p = 0.375), is sampling noise.
+    pgd = np.zeros(100, bool); pgd[:30] = True
+    cw = np.zeros(100, bool); cw[:15] = True
+    _, check, _ = train.verdict(cases[0] | {"clean": 0.5}, {"pgd20": pgd, "cw20": cw})
+    assert check["status"] == "FAIL" and (check["values"]["b"], check["values"]["c"]) == (15, 0)
+    pgd = np.zeros(100, bool); pgd[:10] = True
+    apgd = np.zeros(100, bool); apgd[:6] = True; apgd[50] = True
+    _, check, lines = train.verdict(cases[2], {"pgd10": pgd, "pgd20": pgd, "apgd_t": apgd})
+    assert (check["values"]["b"], check["values"]["c"]) == (4, 1)
+    assert check["status"] == "PASS" and not any("WARNING" in line for line in lines)
+
 
 def _loads_and_predicts(model_dir) -> keras.Model:
     """The saved `.keras` model loads and gives finite 10-class logits; the SavedModel exists."""
@@ -96,8 +109,15 @@ def assert_honest_summary(summary: dict, out: str) -> None:
              "apgd_t": "APGD-T (DLR, 3 targets x 20)"}
     ce, margin = (min(keys, key=accuracy.get) for keys in (("pgd10", "pgd20"), ("cw20", "apgd_t")))
     check = summary["ce_vs_margin"]
-    assert check["values"] == {names[ce]: accuracy[ce], names[margin]: accuracy[margin]}
-    assert check["status"] == kr.evaluate.ce_margin_agreement(accuracy[ce], accuracy[margin]).status
+    values = check["values"]
+    assert {k: values[k] for k in (names[ce], names[margin])} == {
+        names[ce]: accuracy[ce], names[margin]: accuracy[margin]}
+    # Paired: the two masks differ on b + c images and the gap is (b - c) / n, so b - c
+    # has the gap's sign (n: the summary's test images).
+    assert values["b"] >= 0 and values["c"] >= 0
+    assert np.sign(values["b"] - values["c"]) == np.sign(round(accuracy[ce] - accuracy[margin], 9))
+    assert check["status"] == kr.evaluate.ce_margin_agreement(
+        accuracy[ce], accuracy[margin], b=values["b"], c=values["c"]).status
     for key in ("cw20", "apgd_t"):
         assert f"{key}: {100 * accuracy[key]:5.1f}%  {names[key]}" in out
     assert (f"robust accuracy, worst case over {len(accuracy) - 1} attacks: "

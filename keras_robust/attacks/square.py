@@ -1,4 +1,4 @@
-"""The L-inf Square Attack (Andriushchenko et al. 2020): score-based, no gradients.
+"""The Square Attack (Andriushchenko et al. 2020) in L-inf and L2: score-based, no gradients.
 
 "Square Attack: a query-efficient black-box adversarial attack via random
 search" (ECCV 2020), the black-box member of AutoAttack. It only reads the
@@ -23,6 +23,31 @@ over the batch; samples already broken are taken out of the forward pass with
 `tf.gather` (with `jit_compile=True`, shapes must be static, so the whole
 batch is evaluated and broken samples are masked). The loop stops early once
 every sample is broken.
+
+The L2 variant (`norm="l2"`, the paper's appendix and AutoAttack's
+`attack_single_run` with norm 'L2') keeps the loop, the acceptance rule and
+the p schedule, and changes the start and the proposal:
+
+- start: a grid of windows of side max(min(H, W) // 5, 1), centred in the
+  image, each holding the pseudo-Gaussian window (below) with one random
+  sign per channel and a random transposition; the whole perturbation is
+  scaled to L2 norm eps (then clipped to [0, 1]). AutoAttack draws the
+  transposition per window for the whole batch; here it is per sample.
+- proposal: a window W1 of odd side max(`square_side`, 3) (+1 when even)
+  and a second window W2 of the same side; W1's content becomes the
+  pseudo-Gaussian window (one random sign per channel) plus the old W1
+  content normalised per channel, rescaled per channel to
+  sqrt(max(eps^2 - ||delta||^2, 0) / C + ||delta on W1 u W2||^2); W2 is
+  emptied (W1 wins where they overlap) -- the mass of W2 moves to W1; the
+  whole perturbation is then scaled to norm eps and x clipped to [0, 1].
+- the pseudo-Gaussian window of side s (`pseudo_gaussian_window`): the top
+  s // 2 rows and the bottom s - s // 2 rows each hold
+  sum_{m=d+1}^{K} 1 / m^2, d the Chebyshev distance to the half's centre
+  pixel (rows // 2, s // 2), K = s // 2 + 1 (AutoAttack's `eta_rectangles`
+  in closed form), each half scaled to unit norm, the bottom negated, the
+  whole scaled to unit norm and transposed with probability 1/2.
+
+Windows are placed anywhere in the image, as in the L-inf variant.
 """
 from __future__ import annotations
 
@@ -32,10 +57,13 @@ import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_fraction, check_positive_int
 from keras_robust.attacks._common import (
+    NORMS,
     LogitsFn,
     as_logits_fn,
     as_seed,
     fold_seed,
+    l2_norm,
+    normalize,
     per_sample,
     random_uniform,
     run_compiled,
@@ -59,8 +87,9 @@ class SquareResult(NamedTuple):
         margin: the margin at `x_adv` (z_y - max_{j!=y} z_j, or, targeted,
             max_{j!=t} z_j - z_t); <= 0 means adversarial.
         loss: the minimised loss at `x_adv`.
-        initial_loss: the loss at the starting point (the stripes, or the
-            clean image for samples already adversarial there).
+        initial_loss: the loss at the starting point (the stripes, in L2 the
+            grid of windows, or the clean image for samples already
+            adversarial there).
         queries: model queries spent per sample (int32).
     """
 
@@ -104,6 +133,108 @@ def square_side(p: tf.Tensor | float, height: int, width: int) -> tf.Tensor:
     return tf.clip_by_value(side, 1, max(min(height, width) - 1, 1))
 
 
+def _l2_side(p: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """The L2 window side: `square_side`, at least 3, made odd (at most min(H, W))."""
+    side = tf.maximum(square_side(p, height, width), 3)
+    return tf.minimum(side + 1 - side % 2, min(height, width))
+
+
+def pseudo_gaussian_window(
+    top: tf.Tensor, left: tf.Tensor, side: tf.Tensor, transpose: tf.Tensor, height: int, width: int
+) -> tf.Tensor:
+    """Square's L2 proposal shape: a unit-norm pseudo-Gaussian window, one per sample.
+
+    In the window of side `side` at (`top`, `left`), the top side // 2 rows
+    and the bottom side - side // 2 rows each hold sum_{m=d+1}^{K} 1 / m^2,
+    d the Chebyshev distance to the half's centre pixel (rows // 2, side // 2)
+    and K = side // 2 + 1; each half is scaled to unit L2 norm, the bottom one
+    negated, and the whole scaled to unit norm (the paper's appendix;
+    AutoAttack's `eta` / `eta_rectangles`), then transposed where `transpose`.
+
+    Args:
+        top: int32 [n], the window's first row per sample.
+        left: int32 [n], its first column.
+        side: int32 scalar, the window side (the window must fit the image).
+        transpose: bool [n], transpose the pattern.
+        height: image height H.
+        width: image width W.
+
+    Returns:
+        float32 [n, H, W], zero outside the window, unit L2 norm.
+
+    Example:
+
+    >>> w = pseudo_gaussian_window(tf.constant([0]), tf.constant([0]), tf.constant(2),
+    ...                            tf.constant([False]), 2, 2)
+    >>> np.round(w.numpy()[0].astype(float), 4).tolist()
+    [[0.1387, 0.6934], [-0.1387, -0.6934]]
+    """
+    side = tf.cast(side, tf.int32)
+    top, left = tf.cast(top, tf.int32)[:, None, None], tf.cast(left, tf.int32)[:, None, None]
+    r = tf.range(height)[None, :, None] - top  # [n, H, 1]
+    c = tf.range(width)[None, None, :] - left  # [n, 1, W]
+    inside = (r >= 0) & (r < side) & (c >= 0) & (c < side)  # [n, H, W]
+    flip = tf.reshape(tf.cast(transpose, tf.bool), [-1, 1, 1])
+    r, c = tf.broadcast_to(r, tf.shape(inside)), tf.broadcast_to(c, tf.shape(inside))
+    u, v = tf.where(flip, c, r), tf.where(flip, r, c)  # row / column inside the pattern
+    upper = side // 2
+    in_top = u < upper
+    rows = tf.where(in_top, upper, side - upper)
+    u_half = tf.where(in_top, u, u - upper)
+    distance = tf.maximum(tf.abs(u_half - rows // 2), tf.abs(v - side // 2))
+    terms = tf.maximum(rows // 2, side // 2) + 1
+    # sum_{m=1}^{n} 1 / m^2 for n = 0 .. max(H, W) + 1, in float64 for the differences.
+    m = tf.range(1, max(height, width) + 2, dtype=tf.float64)
+    partial = tf.concat([tf.zeros([1], tf.float64), tf.cumsum(1.0 / tf.square(m))], 0)
+    distance = tf.clip_by_value(distance, 0, max(height, width) + 1)
+    terms = tf.clip_by_value(terms, 0, max(height, width) + 1)
+    value = tf.gather(partial, terms) - tf.gather(partial, distance)
+    value = tf.where(inside, value, tf.zeros_like(value))
+
+    def unit(mask):
+        part = tf.where(mask, value, tf.zeros_like(value))
+        norm = tf.sqrt(tf.reduce_sum(tf.square(part), axis=[1, 2], keepdims=True))
+        return part / tf.maximum(norm, 1e-12)
+
+    pattern = unit(in_top) - unit(~in_top)
+    norm = tf.sqrt(tf.reduce_sum(tf.square(pattern), axis=[1, 2], keepdims=True))
+    return tf.cast(pattern / tf.maximum(norm, 1e-12), tf.float32)
+
+
+def _random_signs(shape, seed):
+    signs = tf.sign(random_uniform(shape, seed, -1.0, 1.0))
+    return tf.where(tf.equal(signs, 0.0), tf.ones_like(signs), signs)
+
+
+def _l2_start(x: tf.Tensor, eps: tf.Tensor, seed: tf.Tensor | None) -> tf.Tensor:
+    """The L2 starting point: pseudo-Gaussian windows on a centred grid, norm eps."""
+    batch = tf.shape(x)[0]
+    height, width, channels = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
+    size = max(min(height, width) // 5, 1)
+    grid_h, grid_w = height // size, width // size
+    zero = tf.zeros([2], tf.int32)
+    both = pseudo_gaussian_window(zero, zero, size, tf.constant([False, True]), size, size)
+
+    def axis(length, count):  # window index and position inside it, per pixel (static)
+        offset = (length - count * size) // 2
+        local = [i - offset for i in range(length)]
+        valid = [0 <= i < count * size for i in local]
+        return ([min(max(i // size, 0), count - 1) for i in local],
+                [i % size for i in local], valid)
+
+    row_window, row_local, row_valid = axis(height, grid_h)
+    col_window, col_local, col_valid = axis(width, grid_w)
+    tiles = tf.gather(tf.gather(both, row_local, axis=1), col_local, axis=2)  # [2, H, W]
+    valid = tf.constant([[a and b for b in col_valid] for a in row_valid])
+    flips = random_uniform([batch, grid_h, grid_w], fold_seed(seed, 4)) < 0.5
+    flips = tf.gather(tf.gather(flips, row_window, axis=1), col_window, axis=2)  # [B, H, W]
+    signs = _random_signs([batch, grid_h, grid_w, channels], fold_seed(seed, 3))
+    signs = tf.gather(tf.gather(signs, row_window, axis=1), col_window, axis=2)
+    pattern = tf.where(flips & valid, tiles[1], tf.where(valid, tiles[0], 0.0))
+    delta = pattern[..., None] * signs
+    return tf.clip_by_value(x + normalize(delta, "l2") * eps, 0.0, 1.0)
+
+
 def _margin_and_loss(logits, y, target, loss):
     """(margin, loss) to minimise; margin <= 0 means adversarial."""
     num_classes = tf.shape(logits)[-1]
@@ -134,23 +265,33 @@ def square_attack(
     target: tf.Tensor | None = None,
     seed: tf.Tensor | None = None,
     compact: bool = True,
+    norm: str = "linf",
 ) -> SquareResult:
-    """The L-inf Square Attack as a graph function (no validation).
+    """The Square Attack (L-inf or L2) as a graph function (no validation).
 
     Args:
         logits_fn: images -> float32 logits (never differentiated).
         x: float32 [B, H, W, C] images in [0, 1] (static H, W, C).
         y: true classes, int32 [B].
-        epsilon: the L-inf budget, scalar or [B].
+        epsilon: the budget, scalar or [B].
         queries: iterations (one query per iteration per unbroken sample).
         p_init: initial fraction of pixels per square.
         loss: "margin" or "ce".
         target: target classes int32 [B], or None (untargeted).
         seed: optional [2] seed.
         compact: evaluate only unbroken samples (dynamic shapes; not for XLA).
+        norm: "linf" or "l2".
 
     Returns:
         A `SquareResult`.
+
+    Example:
+
+    >>> logits_fn = lambda images: tf.reshape(images, [-1, 16])[:, :3]
+    >>> result = square_attack(logits_fn, tf.fill([2, 4, 4, 1], 0.5), tf.constant([0, 1]),
+    ...                        1.0, 5, norm="l2", seed=tf.constant([0, 1], tf.int64))
+    >>> result.x_adv.shape, result.queries.shape
+    (TensorShape([2, 4, 4, 1]), TensorShape([2]))
     """
     height, width, channels = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
     batch = tf.shape(x)[0]
@@ -161,9 +302,11 @@ def square_attack(
 
     # Samples adversarial at x are returned as they are (one query).
     clean_margin, clean_loss = measure(x, y, target)
-    stripes = tf.sign(random_uniform([batch, 1, width, channels], fold_seed(seed, 1), -1.0, 1.0))
-    stripes = tf.where(tf.equal(stripes, 0.0), tf.ones_like(stripes), stripes)
-    x_start = tf.clip_by_value(x + eps * stripes, 0.0, 1.0)
+    if norm == "l2":
+        x_start = _l2_start(x, eps, seed)
+    else:
+        stripes = _random_signs([batch, 1, width, channels], fold_seed(seed, 1))
+        x_start = tf.clip_by_value(x + eps * stripes, 0.0, 1.0)
     start_margin, start_loss = measure(x_start, y, target)
     broken_clean = clean_margin <= 0.0
     x_best = tf.where(tf.reshape(broken_clean, [-1, 1, 1, 1]), x, x_start)
@@ -173,18 +316,46 @@ def square_attack(
     rows = tf.range(height)[None, :]
     cols = tf.range(width)[None, :]
 
+    def place(n, side, step_seed, salt):
+        """A random window of `side` per sample: (top, left, mask [n, H, W, 1])."""
+        top = random_uniform([n], fold_seed(step_seed, salt), 0, height - side + 1, dtype=tf.int32)
+        left = random_uniform(
+            [n], fold_seed(step_seed, salt + 1), 0, width - side + 1, dtype=tf.int32
+        )
+        in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)  # [n, H]
+        in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)  # [n, W]
+        return top, left, in_rows[:, :, None, None] & in_cols[:, None, :, None]
+
+    def propose_l2(x_curr, x_best_curr, eps_curr, p, step_seed):
+        n = tf.shape(x_curr)[0]
+        side = _l2_side(p, height, width)
+        top, left, first = place(n, side, step_seed, 1)
+        _, _, second = place(n, side, step_seed, 4)
+        flip = random_uniform([n], fold_seed(step_seed, 6)) < 0.5
+        signs = _random_signs([n, 1, 1, channels], fold_seed(step_seed, 3))
+        first, either = tf.cast(first, tf.float32), tf.cast(first | second, tf.float32)
+        delta = x_best_curr - x_curr
+
+        def spatial(t):  # per-channel norm over the image, [n, 1, 1, C]
+            return tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
+
+        old = delta * first
+        new = pseudo_gaussian_window(top, left, side, flip, height, width)[..., None] * signs
+        new = new + old / (spatial(old) + 1e-12)  # [n, H, W, C], zero outside W1
+        room = tf.maximum(tf.square(eps_curr) - tf.square(l2_norm(delta)), 0.0) / channels
+        size = tf.sqrt(room + tf.square(l2_norm(delta * either)))
+        delta = delta * (1.0 - either) + new / (spatial(new) + 1e-12) * size
+        return tf.clip_by_value(x_curr + normalize(delta, "l2") * eps_curr, 0.0, 1.0)
+
     def propose(x_curr, x_best_curr, eps_curr, i):
         n = tf.shape(x_curr)[0]
         p = p_schedule(i, queries, p_init)
-        side = square_side(p, height, width)
         step_seed = fold_seed(seed, 10 + i) if seed is not None else None
-        top = random_uniform([n], fold_seed(step_seed, 1), 0, height - side + 1, dtype=tf.int32)
-        left = random_uniform([n], fold_seed(step_seed, 2), 0, width - side + 1, dtype=tf.int32)
-        in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)  # [n, H]
-        in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)  # [n, W]
-        window = in_rows[:, :, None, None] & in_cols[:, None, :, None]  # [n, H, W, 1]
-        signs = tf.sign(random_uniform([n, 1, 1, channels], fold_seed(step_seed, 3), -1.0, 1.0))
-        signs = tf.where(tf.equal(signs, 0.0), tf.ones_like(signs), signs)
+        if norm == "l2":
+            return propose_l2(x_curr, x_best_curr, eps_curr, p, step_seed)
+        side = square_side(p, height, width)
+        _, _, window = place(n, side, step_seed, 1)
+        signs = _random_signs([n, 1, 1, channels], fold_seed(step_seed, 3))
         x_new = tf.where(window, x_best_curr + 2.0 * eps_curr * signs, x_best_curr)
         x_new = tf.clip_by_value(x_new, x_curr - eps_curr, x_curr + eps_curr)
         return tf.clip_by_value(x_new, 0.0, 1.0)
@@ -239,7 +410,7 @@ def square_attack(
     return SquareResult(tf.stop_gradient(x_best), margin, best_loss, initial_loss, used)
 
 
-def _square_impl(model, x, y, epsilon, queries, p_init, loss, target, seed, compact):
+def _square_impl(model, x, y, epsilon, queries, p_init, loss, target, seed, compact, norm):
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     targets = None
@@ -251,7 +422,7 @@ def _square_impl(model, x, y, epsilon, queries, p_init, loss, target, seed, comp
         targets = select_target(target, y, num_classes, logits, fold_seed(seed, 2))
     return square_attack(
         logits_fn, x, y, epsilon, queries, p_init=p_init, loss=loss, target=targets, seed=seed,
-        compact=compact,
+        compact=compact, norm=norm,
     ).x_adv
 
 
@@ -271,8 +442,9 @@ def square(
     target: Any = None,
     seed: int | Any | None = None,
     jit_compile: bool = False,
+    norm: str = "linf",
 ) -> tf.Tensor:
-    """The L-inf Square Attack: random search over square patches, logits only.
+    """The Square Attack (L-inf or L2): random search over square patches, logits only.
 
     Needs no gradients, so it breaks defences that only mask them; in an
     honest evaluation its accuracy should agree with (not undercut) PGD's.
@@ -283,12 +455,14 @@ def square(
             mapping [0, 1] images to logits (it is never differentiated).
         x: float images in [0, 1], [B, H, W, C].
         y: true labels: class indices, one-hot or soft rows.
-        epsilon: the L-inf budget (scalar or one per sample).
+        epsilon: the budget in `norm` (scalar or one per sample); an L-inf
+            budget is at most 1, an L2 one is not bounded (e.g. 0.5 on
+            CIFAR-10).
         queries: the query budget: iterations of random search (AutoAttack
             uses 5000); the p schedule is rescaled to it. Two more queries
-            per sample go to the clean image and the starting stripes.
+            per sample go to the clean image and the starting point.
         p_init: the initial fraction of the image a square covers (0.8 in
-            the paper for L-inf).
+            the paper for L-inf, and AutoAttack's value for both norms).
         loss: "margin" (z_y - max_{j!=y} z_j; AutoAttack's choice) or "ce"
             (the change is kept when the cross-entropy rises).
         target: None (untargeted), "mc", "ll", "random" or target labels:
@@ -296,6 +470,9 @@ def square(
         seed: an int (or [2] ints) for reproducible randomness.
         jit_compile: compile with XLA (broken samples are then masked, not
             removed, so every iteration evaluates the whole batch).
+        norm: "linf" (squares of +/- eps) or "l2" (pseudo-Gaussian windows
+            whose mass moves between two squares; the images must be at
+            least 3 x 3).
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -309,8 +486,12 @@ def square(
     >>> x_adv = square(model, x, [0, 1, 2, 3], epsilon=8 / 255, queries=20, seed=0)
     >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
     (TensorShape([4, 8, 8, 3]), True)
+    >>> x_adv = square(model, x, [0, 1, 2, 3], epsilon=0.5, queries=20, seed=0, norm="l2")
+    >>> bool(np.linalg.norm((x_adv - x).numpy().reshape(4, -1), axis=1).max() <= 0.5 + 1e-5)
+    True
     """
-    x = validate_common(x, epsilon, "linf")
+    check_choice(norm, NORMS, "norm")
+    x = validate_common(x, epsilon, norm)
     queries = check_positive_int(queries, "queries")
     p_init = check_fraction(p_init, "p_init")
     if p_init <= 0.0:
@@ -321,9 +502,14 @@ def square(
         raise ValueError(
             f"square() needs images of static height, width and channels, got {x.shape}."
         )
+    if norm == "l2" and min(int(x.shape[1]), int(x.shape[2])) < 3:
+        raise ValueError(
+            f"square(norm='l2') needs images of at least 3 x 3 pixels (its windows have odd "
+            f"sides >= 3), got {x.shape[1]} x {x.shape[2]}; use norm='linf' or larger images."
+        )
     if target is not None and not isinstance(target, str):
         target = tf.convert_to_tensor(target)
     return run_compiled(
         _square_impl, _COMPILED, jit_compile, model, x, y, tf.cast(epsilon, tf.float32), queries,
-        p_init, loss, target, as_seed(seed), not jit_compile,
+        p_init, loss, target, as_seed(seed), not jit_compile, norm,
     )

@@ -19,12 +19,35 @@ def _pyplot():
 def line_plot(
     path: str, xs: Sequence[float], ys: Sequence[float], xlabel: str, title: str,
     log_x: bool = False, extra: dict | None = None,
+    xtick_labels: Sequence[str] | None = None,
 ) -> str:
     """Accuracy (in %) against a quantity; `extra` maps labels to (xs, ys) series.
 
+    Args:
+        path: the PNG to write.
+        xs: the measured quantities (budgets in /255, step counts).
+        ys: accuracies in [0, 1], one per x.
+        xlabel: the x axis' label.
+        title: the plot's title.
+        log_x: a log x axis.
+        extra: more series, label -> (xs, ys).
+        xtick_labels: one label per x: the x axis is then ticked at the
+            measured xs only (no minor ticks or labels), e.g. "8/255".
+
     Returns:
         The path written.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = line_plot(os.path.join(tempfile.mkdtemp(), "eps.png"), [4, 8], [0.5, 0.3],
+    ...                  "epsilon", "demo", log_x=True, xtick_labels=["4/255", "8/255"])
+    >>> os.path.getsize(path) > 0
+    True
     """
+    if xtick_labels is not None and len(xtick_labels) != len(xs):
+        raise ValueError(f"`xtick_labels` needs one label per x: got {len(xtick_labels)} "
+                         f"labels for {len(xs)} values.")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     ax.plot(xs, 100 * np.asarray(ys), marker="o", label="this model")
@@ -32,6 +55,12 @@ def line_plot(
         ax.plot(ex, 100 * np.asarray(ey), marker="s", linestyle="--", label=label)
     if log_x:
         ax.set_xscale("log")
+    if xtick_labels is not None:
+        from matplotlib.ticker import NullFormatter, NullLocator
+
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(list(xs), labels=list(xtick_labels))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(-2, 102)
@@ -44,6 +73,23 @@ def line_plot(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def budget_label(epsilon: float) -> str:
+    """An L-inf budget on the [0, 1] scale as the /255 value people quote.
+
+    Args:
+        epsilon: the budget, e.g. 8 / 255.
+
+    Returns:
+        "8/255"; fractions of a level keep two decimals at most ("0.5/255").
+
+    Example:
+
+    >>> budget_label(8 / 255), budget_label(2 / 255 / 4)
+    ('8/255', '0.5/255')
+    """
+    return f"{round(255 * float(epsilon), 2):g}/255"
 
 
 def heatmap(path: str, rows: Sequence[str], columns: Sequence[str], values: np.ndarray,

@@ -16,6 +16,7 @@ print(report.summary())
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -30,6 +31,7 @@ from keras_robust._validation import check_choice, check_epsilon, check_labels, 
 from keras_robust.evaluate import checks as checks_lib
 from keras_robust.evaluate import plots
 from keras_robust.evaluate.metrics import predict_logits
+from keras_robust.evaluate.stats import wilson_interval
 from keras_robust.evaluate.suites import (
     AUTOATTACK_NAME,
     NORMS,
@@ -51,7 +53,13 @@ class RobustnessReport:
             (key -> {"name", "accuracy", "seconds", ...}), "autoattack"
             ({"name", "settings", "accuracy", "components", ...}),
             "transfer", "epsilon_curve", "steps_curve", "corruptions" and
-            "seconds". Accuracies are fractions in [0, 1].
+            "seconds". Accuracies are fractions in [0, 1]. Each attack (and
+            the cascade: "robust_mask", "apgd_robust_mask",
+            "square_robust_mask") keeps its per-image robust mask (correct
+            when clean and under the attack, `checks.encode_mask`), so the
+            checks compare attacks image by image; `to_dict`, `summary` and
+            `to_markdown` give every accuracy as k of n images with its 95%
+            Wilson interval (`keras_robust.evaluate.wilson_interval`).
         checks: the gradient-masking checks (a list of `Check`).
 
     Properties: `clean_accuracy`, `robust_accuracy` (the lowest accuracy of
@@ -153,8 +161,15 @@ class RobustnessReport:
         return self.results["attacks"][key]["accuracy"]
 
     def to_dict(self) -> dict:
-        """Plain data: clean accuracy, attacks, AutoAttack, curves, corruptions, checks."""
-        payload = dict(self.results)
+        """Plain data: clean accuracy, attacks, AutoAttack, curves, corruptions, checks.
+
+        Every accuracy of the attacks, the cascade, the transfer attack and
+        the curves comes with its "count" (images, of "num_images") and
+        "ci95" (95% Wilson interval); the clean one as "clean_count" and
+        "clean_ci95", the cascade's Square-alone and APGD-only figures as
+        "square_alone_count"/"_ci95" and "apgd_only_count"/"_ci95".
+        """
+        payload = _with_counts(self.results)
         payload["checks"] = [c.to_dict() for c in self.checks]
         payload["robust_accuracy"] = self.robust_accuracy
         payload["worst_attack"] = self.worst_attack
@@ -170,14 +185,16 @@ class RobustnessReport:
             + (f"({self.worst_attack}) " if self.worst_attack else "")
             + f"at eps {_budget(r)} on {r['num_images']} images ({r['suite']} suite)"
         ]
+        n = r["num_images"]
+        lines.append(f"  {'clean':<28} {_cite(r['clean'], n)}")
         for key, attack in r.get("attacks", {}).items():
-            lines.append(f"  {attack['name']:<28} {100 * attack['accuracy']:5.1f}%")
+            lines.append(f"  {attack['name']:<28} {_cite(attack['accuracy'], n)}")
         if r.get("autoattack"):
-            lines.append(f"  {AUTOATTACK_NAME:<28} {100 * r['autoattack']['accuracy']:5.1f}%")
+            lines.append(f"  {AUTOATTACK_NAME:<28} {_cite(r['autoattack']['accuracy'], n)}")
             if r["autoattack"].get("settings"):
                 lines.append(f"    {r['autoattack']['settings']}")
         if r.get("transfer"):
-            lines.append(f"  {r['transfer']['name']:<28} {100 * r['transfer']['accuracy']:5.1f}%")
+            lines.append(f"  {r['transfer']['name']:<28} {_cite(r['transfer']['accuracy'], n)}")
         if r.get("corruptions"):
             lines.append(f"  {'mean corruption accuracy':<28} "
                          f"{100 * r['corruptions']['mean_accuracy']:5.1f}%")
@@ -204,23 +221,28 @@ class RobustnessReport:
             f"{r['num_images']} images, eps {_budget(r)} ({r['epsilon']:.4f}), "
             f"suite `{r['suite']}`, {r['seconds']:.0f} s.",
             "",
-            "| attack | accuracy | seconds |",
-            "| --- | ---: | ---: |",
-            f"| clean | {100 * r['clean']:.1f}% | |",
+            "Accuracies are k of n images with a 95% Wilson interval.",
+            "",
+            "| attack | accuracy | images | 95% interval | seconds |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            f"| clean | {_md_cells(r['clean'], r['num_images'])} | |",
         ]
+        n = r["num_images"]
         for attack in r.get("attacks", {}).values():
-            out.append(f"| {attack['name']} | {100 * attack['accuracy']:.1f}% | {attack['seconds']:.1f} |")
+            out.append(f"| {attack['name']} | {_md_cells(attack['accuracy'], n)} | "
+                       f"{attack['seconds']:.1f} |")
         auto = r.get("autoattack")
         if auto:
             for component in auto["components"]:
                 out.append(f"| {component['name']} (cascade: robust after it) | "
-                           f"{100 * component['accuracy']:.1f}% | {component['seconds']:.1f} |")
+                           f"{_md_cells(component['accuracy'], n)} | {component['seconds']:.1f} |")
             if auto.get("square_alone") is not None:
-                out.append(f"| Square alone | {100 * auto['square_alone']:.1f}% | |")
-            out.append(f"| **{AUTOATTACK_NAME}** | **{100 * auto['accuracy']:.1f}%** | |")
+                out.append(f"| Square alone | {_md_cells(auto['square_alone'], n)} | |")
+            out.append(f"| **{AUTOATTACK_NAME}** | "
+                       f"{_md_cells(auto['accuracy'], n, bold=True)} | |")
         if r.get("transfer"):
             t = r["transfer"]
-            out.append(f"| {t['name']} | {100 * t['accuracy']:.1f}% | {t['seconds']:.1f} |")
+            out.append(f"| {t['name']} | {_md_cells(t['accuracy'], n)} | {t['seconds']:.1f} |")
         if auto and auto.get("settings"):
             out += ["", f"{auto['settings']}."]
         verdict = self.checks_line()[len("gradient-masking c"):]
@@ -236,12 +258,14 @@ class RobustnessReport:
                     + " | ".join(f"{p['epsilon']:.3g}" if l2 else f"{p['epsilon'] * 255:.1f}"
                                  for p in r["epsilon_curve"]) + " |",
                     "| --- |" + " ---: |" * len(r["epsilon_curve"]),
-                    "| accuracy | " + " | ".join(f"{100 * p['accuracy']:.1f}%" for p in r["epsilon_curve"]) + " |"]
+                    "| accuracy | " + " | ".join(f"{100 * p['accuracy']:.1f}%" for p in r["epsilon_curve"]) + " |",
+                    _md_curve_rows(r["epsilon_curve"], r["num_images"])]
         if r.get("steps_curve"):
             out += ["", "## Accuracy against PGD steps (CE)", "",
                     "| steps | " + " | ".join(str(p["steps"]) for p in r["steps_curve"]) + " |",
                     "| --- |" + " ---: |" * len(r["steps_curve"]),
-                    "| accuracy | " + " | ".join(f"{100 * p['accuracy']:.1f}%" for p in r["steps_curve"]) + " |"]
+                    "| accuracy | " + " | ".join(f"{100 * p['accuracy']:.1f}%" for p in r["steps_curve"]) + " |",
+                    _md_curve_rows(r["steps_curve"], r["num_images"])]
         if r.get("corruptions"):
             out += ["", _corruption_markdown(r["corruptions"])]
         return "\n".join(out) + "\n"
@@ -280,7 +304,7 @@ class RobustnessReport:
                              f"RobustnessReport.save: it lacks {missing}")
         results = {k: v for k, v in payload.items()
                    if k not in ("checks", "robust_accuracy", "worst_attack", "passed",
-                                "checks_status")}
+                                "checks_status", "clean_count", "clean_ci95")}
         return cls(results, checks_lib.run_checks(results))
 
     def save(self, output_dir: str) -> dict[str, str]:
@@ -294,17 +318,21 @@ class RobustnessReport:
         r = self.results
         if r.get("epsilon_curve"):
             curve = r["epsilon_curve"]
-            scale, label = (1.0, "L2 epsilon") if r.get("norm") == "l2" else (255.0, "epsilon (/255)")
+            l2 = r.get("norm") == "l2"
+            scale, label = (1.0, "epsilon (L2 budget)") if l2 else (255.0, "epsilon (L-inf budget)")
             paths["epsilon_plot"] = plots.line_plot(
                 os.path.join(output_dir, "accuracy_vs_epsilon.png"),
                 [scale * p["epsilon"] for p in curve], [p["accuracy"] for p in curve],
-                label, f"{r['model']}: accuracy vs budget", log_x=True)
+                label, f"{r['model']}: accuracy vs budget", log_x=True,
+                xtick_labels=[f"{p['epsilon']:.3g}" if l2 else plots.budget_label(p["epsilon"])
+                              for p in curve])
         if r.get("steps_curve"):
             curve = r["steps_curve"]
             paths["steps_plot"] = plots.line_plot(
                 os.path.join(output_dir, "accuracy_vs_steps.png"),
                 [p["steps"] for p in curve], [p["accuracy"] for p in curve],
-                "PGD steps", f"{r['model']}: accuracy vs steps", log_x=True)
+                "PGD steps", f"{r['model']}: accuracy vs steps", log_x=True,
+                xtick_labels=[str(p["steps"]) for p in curve])
         if r.get("corruptions"):
             c = r["corruptions"]
             severities = c["severities"]
@@ -315,6 +343,63 @@ class RobustnessReport:
                 [f"severity {s}" for s in severities], values,
                 f"{r['model']}: accuracy (%) under corruptions")
         return paths
+
+
+def _count(accuracy: float, n: int) -> int:
+    """The images behind an accuracy measured on n images (accuracy = k / n)."""
+    return int(round(accuracy * n))
+
+
+def _interval(accuracy: float, n: int) -> list[float]:
+    return list(wilson_interval(_count(accuracy, n), n))
+
+
+def _cite(accuracy: float, n: int) -> str:
+    """'31.0% (31/100, 95% CI 22.8-40.6%)': a figure one can cite."""
+    low, high = _interval(accuracy, n)
+    return (f"{100 * accuracy:5.1f}% ({_count(accuracy, n)}/{n}, 95% CI "
+            f"{100 * low:.1f}-{100 * high:.1f}%)")
+
+
+def _md_cells(accuracy: float, n: int, bold: bool = False) -> str:
+    low, high = _interval(accuracy, n)
+    figure = f"{100 * accuracy:.1f}%"
+    return (f"{f'**{figure}**' if bold else figure} | {_count(accuracy, n)}/{n} | "
+            f"{100 * low:.1f}-{100 * high:.1f}%")
+
+
+def _md_curve_rows(curve: list[dict], n: int) -> str:
+    counts = " | ".join(f"{_count(p['accuracy'], n)}/{n}" for p in curve)
+    intervals = " | ".join("{:.1f}-{:.1f}%".format(*(100 * v for v in _interval(p["accuracy"], n)))
+                           for p in curve)
+    return f"| images | {counts} |\n| 95% interval | {intervals} |"
+
+
+def _with_counts(results: dict) -> dict:
+    """A copy of `results` whose accuracies carry "count" and "ci95" (Wilson, 95%)."""
+    payload = copy.deepcopy(results)
+    n = payload["num_images"]
+
+    def annotate(entry: dict | None, key: str = "accuracy") -> None:
+        if entry is None or entry.get(key) is None:
+            return
+        prefix = "" if key == "accuracy" else f"{key}_"
+        entry[f"{prefix}count"] = _count(entry[key], n)
+        entry[f"{prefix}ci95"] = _interval(entry[key], n)
+
+    annotate(payload, "clean")
+    for entry in (payload.get("attacks") or {}).values():
+        annotate(entry)
+    auto = payload.get("autoattack")
+    if auto:
+        for key in ("accuracy", "apgd_only", "square_alone"):
+            annotate(auto, key)
+        for component in auto.get("components", []):
+            annotate(component)
+    annotate(payload.get("transfer"))
+    for point in (payload.get("epsilon_curve") or []) + (payload.get("steps_curve") or []):
+        annotate(point)
+    return payload
 
 
 def robustness_report(
@@ -459,17 +544,26 @@ class _Runner:
             robust[start:start + len(index)] = np.argmax(logits, -1) == self.y[index]
         return robust
 
-    def accuracy_under(self, run: Callable) -> tuple[float, float]:
+    def robust_under(self, run: Callable) -> tuple[np.ndarray, float]:
+        """Per image (all of them), correct when clean AND under `run`; seconds."""
         start = time.time()
-        subset = np.flatnonzero(self.correct)
-        robust = self.robust_mask(run, subset) if len(subset) else np.zeros(0, bool)
-        return float(robust.sum()) / len(self.x), time.time() - start
+        robust = self.correct.copy()
+        subset = np.flatnonzero(robust)
+        if len(subset):
+            robust[subset] = self.robust_mask(run, subset)
+        return robust, time.time() - start
+
+    def accuracy_under(self, run: Callable) -> tuple[float, float]:
+        robust, seconds = self.robust_under(run)
+        return float(robust.sum()) / len(self.x), seconds
 
     def run(self, spec: AttackSpec) -> dict:
-        accuracy, seconds = self.accuracy_under(spec.run)
+        robust, seconds = self.robust_under(spec.run)
+        accuracy = float(robust.sum()) / len(self.x)
         self.log.line(f"{spec.name}: {100 * accuracy:.1f}% ({seconds:.1f} s)")
         return {"name": spec.name, "accuracy": accuracy, "seconds": seconds,
-                "family": spec.family, "loss": spec.loss, "steps": spec.steps}
+                "family": spec.family, "loss": spec.loss, "steps": spec.steps,
+                checks_lib.ROBUST_MASK: checks_lib.encode_mask(robust)}
 
     def cascade(self, specs: Sequence[AttackSpec]) -> dict:
         """AutoAttack: each attack of `specs` on the images still robust after the
@@ -481,6 +575,7 @@ class _Runner:
         robust = self.correct.copy()
         apgd_only = None
         square_alone = None
+        masks = {}
         for spec in specs:
             if spec.family == "square":
                 gradient_robust = robust.copy()
@@ -493,19 +588,23 @@ class _Runner:
                 rest = np.flatnonzero(self.correct & ~gradient_robust)
                 if len(rest):
                     square_robust[rest] = self.robust_mask(spec.run, rest)
-                square_alone = float((square_robust & self.correct).mean())
+                square_robust &= self.correct
+                square_alone = float(square_robust.mean())
+                masks["square_" + checks_lib.ROBUST_MASK] = checks_lib.encode_mask(square_robust)
             seconds = time.time() - start
             components.append({"name": spec.name, "key": spec.key,
                                "accuracy": float(robust.mean()), "seconds": seconds})
             self.log.line(f"{spec.name} (cascade): {100 * robust.mean():.1f}% ({seconds:.1f} s)")
             if spec.family == "apgd":
                 apgd_only = float(robust.mean())
+                masks["apgd_" + checks_lib.ROBUST_MASK] = checks_lib.encode_mask(robust)
         if square_alone is not None:
             self.log.line(f"Square alone: {100 * square_alone:.1f}%")
         self.log.line(f"{AUTOATTACK_NAME}: {100 * robust.mean():.1f}%")
+        masks[checks_lib.ROBUST_MASK] = checks_lib.encode_mask(robust)
         return {"name": AUTOATTACK_NAME, "accuracy": float(robust.mean()),
                 "apgd_only": apgd_only, "square_alone": square_alone,
-                "components": components}
+                "components": components, **masks}
 
     def epsilon_curve(self, epsilon, factors, steps, known) -> list[dict]:
         curve = []
