@@ -229,7 +229,7 @@ def ce_margin_agreement(ce_accuracy: float, margin_accuracy: float,
     """Check 5 of `run_checks`: does the CE figure overstate robustness?
 
     A cross-entropy attack (PGD with CE loss) and a margin-loss attack (PGD
-    with the CW loss, the AutoAttack-style cascade) run on the same images.
+    with the CW loss, the AutoAttack cascade) run on the same images.
     A margin-loss figure a few points lower is normal for adversarially
     trained models; a masked CE loss (flat or saturated, as label smoothing
     and soft adversarial labels make it) leaves many images the margin loss
@@ -317,7 +317,7 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     Returns:
         The seven `Check`s, in a fixed order: iterative vs single-step,
         white-box vs transfer, accuracy ~0 at a large budget, more steps and
-        restarts, CE vs margin-loss attacks, PGD vs AutoAttack-style, and
+        restarts, CE vs margin-loss attacks, PGD vs AutoAttack, and
         gradient-free vs gradient attacks. A check whose inputs are missing
         is SKIPPED.
 
@@ -413,7 +413,7 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
         checks.append(_skipped(name, "needs PGD with several step counts or restarts"))
 
     # 5. Cross-entropy attacks find (nearly) the worst case that margin-loss
-    # attacks find: PGD with the CW loss, and the AutoAttack-style cascade whose
+    # attacks find: PGD with the CW loss, and the AutoAttack cascade whose
     # targeted DLR stage is a margin loss.
     name = CE_MARGIN_CHECK
     auto = results.get("autoattack")
@@ -430,17 +430,17 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
                                           **counts))
     else:
         checks.append(_skipped(name, "needs PGD with CE loss and a margin-loss attack "
-                                     "(PGD with CW loss or the AutoAttack-style cascade)"))
+                                     "(PGD with CW loss or the AutoAttack cascade)"))
 
-    # 6. PGD and the AutoAttack-style cascade agree.
-    name = "PGD and AutoAttack-style attacks agree"
+    # 6. PGD and the AutoAttack cascade agree.
+    name = "PGD and AutoAttack agree"
     if auto and strongest_pgd:
         checks.append(_agree(name, names[strongest_pgd], attacks[strongest_pgd],
                              "AutoAttack", auto["accuracy"],
                              "PGD overestimates robustness; report the AutoAttack figure",
                              _paired(entries[strongest_pgd], auto)))
     else:
-        checks.append(_skipped(name, "needs PGD and the AutoAttack-style cascade"))
+        checks.append(_skipped(name, "needs PGD and the AutoAttack cascade"))
 
     # 7. A gradient-free attack does not beat the gradient-based ones.
     name = "gradient-free attack does not beat gradient attacks"
