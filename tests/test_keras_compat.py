@@ -76,6 +76,10 @@ def _keras_private_names() -> set[str]:
     for cls in (keras.Model, keras.layers.Layer, keras.metrics.Metric, keras.optimizers.Optimizer,
                 keras.losses.Loss, keras.Variable):
         names |= {n for n in dir(cls) if n.startswith("_") and not n.startswith("__")}
+    # Instance attributes too (`_loss_tracker`, `_distribute_strategy`, ...): a compiled model's.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    names |= {n for n in dir(model) if n.startswith("_") and not n.startswith("__")}
     return names
 
 
