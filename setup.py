@@ -13,6 +13,9 @@ def _version() -> str:
         return namespace["__version__"]
 
 
+PLOTS = ["matplotlib>=3.8"]
+FROST = ["imagecorruptions==1.1.2"]
+
 setup(
     name="keras_robust",
     version=_version(),
@@ -32,8 +35,6 @@ setup(
         # imgaug 0.4.0 is the corruption engine; keras_robust/corruptions/_imgaug.py
         # makes exactly this release run on NumPy 2 and OpenCV 5 (see BUILD_NOTES.md).
         "imgaug==0.4.0",
-        # Only its frost texture images are used (the ImageNet-C / CIFAR-10-C frost).
-        "imagecorruptions==1.1.2",
         # NumPy 2 brings back np.bool, which imgaug's weather augmenters need.
         "numpy>=2.0,<3",
         "scipy>=1.11",
@@ -42,10 +43,16 @@ setup(
         "absl-py>=2.0",
         # tensorflow-datasets imports it to download but does not declare it.
         "importlib_resources>=6.0",
-        "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # keras_robust.evaluate.plots and the AFS plots (imported only when a plot is asked for).
+        "plots": PLOTS,
+        # Only its frost photographs are used (the ImageNet-C / CIFAR-10-C frost corruption);
+        # it pulls in scikit-image.
+        "frost": FROST,
+        "all": PLOTS + FROST,
+        # The suite runs everything, plots and frost included.
+        "test": ["pytest>=8", *PLOTS, *FROST],
         # Only for bench/attacks.py, which compares against other toolkits.
         "bench": ["adversarial-robustness-toolbox>=1.17", "cleverhans>=4.0"],
     },

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import keras
 
+from keras_robust._keras_compat import flatten_layers
+
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Every BatchNormalization layer of a model, nested ones included.
@@ -20,7 +22,7 @@ def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization
     6
     """
     return [
-        layer for layer in model._flatten_layers(include_self=False)
+        layer for layer in flatten_layers(model)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
 

@@ -681,8 +681,8 @@ def frost_directory() -> str:
     spec = importlib.util.find_spec("imagecorruptions")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
-            "The frost corruption needs the frost textures of the "
-            "'imagecorruptions' package (pip install imagecorruptions==1.1.2)."
+            "The frost corruption needs the frost photographs of the 'imagecorruptions' "
+            "package, an optional dependency: pip install \"keras_robust[frost]\"."
         )
     folder = os.path.join(list(spec.submodule_search_locations)[0], "frost")
     missing = [f for f in _FROST_FILES if not os.path.exists(os.path.join(folder, f))]

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_robust._keras_compat import PrebuiltCompiledState
 from keras_robust._validation import (
     assert_batch_in_graph,
     check_choice,
@@ -140,7 +141,7 @@ class frozen_batchnorm:
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class RobustModel(keras.Model):
+class RobustModel(PrebuiltCompiledState, keras.Model):
     """A backbone with a robust training step; plain training when used as is.
 
     Args:
@@ -206,6 +207,9 @@ class RobustModel(keras.Model):
         self.seed = int(seed) if seed is not None else random.randrange(2**31 - 1)
         self.attack_batchnorm = check_choice(
             attack_batchnorm, ATTACK_BATCHNORM, "attack_batchnorm")
+        # Keras' own loss tracker is updated only by the `train_step` this class
+        # replaces; this one reports the loss as the global mean (see `_track_loss`).
+        self.loss_tracker = keras.metrics.Mean(name="loss")
 
     # ------------------------------------------------------------------ inference
     def call(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
@@ -354,7 +358,7 @@ class RobustModel(keras.Model):
         The value is per replica (scaled by 1 / replicas, as Keras losses are);
         a subclass adding terms scales them with `replica_scale`.
         """
-        return self._compute_loss(
+        return self.compute_loss(
             x=batch.x, y=batch.y, y_pred=y_pred, sample_weight=batch.sample_weight,
             training=True,
         )
@@ -396,7 +400,7 @@ class RobustModel(keras.Model):
         x, y = self._checked_batch(x, y, "evaluate")
         y = self.label_probabilities(y)
         y_pred = self(x, training=False)
-        loss = self._compute_loss(
+        loss = self.compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
         )
         self._track_loss(loss, x)
@@ -404,10 +408,16 @@ class RobustModel(keras.Model):
 
     def _track_loss(self, loss: tf.Tensor, x: tf.Tensor) -> None:
         # Keras losses come back divided by the replica count; report the global mean.
-        if self._loss_tracker is not None:
-            self._loss_tracker.update_state(
-                replica_unscale(loss), sample_weight=tf.shape(x)[0]
-            )
+        self.loss_tracker.update_state(replica_unscale(loss), sample_weight=tf.shape(x)[0])
+
+    @property
+    def metrics(self) -> list:
+        """The loss tracker, then the compiled and other metrics, as Keras orders them."""
+        others = [
+            metric for metric in super().metrics
+            if not (isinstance(metric, keras.metrics.Mean) and metric.name == "loss")
+        ]
+        return [self.loss_tracker, *others]
 
     # ------------------------------------------------------------------ input checks
     def _checked_batch(self, x: Any, y: Any, where: str) -> tuple:
@@ -454,7 +464,8 @@ class RobustModel(keras.Model):
         """
         sample = self._check_data(x, y, "fit")
         self.ensure_built()  # callbacks such as BackupAndRestore need a built model at once
-        self._build_compiled_state(sample)
+        if sample is not None:
+            self._build_compiled_state(*sample)
         validation = kwargs.get("validation_data")
         if validation is not None:
             if isinstance(validation, (tuple, list)):
@@ -471,31 +482,6 @@ class RobustModel(keras.Model):
         self._check_data(x, y, "evaluate")
         with _clear_graph_check_errors():
             return super().evaluate(self._checked_dataset(x, "evaluate"), y, *args, **kwargs)
-
-    def _build_compiled_state(self, sample: tuple | None) -> None:
-        """Builds the compiled loss, metrics and optimizer from a plain batch.
-
-        Under a distribution strategy Keras 3.15 builds them symbolically from
-        the first distributed batch, which fails under
-        `MultiWorkerMirroredStrategy` ("Attempt to convert a value (PerReplica
-        ...) to a Tensor", plain Keras models included). Building them here from
-        the batch `fit` already checked makes Keras skip that step.
-        """
-        strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None or sample is None or not hasattr(self, "_symbolic_build"):
-            return
-        x, y = sample
-        with strategy.scope():
-            self._symbolic_build(data_batch=(tf.convert_to_tensor(x[:1]), tf.convert_to_tensor(y[:1])))
-        self._compiled_state_built = True
-
-    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
-        # Keras 3.15 peeks at the first distributed batch here and reduces it
-        # with strategy.reduce("MEAN"), which fails under
-        # MultiWorkerMirroredStrategy; `fit` has built everything already.
-        if getattr(self, "_compiled_state_built", False):
-            return
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _check_data(self, x: Any, y: Any, where: str) -> tuple | None:
         """Checks the data and returns its first (images, labels) batch, if it has one."""

@@ -8,7 +8,12 @@ import numpy as np
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            'Plots need matplotlib, an optional dependency: pip install "keras_robust[plots]".'
+        ) from None
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
