@@ -43,6 +43,9 @@ flags.DEFINE_list("variants", ["M-TLAT"], "M-TLAT variants to train: M-TLAT, IAT
                   "Mixup, TLAT (Table 2), FGSM, target-FGSM, LS (Table 3).")
 flags.DEFINE_float("mixup_alpha", 0.4, "Beta(alpha, alpha) of Mixup.")
 flags.DEFINE_float("epsilon_max", 0.025, "Largest TLAT budget on the [0, 1] scale.")
+flags.DEFINE_enum("halves", "sum", ["sum", "mean"],
+                  "Loss over Algorithm 1's two halves: sum (L1 + L2, the paper) or mean "
+                  "((L1 + L2) / 2, the library's default before session 11).")
 flags.DEFINE_integer("surrogate_depth", 11, "VGG depth of the black-box surrogate.")
 flags.DEFINE_float("surrogate_width", 0.25, "VGG width multiplier of the surrogate.")
 flags.DEFINE_integer("surrogate_epochs", 10, "Surrogate training epochs.")
@@ -153,7 +156,8 @@ def main(argv):
         os.path.join(FLAGS.output_dir, _DIRS["standard"]))
     for variant in FLAGS.variants:
         make = lambda bb, v=variant: MTLATModel.variant(  # noqa: E731
-            v, bb, mixup_alpha=FLAGS.mixup_alpha, epsilon_max=FLAGS.epsilon_max, seed=FLAGS.seed)
+            v, bb, mixup_alpha=FLAGS.mixup_alpha, epsilon_max=FLAGS.epsilon_max, seed=FLAGS.seed,
+            halves=FLAGS.halves)
         models[variant], train_seconds[variant] = _train(
             variant, make, backbone, train, steps_per_epoch, FLAGS.epochs, recipe, test,
             os.path.join(FLAGS.output_dir, _DIRS[variant]))
