@@ -124,22 +124,22 @@ def unit_float_images(images: Any, who: str) -> Any:
     """
     import tensorflow as tf
 
-    from keras_robust._validation import check_images
+    from keras_robust._validation import NON_FINITE, check_images
 
     name = f"{who} images"
     if tf.executing_eagerly() and hasattr(images, "numpy"):
         check_images(images if images.shape.rank == 4 else images[None], name)
         return images
     x = tf.cast(images, tf.float32)
-    has_nan = tf.reduce_any(tf.math.is_nan(x))
+    non_finite = tf.logical_not(tf.reduce_all(tf.math.is_finite(x)))  # NaN or inf
     low, high = tf.reduce_min(x), tf.reduce_max(x)
     in_range = tf.logical_or(tf.equal(tf.size(x), 0), tf.logical_and(low >= 0.0, high <= 1.0))
     checks = [
         tf.debugging.Assert(
-            tf.logical_not(has_nan), [f"`{name}` contains NaN; expected finite images in [0, 1]."]
+            tf.logical_not(non_finite), [f"`{name}` {NON_FINITE}; expected finite images in [0, 1]."]
         ),
         tf.debugging.Assert(
-            tf.logical_or(has_nan, in_range),
+            tf.logical_or(non_finite, in_range),
             [
                 f"`{name}` must lie in [0, 1] (the library's image convention), got values in",
                 low,
