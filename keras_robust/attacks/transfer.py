@@ -71,7 +71,7 @@ def transfer_attack(
         - "clean_accuracy": the target model's accuracy on `x`;
         - "surrogate_accuracy": the surrogate's accuracy on them (white-box);
         - "transfer_rate": among the images the target classifies correctly
-          when clean, the fraction it misclassifies after the attack.
+            when clean, the fraction it misclassifies after the attack.
 
     Example:
 

@@ -636,6 +636,11 @@ def enhance_dataset(
     Same algorithm, settings and output as `enhance` with `output_dir`: the
     same data, seed and `shard_size` give byte-identical shards either way.
     Only one shard of images is in memory at a time.
+    `ratio`, `iterations`, `linf_epsilon`, `linf_step`, `l2_epsilon`,
+    `l2_step`, `decay`, `diversity_prob`, `smoothing_kernel`, `random_start`,
+    `loss`, `corruptions`, `severities`, `seed`, `batch_size`, `shard_size`,
+    `progress`, `strategy`, `worker_index`, `num_workers` and `overwrite` are
+    as in `enhance`.
 
     Args:
         dataset: `(image, label)` examples, unbatched or batched, images uint8
@@ -644,10 +649,6 @@ def enhance_dataset(
             (no reshuffling), as a resumed run reads it again.
         surrogates: see `enhance`.
         output_dir: where the shards go (required).
-        ratio, iterations, linf_epsilon, linf_step, l2_epsilon, l2_step, decay,
-        diversity_prob, smoothing_kernel, random_start, loss, corruptions,
-        severities, seed, batch_size, shard_size, progress, strategy,
-        worker_index, num_workers, overwrite: see `enhance`.
         num_examples: the number of examples; default the dataset's
             cardinality, else one counting pass over it.
 

@@ -248,6 +248,9 @@ def build_test_sets(
     one that enhanced the training set (see the module docstring); P_cor gets
     one random corruption of `corruptions` per image. All three sets hold the
     same images, so the accuracies are paired.
+    `iterations`, `linf_epsilon`, `linf_step`, `l2_epsilon`, `l2_step`,
+    `decay`, `diversity_prob`, `smoothing_kernel`, `random_start` and `loss`
+    are eq. 6's settings, as in `keras_robust.datacentric.enhance`.
 
     Args:
         images: uint8 or float [0, 1] test images [N, H, W, C].
@@ -256,9 +259,6 @@ def build_test_sets(
         exclude: the training surrogates (models, an `EnhancementResult`, an
             enhancement output folder or its metadata): raises if a test
             surrogate is one of them; None warns that nothing was checked.
-        iterations, linf_epsilon, linf_step, l2_epsilon, l2_step, decay,
-        diversity_prob, smoothing_kernel, random_start, loss: eq. 6 settings, as
-            in `keras_robust.datacentric.enhance`.
         corruptions: corruption names.
         severities: severities to draw from.
         seed: seed of the attack and the corruptions (use a different one than
