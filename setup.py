@@ -53,6 +53,8 @@ setup(
         "all": PLOTS + FROST,
         # The suite runs everything, plots and frost included.
         "test": ["pytest>=8", *PLOTS, *FROST],
+        # This documentation site: `mkdocs serve`, `mkdocs build --strict` (see mkdocs.yml).
+        "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=1.0,<2"],
         # Only for bench/attacks.py, which compares against other toolkits.
         "bench": ["adversarial-robustness-toolbox>=1.17", "cleverhans>=4.0"],
     },
