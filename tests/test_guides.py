@@ -51,7 +51,7 @@ def test_block_extraction_runs_blocks_in_order_and_needs_a_reason_to_skip():
         "```python\nb = a + 1\n```\n"
     )
     assert [code for _, code in python_blocks(page)] == ["a = 1\n", "b = a + 1\n"]
-    assert [line for line, _ in python_blocks(page)] == [3, 13]
+    assert [line for line, _ in python_blocks(page)] == [3, 14]          # first code lines
     with pytest.raises(ValueError, match="must say why"):
         python_blocks("```python\n# doc: skip\nx = 1\n```\n")
 
