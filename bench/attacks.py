@@ -82,6 +82,8 @@ flags.DEFINE_boolean("overhead", True,
                      "Also split the library's per-call and per-step cost over the bare loop on a "
                      "linear model (where compute is small enough for overheads to show).")
 flags.DEFINE_string("output", "bench/results/attacks.json", "JSON output path.")
+flags.DEFINE_boolean("progress", True, "A bar per round (per method) on stderr when it is a "
+                     "terminal (KERAS_ROBUST_PROGRESS=1 forces it).")
 
 
 
@@ -470,9 +472,14 @@ def main(argv):
     names = list(methods)
     times = {n: [] for n in names}
     accs = {n: [] for n in names}
+    from keras_robust import progress as _progress
+
     for r in range(FLAGS.rounds):
         order = names[r % len(names):] + names[:r % len(names)]
+        bar = _progress.bar(f"[bench attacks] round {r + 1}/{FLAGS.rounds} ", len(order),
+                            FLAGS.progress, unit="method")
         for name in order:
+            bar.update(0 if name in methods else 1)
             if name not in methods:
                 continue
             try:
@@ -482,11 +489,13 @@ def main(argv):
                 notes[name] = f"failed: {type(error).__name__}: {error}"
                 print(f"{name} failed: {notes[name]}")
                 del methods[name]
+                bar.update()
                 continue
             delta = np.abs(x_adv - x).max()
             assert delta <= FLAGS.epsilon + 1e-5, (name, delta)
             times[name].append(seconds)
             accs[name].append(accuracy(model, x_adv, y))
+            bar.update()
         print(f"round {r + 1}: " + ", ".join(
             f"{n} {len(x) / times[n][-1]:.0f}/s" for n in names if n in methods))
     names = [n for n in names if n in methods]

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--names", default="all", help="comma-separated corruption names, or 'all'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="", help="write the results as JSON here")
+    parser.add_argument("--no_progress", dest="progress", action="store_false",
+                        help="no bar on stderr (shown on a terminal, or with "
+                             "KERAS_ROBUST_PROGRESS=1)")
     args = parser.parse_args(argv)
 
     import keras_robust.corruptions as kc
@@ -65,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(names)} corruptions x 5 severities on {len(images)} images ({images.shape[1:]}) - {source}")
     print(f"{'corruption':<20s}{'img/s':>10s}{'seconds':>10s}   per severity (s)")
     rows = {}
+    from keras_robust import progress as _progress
+
+    bar = _progress.bar("[bench corruptions] ", 5 * len(names), args.progress, unit="severity")
     start = time.perf_counter()
     for name in names:
         per_sev = []
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             tic = time.perf_counter()
             out = kc.corrupt(images, name, severity, seed=args.seed)
             per_sev.append(time.perf_counter() - tic)
+            bar.update()
             assert out.shape == images.shape and out.dtype == np.uint8
         seconds = float(sum(per_sev))
         rate = 5 * len(images) / seconds

@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--targets", default="model_original_*.keras",
                         help="Held-out models attacked: comma list of globs under --run_dir "
                              "(never the test ensemble itself).")
+    parser.add_argument("--no_progress", dest="progress", action="store_false",
+                        help="no bar on stderr (shown on a terminal, or with "
+                             "KERAS_ROBUST_PROGRESS=1)")
     args = parser.parse_args()
 
     import keras
@@ -80,11 +83,17 @@ def main() -> None:
     # Not eq. 6: cross-entropy instead of the logit loss (`AttackSettings.loss`).
     ablations += [("CE instead of the logit loss", dict(loss="ce")),
                   ("CE, no TI", dict(loss="ce", smoothing_kernel=0))]
+    from keras_robust import progress as _progress
+
+    bar = _progress.bar("[bench datacentric_transfer] ", len(ablations), args.progress,
+                        unit="attack")
     for name, overrides in ablations:
+        bar.update(0)
         start = time.time()
         settings = dc.AttackSettings(**{"iterations": args.iterations, "l2_epsilon": 0, **overrides})
         delta, _ = dc.perturbations(surrogates, x, y, settings, seed=1)
         crafted[f"ensemble L-inf, {name}"] = np.clip(images + delta, 0, 1)
+        bar.update()
         print(f"{name}: {time.time() - start:.0f} s", flush=True)
     for model in surrogates:
         adversarial = kr.attacks.pgd(model, images, y, epsilon=8 / 255, step_size=2 / 255, steps=10, seed=0)

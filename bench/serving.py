@@ -27,6 +27,8 @@ flags.DEFINE_list("batch_sizes", ["1", "256"], "Batch sizes to time.")
 flags.DEFINE_integer("rounds", 5, "Interleaved rounds.")
 flags.DEFINE_integer("calls", 20, "Calls per batch size and round.")
 flags.DEFINE_string("output", "bench/results/serving.json", "JSON output path.")
+flags.DEFINE_boolean("progress", True, "A bar over the rounds on stderr when it is a terminal "
+                     "(KERAS_ROBUST_PROGRESS=1 forces it).")
 
 
 def _percentile(values, q):
@@ -57,12 +59,17 @@ def main(argv):
         for _ in range(3):
             loaded.serve(batch).numpy()
     latencies = {size: [] for size in batches}
+    from keras_robust import progress as _progress
+
+    bar = _progress.bar("[bench serving] ", FLAGS.rounds * len(batches), FLAGS.progress,
+                        unit="size")
     for _ in range(FLAGS.rounds):
         for size, batch in batches.items():
             for _ in range(FLAGS.calls):
                 start = time.perf_counter()
                 loaded.serve(batch).numpy()
                 latencies[size].append(1000 * (time.perf_counter() - start))
+            bar.update()  # between the timed calls
     rows = []
     print(f"SavedModel {path}, input {shape}, {FLAGS.rounds} x {FLAGS.calls} calls per size")
     print(f"{'batch':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'images/s':>11}")

@@ -37,6 +37,8 @@ flags.DEFINE_list(
 )
 flags.DEFINE_string("output", "bench/results/throughput.json", "JSON output path.")
 flags.DEFINE_boolean("jit_compile", False, "Compile train steps with XLA.")
+flags.DEFINE_boolean("progress", True, "A bar over the rounds on stderr when it is a terminal "
+                     "(KERAS_ROBUST_PROGRESS=1 forces it).")
 
 # Work per training step in units of one plain training step: c is one
 # input-gradient pass, f one inference forward pass (both measured).
@@ -136,6 +138,10 @@ def main(argv):
     forward(batch_x).numpy()
     timings = {i: [] for i in range(len(configs))}
     gradient_times, forward_times = [], []
+    from keras_robust import progress as _progress
+
+    bar = _progress.bar("[bench throughput] ", FLAGS.rounds * len(models), FLAGS.progress,
+                        unit="fit")
     for _ in range(FLAGS.rounds):
         for function, args, times in ((input_gradient, (batch_x, batch_y), gradient_times),
                                       (forward, (batch_x,), forward_times)):
@@ -149,6 +155,7 @@ def main(argv):
             model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.batches, verbose=0,
                       callbacks=[timer.callback])
             timings[index].append(timer.seconds_per_batch())
+            bar.update()  # outside the timed fit
 
     step = {i: statistics.median(t) for i, t in timings.items()}
     grad = statistics.median(gradient_times)

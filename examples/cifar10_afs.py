@@ -27,6 +27,8 @@ import time
 
 from absl import app, flags
 
+import _quiet  # examples/_quiet.py: the --verbose flag
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "wrn_28_10", "Extractor architecture (keras_robust.backbones).")
 flags.DEFINE_list("budgets", ["3", "4", "5", "6", "7", "8"], "Extractor budgets in pixel levels.")
@@ -60,6 +62,7 @@ flags.DEFINE_string("output_dir", "runs/cifar10_afs", "Where to write everything
 
 def main(argv):
     del argv
+    _quiet.start()  # before keras or TensorFlow is imported
     import keras
 
     import keras_robust as kr

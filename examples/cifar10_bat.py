@@ -21,6 +21,8 @@ import time
 
 from absl import app, flags
 
+import _quiet  # examples/_quiet.py: the --verbose flag
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("variant", "R-MC-LA", "A BAT variant of keras_robust.defenses.BAT_VARIANTS.")
 flags.DEFINE_string("backbone", "wrn_28_10", "A name of keras_robust.backbones.BACKBONES.")
@@ -55,6 +57,7 @@ flags.DEFINE_string("output_dir", "runs/cifar10_bat", "Where to write the model 
 
 def main(argv):
     del argv
+    _quiet.start()  # before keras or TensorFlow is imported
     import keras
 
     import keras_robust as kr

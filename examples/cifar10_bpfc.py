@@ -20,6 +20,8 @@ import time
 
 from absl import app, flags
 
+import _quiet  # examples/_quiet.py: the --verbose flag
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "preact_resnet18", "A name of keras_robust.backbones.BACKBONES.")
 flags.DEFINE_string("data", "auto", "auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
@@ -48,6 +50,7 @@ flags.DEFINE_string("output_dir", "runs/cifar10_bpfc", "Where to write the model
 
 def main(argv):
     del argv
+    _quiet.start()  # before keras or TensorFlow is imported
     import keras
 
     import keras_robust as kr

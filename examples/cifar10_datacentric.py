@@ -15,7 +15,8 @@ depend on, so a run with other settings does not reuse them):
 2. enhance the subset (`keras_robust.datacentric.enhance`, ratio `--ratio`,
    eq. 6 with `--iterations`; `--enhance_loss` and `--enhance_smoothing_kernel`
    change the enhancement's attack only), written as TFRecord shards to
-   `enhanced_*/`;
+   `enhanced_*/` (with `--tfds` also as a TensorFlow Datasets data set in
+   `tfds/`, `keras_robust.datacentric.write_tfds`);
 3. build the test sets P_ori, P_adv (crafted on the *test* ensemble) and P_cor
    from the first `--test_size` test images;
 4. train the same model (`--model`, default small_cnn) on the original and on
@@ -36,6 +37,8 @@ import sys
 import time
 
 from absl import app, flags
+
+import _quiet  # examples/_quiet.py: the --verbose flag
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", "auto", "auto, a TFDS name or a JPEG .npz copy of CIFAR-10.")
@@ -75,6 +78,9 @@ flags.DEFINE_integer("pgd_steps", 10, "Steps of the plain-PGD transfer baseline.
 flags.DEFINE_integer("seed", 0, "Seed (the test sets use seed + 1).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "Distribution strategy.")
 flags.DEFINE_string("output_dir", "runs/cifar10_datacentric", "Where everything goes.")
+flags.DEFINE_boolean("tfds", False, "Also write the enhanced set in the TensorFlow Datasets "
+                     "layout to <output_dir>/tfds/ (tfds.load('enhanced_<settings>', "
+                     "data_dir=<output_dir>/tfds), with every image's provenance).")
 
 
 def _log(message: str) -> None:
@@ -170,6 +176,7 @@ def _markdown(table, transfer, settings) -> str:
 
 def main(argv):
     del argv
+    _quiet.start()  # before keras or TensorFlow is imported
     import numpy as np
     import tensorflow as tf
 
@@ -236,6 +243,15 @@ def main(argv):
                             output_dir=enhanced_dir, **enhance_attack)
     timings["enhance_s"] = time.time() - start
     _log(f"enhanced: {result.counts} in {timings['enhance_s']:.0f} s -> {enhanced_dir}")
+    if FLAGS.tfds:
+        tfds_dir = os.path.join(FLAGS.output_dir, "tfds")
+        tfds_name = f"enhanced_{enhanced_tag}".replace("-", "_").lower()
+        tfds_folder = os.path.join(tfds_dir, tfds_name, "1.0.0")
+        if os.path.isfile(os.path.join(tfds_folder, "dataset_info.json")):
+            _log(f"TFDS copy: {tfds_folder} already written")
+        else:
+            dc.write_tfds(enhanced_dir, tfds_dir, name=tfds_name)
+            _log(f"TFDS copy: wrote {tfds_folder} (tfds.load({tfds_name!r}, data_dir={tfds_dir!r}))")
 
     sets_path = os.path.join(FLAGS.output_dir, f"test_sets_it{FLAGS.iterations}_n{len(x_test)}.npz")
     start = time.time()

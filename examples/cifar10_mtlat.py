@@ -23,6 +23,8 @@ import time
 
 from absl import app, flags
 
+import _quiet  # examples/_quiet.py: the --verbose flag
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "small_cnn", "A name of keras_robust.backbones.BACKBONES.")
 flags.DEFINE_string("data", "auto", "auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
@@ -126,6 +128,7 @@ def _train(name: str, make_model, backbone_fn, train, steps_per_epoch, epochs, r
 
 def main(argv):
     del argv
+    _quiet.start()  # before keras or TensorFlow is imported
     import keras
 
     import keras_robust as kr

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
+import _quiet  # examples/_quiet.py: the --verbose flag
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A .keras file or a SavedModel directory.")
 flags.DEFINE_string("recheck", None,
@@ -42,6 +44,7 @@ flags.DEFINE_integer("batch_size", 250, "Images per attack batch.")
 
 def main(argv):
     del argv
+    _quiet.start()  # before keras or TensorFlow is imported
     import json
     import os
 
@@ -75,7 +78,7 @@ def main(argv):
     if FLAGS.baseline_report:
         with open(FLAGS.baseline_report) as f:
             baseline = json.load(f)
-    kr.evaluate.robustness_report(  # prints its summary, FAILs included
+    report = kr.evaluate.robustness_report(
         model, (x_test, y_test), epsilon=FLAGS.epsilon / 255, attacks=attacks,
         corruptions=corruptions, output_dir=FLAGS.output_dir, batch_size=FLAGS.batch_size,
         surrogate=experiment.load_model(FLAGS.surrogate) if FLAGS.surrogate else None,

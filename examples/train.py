@@ -28,6 +28,8 @@ import time
 
 from absl import app, flags, logging
 
+import _quiet  # examples/_quiet.py: the --verbose flag
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("defense", "pgd_at", "A name of keras_robust.defenses.DEFENSES.")
 flags.DEFINE_string("backbone", "small_cnn", "A name of keras_robust.backbones.BACKBONES.")
@@ -178,6 +180,7 @@ def verdict(accuracy: dict, masks: dict | None = None) -> tuple[dict, dict | Non
 
 def main(argv):
     del argv
+    _quiet.start()  # before keras or TensorFlow is imported
     import keras
     import keras_robust as kr
     from keras_robust import experiment

@@ -10,6 +10,10 @@ model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accur
 model.fit(kr.data.load("cifar10", "train", augment=True), epochs=5)
 ```
 """
+from keras_robust import _startup
+
+_startup.import_tensorflow_quietly()  # before any module imports TensorFlow
+
 from keras_robust import afs, attacks, backbones, data, datacentric, defenses, evaluate, experiment, layers, losses
 from keras_robust.defenses import AFSModel, BATModel, BPFCModel, MTLATModel, PGDATModel, RobustModel
 from keras_robust.version import __version__

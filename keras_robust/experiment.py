@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_robust import _startup
 from keras_robust._validation import check_choice, check_positive_int
 
 # Where a local CIFAR-10 copy is looked for when the source is "auto".
@@ -307,7 +308,8 @@ def finish(
     if output_dir:
         # Every worker saves (multi-worker rules); only the chief's files land in output_dir.
         model.save(worker_path(output_dir, "model.keras"))
-        model.export(worker_path(output_dir, "savedmodel"), verbose=False)
+        with _startup.quiet_export():  # no INFO line per captured variable
+            model.export(worker_path(output_dir, "savedmodel"), verbose=False)
         save_json(worker_path(output_dir, "summary.json"), summary)
         if chief:
             print(f"wrote {output_dir}/: model.keras, savedmodel/, summary.json"

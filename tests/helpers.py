@@ -98,14 +98,15 @@ def jpeg_npz(path, n_train=20, n_test=10, seed=0):
 
 
 def run_example(name: str, *flags: str, timeout: float = 900,
-                check: bool = True) -> subprocess.CompletedProcess:
+                check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Runs `examples/<name>.py` with absl `flags` from the project root, as a user does.
 
     With `check` (the default) a non-zero exit fails the test with the end of
     the example's stderr; without it the caller inspects the returned process.
+    `env` replaces the environment (default: this process's).
     """
     done = subprocess.run([sys.executable, os.path.join(ROOT, "examples", f"{name}.py"), *flags],
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env)
     if check:
         assert done.returncode == 0, f"examples/{name}.py {' '.join(flags)}:\n{done.stderr[-3000:]}"
     return done

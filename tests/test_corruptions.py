@@ -403,7 +403,10 @@ def test_random_corruption_layer_serialization(tmp_path):
 # ------------------------------------------------------------------ evaluation
 
 
-def test_corruption_accuracy(capsys):
+def test_corruption_accuracy(capsys, monkeypatch):
+    # capsys' stderr is not a terminal: force the progress lines (tests/test_progress.py
+    # checks that they stay off by default there).
+    monkeypatch.setenv("KERAS_ROBUST_PROGRESS", "1")
     labels = np.array([0, 0, 1, 2])
 
     def constant_class_zero(x):

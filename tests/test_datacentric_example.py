@@ -8,8 +8,10 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 import keras_robust  # noqa: F401  (registers the backbones' layers for load_model)
+from keras_robust import datacentric as dc
 from tests.helpers import jpeg_npz, run_example
 
 
@@ -26,7 +28,17 @@ def _run(data, output_dir, ratio, *flags):
 def test_the_example_scores_both_models_and_keeps_runs_of_several_ratios_apart(tmp_path):
     data = jpeg_npz(str(tmp_path / "cifar.npz"), n_train=80, n_test=20)
     out = str(tmp_path / "run")
-    _run(data, out, "0,1,4")
+    first = _run(data, out, "0,1,4", "--tfds")
+    # --tfds: the enhanced set as a TFDS data set, the same images and parts as dc.load's.
+    assert "TFDS copy: wrote" in first
+    builder = tfds.builder_from_directory(os.path.join(out, "tfds", "enhanced_it2_r0_1_4", "1.0.0"))
+    theirs = list(builder.as_dataset(split="train").as_numpy_iterator())
+    ours = list(dc.load(os.path.join(out, "enhanced_it2_r0-1-4"), batch_size=None,
+                        with_part=True).as_numpy_iterator())
+    assert len(theirs) == len(ours) == 40
+    for example, (image, label, part) in zip(theirs, ours):
+        np.testing.assert_array_equal(example["image"], np.round(image * 255))
+        assert (example["label"], example["part"]) == (label, part)
     second = _run(data, out, "1,1,3")
     # The second ratio reuses the surrogates and test sets, enhances its own folder.
     assert "already trained" in second and "test sets: loaded" in second

@@ -35,7 +35,7 @@ def _run(example: str, archive: str, output_dir, *flags: str) -> dict:
     done = run_example(example, f"--data={archive}", f"--output_dir={output_dir}", *TINY, *flags,
                        timeout=600)
     with open(os.path.join(output_dir, "summary.json")) as f:
-        return {**json.load(f), "_stdout": done.stdout}
+        return {**json.load(f), "_stdout": done.stdout, "_stderr": done.stderr}
 
 
 def test_train_summary_verdict_on_hand_made_figures():
@@ -80,6 +80,30 @@ def test_train_summary_verdict_on_hand_made_figures():
     _, check, lines = train.verdict(cases[2], {"pgd10": pgd, "pgd20": pgd, "apgd_t": apgd})
     assert (check["values"]["b"], check["values"]["c"]) == (4, 1)
     assert check["status"] == "PASS" and not any("WARNING" in line for line in lines)
+
+
+# TensorFlow's C++ start-up lines, and the SavedModel writer's INFO lines, that an
+# example prints only with --verbose (keras_robust/_startup.py, examples/_quiet.py).
+STARTUP_NOISE = ("oneDNN custom operations are on", "Could not find cuda drivers",
+                 "failed call to cuInit", "cpu_feature_guard", "InitializeLog",
+                 "signature_serialization", "Assets written to", "Writing fingerprint")
+
+
+def test_evaluate_example_is_quiet_unless_verbose(archive, tmp_path):
+    """examples/evaluate.py on a tiny model: no start-up logs in stderr, the summary in stdout."""
+    model_path = str(tmp_path / "linear.keras")
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                      keras.layers.Dense(10)], name="linear").save(model_path)
+    flags = [f"--model={model_path}", f"--data={archive}", "--limit=8", "--attacks=fgsm",
+             "--batch_size=8"]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_ROBUST_VERBOSE", "KERAS_ROBUST_PROGRESS")}
+    quiet = run_example("evaluate", *flags, env=env)
+    assert [n for n in STARTUP_NOISE if n in quiet.stderr] == [], quiet.stderr[-3000:]
+    assert "linear: clean" in quiet.stdout  # the summary (stderr is not a terminal: no progress)
+    if sys.platform == "linux" and os.uname().machine == "x86_64":  # oneDNN builds only
+        loud = run_example("evaluate", *flags, "--verbose", env=env)
+        assert "oneDNN custom operations are on" in loud.stderr
 
 
 def _loads_and_predicts(model_dir) -> keras.Model:
@@ -129,6 +153,8 @@ def assert_honest_summary(summary: dict, out: str) -> None:
 @pytest.mark.slow
 def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_path):
     summary = _run("quickstart", archive, tmp_path)
+    # Quiet by default: no TensorFlow start-up lines, no SavedModel export INFO dump.
+    assert [n for n in STARTUP_NOISE if n in summary["_stderr"]] == [], summary["_stderr"][-3000:]
     # The main job's own defaults: BAT R-MC-LA, 2 epochs, no augmentation or weight decay.
     assert summary["defense"] == "bat" and summary["epochs"] == 2
     assert summary["defense_config"]["target"] == "mc"

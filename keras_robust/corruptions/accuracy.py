@@ -11,13 +11,13 @@ Example:
 """
 from __future__ import annotations
 
-import sys
 import time
 import zlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from keras_robust import progress as _progress
 from keras_robust._validation import check_labels
 from keras_robust.corruptions import _checks
 from keras_robust.corruptions.api import SEVERITIES, corrupt
@@ -105,8 +105,10 @@ def corruption_accuracy(
         severities: Severities to evaluate (default 1..5).
         seed: Non-negative int; the same seed gives the same corrupted images.
         batch_size: Images per corruption call and per ``predict_fn`` call.
-        progress: Print one line per corruption (accuracies per severity and
-            elapsed time) to stderr.
+        progress: Show, on stderr when it is a terminal, a bar per corruption
+            (per batch and severity, with its ETA) and one line per corruption
+            (accuracies per severity and elapsed time). Off when stderr is not
+            a terminal unless ``KERAS_ROBUST_PROGRESS=1`` forces it.
 
     Returns:
         A dict mapping ``(name, severity)`` to accuracy in [0, 1], in the
@@ -144,28 +146,30 @@ def corruption_accuracy(
     results: dict[tuple[str, int], float] = {}
     checked = False  # labels against the number of classes, at the first batch
     start = time.perf_counter()
+    chunks = -(-len(images) // batch_size)
     for k, name in enumerate(names):
         tic = time.perf_counter()
-        for severity in severities:
-            correct = 0
-            for chunk, lo in enumerate(range(0, len(images), batch_size)):
-                batch_seed = _checks.derive_seed(seed, _name_key(name), severity, chunk)
-                x = corrupt(images[lo : lo + batch_size], name, severity, seed=batch_seed)
-                logits = _to_numpy(predict_fn(x.astype(np.float32) / np.float32(255.0)))
-                _check_logits(logits, len(x), name, severity)
-                if not checked:
-                    check_labels(dense if dense is not None else y, logits.shape[-1], "labels")
-                    checked = True
-                correct += int((logits.argmax(axis=-1) == y[lo : lo + batch_size]).sum())
-            results[(name, severity)] = correct / max(len(images), 1)
-        if progress:
-            accs = " ".join(f"s{s}={results[(name, s)]:.3f}" for s in severities)
-            print(
-                f"[corruption_accuracy] {k + 1}/{len(names)} {name:<18s} {accs} "
-                f"({time.perf_counter() - tic:.1f}s, total {time.perf_counter() - start:.0f}s)",
-                file=sys.stderr,
-                flush=True,
-            )
+        title = f"[corruption_accuracy] {k + 1}/{len(names)} {name} "
+        with _progress.bar(title, chunks * len(severities), progress) as bar:
+            for severity in severities:
+                correct = 0
+                for chunk, lo in enumerate(range(0, len(images), batch_size)):
+                    batch_seed = _checks.derive_seed(seed, _name_key(name), severity, chunk)
+                    x = corrupt(images[lo : lo + batch_size], name, severity, seed=batch_seed)
+                    logits = _to_numpy(predict_fn(x.astype(np.float32) / np.float32(255.0)))
+                    _check_logits(logits, len(x), name, severity)
+                    if not checked:
+                        check_labels(dense if dense is not None else y, logits.shape[-1], "labels")
+                        checked = True
+                    correct += int((logits.argmax(axis=-1) == y[lo : lo + batch_size]).sum())
+                    bar.update()
+                results[(name, severity)] = correct / max(len(images), 1)
+        accs = " ".join(f"s{s}={results[(name, s)]:.3f}" for s in severities)
+        _progress.line(
+            f"[corruption_accuracy] {k + 1}/{len(names)} {name:<18s} {accs} "
+            f"({time.perf_counter() - tic:.1f}s, total {time.perf_counter() - start:.0f}s)",
+            progress,
+        )
     return results
 
 

@@ -11,6 +11,8 @@ The score is R, the mean accuracy on clean, adversarial and corrupted test sets
 - `enhance`, `enhance_dataset`: in memory / streamed from `tf.data`, sharded
   TFRecord output that resumes after a kill and splits over workers;
 - `load`: the output as a `tf.data` pipeline like `keras_robust.data.load`;
+- `write_tfds`: the output in the TensorFlow Datasets layout, with provenance
+  (`tfds.builder_from_directory`, `tfds.load(name, data_dir=...)`);
 - `surrogates`: the paper's five kinds (small CPU and paper-size presets) and
   `train_surrogates`;
 - `build_test_sets`, `score`: the competition's evaluation.
@@ -44,10 +46,11 @@ from keras_robust.datacentric.records import (
     read_records,
 )
 from keras_robust.datacentric.scoring import TestSets, build_test_sets, score
+from keras_robust.datacentric.tfds_export import write_tfds
 
 __all__ = [
     "AttackSettings", "EnhancementResult", "IncompleteOutputError", "PARTS", "Progress",
     "TestSets", "build_test_sets", "combine", "enhance", "enhance_dataset", "finalize", "load",
     "make_plan", "part_counts", "perturbations", "read_metadata", "read_records", "score",
-    "surrogates",
+    "surrogates", "write_tfds",
 ]

@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_robust import progress as _progress
 from keras_robust._validation import check_positive_int
 from keras_robust.corruptions import DATACENTRIC_14
 from keras_robust.data import CorruptFileError
@@ -185,16 +186,14 @@ class EnhancementResult:
 def _progress_printer() -> Callable[[Progress], None]:
     def report(event: Progress) -> None:
         if event.skipped:
-            print(f"[enhance] shard {event.shard}: finished by an earlier run, skipped "
-                  f"({event.shards_done}/{event.shards_total} shards done)", file=sys.stderr,
-                  flush=True)
+            _progress.line(f"[enhance] shard {event.shard}: finished by an earlier run, skipped "
+                           f"({event.shards_done}/{event.shards_total} shards done)")
             return
         remaining = event.shards_total - event.shards_done
         rate = event.images_per_second
         eta = f", eta {remaining * event.images / rate / 60:.1f} min" if rate > 0 and remaining else ""
-        print(f"[enhance] shard {event.shard} ({event.images} examples) done: "
-              f"{event.shards_done}/{event.shards_total} shards, {rate:.1f} img/s{eta}",
-              file=sys.stderr, flush=True)
+        _progress.line(f"[enhance] shard {event.shard} ({event.images} examples) done: "
+                       f"{event.shards_done}/{event.shards_total} shards, {rate:.1f} img/s{eta}")
 
     return report
 
@@ -214,6 +213,7 @@ class _Run:
     output_dir: str | None
     worker: Worker
     progress: Callable[[Progress], None] | None
+    bar: bool = False  # a per-batch bar within each shard (`progress=True`)
 
     def process(self, shard: int, images: np.ndarray, labels: np.ndarray):
         """Enhances one shard; returns (images in the storage dtype, part indices, records)."""
@@ -231,6 +231,17 @@ class _Run:
             shard_records[position] = {"index": int(indices[position]), "part": "clean"}
 
         corrupted = np.flatnonzero(parts == CORRUPTED)
+        adversarial = np.flatnonzero(parts == ADVERSARIAL)
+        steps = bool(len(corrupted)) + -(-len(adversarial) // self.batch_size)
+        with _progress.bar(f"[enhance] shard {shard + 1}/{self.plan.num_shards} ", steps,
+                           self.bar) as bar:
+            self._corrupt_and_attack(shard, images, labels, indices, out, shard_records,
+                                     corrupted, adversarial, bar)
+        return out, parts, shard_records
+
+    def _corrupt_and_attack(self, shard, images, labels, indices, out, shard_records, corrupted,
+                            adversarial, bar) -> None:
+        """Fills `out` and `shard_records` for the corrupted, then the adversarial part."""
         if len(corrupted):
             originals = _inputs.to_uint8(images[corrupted])
             result, corruption_records = corrupt_examples(
@@ -238,8 +249,8 @@ class _Run:
             out[corrupted] = result if out.dtype == np.uint8 else result.astype(np.float32) / 255.0
             for position, record in zip(corrupted, corruption_records):
                 shard_records[position] = record
+            bar.update()
 
-        adversarial = np.flatnonzero(parts == ADVERSARIAL)
         for batch, begin in enumerate(range(0, len(adversarial), self.batch_size)):
             positions = adversarial[begin:begin + self.batch_size]
             x = images[positions]
@@ -255,7 +266,7 @@ class _Run:
                     "index": int(indices[position]), "part": "adversarial", "attack_seed": int(seed),
                     "linf_norm": round(float(linf[j]), 7), "l2_norm": round(float(l2[j]), 7),
                 }
-        return out, parts, shard_records
+            bar.update()
 
     def owned_shards(self) -> list[int]:
         return [s for s in range(self.plan.num_shards) if self.worker.owns(s)]
@@ -346,6 +357,7 @@ def _prepare(
     else:
         # A MultiWorkerMirroredStrategy reads the same TF_CONFIG, so its workers agree.
         worker = resolve_worker(worker_index, num_workers)
+    show_bar = progress is True
     if progress is True:
         progress = _progress_printer()
     elif progress is False or progress is None:
@@ -353,7 +365,8 @@ def _prepare(
     elif not callable(progress):
         raise TypeError(f"`progress` must be True, False or a callable, got {progress!r}.")
     run = _Run(plan, settings, crafter, corruptions, severities, batch_size,
-               tuple(int(d) for d in image_shape), image_dtype, output_dir, worker, progress)
+               tuple(int(d) for d in image_shape), image_dtype, output_dir, worker, progress,
+               show_bar)
     if output_dir is not None:
         _start_output(run, models, overwrite)
     return run
@@ -425,8 +438,7 @@ def _finish(run: _Run) -> dict | None:
         return records.write_metadata(run.output_dir)
     except records.IncompleteOutputError as error:
         if run.progress is not None:
-            print(f"[enhance] worker {run.worker.index}/{run.worker.count} done; {error}",
-                  file=sys.stderr, flush=True)
+            _progress.line(f"[enhance] worker {run.worker.index}/{run.worker.count} done; {error}")
         return None
 
 
@@ -501,8 +513,11 @@ def enhance(
         output_dir: also write sharded TFRecords, sidecars and metadata here
             (resumable: finished shards are skipped).
         shard_size: examples per shard.
-        progress: True prints a line per shard to stderr; a callable receives
-            a `Progress` after each shard; False is silent.
+        progress: True shows, on stderr when it is a terminal, a bar per shard
+            (per attack batch, with its ETA) and a line per shard (off when
+            stderr is not a terminal unless `KERAS_ROBUST_PROGRESS=1` forces
+            it); a callable receives a `Progress` after each shard; False is
+            silent.
         strategy: a `tf.distribute.Strategy` (default the current one, so
             calling inside `strategy.scope()` uses it).
         worker_index: this worker among `num_workers` (default from

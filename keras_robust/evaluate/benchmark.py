@@ -39,7 +39,6 @@ import dataclasses
 import functools
 import math
 import os
-import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -407,7 +406,8 @@ def perturbation_benchmark(
         attacks: keys of `ATTACKS` (default: the paper's five, `PAPER_ATTACKS`).
         batch_size: images per attack and corruption batch.
         seed: seeds the corruptions and the attacks' random starts.
-        progress: print a line per measurement to stderr.
+        progress: print a line per measurement to stderr when it is a
+            terminal (or `KERAS_ROBUST_PROGRESS=1`).
         output_dir: also `save` the result there.
 
     Returns:
@@ -528,8 +528,9 @@ def _craft(model: Any, x: np.ndarray, y: np.ndarray, attack: Attack, batch_size:
 
 
 def _log(enabled: bool, text: str) -> None:
-    if enabled:
-        print(f"[benchmark] {text}", file=sys.stderr, flush=True)
+    from keras_robust import progress as _progress
+
+    _progress.line(f"[benchmark] {text}", enabled)
 
 
 def _sign(value: float) -> int:

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_robust import progress as _progress
 from keras_robust._validation import check_choice, check_epsilon, check_labels, check_positive_int
 from keras_robust.evaluate import checks as checks_lib
 from keras_robust.evaluate import plots
@@ -444,7 +445,11 @@ def robustness_report(
         limit: evaluate on the first `limit` examples only.
         batch_size: images per attack batch.
         severities: corruption severities.
-        progress: print a line per attack to stderr.
+        progress: show progress on stderr when it is a terminal: a bar per
+            attack (per batch, with its ETA; per stage of the AutoAttack
+            cascade), a line per result and the summary. Off when stderr is
+            not a terminal unless the environment variable
+            `KERAS_ROBUST_PROGRESS=1` forces it (`=0` hides it everywhere).
         name: the model's name in the report (default: `model.name`).
 
     Returns:
@@ -511,18 +516,22 @@ def robustness_report(
     if output_dir:
         report.save(output_dir)
         log.line(f"wrote {output_dir}/report.json, report.md and plots")
-    if progress:
-        print(report.summary(), file=sys.stderr)
+    _progress.line(report.summary(), progress)
     return report
 
 
 class _Progress:
+    """The report's progress: `keras_robust.progress` lines and bars titled with
+    the model's name."""
+
     def __init__(self, enabled: bool, name: str):
         self.enabled, self.name = enabled, name
 
     def line(self, text: str) -> None:
-        if self.enabled:
-            print(f"[report {self.name}] {text}", file=sys.stderr, flush=True)
+        _progress.line(f"[report {self.name}] {text}", self.enabled)
+
+    def bar(self, title: str, total: int) -> _progress.Bar:
+        return _progress.bar(f"[report {self.name}] {title} ", total, self.enabled)
 
 
 class _Runner:
@@ -533,32 +542,35 @@ class _Runner:
         self.model, self.x, self.y, self.correct = model, x, y, correct
         self.batch_size, self.log, self.norm = batch_size, log, norm
 
-    def robust_mask(self, run: Callable, subset: np.ndarray) -> np.ndarray:
-        """Per image of `subset` (indices), whether `run` failed to fool the model."""
+    def robust_mask(self, run: Callable, subset: np.ndarray, title: str = "attack") -> np.ndarray:
+        """Per image of `subset` (indices), whether `run` failed to fool the model
+        (a progress bar titled `title` advances per batch)."""
         robust = np.zeros(len(subset), dtype=bool)
-        for start in range(0, len(subset), self.batch_size):
-            index = subset[start:start + self.batch_size]
-            x_adv = np.asarray(run(self.model, tf.constant(self.x[index]),
-                                   tf.constant(self.y[index])))
-            logits = predict_logits(self.model, x_adv, self.batch_size)
-            robust[start:start + len(index)] = np.argmax(logits, -1) == self.y[index]
+        with self.log.bar(title, -(-len(subset) // self.batch_size)) as bar:
+            for start in range(0, len(subset), self.batch_size):
+                index = subset[start:start + self.batch_size]
+                x_adv = np.asarray(run(self.model, tf.constant(self.x[index]),
+                                       tf.constant(self.y[index])))
+                logits = predict_logits(self.model, x_adv, self.batch_size)
+                robust[start:start + len(index)] = np.argmax(logits, -1) == self.y[index]
+                bar.update()
         return robust
 
-    def robust_under(self, run: Callable) -> tuple[np.ndarray, float]:
+    def robust_under(self, run: Callable, title: str = "attack") -> tuple[np.ndarray, float]:
         """Per image (all of them), correct when clean AND under `run`; seconds."""
         start = time.time()
         robust = self.correct.copy()
         subset = np.flatnonzero(robust)
         if len(subset):
-            robust[subset] = self.robust_mask(run, subset)
+            robust[subset] = self.robust_mask(run, subset, title)
         return robust, time.time() - start
 
-    def accuracy_under(self, run: Callable) -> tuple[float, float]:
-        robust, seconds = self.robust_under(run)
+    def accuracy_under(self, run: Callable, title: str = "attack") -> tuple[float, float]:
+        robust, seconds = self.robust_under(run, title)
         return float(robust.sum()) / len(self.x), seconds
 
     def run(self, spec: AttackSpec) -> dict:
-        robust, seconds = self.robust_under(spec.run)
+        robust, seconds = self.robust_under(spec.run, spec.name)
         accuracy = float(robust.sum()) / len(self.x)
         self.log.line(f"{spec.name}: {100 * accuracy:.1f}% ({seconds:.1f} s)")
         return {"name": spec.name, "accuracy": accuracy, "seconds": seconds,
@@ -576,18 +588,19 @@ class _Runner:
         apgd_only = None
         square_alone = None
         masks = {}
-        for spec in specs:
+        for stage, spec in enumerate(specs, 1):
+            title = f"{AUTOATTACK_NAME} {stage}/{len(specs)}: {spec.name}"
             if spec.family == "square":
                 gradient_robust = robust.copy()
             start = time.time()
             subset = np.flatnonzero(robust)
             if len(subset):
-                robust[subset] = self.robust_mask(spec.run, subset)
+                robust[subset] = self.robust_mask(spec.run, subset, title)
             if spec.family == "square":
                 square_robust = robust | ~gradient_robust
                 rest = np.flatnonzero(self.correct & ~gradient_robust)
                 if len(rest):
-                    square_robust[rest] = self.robust_mask(spec.run, rest)
+                    square_robust[rest] = self.robust_mask(spec.run, rest, title + " (alone)")
                 square_robust &= self.correct
                 square_alone = float(square_robust.mean())
                 masks["square_" + checks_lib.ROBUST_MASK] = checks_lib.encode_mask(square_robust)
@@ -617,7 +630,8 @@ class _Runner:
             if factor == 1.0 and key in known:
                 accuracy = known[key]["accuracy"]
             else:
-                accuracy, _ = self.accuracy_under(pgd_spec(eps, steps, norm=self.norm).run)
+                accuracy, _ = self.accuracy_under(pgd_spec(eps, steps, norm=self.norm).run,
+                                                  f"PGD-{steps} at eps x{factor:g}")
             curve.append({"epsilon": eps, "accuracy": accuracy, "steps": steps})
             self.log.line(f"PGD-{steps} at eps {_budget({'epsilon': eps, 'norm': self.norm})}: "
                           f"{100 * accuracy:.1f}%")
@@ -630,7 +644,8 @@ class _Runner:
             if key in known:
                 accuracy = known[key]["accuracy"]
             else:
-                accuracy, _ = self.accuracy_under(pgd_spec(epsilon, steps, norm=self.norm).run)
+                accuracy, _ = self.accuracy_under(pgd_spec(epsilon, steps, norm=self.norm).run,
+                                                  f"PGD-{steps}")
             curve.append({"steps": steps, "accuracy": accuracy})
             self.log.line(f"PGD-{steps} (CE): {100 * accuracy:.1f}%")
         return curve
@@ -641,12 +656,14 @@ class _Runner:
         start = time.time()
         subset = np.flatnonzero(self.correct)
         robust = np.zeros(len(subset), dtype=bool)
-        for begin in range(0, len(subset), self.batch_size):
-            index = subset[begin:begin + self.batch_size]
-            x_adv = np.asarray(attacks.pgd(surrogate, self.x[index], self.y[index], epsilon,
-                                           epsilon / 4, 20, seed=0, norm=self.norm))
-            logits = predict_logits(self.model, x_adv, self.batch_size)
-            robust[begin:begin + len(index)] = np.argmax(logits, -1) == self.y[index]
+        with self.log.bar("transfer PGD-20", -(-len(subset) // self.batch_size)) as bar:
+            for begin in range(0, len(subset), self.batch_size):
+                index = subset[begin:begin + self.batch_size]
+                x_adv = np.asarray(attacks.pgd(surrogate, self.x[index], self.y[index], epsilon,
+                                               epsilon / 4, 20, seed=0, norm=self.norm))
+                logits = predict_logits(self.model, x_adv, self.batch_size)
+                robust[begin:begin + len(index)] = np.argmax(logits, -1) == self.y[index]
+                bar.update()
         accuracy = float(robust.sum()) / len(self.x)
         seconds = time.time() - start
         self.log.line(f"transfer PGD-20 from surrogate: {100 * accuracy:.1f}% ({seconds:.1f} s)")
