@@ -10,11 +10,12 @@ model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accur
 model.fit(kr.data.load("cifar10", "train", augment=True), epochs=5)
 ```
 """
-from keras_robust import afs, attacks, backbones, data, datacentric, defenses, evaluate, experiment, layers, losses
+from keras_robust import afs, attacks, backbones, data, datacentric, defenses, evaluate, experiment, layers, losses, optimizers
 from keras_robust.defenses import AFSModel, BATModel, BPFCModel, MTLATModel, PGDATModel, RobustModel
 from keras_robust.version import __version__
 
 __all__ = [
     "AFSModel", "BATModel", "BPFCModel", "MTLATModel", "PGDATModel", "RobustModel", "__version__", "afs",
     "attacks", "backbones", "data", "datacentric", "defenses", "evaluate", "experiment", "layers", "losses",
+    "optimizers",
 ]

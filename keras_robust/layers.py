@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_robust._random import as_seed, fold_seed
 from keras_robust.quantization import BitPlaneQuantization
 
 _PACKAGE = "keras_robust"
@@ -65,20 +66,6 @@ def check_alpha(alpha: Any, name: str = "alpha") -> float:
     return alpha
 
 
-def _as_seed(seed: Any) -> tf.Tensor:
-    """An int or a [2] tensor of ints -> an int64 [2] stateless seed."""
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return tf.constant([int(seed), 0], tf.int64)
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    if seed.shape.rank == 0:
-        return tf.stack([seed, tf.constant(0, tf.int64)])
-    return seed
-
-
-def _fold(seed: tf.Tensor, salt: int) -> tf.Tensor:
-    return tf.random.experimental.stateless_fold_in(seed, salt, alg="philox")
-
-
 def sample_uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) -> tf.Tensor:
     """Stateless float32 draws from U[minval, maxval), the same with or without XLA.
 
@@ -105,7 +92,7 @@ def sample_uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) 
     >>> bool(tf.reduce_min(u) >= 0.0), bool(tf.reduce_max(u) < 0.025)
     (True, True)
     """
-    bits = tf.random.stateless_uniform(shape, _as_seed(seed), 0, 2**23, dtype=tf.int32,
+    bits = tf.random.stateless_uniform(shape, as_seed(seed), 0, 2**23, dtype=tf.int32,
                                        alg="philox")
     unit = tf.cast(bits, tf.float32) * (2.0**-23)
     minval = tf.cast(minval, tf.float32)
@@ -114,8 +101,8 @@ def sample_uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) 
 
 def _sample_normal(shape: Any, seed: tf.Tensor) -> tf.Tensor:
     """Standard normal draws by Box-Muller from `sample_uniform` (XLA-stable)."""
-    u1 = 1.0 - sample_uniform(shape, _fold(seed, 1))      # (0, 1]: log is finite
-    u2 = sample_uniform(shape, _fold(seed, 2))
+    u1 = 1.0 - sample_uniform(shape, fold_seed(seed, 1, "philox"))      # (0, 1]: log is finite
+    u2 = sample_uniform(shape, fold_seed(seed, 2, "philox"))
     return tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(2.0 * np.pi * u2)
 
 
@@ -155,13 +142,13 @@ def sample_log_gamma(shape: Any, alpha: float, seed: Any) -> tf.Tensor:
     alpha = float(alpha)
     if not alpha > 0:
         raise ValueError(f"The Gamma shape must be > 0, got {alpha}.")
-    seed = _as_seed(seed)
+    seed = as_seed(seed)
     boosted = alpha < 1.0
     d = (alpha + 1.0 if boosted else alpha) - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     proposals = tf.concat([[GAMMA_PROPOSALS], tf.reshape(shape, [-1])], 0)
-    z = _sample_normal(proposals, _fold(seed, 1))
-    u = sample_uniform(proposals, _fold(seed, 2))
+    z = _sample_normal(proposals, fold_seed(seed, 1, "philox"))
+    u = sample_uniform(proposals, fold_seed(seed, 2, "philox"))
     v = (1.0 + c * z) ** 3
     positive = v > 0.0
     log_v = tf.math.log(tf.where(positive, v, 1.0))
@@ -173,7 +160,7 @@ def sample_log_gamma(shape: Any, alpha: float, seed: Any) -> tf.Tensor:
     log_v = tf.where(tf.reduce_any(accepted, axis=0), log_v, 0.0)
     log_gamma = math.log(d) + log_v
     if boosted:
-        boost = sample_uniform(tf.shape(log_gamma), _fold(seed, 3))
+        boost = sample_uniform(tf.shape(log_gamma), fold_seed(seed, 3, "philox"))
         log_gamma += tf.math.log(tf.maximum(boost, np.finfo(np.float32).tiny)) / alpha
     return log_gamma
 
@@ -203,9 +190,9 @@ def sample_beta(shape: Any, alpha: float, seed: Any) -> tf.Tensor:
     alpha = check_alpha(alpha)
     if alpha == 0.0:
         return tf.ones(shape, tf.float32)
-    seed = _as_seed(seed)
-    log_g1 = sample_log_gamma(shape, alpha, _fold(seed, 1))
-    log_g2 = sample_log_gamma(shape, alpha, _fold(seed, 2))
+    seed = as_seed(seed)
+    log_g1 = sample_log_gamma(shape, alpha, fold_seed(seed, 1, "philox"))
+    log_g2 = sample_log_gamma(shape, alpha, fold_seed(seed, 2, "philox"))
     return tf.sigmoid(log_g1 - log_g2)
 
 
@@ -226,7 +213,7 @@ def shuffle_indices(size: Any, seed: Any) -> tf.Tensor:
     [0, 1, 2, 3, 4]
     """
     # Philox integer keys: XLA draws the same integers as TF (not the same floats)
-    keys = tf.random.stateless_uniform(tf.reshape(size, [1]), _as_seed(seed), None, None,
+    keys = tf.random.stateless_uniform(tf.reshape(size, [1]), as_seed(seed), None, None,
                                        dtype=tf.int32, alg="philox")
     return tf.cast(tf.argsort(keys), tf.int32)
 
@@ -300,10 +287,10 @@ def mixup(images: Any, labels: Any, alpha: float, seed: Any) -> MixupResult:
         raise TypeError(
             f"Mixup labels must be float probability rows, got dtype {labels.dtype.name}."
         )
-    seed = _as_seed(seed)
+    seed = as_seed(seed)
     size = tf.shape(images)[0]
-    lam = sample_beta(tf.reshape(size, [1]), alpha, _fold(seed, 1))
-    partner = shuffle_indices(size, _fold(seed, 2))
+    lam = sample_beta(tf.reshape(size, [1]), alpha, fold_seed(seed, 1, "philox"))
+    partner = shuffle_indices(size, fold_seed(seed, 2, "philox"))
     image_lam = tf.reshape(tf.cast(lam, images.dtype), [-1] + [1] * (images.shape.rank - 1))
     label_lam = tf.cast(lam[:, None], labels.dtype)
     mixed_images = image_lam * images + (1 - image_lam) * tf.gather(images, partner)

@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_robust._labels import class_indices
 from keras_robust._validation import check_choice, check_fraction, check_positive
 
 # How v_k = -log p_k (eq. 13) is computed: "log_softmax" is the paper's equation
@@ -34,11 +35,7 @@ _SATURATION = 1e-8
 
 def _true_class(y: Any, num_classes: int | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """The true class and its one-hot row, from sparse, one-hot or soft labels."""
-    y = tf.convert_to_tensor(y)
-    if y.shape.rank == 2 and y.shape[-1] != 1:
-        classes = tf.argmax(y, axis=-1, output_type=tf.int32)
-    else:
-        classes = tf.cast(tf.reshape(y, [-1]), tf.int32)
+    classes = class_indices(y)
     return classes, tf.one_hot(classes, num_classes, dtype=tf.float32)
 
 
