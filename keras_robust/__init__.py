@@ -10,12 +10,15 @@ model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accur
 model.fit(kr.data.load("cifar10", "train", augment=True), epochs=5)
 ```
 """
-from keras_robust import afs, attacks, backbones, data, datacentric, defenses, evaluate, experiment, layers, losses, optimizers
+# The shared defences first: the methods' packages (afs, bat, bpfc, mtlat) build on them.
+from keras_robust import defenses  # isort: skip
+from keras_robust import (afs, attacks, backbones, bat, bpfc, data, datacentric, evaluate, experiment, layers,
+                          losses, mtlat, optimizers, quantization)
 from keras_robust.defenses import AFSModel, BATModel, BPFCModel, MTLATModel, PGDATModel, RobustModel
 from keras_robust.version import __version__
 
 __all__ = [
     "AFSModel", "BATModel", "BPFCModel", "MTLATModel", "PGDATModel", "RobustModel", "__version__", "afs",
-    "attacks", "backbones", "data", "datacentric", "defenses", "evaluate", "experiment", "layers", "losses",
-    "optimizers",
+    "attacks", "backbones", "bat", "bpfc", "data", "datacentric", "defenses", "evaluate", "experiment", "layers", "losses",
+    "mtlat", "optimizers",
 ]

@@ -38,12 +38,12 @@ GROUND_FLOOR = ("keras_robust._io", "keras_robust._labels", "keras_robust._rando
 # (importer, private module or name) pairs allowed for now.
 ALLOWED = {
     # removed by the config branch
-    ("keras_robust.afs", "keras_robust.attacks._common"),
-    ("keras_robust.afs", "keras_robust.attacks._engine"),
+    ("keras_robust.afs.pipeline", "keras_robust.attacks._common"),
+    ("keras_robust.afs.pipeline", "keras_robust.attacks._engine"),
     ("keras_robust.datacentric.perturb", "keras_robust.attacks._common"),
     ("keras_robust.datacentric.perturb", "keras_robust.attacks._engine"),
-    ("keras_robust.defenses.mtlat", "keras_robust.attacks._common"),
-    ("keras_robust.defenses.mtlat", "keras_robust.attacks._engine"),
+    ("keras_robust.mtlat.model", "keras_robust.attacks._common"),
+    ("keras_robust.mtlat.model", "keras_robust.attacks._engine"),
     ("keras_robust.defenses.pgd_at", "keras_robust.attacks._common"),
     ("keras_robust.defenses.pgd_at", "keras_robust.attacks._engine"),
     ("keras_robust.evaluate.metrics", "keras_robust.attacks._common"),

@@ -34,7 +34,7 @@ import tensorflow as tf
 from keras_robust._validation import check_epsilon, check_images, check_positive_int
 from keras_robust.attacks._common import as_logits_fn
 from keras_robust.attacks._engine import iterative_attack
-from keras_robust.defenses.afs import AFSModel, build_stack, feature_extractor
+from keras_robust.afs.model import AFSModel, build_stack, feature_extractor
 from keras_robust.defenses.base import RobustModel
 from keras_robust.defenses.pgd_at import PGDATModel
 

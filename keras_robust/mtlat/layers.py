@@ -4,8 +4,6 @@
   2018; eq. 1 of M-TLAT), during training only.
 - `TLATLabelMixer`: the label of Targeted Labeling Adversarial Training,
   `(1 - eps) * y + eps * y_target` (eq. 4 and 6 of M-TLAT).
-- `BitPlaneQuantization`: BPFC's coarse quantization (re-exported from
-  `keras_robust.quantization`).
 
 The layers and `keras_robust.MTLATModel` share one implementation, the
 stateless functions `sample_beta`, `shuffle_indices`, `mixup` and
@@ -32,7 +30,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._random import as_seed, fold_seed
-from keras_robust.quantization import BitPlaneQuantization
 
 _PACKAGE = "keras_robust"
 
@@ -461,6 +458,6 @@ class TLATLabelMixer(keras.layers.Layer):
 
 
 __all__ = [
-    "BitPlaneQuantization", "GAMMA_PROPOSALS", "Mixup", "MixupResult", "TLATLabelMixer", "check_alpha", "mixup",
+    "GAMMA_PROPOSALS", "Mixup", "MixupResult", "TLATLabelMixer", "check_alpha", "mixup",
     "sample_beta", "sample_log_gamma", "sample_uniform", "shuffle_indices", "tlat_labels",
 ]
