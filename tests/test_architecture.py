@@ -12,7 +12,13 @@ package's `__init__`). Python also runs the parents' `__init__` when it loads
 `keras_robust.attacks.pgd`; that implicit load is not an edge, so a
 package's `__init__` re-exporting its own submodules (which import
 `keras_robust._validation`) is no circle. A circle is a strongly connected
-set of two or more modules.
+set of two or more modules. So `keras_robust.defenses` (the face) re-exporting
+`keras_robust.bat.model.BATModel`, whose module imports `keras_robust.defenses.base`,
+is no circle here: that implicit load is left to the order of
+`keras_robust/__init__`, which imports `defenses` first.
+
+Each paper is one package (`PAPERS`); no other module imports it but the public
+faces (`FACES`) that re-export its names.
 
 Private parts: a module with a leading underscore (`keras_robust.corruptions._checks`)
 belongs to its package and the package's subpackages (so every module of the
@@ -34,6 +40,13 @@ OUTSIDE = ("examples", "bench", "tests")
 # Ground-floor modules: any module may import them, they import nothing of the package
 # but `keras_robust._validation`.
 GROUND_FLOOR = ("keras_robust._io", "keras_robust._labels", "keras_robust._random")
+
+# One package per paper; the rest of the library is shared and imports none of them,
+# except the public faces that re-export the papers' names.
+PAPERS = ("keras_robust.afs", "keras_robust.bat", "keras_robust.bpfc", "keras_robust.datacentric",
+          "keras_robust.mtlat")
+FACES = ("keras_robust", "keras_robust.defenses", "keras_robust.layers", "keras_robust.losses",
+         "keras_robust.quantization")
 
 # (importer, private module or name) pairs allowed for now.
 ALLOWED = {
@@ -230,6 +243,22 @@ def test_nothing_in_the_package_imports_the_examples_recipes():
     graph = import_graph()
     importers = sorted(m for m, targets in graph.items() if "keras_robust.experiment" in targets)
     assert importers == ["keras_robust"], importers  # the package face re-exports it, no one else
+
+
+def _paper_of(module: str) -> str | None:
+    return next((p for p in PAPERS if module == p or module.startswith(p + ".")), None)
+
+
+def test_each_paper_is_one_package_and_the_shared_code_imports_none():
+    wrong = []
+    for module, targets in import_graph().items():
+        if module in FACES:
+            continue
+        for target in targets:
+            paper = _paper_of(target)
+            if paper and paper != _paper_of(module):
+                wrong.append(f"{module} imports {target}")
+    assert not wrong, "\n".join(sorted(wrong))
 
 
 def test_no_module_uses_another_package_private_modules_or_names():
