@@ -13,9 +13,8 @@ model.fit(train, epochs=100, callbacks=[kr.bpfc.LambdaScheduler()])
 ```
 """
 from keras_robust.bpfc.model import BPFCModel, LambdaSchedule, LambdaScheduler
-from keras_robust.bpfc.quantization import BitPlaneQuantization, bit_plane_quantize, check_bits
+from keras_robust.bpfc.quantization import BitPlaneQuantization, bit_plane_quantize
 
 __all__ = [
     "BPFCModel", "BitPlaneQuantization", "LambdaSchedule", "LambdaScheduler", "bit_plane_quantize",
-    "check_bits",
 ]
