@@ -22,7 +22,6 @@ from keras_robust.bat.losses import (
 )
 from keras_robust.bat.model import VARIANTS, BATModel
 
-__all__ = [
-    "AdversarialLabelCrossentropy", "BATModel", "LABEL_LOGS", "SmoothedLabelCrossentropy", "VARIANTS",
-    "adversarial_label_budget", "adversarial_labels", "smoothed_labels",
-]
+# The losses' names are re-exported as `keras_robust.losses` has them (outside `__all__`:
+# their docstrings show usage, not runnable examples).
+__all__ = ["BATModel", "VARIANTS"]

@@ -15,6 +15,5 @@ model.fit(train, epochs=100, callbacks=[kr.bpfc.LambdaScheduler()])
 from keras_robust.bpfc.model import BPFCModel, LambdaSchedule, LambdaScheduler
 from keras_robust.bpfc.quantization import BitPlaneQuantization, bit_plane_quantize
 
-__all__ = [
-    "BPFCModel", "BitPlaneQuantization", "LambdaSchedule", "LambdaScheduler", "bit_plane_quantize",
-]
+# `bit_plane_quantize` is re-exported as `keras_robust.quantization` has it (outside `__all__`).
+__all__ = ["BPFCModel", "BitPlaneQuantization", "LambdaSchedule", "LambdaScheduler"]
