@@ -133,7 +133,7 @@ def main(argv):
 
     import keras_robust as kr
     from keras_robust import experiment
-    from keras_robust.defenses.mtlat import VARIANTS, MTLATModel
+    from keras_robust.mtlat import VARIANTS, MTLATModel
     from keras_robust.evaluate.benchmark import PAPER_ATTACKS, perturbation_benchmark
 
     for variant in FLAGS.variants:

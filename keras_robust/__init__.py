@@ -14,11 +14,15 @@ from keras_robust import _startup
 
 _startup.import_tensorflow_quietly()  # before any module imports TensorFlow
 
-from keras_robust import afs, attacks, backbones, data, datacentric, defenses, evaluate, experiment, layers, losses
+# The shared defences first: the methods' packages (afs, bat, bpfc, mtlat) build on them.
+from keras_robust import defenses  # isort: skip
+from keras_robust import (afs, attacks, backbones, bat, bpfc, data, datacentric, evaluate, experiment, layers,
+                          losses, mtlat, optimizers, progress, quantization)
 from keras_robust.defenses import AFSModel, BATModel, BPFCModel, MTLATModel, PGDATModel, RobustModel
 from keras_robust.version import __version__
 
 __all__ = [
     "AFSModel", "BATModel", "BPFCModel", "MTLATModel", "PGDATModel", "RobustModel", "__version__", "afs",
-    "attacks", "backbones", "data", "datacentric", "defenses", "evaluate", "experiment", "layers", "losses",
+    "attacks", "backbones", "bat", "bpfc", "data", "datacentric", "defenses", "evaluate", "experiment", "layers", "losses",
+    "mtlat", "optimizers", "progress",
 ]

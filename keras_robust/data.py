@@ -32,7 +32,7 @@ import os
 import socket
 import zipfile
 import zlib
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -97,7 +97,7 @@ class CorruptFileError(ValueError):
 
 # What reading a damaged .npz raises: a truncated zip, a bad CRC-32, a damaged
 # compressed stream, a damaged .npy header or too few bytes.
-_NPZ_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
+NPZ_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
 
 _NPZ_REMEDY = (
     "Re-download or re-copy the archive (compare its size and SHA-256 with the source's); "
@@ -325,13 +325,13 @@ def pipeline(
 
     >>> ds = pipeline(tf.data.Dataset.from_tensor_slices((x, y)), batch_size=64)
     """
-    dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(example_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         dataset = dataset.cache()
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if augment:
-        augment_fn = functools.partial(_augment, seed=seed)
+        augment_fn = functools.partial(pad_crop_flip, seed=seed)
         dataset = dataset.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
@@ -386,7 +386,8 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32)
 
 
-def _to_float(image, label):
+def example_to_float(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """One example as the pipelines yield it: float32 [0, 1] image (uint8 / 255), int32 label."""
     if image.dtype == tf.uint8:
         image = tf.cast(image, tf.float32) / 255.0
     else:
@@ -394,7 +395,7 @@ def _to_float(image, label):
     return image, tf.cast(label, tf.int32)
 
 
-def _augment(image, label, seed=None):
+def pad_crop_flip(image: tf.Tensor, label: Any, seed: int | None = None) -> tuple[tf.Tensor, Any]:
     """Pad 4 pixels with zeros, crop back at random, flip at random."""
     shape = tf.shape(image)
     padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
@@ -424,7 +425,7 @@ def _source_kind(source: str) -> str:
 def _open_npz(path: str):
     try:
         archive = np.load(path)
-    except _NPZ_READ_ERRORS as error:
+    except NPZ_READ_ERRORS as error:
         problem = f"not a readable .npz archive ({type(error).__name__}: {error})"
         raise CorruptFileError(path, problem + "; it is truncated or corrupted",
                                _NPZ_REMEDY) from None
@@ -449,7 +450,7 @@ def _decode_npz(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         blob = archive[f"{split}_jpeg"]
         offsets = archive[f"{split}_offsets"]
         labels = archive[f"{split}_labels"].astype(np.int32)
-    except _NPZ_READ_ERRORS as error:
+    except NPZ_READ_ERRORS as error:
         raise CorruptFileError(path, f"the {split!r} arrays cannot be read ({type(error).__name__}: "
                                      f"{error}); the archive is corrupted", _NPZ_REMEDY) from None
     if offsets.ndim != 1 or len(offsets) != len(labels) + 1 or (

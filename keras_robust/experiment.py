@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_robust import _startup
-from keras_robust._validation import check_choice, check_positive_int
+from keras_robust._io import json_default, save_json  # noqa: F401 (the examples' writer)
+from keras_robust._validation import check_choice
+from keras_robust.optimizers import SCHEDULES, sgd  # noqa: F401 (the examples' optimizer)
 
 # Where a local CIFAR-10 copy is looked for when the source is "auto".
 LOCAL_COPY_ENV = "KERAS_ROBUST_CIFAR10"
@@ -29,7 +29,6 @@ LOCAL_COPY_CANDIDATES = (
     "../shared/datasets/cifar10_jpeg.npz",
     "shared/datasets/cifar10_jpeg.npz",
 )
-SCHEDULES = ("cosine", "piecewise", "constant")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -54,49 +53,6 @@ def resolve_source(source: str) -> str:
         if candidate and os.path.isfile(candidate):
             return candidate
     return "cifar10"
-
-
-def sgd(
-    epochs: int,
-    steps_per_epoch: int,
-    learning_rate: float = 0.1,
-    schedule: str = "cosine",
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    boundaries: Sequence[int] = (),
-    decay_rate: float = 0.1,
-) -> keras.optimizers.Optimizer:
-    """SGD with momentum and a per-step learning-rate schedule.
-
-    Args:
-        epochs: training epochs.
-        steps_per_epoch: optimizer steps per epoch.
-        learning_rate: initial learning rate.
-        schedule: "cosine" (to 0 over all steps), "piecewise" (multiplied by
-            `decay_rate` at each epoch of `boundaries`, as the BAT paper's
-            0.1/0.01/0.001 at 60/90/100) or "constant".
-        momentum: SGD momentum.
-        weight_decay: decoupled weight decay (0 for none).
-        boundaries: epochs at which "piecewise" decays.
-        decay_rate: the "piecewise" factor.
-
-    Returns:
-        A `keras.optimizers.SGD`.
-    """
-    check_choice(schedule, SCHEDULES, "schedule")
-    epochs = check_positive_int(epochs, "epochs")
-    steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch")
-    if schedule == "cosine":
-        rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
-    elif schedule == "piecewise" and boundaries:
-        # Keras' piecewise schedule keeps the old value while step <= boundary, and
-        # `optimizer.iterations` counts from 0: the first step of epoch b is b * steps - 1 + 1.
-        steps = [int(b) * steps_per_epoch - 1 for b in boundaries]
-        values = [learning_rate * decay_rate**i for i in range(len(steps) + 1)]
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
-    else:
-        rate = learning_rate
-    return keras.optimizers.SGD(rate, momentum=momentum, weight_decay=weight_decay or None)
 
 
 def strategy(name: str = "default") -> tf.distribute.Strategy:
@@ -157,24 +113,6 @@ def split_cpu(devices: int) -> None:
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(devices)]
     )
-
-
-def save_json(path: str, payload: Any) -> None:
-    """Writes JSON (NumPy scalars and arrays included), creating folders."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2, default=json_default)
-
-
-def json_default(value: Any) -> Any:
-    """`json.dump`'s `default`: NumPy scalars and arrays as numbers and lists, tuples as lists."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
 
 
 def load_cifar(

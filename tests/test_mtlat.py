@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from keras_robust.defenses.mtlat import VARIANTS, MTLATModel
+from keras_robust.mtlat import VARIANTS, MTLATModel
 from keras_robust.evaluate.benchmark import (
     ATTACKS,
     PAPER_ATTACKS,

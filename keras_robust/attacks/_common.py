@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
+from keras_robust import _labels, _random
 from keras_robust._validation import check_choice, check_epsilon, check_images, check_labels
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
@@ -99,12 +100,7 @@ def as_logits_fn(model: Any) -> LogitsFn:
 
 def sparse_labels(y: Any) -> tf.Tensor:
     """Class indices (int32, [B]) from sparse, one-hot or soft labels."""
-    y = tf.convert_to_tensor(y)
-    if y.shape.rank == 2 and y.shape[-1] != 1:
-        return tf.argmax(y, axis=-1, output_type=tf.int32)
-    if y.shape.rank == 2:
-        y = y[:, 0]
-    return tf.cast(y, tf.int32)
+    return _labels.class_indices(y)
 
 
 def per_sample(value: Any, batch_like: tf.Tensor) -> tf.Tensor:
@@ -156,9 +152,7 @@ def random_normal(shape, seed: tf.Tensor | None):
 
 def fold_seed(seed: tf.Tensor | None, salt: int) -> tf.Tensor | None:
     """A new [2] seed derived from `seed` and a constant, or None when seed is None."""
-    if seed is None:
-        return None
-    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), salt)
+    return _random.fold_seed(seed, salt)
 
 
 def random_start(x: tf.Tensor, epsilon: tf.Tensor, norm: str, seed: tf.Tensor | None) -> tf.Tensor:
@@ -221,14 +215,7 @@ def unrolled_loop(body: Callable, start: int, stop: int, loop_vars: Any) -> Any:
 
 def as_seed(seed: Any) -> tf.Tensor | None:
     """None, an int, or a [2] tensor of ints -> None or an int64 [2] tensor."""
-    if seed is None:
-        return None
-    if isinstance(seed, int):
-        return tf.constant([seed, 0], tf.int64)
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    if seed.shape.rank == 0:
-        return tf.stack([seed, tf.constant(0, tf.int64)])
-    return seed
+    return _random.as_seed(seed)
 
 
 def validate_common(

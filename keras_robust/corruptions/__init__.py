@@ -21,6 +21,11 @@ Example:
 >>> kc.corrupt(x, "frost", severity=3, seed=0).shape
 (4, 32, 32, 3)
 """
+# Argument checks other packages reuse (the data-centric enhancement checks its
+# images and corruption choices exactly as the corruption functions do).
+from keras_robust.corruptions._checks import MIN_SIDE
+from keras_robust.corruptions._checks import names as check_names
+from keras_robust.corruptions._checks import severities as check_severities
 from keras_robust.corruptions.accuracy import corruption_accuracy
 from keras_robust.corruptions.api import augmenter, corrupt, corrupt_random, derive_seed
 from keras_robust.corruptions.layers import RandomCorruption

@@ -5,7 +5,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from keras_robust.corruptions._checks import MIN_SIDE
+from keras_robust._labels import check_class_indices
+from keras_robust.corruptions import MIN_SIDE
 
 
 def image_array(images: Any, name: str = "images") -> np.ndarray:
@@ -64,26 +65,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 def sparse_labels(labels: Any, count: int, name: str = "labels") -> np.ndarray:
     """Checks class indices [N] (or [N, 1]); returns int32."""
-    if hasattr(labels, "numpy") and not isinstance(labels, np.ndarray):
-        labels = labels.numpy()
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise ValueError(
-            f"`{name}` must be class indices of shape [{count}], got shape {labels.shape}"
-            + (" (for one-hot rows pass np.argmax(labels, -1))." if labels.ndim == 2 else ".")
-        )
-    if len(labels) != count:
-        raise ValueError(f"There are {count} images but {len(labels)} {name}; expected one each.")
-    if labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            raise TypeError(f"`{name}` must be integer class indices, got dtype {labels.dtype}.")
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"`{name}` must be non-negative class indices, got {int(labels.min())}.")
-    return labels.astype(np.int32)
+    return check_class_indices(labels, count, name)
 
 
 def check_surrogates(surrogates: Sequence[Any], image_shape: Sequence[int], labels: np.ndarray) -> None:

@@ -19,7 +19,6 @@ import numpy as np
 
 from keras_robust import corruptions
 from keras_robust.corruptions import DATACENTRIC_14
-from keras_robust.corruptions import _checks as corruption_checks
 from keras_robust.datacentric.plan import corruption_choices
 
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -27,7 +26,7 @@ SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 def check_catalogue(names: Sequence[str], severities: Sequence[int]) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """Checks corruption names (of `keras_robust.corruptions.NAMES`) and severities (1..5)."""
-    return corruption_checks.names(names), corruption_checks.severities(severities)
+    return corruptions.check_names(names), corruptions.check_severities(severities)
 
 
 def corrupt_examples(

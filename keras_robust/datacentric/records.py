@@ -36,9 +36,9 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_robust._io import fsync_directory, fsync_file, json_default, save_json, temporary_path
 from keras_robust._validation import check_positive_int
 from keras_robust.datacentric.plan import PARTS
-from keras_robust.experiment import json_default
 
 FORMAT = "keras_robust.datacentric/1"
 PLAN_FILE = "plan.json"
@@ -76,43 +76,9 @@ def shard_stem(shard: int, num_shards: int) -> str:
     return f"shard-{shard:05d}-of-{num_shards:05d}"
 
 
-def _fsync_directory(directory: str) -> None:
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:  # some file systems do not open directories
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_file(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def temporary_path(path: str) -> str:
-    """A unique temporary name beside `path` (same folder, so the rename is atomic)."""
-    return f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-
-
 def write_json_atomic(path: str, payload: Any) -> None:
-    """Writes JSON under a temporary name, fsyncs it and renames it to `path`."""
-    temporary = temporary_path(path)
-    with open(temporary, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True, default=json_default)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(os.path.dirname(os.path.abspath(path)))
-
+    """Writes a file of the format: sorted JSON, written atomically (see `keras_robust._io.save_json`)."""
+    save_json(path, payload, indent=1, sort_keys=True, atomic=True)
 
 
 def normalise(payload: Any) -> Any:
@@ -226,9 +192,9 @@ def write_shard(
             writer.write(serialize_example(
                 image, int(label), int(index), int(part), record.get("corruption", ""),
                 int(record.get("severity", 0))))
-    _fsync_file(temporary)
+    fsync_file(temporary)
     os.replace(temporary, path)
-    _fsync_directory(directory)
+    fsync_directory(directory)
     counts = np.bincount(np.asarray(parts, np.int64), minlength=3)
     summary = {
         "shard": int(shard),
@@ -593,7 +559,7 @@ def load(
 
     @tf.autograph.experimental.do_not_convert
     def to_float(image, label, part):
-        image, label = data._to_float(image, label)
+        image, label = data.example_to_float(image, label)
         return image, label, part
 
     dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
@@ -604,7 +570,7 @@ def load(
     if augment:
         @tf.autograph.experimental.do_not_convert
         def augment_fn(image, label, part):
-            image, label = data._augment(image, label, seed=seed)
+            image, label = data.pad_crop_flip(image, label, seed=seed)
             return image, label, part
 
         dataset = dataset.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)

@@ -122,7 +122,7 @@ class TestSets:
                            json.loads(str(archive["details"])))
         except FileNotFoundError:
             raise
-        except data._NPZ_READ_ERRORS as error:  # JSONDecodeError is a ValueError
+        except data.NPZ_READ_ERRORS as error:  # JSONDecodeError is a ValueError
             raise data.CorruptFileError(
                 path, f"not readable test sets ({type(error).__name__}: {error}); truncated or "
                       "corrupted", "Rebuild them with build_test_sets(...) and save them again."

@@ -219,8 +219,8 @@ def train_surrogates(
     >>> [m.name for m in again], sorted(os.listdir(folder))
     (['linear_test'], ['linear_test.keras'])
     """
-    from keras_robust import experiment
     from keras_robust.defenses.base import RobustModel
+    from keras_robust.optimizers import sgd
 
     epochs = check_positive_int(epochs, "epochs")
     kinds = list(kinds)
@@ -266,8 +266,7 @@ def train_surrogates(
         with strategy.scope():
             model = RobustModel(backbone, seed=None if seed is None else int(seed) + index)
             model.compile(
-                optimizer=experiment.sgd(epochs, steps, learning_rate, "cosine",
-                                         weight_decay=weight_decay),
+                optimizer=sgd(epochs, steps, learning_rate, "cosine", weight_decay=weight_decay),
                 metrics=["accuracy"],
             )
         print(f"surrogate {backbone.name}: training {epochs} epochs "

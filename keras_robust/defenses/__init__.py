@@ -1,5 +1,10 @@
 """Defences: `keras.Model` subclasses that wrap a backbone and train it robustly.
 
+The shared ones live here: `RobustModel` (the wrapper: training step, seeds,
+saving, distribution) and `PGDATModel` (the PGD-AT baseline the others extend).
+Each paper's model lives in its own package (`keras_robust.bat`, `.bpfc`,
+`.mtlat`, `.afs`) and is re-exported here.
+
 Example:
 
 ```python
@@ -13,14 +18,18 @@ from typing import Any
 import keras
 
 from keras_robust._validation import check_choice
-from keras_robust.defenses.bat import VARIANTS as BAT_VARIANTS
-from keras_robust.defenses.bat import BATModel
-from keras_robust.defenses.afs import AFSModel
 from keras_robust.defenses.base import RobustModel, TrainingBatch, replica_scale
-from keras_robust.defenses.bpfc import BPFCModel, LambdaSchedule, LambdaScheduler
-from keras_robust.defenses.mtlat import VARIANTS as MTLAT_VARIANTS
-from keras_robust.defenses.mtlat import MTLATModel
 from keras_robust.defenses.pgd_at import PGDATModel
+
+# The methods' own packages build on the two shared defences above; this
+# package re-exports their models, so `keras_robust.defenses.BATModel` is the
+# same class as `keras_robust.bat.BATModel`.
+from keras_robust.afs.model import AFSModel  # noqa: E402
+from keras_robust.bat.model import VARIANTS as BAT_VARIANTS  # noqa: E402
+from keras_robust.bat.model import BATModel  # noqa: E402
+from keras_robust.bpfc.model import BPFCModel, LambdaSchedule, LambdaScheduler  # noqa: E402
+from keras_robust.mtlat.model import VARIANTS as MTLAT_VARIANTS  # noqa: E402
+from keras_robust.mtlat.model import MTLATModel  # noqa: E402
 
 DEFENSES: dict[str, type[RobustModel]] = {
     "plain": RobustModel,

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_robust._labels import label_rows
 from keras_robust._keras_compat import PrebuiltCompiledState
 from keras_robust._validation import (
     assert_batch_in_graph,
@@ -288,19 +289,7 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
     # ------------------------------------------------------------------ labels
     def label_probabilities(self, y: Any) -> tf.Tensor:
         """Sparse, one-hot or soft labels as float32 rows [batch, num_classes]."""
-        y = tf.convert_to_tensor(y)
-        if y.shape.rank == 2 and y.shape[-1] == self.num_classes:
-            return tf.cast(y, tf.float32)
-        if y.shape.rank == 2 and y.shape[-1] == 1:
-            y = y[:, 0]
-        if y.shape.rank != 1:
-            raise ValueError(
-                f"Labels must be class indices [batch] or rows [batch, {self.num_classes}], "
-                f"got shape {y.shape}."
-            )
-        if y.dtype.is_floating:
-            y = tf.cast(y, tf.int32)
-        return tf.one_hot(y, self.num_classes, dtype=tf.float32)
+        return label_rows(y, self.num_classes)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """`keras.Model.compute_loss` on label rows (sparse labels are one-hot encoded).

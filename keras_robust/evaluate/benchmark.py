@@ -45,12 +45,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_robust._io import save_json
 from keras_robust import attacks as attacks_lib
 from keras_robust.corruptions import MTLAT_19, corruption_accuracy
 from keras_robust.corruptions.names import IMAGENET_C_15
 from keras_robust.evaluate import plots
 from keras_robust.evaluate.metrics import accuracy, predict_logits, robust_accuracy
-from keras_robust.experiment import save_json
 
 Attack = Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]
 

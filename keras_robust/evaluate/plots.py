@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """`matplotlib.pyplot` on the non-interactive Agg backend, or an ImportError saying how to install it."""
     try:
         import matplotlib
     except ImportError:
@@ -53,7 +54,7 @@ def line_plot(
     if xtick_labels is not None and len(xtick_labels) != len(xs):
         raise ValueError(f"`xtick_labels` needs one label per x: got {len(xtick_labels)} "
                          f"labels for {len(xs)} values.")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     ax.plot(xs, 100 * np.asarray(ys), marker="o", label="this model")
     for label, (ex, ey) in (extra or {}).items():
@@ -100,7 +101,7 @@ def budget_label(epsilon: float) -> str:
 def heatmap(path: str, rows: Sequence[str], columns: Sequence[str], values: np.ndarray,
             title: str, vmin: float = 0.0, vmax: float = 100.0) -> str:
     """A labelled heatmap with each cell's value printed (values in %)."""
-    plt = _pyplot()
+    plt = pyplot()
     values = np.asarray(values, dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(columns), 0.8 + 0.32 * len(rows)), dpi=120)
     image = ax.imshow(values, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust import progress as _progress
+from keras_robust._io import save_json
 from keras_robust._validation import check_choice, check_epsilon, check_labels, check_positive_int
 from keras_robust.evaluate import checks as checks_lib
 from keras_robust.evaluate import plots
@@ -41,7 +42,6 @@ from keras_robust.evaluate.suites import (
     build_suite,
     pgd_spec,
 )
-from keras_robust.experiment import save_json
 
 
 @dataclasses.dataclass

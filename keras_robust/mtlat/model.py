@@ -21,8 +21,8 @@ from keras_robust._validation import check_choice, check_epsilon
 from keras_robust.attacks._common import as_seed
 from keras_robust.attacks._engine import iterative_attack
 from keras_robust.defenses.base import RobustModel, TrainingBatch
-from keras_robust.layers import check_alpha, sample_uniform, tlat_labels
-from keras_robust.layers import mixup as mix_batch
+from keras_robust.mtlat.layers import check_alpha, sample_uniform, tlat_labels
+from keras_robust.mtlat.layers import mixup as mix_batch
 
 # The models of the paper's Tables 1-3 (besides the standard model), as arguments.
 # Every one uses Algorithm 1's two halves (Sec. 5.4: "All models are trained with

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_positive, check_positive_int
 from keras_robust.defenses.base import RobustModel, TrainingBatch, replica_scale
-from keras_robust.quantization import bit_plane_quantize, check_bits
+from keras_robust.bpfc.quantization import bit_plane_quantize, check_bits
 
 PASSES = ("separate", "joint")
 

@@ -18,7 +18,7 @@ from keras_robust._validation import check_choice, check_fraction, check_positiv
 from keras_robust.attacks.targets import select_target
 from keras_robust.defenses.base import TrainingBatch
 from keras_robust.defenses.pgd_at import PGDATModel
-from keras_robust.losses import LABEL_LOGS, adversarial_labels, smoothed_labels
+from keras_robust.bat.losses import LABEL_LOGS, adversarial_labels, smoothed_labels
 
 LABELS = ("adversarial", "smoothing", "onehot")
 LABEL_SOURCES = ("clean", "start")

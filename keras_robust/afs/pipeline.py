@@ -34,7 +34,7 @@ import tensorflow as tf
 from keras_robust._validation import check_epsilon, check_images, check_positive_int
 from keras_robust.attacks._common import as_logits_fn
 from keras_robust.attacks._engine import iterative_attack
-from keras_robust.defenses.afs import AFSModel, build_stack, feature_extractor
+from keras_robust.afs.model import AFSModel, build_stack, feature_extractor
 from keras_robust.defenses.base import RobustModel
 from keras_robust.defenses.pgd_at import PGDATModel
 
@@ -263,7 +263,7 @@ def delta_z_curve(
     if plot:
         from keras_robust.evaluate import plots
 
-        plt = plots._pyplot()
+        plt = plots.pyplot()
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
         ax.plot([255 * p["budget"] for p in curve], [p["delta_z"] for p in curve], marker="o")
         ax.set_xlabel("training budget (/255)")
@@ -353,7 +353,7 @@ def importance(model: AFSModel, plot: str | None = None, labels: Sequence[str] |
     if plot:
         from keras_robust.evaluate import plots
 
-        plt = plots._pyplot()
+        plt = plots.pyplot()
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
         names = list(labels) if labels else [f"extractor {i}" for i in range(len(ratios))]
         ax.bar(names, ratios)

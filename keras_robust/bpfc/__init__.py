@@ -1,0 +1,19 @@
+"""Bit-plane feature consistency (Addepalli et al., CVPR 2020), the whole method in one package.
+
+- `model`: `BPFCModel` and its lambda schedule (`LambdaSchedule`, `LambdaScheduler`);
+- `quantization`: the bit-plane quantisation of Algorithm 1 (`bit_plane_quantize`,
+  the `BitPlaneQuantization` layer, also `keras_robust.layers.BitPlaneQuantization`).
+
+Example:
+
+```python
+import keras_robust as kr
+model = kr.bpfc.BPFCModel(backbone, k=5)
+model.fit(train, epochs=100, callbacks=[kr.bpfc.LambdaScheduler()])
+```
+"""
+from keras_robust.bpfc.model import BPFCModel, LambdaSchedule, LambdaScheduler
+from keras_robust.bpfc.quantization import BitPlaneQuantization, bit_plane_quantize
+
+# `bit_plane_quantize` is re-exported as `keras_robust.quantization` has it (outside `__all__`).
+__all__ = ["BPFCModel", "BitPlaneQuantization", "LambdaSchedule", "LambdaScheduler"]

@@ -1,0 +1,26 @@
+"""M-TLAT: Mixup and Targeted Labeling Adversarial Training (Laugros et al., ECCV-W 2020),
+the method in one package.
+
+- `model`: `MTLATModel` (Algorithm 1) and `VARIANTS`, every model the paper trains;
+- `layers`: the stateless draws (Beta lambdas, partners, uniform budgets),
+  `mixup`, `tlat_labels` and the `Mixup` / `TLATLabelMixer` layers (also
+  `keras_robust.layers`).
+
+The paper's perturbation benchmark (Tables 1 and 2) is
+`keras_robust.evaluate.perturbation_benchmark`: it is built on the shared
+evaluation (metrics, plots, corruptions) and the evaluation package exports it.
+
+Example:
+
+```python
+import keras_robust as kr
+model = kr.mtlat.MTLATModel(backbone, **kr.mtlat.VARIANTS["M-TLAT"])
+```
+"""
+from keras_robust.mtlat.layers import Mixup, TLATLabelMixer, mixup, tlat_labels
+from keras_robust.mtlat.model import ADVERSARIES, VARIANTS, MTLATBatch, MTLATModel
+
+__all__ = [
+    "ADVERSARIES", "MTLATBatch", "MTLATModel", "Mixup", "TLATLabelMixer", "VARIANTS", "mixup",
+    "tlat_labels",
+]
