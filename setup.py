@@ -53,8 +53,9 @@ setup(
         "all": PLOTS + FROST,
         # The suite runs everything, plots and frost included.
         "test": ["pytest>=8", *PLOTS, *FROST],
-        # Only for bench/attacks.py, which compares against other toolkits.
-        "bench": ["adversarial-robustness-toolbox>=1.17", "cleverhans>=4.0"],
+        # Only for bench/attacks.py and bench/autoattack.py, which compare against other
+        # toolkits (ART 1.20.1 measured; its AutoAttack imports multiprocess, undeclared).
+        "bench": ["adversarial-robustness-toolbox>=1.17", "multiprocess>=0.70", "cleverhans>=4.0"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
