@@ -55,8 +55,9 @@ setup(
         "test": ["pytest>=8", *PLOTS, *FROST],
         # This documentation site: `mkdocs serve`, `mkdocs build --strict` (see mkdocs.yml).
         "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=1.0,<2"],
-        # Only for bench/attacks.py, which compares against other toolkits.
-        "bench": ["adversarial-robustness-toolbox>=1.17", "cleverhans>=4.0"],
+        # Only for bench/attacks.py and bench/autoattack.py, which compare against other
+        # toolkits (ART 1.20.1 measured; its AutoAttack imports multiprocess, undeclared).
+        "bench": ["adversarial-robustness-toolbox>=1.17", "multiprocess>=0.70", "cleverhans>=4.0"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

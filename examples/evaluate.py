@@ -15,6 +15,13 @@ of check 5 means the CE figures are masked (trust the margin-loss ones), and a
 custom `--attacks` list without a margin-loss attack (pgd20_cw, autoattack)
 gets a WARNING that its CE figures are unchecked.
 
+    python examples/evaluate.py --model=runs/bat/model.keras --norm=l2   # L2, eps 0.5
+
+`--norm=l2` evaluates in the L2 ball: every attack, the cascade and the
+curves (see `keras_robust.evaluate.robustness_report`); there `--epsilon` is
+the L2 budget on the [0, 1] scale (default 0.5), while in L-inf it is in
+pixel levels (default 8, i.e. 8/255).
+
     python examples/evaluate.py --recheck=runs/bat/report
 
 re-judges a saved report with the current gradient-masking checks, without
@@ -33,13 +40,31 @@ flags.DEFINE_string("recheck", None,
                     "instead of evaluating --model.")
 flags.DEFINE_string("data", "auto", "auto, a TFDS name, a JPEG .npz copy or an image folder.")
 flags.DEFINE_integer("limit", 1000, "Evaluate on the first N test images.")
-flags.DEFINE_float("epsilon", 8.0, "L-inf budget in pixel levels (/255).")
+flags.DEFINE_enum("norm", "linf", ["linf", "l2"], "The threat model: linf or l2.")
+flags.DEFINE_float("epsilon", None, "The budget: with --norm=linf in pixel levels (/255, default "
+                   "8); with --norm=l2 on the [0, 1] scale (default 0.5).")
 flags.DEFINE_string("attacks", "standard", "standard, quick, none, or comma-separated keys.")
 flags.DEFINE_string("corruptions", None, "None, all, mtlat, datacentric or comma-separated names.")
 flags.DEFINE_string("surrogate", None, "A model (.keras or SavedModel) for the transfer attack.")
 flags.DEFINE_string("baseline_report", None, "report.json of a reference model (corruption +/-).")
 flags.DEFINE_string("output_dir", None, "Where to write report.json, report.md and plots.")
 flags.DEFINE_integer("batch_size", 250, "Images per attack batch.")
+
+
+def report_epsilon(norm: str, epsilon: float | None) -> float:
+    """The report's budget on the [0, 1] scale from the `--norm` and `--epsilon` flags.
+
+    Args:
+        norm: "linf" or "l2".
+        epsilon: the `--epsilon` flag: pixel levels in L-inf, the [0, 1] scale
+            in L2; None for the default (8/255 in L-inf, 0.5 in L2).
+
+    Returns:
+        The budget to pass to `robustness_report`.
+    """
+    if epsilon is None:
+        return 8 / 255 if norm == "linf" else 0.5
+    return epsilon / 255 if norm == "linf" else float(epsilon)
 
 
 def main(argv):
@@ -78,8 +103,9 @@ def main(argv):
     if FLAGS.baseline_report:
         with open(FLAGS.baseline_report) as f:
             baseline = json.load(f)
-    report = kr.evaluate.robustness_report(
-        model, (x_test, y_test), epsilon=FLAGS.epsilon / 255, attacks=attacks,
+    kr.evaluate.robustness_report(  # prints its summary, FAILs included
+        model, (x_test, y_test), epsilon=report_epsilon(FLAGS.norm, FLAGS.epsilon),
+        norm=FLAGS.norm, attacks=attacks,
         corruptions=corruptions, output_dir=FLAGS.output_dir, batch_size=FLAGS.batch_size,
         surrogate=experiment.load_model(FLAGS.surrogate) if FLAGS.surrogate else None,
         baseline=baseline, progress=True,

@@ -9,7 +9,14 @@ print(report.summary())
 ```
 """
 from keras_robust.evaluate.benchmark import BenchmarkResult, perturbation_benchmark
-from keras_robust.evaluate.checks import CE_MARGIN_CHECK, Check, ce_margin_agreement, run_checks
+from keras_robust.evaluate.checks import (
+    CE_MARGIN_CHECK,
+    Check,
+    ce_margin_agreement,
+    decode_mask,
+    encode_mask,
+    run_checks,
+)
 from keras_robust.evaluate.metrics import accuracy, predict_logits, robust_accuracy
 from keras_robust.evaluate.report import RobustnessReport, robustness_report
 from keras_robust.evaluate.stats import mcnemar_p_value, wilson_interval
@@ -17,6 +24,7 @@ from keras_robust.evaluate.suites import SUITES, AttackSpec, build_suite
 
 __all__ = [
     "AttackSpec", "BenchmarkResult", "CE_MARGIN_CHECK", "Check", "RobustnessReport", "SUITES",
-    "accuracy", "build_suite", "ce_margin_agreement", "perturbation_benchmark", "predict_logits",
+    "accuracy", "build_suite", "ce_margin_agreement", "decode_mask", "encode_mask",
+    "perturbation_benchmark", "predict_logits",
     "mcnemar_p_value", "robust_accuracy", "robustness_report", "run_checks", "wilson_interval",
 ]

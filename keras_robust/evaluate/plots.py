@@ -6,6 +6,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+__all__ = ["budget_label", "heatmap", "line_plot"]
+
 
 def pyplot() -> Any:
     """`matplotlib.pyplot` on the non-interactive Agg backend, or an ImportError saying how to install it."""
@@ -100,7 +102,28 @@ def budget_label(epsilon: float) -> str:
 
 def heatmap(path: str, rows: Sequence[str], columns: Sequence[str], values: np.ndarray,
             title: str, vmin: float = 0.0, vmax: float = 100.0) -> str:
-    """A labelled heatmap with each cell's value printed (values in %)."""
+    """A labelled heatmap with each cell's value printed (values in %).
+
+    Args:
+        path: the PNG to write.
+        rows: one label per row of `values`.
+        columns: one label per column of `values`.
+        values: [rows, columns] numbers (NaN cells are left blank).
+        title: the plot's title.
+        vmin: the value at the bottom of the colour scale.
+        vmax: the value at the top of the colour scale.
+
+    Returns:
+        The path written.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = heatmap(os.path.join(tempfile.mkdtemp(), "h.png"), ["fog", "snow"], ["1", "2"],
+    ...                np.array([[90.0, 80.0], [70.0, np.nan]]), "accuracy (%)")
+    >>> os.path.getsize(path) > 0
+    True
+    """
     plt = pyplot()
     values = np.asarray(values, dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(columns), 0.8 + 0.32 * len(rows)), dpi=120)
