@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_fraction, check_positive_int
-from keras_robust.attacks._common import (
+from keras_robust.attacks.common import (
     LogitsFn,
     as_logits_fn,
     as_seed,
@@ -67,18 +67,16 @@ from keras_robust.attacks._common import (
     project,
     random_normal,
     random_uniform,
-    run_compiled,
     sparse_labels,
     unrolled_loop,
     validate_common,
 )
+from keras_robust.attacks.engine import compiled_attack
 from keras_robust.attacks.objectives import objective
 from keras_robust.attacks.targets import check_target, select_target
 
 APGD_LOSSES = ("ce", "dlr")
 APGD_RULES = ("reference", "paper")
-_COMPILED: dict = {}
-_COMPILED_TARGETED: dict = {}
 _BIG = 1e9
 
 
@@ -339,8 +337,12 @@ def worst_case_over_runs(
     return adv
 
 
-def _apgd_impl(model, x, y, epsilon, steps, norm, loss, target, restarts, rho, seed, compact,
-               rule):
+@compiled_attack
+def _apgd_impl(model, x, y, settings, *, epsilon, seed, target=None):
+    """The compiled APGD; `settings` = (steps, norm, loss, target mode, restarts, rho,
+    compact, rule), target labels per call."""
+    steps, norm, loss, target_mode, restarts, rho, compact, rule = settings
+    target = target_mode if target is None else target
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     clean_logits = logits_fn(x)
@@ -436,14 +438,20 @@ def apgd(
     check_target(target)
     rho = check_fraction(rho, "rho")
     check_choice(rule, APGD_RULES, "rule")
-    return run_compiled(
-        _apgd_impl, _COMPILED, jit_compile, model, x, y, tf.cast(epsilon, tf.float32), steps,
-        norm, loss, _target_arg(target), restarts, rho, as_seed(seed), not jit_compile, rule,
+    target = _target_arg(target)
+    mode = target if isinstance(target, str) else None
+    return _apgd_impl(
+        model, x, y, (steps, norm, loss, mode, restarts, rho, not jit_compile, rule),
+        jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
+        target=None if mode is not None else target,
     )
 
 
-def _apgd_targeted_impl(model, x, y, epsilon, steps, num_targets, norm, loss, restarts, rho,
-                        seed, compact, rule):
+@compiled_attack
+def _apgd_targeted_impl(model, x, y, settings, *, epsilon, seed):
+    """The compiled targeted APGD; `settings` = (steps, num_targets, norm, loss, restarts,
+    rho, compact, rule)."""
+    steps, num_targets, norm, loss, restarts, rho, compact, rule = settings
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     clean_logits = logits_fn(x)
@@ -530,10 +538,9 @@ def apgd_targeted(
     check_choice(loss, APGD_LOSSES, "loss")
     rho = check_fraction(rho, "rho")
     check_choice(rule, APGD_RULES, "rule")
-    return run_compiled(
-        _apgd_targeted_impl, _COMPILED_TARGETED, jit_compile, model, x, y,
-        tf.cast(epsilon, tf.float32), steps, num_targets, norm, loss, restarts, rho,
-        as_seed(seed), not jit_compile, rule,
+    return _apgd_targeted_impl(
+        model, x, y, (steps, num_targets, norm, loss, restarts, rho, not jit_compile, rule),
+        jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
     )
 
 
