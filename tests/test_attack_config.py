@@ -1,6 +1,7 @@
 """AttackConfig, the public engine and compiled attacks that do not retrace (issue #23)."""
 from __future__ import annotations
 
+import copy
 import json
 import logging
 
@@ -141,3 +142,84 @@ def test_new_budgets_and_seeds_do_not_retrace():
         kr.attacks.pgd(model, x, y, eps, steps=2, seed=i + 1)
         kr.attacks.pgd(model, x, y, eps, step_size=eps / 2, steps=2, seed=i + 1)
     assert len(traces) == before
+
+
+def _old_style(config: dict) -> dict:
+    """A defence's config as saved before the attack had its own entry."""
+    old = {k: v for k, v in config.items() if k != "attack"}
+    attack = config["attack"]
+    old.update(epsilon=attack["epsilon"], step_size=attack["step_size"], steps=attack["steps"],
+               random_start=attack["random_start"], norm=attack["norm"], loss=attack["loss"],
+               target=attack["target"])
+    return old
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda b: kr.PGDATModel(b, epsilon=4 / 255, step_size=1 / 255, steps=3, loss="cw", seed=0),
+     AttackConfig(epsilon=4 / 255, step_size=1 / 255, steps=3, loss="cw")),
+    (lambda b: kr.BATModel(b, epsilon=4 / 255, steps=2, target="ll", seed=0),
+     AttackConfig(epsilon=4 / 255, step_size=2 / 255, steps=2, target="ll")),
+], ids=["pgd_at", "bat"])
+def test_defences_hold_one_attack_config_and_load_old_configs(make, expected):
+    from tests.helpers import tiny_cnn
+
+    model = make(tiny_cnn())
+    assert model.attack == expected
+    config = model.get_config()
+    assert config["attack"] == model.attack.get_config()
+    json.dumps(config["attack"])
+    assert type(model).from_config(copy.deepcopy(config)).attack == model.attack
+    # A config saved before `attack` existed (no "attack", the keywords) loads the same.
+    old = _old_style(copy.deepcopy(config))
+    assert "attack" not in old
+    assert type(model).from_config(old).attack == model.attack
+    # `attack=` is the alternative to the keywords.
+    same = type(model)(tiny_cnn(), attack=model.attack, seed=0)
+    assert same.attack == model.attack and same.epsilon == model.epsilon
+    with pytest.raises(TypeError, match="`attack` must be an AttackConfig"):
+        type(model)(tiny_cnn(), attack="pgd")
+
+
+def test_a_defence_attack_config_trains_as_the_keywords_do():
+    from tests.helpers import tiny_cnn
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 8, 8, 1), dtype=np.float32), rng.integers(0, 2, 8)
+    attack = AttackConfig(epsilon=4 / 255, step_size=1 / 255, steps=2)
+    results = []
+    for kwargs in (dict(epsilon=4 / 255, step_size=1 / 255, steps=2), dict(attack=attack)):
+        keras.utils.set_random_seed(0)
+        model = kr.PGDATModel(tiny_cnn(), seed=1, **kwargs)
+        model.compile(optimizer="sgd")
+        results.append(model.adversarial_examples(tf.constant(x), tf.one_hot(y, 2)).x_adv)
+    np.testing.assert_array_equal(results[0].numpy(), results[1].numpy())
+
+
+def test_masking_checks_read_the_attack_settings_from_the_specs():
+    from keras_robust.evaluate import checks, suites
+
+    suite = suites.build_suite("quick", EPS)
+    specs = {spec.key: spec for spec in suite.attacks}
+    assert specs["pgd20_ce_r3"].restarts == 3 and specs["pgd20_ce_r3"].config.restarts == 3
+    assert specs["fgsm"].config.steps == 1 and specs["pgd7_cw"].config.loss == "cw"
+    # The same attacks under names the key parser cannot read: the specs tell.
+    renamed = {"one_step": specs["fgsm"], "iterative": specs["pgd20_ce"],
+               "iterative_x3": specs["pgd20_ce_r3"], "margin": specs["pgd20_cw"]}
+    accuracy = {"one_step": 0.5, "iterative": 0.3, "iterative_x3": 0.4, "margin": 0.31}
+    results = {"attacks": {k: {"accuracy": a, "name": k} for k, a in accuracy.items()}}
+    specs_renamed = [dataclasses_replace(spec, key=key) for key, spec in renamed.items()]
+    found = {c.name: c for c in checks.run_checks(results, specs_renamed)}
+    assert found["iterative attacks beat single-step ones"].status == "PASS"
+    steps_check = found["more steps and restarts never help the model"]
+    assert steps_check.status == "FAIL" and "iterative_x3 40.0% vs iterative 30.0%" in \
+        steps_check.detail
+    assert found["cross-entropy and margin-loss attacks agree"].status == "PASS"
+    # Without the specs these keys say nothing: the checks are skipped.
+    blind = {c.name: c.status for c in checks.run_checks(results)}
+    assert blind["iterative attacks beat single-step ones"] == "SKIPPED"
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

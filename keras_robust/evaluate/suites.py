@@ -34,6 +34,7 @@ import inspect
 from typing import Any, Callable
 
 from keras_robust._validation import check_choice
+from keras_robust.attacks.config import AttackConfig
 
 SUITES = ("standard", "quick")
 NORMS = ("linf", "l2")
@@ -52,15 +53,22 @@ class AttackSpec:
         loss: the objective ("ce", "cw", "dlr", "margin").
         steps: gradient steps (or queries for Square; for APGD-T, steps x
             targets).
+        config: the `AttackConfig` that `run` runs, for the attacks of the
+            iterative engine (FGSM, PGD); None for the others (APGD, FAB,
+            Square, transfer), whose settings are in `run`.
+        restarts: random restarts (`config.restarts`; 1 without a config).
 
-    The suites' specs come from `build_suite` (and `pgd_spec`); `run`
+    The masking checks (`keras_robust.evaluate.run_checks`) read family,
+    loss, steps and restarts from here. The suites' specs come from `build_suite` (and `pgd_spec`); `run`
     returns float32 adversarial images in [0, 1] shaped like `x`.
 
     Example:
 
     >>> spec = build_suite("quick", 8 / 255).attacks[1]
-    >>> spec.key, spec.name, spec.family, spec.loss, spec.steps
-    ('pgd7_ce', 'PGD-7 (CE)', 'pgd', 'ce', 7)
+    >>> spec.key, spec.name, spec.family, spec.loss, spec.steps, spec.restarts
+    ('pgd7_ce', 'PGD-7 (CE)', 'pgd', 'ce', 7, 1)
+    >>> spec.config.step_size == 2 / 255
+    True
     >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                           keras.layers.Dense(10)])
     >>> spec.run(model, tf.zeros([2, 8, 8, 3]), tf.constant([0, 1])).shape
@@ -73,6 +81,12 @@ class AttackSpec:
     family: str
     loss: str
     steps: int
+    config: AttackConfig | None = None
+
+    @property
+    def restarts(self) -> int:
+        """Random restarts of the attack (1 when it has no `AttackConfig`)."""
+        return 1 if self.config is None else self.config.restarts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,20 +126,16 @@ def _attack(function: str, **kwargs: Any) -> Callable[[Any, Any, Any], Any]:
     return run
 
 
-def _pgd(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1, seed: int = 0,
-         norm: str = "linf"):
-    return _attack("pgd", epsilon=epsilon, step_size=epsilon / 4, steps=steps, loss=loss,
-                   restarts=restarts, seed=seed, norm=norm)
-
-
 def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1,
              norm: str = "linf") -> AttackSpec:
     """A PGD attack with step eps/4 and a random start, in the L-inf or the L2 ball."""
     key = f"pgd{steps}_{loss}" + (f"_r{restarts}" if restarts > 1 else "")
     name = (f"{'L2 ' if norm == 'l2' else ''}PGD-{steps} ({loss.upper()})"
             + (f" x{restarts} restarts" if restarts > 1 else ""))
-    return AttackSpec(key, name, _pgd(epsilon, steps, loss, restarts, norm=norm), "pgd", loss,
-                      steps)
+    config = AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon / 4, steps=steps,
+                          loss=loss, restarts=restarts)
+    return AttackSpec(key, name, _attack("pgd", epsilon=None, config=config, seed=0), "pgd",
+                      loss, steps, config)
 
 
 def square_has_norm() -> bool:
@@ -183,7 +193,8 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
     standard = name == "standard"
     l2 = "L2 " if norm == "l2" else ""
     fgsm = AttackSpec(
-        "fgsm", f"{l2}FGSM", _attack("fgsm", epsilon=epsilon, norm=norm), "single_step", "ce", 1
+        "fgsm", f"{l2}FGSM", _attack("fgsm", epsilon=epsilon, norm=norm), "single_step", "ce", 1,
+        AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon, steps=1, random_start=False),
     )
     steps = (7, 20, 100) if standard else (7, 20)
     white_box = [fgsm]
