@@ -14,7 +14,7 @@ import keras_robust as kr
 from keras_robust.attacks import AttackConfig
 from keras_robust.attacks.common import as_logits_fn
 from keras_robust.attacks.engine import run_attack, with_restarts
-from tests.helpers import linear_model
+from tests.helpers import linear_model, mlp
 
 EPS = 8 / 255
 
@@ -62,11 +62,13 @@ def test_a_callable_loss_runs_but_is_not_serialised():
 
 
 def test_pgd_with_a_config_equals_pgd_with_keywords():
-    model = linear_model(num_classes=4)
+    model = mlp(num_classes=4)
     rng = np.random.default_rng(0)
     x, y = rng.random((5, 8, 8, 1), dtype=np.float32), rng.integers(0, 4, 5)
-    by_keywords = kr.attacks.pgd(model, x, y, EPS, EPS / 4, 3, loss="cw", restarts=2, seed=3)
-    config = AttackConfig(epsilon=EPS, step_size=EPS / 4, steps=3, loss="cw", restarts=2)
+    by_keywords = kr.attacks.pgd(model, x, y, 0.5, 0.2, 3, norm="l2", loss="cw", restarts=2,
+                                 seed=3)
+    config = AttackConfig(norm="l2", epsilon=0.5, step_size=0.2, steps=3, loss="cw",
+                          restarts=2)
     by_config = kr.attacks.pgd(model, x, y, None, config=config, seed=3)
     np.testing.assert_array_equal(by_keywords.numpy(), by_config.numpy())
     # The engine, called directly (as defences do), gives the same images.
