@@ -7,6 +7,7 @@ list the report runs, plus the AutoAttack cascade and the curves.
 | --- | --- | --- | --- |
 | "standard" | FGSM; PGD-7/20/100 with CE and with CW; PGD-20 CE x 5 restarts | AutoAttack's standard version: APGD-CE 100 (1 restart), APGD-T (DLR, 9 targets x 100), FAB-T (9 targets x 100), Square 5000 | eps x {1/4 ... 8}, PGD-20; steps 1 ... 100 |
 | "quick" | FGSM; PGD-7/20 with CE and with CW; PGD-20 CE x 3 restarts | cheaper than AutoAttack: APGD-CE 50, APGD-T (DLR, 3 targets x 50), Square 1000; no FAB-T | eps x {1/2, 1, 2, 4, 8}, PGD-10; steps 1, 5, 20 |
+| "rand" | as "standard" | AutoAttack's version for randomised defences: APGD-CE and APGD-DLR (untargeted), 100 steps, 1 restart, gradients averaged over 20 passes (EOT) | as "standard" |
 
 The cascade runs each attack on the images still robust after the previous
 ones (AutoAttack's order); the standard suite's settings are those of
@@ -36,7 +37,9 @@ from typing import Any, Callable
 from keras_robust._validation import check_choice
 from keras_robust.attacks.config import AttackConfig
 
-SUITES = ("standard", "quick")
+SUITES = ("standard", "quick", "rand")
+# AutoAttack's `version="rand"`: passes per gradient (expectation over transformation).
+RAND_EOT_ITER = 20
 NORMS = ("linf", "l2")
 AUTOATTACK_NAME = "AutoAttack"
 
@@ -155,7 +158,7 @@ def square_has_norm() -> bool:
 
 def build_suite(name: str, epsilon: float, norm: str = "linf",
                 num_classes: int | None = None) -> Suite:
-    """The suite `name` ("standard" or "quick") at budget `epsilon` in the `norm` ball.
+    """The suite `name` ("standard", "quick" or "rand") at budget `epsilon` in the `norm` ball.
 
     The white-box attacks are FGSM, PGD with CE and with CW loss (7, 20 and,
     in "standard", 100 steps) and PGD-20 CE with restarts (5 in "standard",
@@ -165,7 +168,9 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
     random starts.
 
     Args:
-        name: "standard" or "quick".
+        name: "standard", "quick" or "rand" (for randomised defences: the
+            standard white-box attacks, and AutoAttack's rand version as the
+            cascade: APGD-CE and APGD-DLR, 1 restart, EOT over 20 passes).
         epsilon: the budget on the [0, 1] scale (not checked here;
             `robustness_report` checks it). PGD steps are `epsilon / 4`.
         norm: "linf" or "l2".
@@ -190,7 +195,8 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
     """
     check_choice(name, SUITES, "attack suite")
     check_choice(norm, NORMS, "norm")
-    standard = name == "standard"
+    rand = name == "rand"
+    standard = name in ("standard", "rand")
     l2 = "L2 " if norm == "l2" else ""
     fgsm = AttackSpec(
         "fgsm", f"{l2}FGSM", _attack("fgsm", epsilon=epsilon, norm=norm), "single_step", "ce", 1,
@@ -229,7 +235,18 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
             "fab", "margin", apgd_steps * targets,
         ))
     square_note = ""
-    if norm == "linf" or square_has_norm():
+    if rand:
+        # fra31/auto-attack version="rand": apgd-ce and apgd-dlr, n_restarts=1, eot_iter=20.
+        cascade = [
+            AttackSpec(
+                f"apgd_{loss}", f"{l2}APGD-{loss.upper()} ({apgd_steps}, EOT {RAND_EOT_ITER})",
+                _attack("apgd", epsilon=epsilon, steps=apgd_steps, loss=loss, restarts=1,
+                        seed=0, norm=norm, rule="reference", eot_iter=RAND_EOT_ITER),
+                "apgd", loss, apgd_steps,
+            )
+            for loss in ("ce", "dlr")
+        ]
+    elif norm == "linf" or square_has_norm():
         extra = {"norm": norm} if norm == "l2" else {}
         cascade.append(AttackSpec(
             "square", f"{l2}Square ({queries} queries)",
@@ -240,7 +257,7 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
         square_note = "; no Square (keras_robust.attacks.square has no L2 version yet)"
     budget = f"{epsilon * 255:.1f}/255" if norm == "linf" else f"{epsilon:g}"
     settings = (
-        f"{AUTOATTACK_NAME} ({'standard version' if standard else 'quick: cheaper than the standard version'}, "
+        f"{AUTOATTACK_NAME} ({'rand version' if rand else 'standard version' if standard else 'quick: cheaper than the standard version'}, "
         f"{'L-inf' if norm == 'linf' else 'L2'}, eps {budget}): "
         + ", then ".join(spec.name for spec in cascade)
         + ", each on the images still robust after the previous ones" + square_note
