@@ -62,8 +62,9 @@ class AttackSpec:
         restarts: random restarts (`config.restarts`; 1 without a config).
 
     The masking checks (`keras_robust.evaluate.run_checks`) read family,
-    loss, steps and restarts from here. The suites' specs come from `build_suite` (and `pgd_spec`); `run`
-    returns float32 adversarial images in [0, 1] shaped like `x`.
+    loss, steps and restarts from here. The suites' specs come from
+    `build_suite` (and `pgd_spec`); `run` returns float32 adversarial images
+    in [0, 1] shaped like `x`.
 
     Example:
 
@@ -256,8 +257,10 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
     else:
         square_note = "; no Square (keras_robust.attacks.square has no L2 version yet)"
     budget = f"{epsilon * 255:.1f}/255" if norm == "linf" else f"{epsilon:g}"
+    version = ("rand version" if rand else "standard version" if standard
+               else "quick: cheaper than the standard version")
     settings = (
-        f"{AUTOATTACK_NAME} ({'rand version' if rand else 'standard version' if standard else 'quick: cheaper than the standard version'}, "
+        f"{AUTOATTACK_NAME} ({version}, "
         f"{'L-inf' if norm == 'linf' else 'L2'}, eps {budget}): "
         + ", then ".join(spec.name for spec in cascade)
         + ", each on the images still robust after the previous ones" + square_note
