@@ -16,7 +16,7 @@ step 2/255, random start, CE) is run by
                   its steps a graph while-loop;
 - "bare_unrolled": the same loop unrolled into a straight graph (on CPU a
                   while-loop trace runs ~35% slower in a good part of its traces,
-                  see `keras_robust.attacks._common.UNROLLED_STEPS`);
+                  see `keras_robust.attacks.common.UNROLLED_STEPS`);
 - "art":          the Adversarial Robustness Toolbox's `ProjectedGradientDescent`
                   on a `TensorFlowV2Classifier`;
 - "cleverhans":   cleverhans 4's `projected_gradient_descent`, wrapped in
@@ -170,13 +170,12 @@ def make_bare_loop(model, eps, step, steps, jit_compile=False, unroll=False):
 def fresh_library_traces() -> None:
     """Drops the library's compiled attacks, so that the next call traces anew.
 
-    The library keeps one `tf.function` per (model, attack): with the model
-    for Keras models, in the attack's module for the rest.
+    The library keeps one `tf.function` per (model, attack, settings); see
+    `keras_robust.attacks.engine.compiled_attack`.
     """
-    # The modules by name: the package's own `pgd` and `apgd` are the functions.
-    sys.modules["keras_robust.attacks._common"]._COMPILED_PER_MODEL.clear()
-    sys.modules["keras_robust.attacks.pgd"]._COMPILED.clear()
-    sys.modules["keras_robust.attacks.apgd"]._COMPILED.clear()
+    from keras_robust.attacks.engine import clear_compiled
+
+    clear_compiled()
 
 
 def make_methods(model, x, y):
@@ -307,7 +306,7 @@ def engine_overhead(repeats: int = 60) -> dict:
 
     On a linear model (3072 -> 10 logits, batch 128, 10 steps) the model costs
     little, so the attack's own ops show. Each variant is the bare loop with
-    one ingredient of `_engine.iterative_attack` added ("clip bounds hoisted"
+    one ingredient of `engine.run_attack` added ("clip bounds hoisted"
     instead takes one away: the ball-and-box clip against bounds computed
     once, as the bench's main bare loop does); "engine" is the
     engine itself in a `tf.function`, "public pgd()" adds the argument checks
@@ -318,8 +317,9 @@ def engine_overhead(repeats: int = 60) -> dict:
     import tensorflow as tf
 
     import keras_robust as kr
-    from keras_robust.attacks._common import as_logits_fn, normalize, per_sample, project
-    from keras_robust.attacks._engine import iterative_attack
+    from keras_robust.attacks import AttackConfig
+    from keras_robust.attacks.common import as_logits_fn, normalize, per_sample, project
+    from keras_robust.attacks.engine import run_attack
     from keras_robust.attacks.objectives import objective
 
     rng = np.random.default_rng(0)
@@ -366,8 +366,8 @@ def engine_overhead(repeats: int = 60) -> dict:
 
     @tf.function
     def engine(x, y, seed):
-        return iterative_attack(as_logits_fn(model), x, y, epsilon=eps, step_size=step,
-                                steps=steps, seed=seed).x_adv
+        config = AttackConfig(epsilon=eps, step_size=step, steps=steps)
+        return run_attack(as_logits_fn(model), x, y, config, seed=seed).x_adv
 
     calls = {
         "bare loop": variant(),
@@ -375,7 +375,7 @@ def engine_overhead(repeats: int = 60) -> dict:
         "+ parallel_iterations=1": variant(parallel_iterations=1),
         "+ per-sample eps and project()": variant(project_op=True),
         "+ objectives.objective('ce')": variant(library_objective=True),
-        "engine (iterative_attack)": lambda: engine(x, y, seed),
+        "engine (run_attack)": lambda: engine(x, y, seed),
         "public pgd()": lambda: kr.attacks.pgd(model, x, y, eps, step, steps, seed=1),
     }
     for call in calls.values():
@@ -403,7 +403,7 @@ def unrolling_effect(model, x, y, rounds: int) -> dict:
     import numpy as np
 
     import keras_robust as kr
-    from keras_robust.attacks import _common
+    from keras_robust.attacks import common as _common
 
     bs = FLAGS.batch_size
     batches = [(x[i:i + bs], y[i:i + bs]) for i in range(0, len(x), bs)]

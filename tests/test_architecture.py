@@ -39,7 +39,8 @@ OUTSIDE = ("examples", "bench", "tests")
 
 # Ground-floor modules: any module may import them, they import nothing of the package
 # but `keras_robust._validation`.
-GROUND_FLOOR = ("keras_robust._io", "keras_robust._labels", "keras_robust._random")
+GROUND_FLOOR = ("keras_robust._io", "keras_robust._labels", "keras_robust._random", "keras_robust._startup",
+                "keras_robust.progress")
 
 # One package per paper; the rest of the library is shared and imports none of them,
 # except the public faces that re-export the papers' names.
@@ -50,31 +51,12 @@ FACES = ("keras_robust", "keras_robust.defenses", "keras_robust.layers", "keras_
 
 # (importer, private module or name) pairs allowed for now.
 ALLOWED = {
-    # removed by the config branch
-    ("keras_robust.afs.pipeline", "keras_robust.attacks._common"),
-    ("keras_robust.afs.pipeline", "keras_robust.attacks._engine"),
-    ("keras_robust.datacentric.perturb", "keras_robust.attacks._common"),
-    ("keras_robust.datacentric.perturb", "keras_robust.attacks._engine"),
-    ("keras_robust.mtlat.model", "keras_robust.attacks._common"),
-    ("keras_robust.mtlat.model", "keras_robust.attacks._engine"),
-    ("keras_robust.defenses.pgd_at", "keras_robust.attacks._common"),
-    ("keras_robust.defenses.pgd_at", "keras_robust.attacks._engine"),
-    ("keras_robust.evaluate.metrics", "keras_robust.attacks._common"),
-    ("bench/attacks.py", "keras_robust.attacks._common"),
-    ("bench/attacks.py", "keras_robust.attacks._engine"),
     # Tests of a private module or name itself.
     ("tests/test_keras_compat.py", "keras_robust._keras_compat"),
     ("tests/test_corruptions.py", "keras_robust.corruptions._imgaug"),
     ("tests/test_fab.py", "keras_robust.attacks.fab._project"),
     ("tests/test_report.py", "keras_robust.evaluate.report._Progress"),
     ("tests/test_report.py", "keras_robust.evaluate.report._Runner"),
-    # Tests of the attack helpers (made public by the config branch).
-    ("tests/test_attacks_advanced.py", "keras_robust.attacks._common"),
-    ("tests/test_attacks_core.py", "keras_robust.attacks._common"),
-    ("tests/test_attacks_early_stop.py", "keras_robust.attacks._common"),
-    ("tests/test_attacks_early_stop.py", "keras_robust.attacks._engine"),
-    ("tests/test_datacentric_reference.py", "keras_robust.attacks._common"),
-    ("tests/test_square_l2.py", "keras_robust.attacks._common"),
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from keras_robust.attacks._common import as_logits_fn
+from keras_robust.attacks.common import as_logits_fn
 from keras_robust.attacks.apgd import apgd_run, apgd_start, checkpoints
 from keras_robust.attacks.cw import cw_margin
 from keras_robust.attacks.square import p_schedule, square_attack, square_side

@@ -96,9 +96,9 @@ def _reference_pgd(model, x, y, eps, step, steps, decay=None, norm="linf"):
 def test_pgd_runs_exactly_its_steps_across_the_unrolled_chunks(model_and_data, steps):
     # The engine unrolls UNROLLED_STEPS steps per loop iteration and the rest
     # after the loop; every count must match the plain loop, momentum carried.
-    from keras_robust.attacks import _common
+    from keras_robust.attacks import common
 
-    assert _common.UNROLLED_STEPS == 10  # the step counts above straddle it
+    assert common.UNROLLED_STEPS == 10  # the step counts above straddle it
     model, x, y = model_and_data
     eps, step = 0.3, 0.01  # the ball never binds for the first ~30 steps: each step shows
     x_adv = kr.attacks.pgd(model, x, y, eps, step, steps, random_start=False)
@@ -117,7 +117,7 @@ def test_pgd_runs_exactly_its_steps_across_the_unrolled_chunks(model_and_data, s
 def test_unrolling_changes_no_result(monkeypatch):
     # One iteration per while-loop pass (the plain loop) and ten unrolled give
     # the same seeded PGD, MI-FGSM, APGD (whose body reads its iteration) and CW-L2.
-    from keras_robust.attacks import _common
+    from keras_robust.attacks import common
 
     rng = np.random.default_rng(2)
     x = rng.random((6, 8, 8, 1), dtype=np.float32)
@@ -133,7 +133,7 @@ def test_unrolling_changes_no_result(monkeypatch):
         ]
 
     unrolled = attacks()
-    monkeypatch.setattr(_common, "UNROLLED_STEPS", 1)
+    monkeypatch.setattr(common, "UNROLLED_STEPS", 1)
     for a, b in zip(unrolled, attacks()):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

@@ -6,6 +6,8 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
+from keras_robust.attacks.common import as_logits_fn
+from keras_robust.attacks.engine import early_stop_attack
 from tests.helpers import assert_in_ball, mlp
 
 EPS = 8 / 255
@@ -108,9 +110,9 @@ def test_early_stop_refuses_what_it_cannot_do(model_and_data):
     model, x, y = model_and_data
     with pytest.raises(ValueError, match="XLA"):
         kr.attacks.pgd(model, x, y, EPS, EPS / 4, 2, early_stop=True, jit_compile=True)
-    from keras_robust.attacks._common import as_logits_fn
-    from keras_robust.attacks._engine import iterative_attack
-
     with pytest.raises(ValueError, match="input diversity"):
-        iterative_attack(as_logits_fn(model), tf.constant(x), y, epsilon=EPS, step_size=EPS / 4,
-                         steps=2, input_diversity=0.5, early_stop=True)
+        kr.attacks.AttackConfig(epsilon=EPS, step_size=EPS / 4, steps=2, input_diversity=0.5,
+                                early_stop=True)
+    config = kr.attacks.AttackConfig(epsilon=EPS, steps=2, input_diversity=0.5)
+    with pytest.raises(ValueError, match="input diversity"):
+        early_stop_attack(as_logits_fn(model), tf.constant(x), y, config)

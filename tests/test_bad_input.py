@@ -179,7 +179,7 @@ ATTACKS = {
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_attacks_refuse_images_the_model_does_not_take_even_after_retracing(attack):
     # Before: PGD returned (4, 6, 6, 3) "adversarial" images. Every attack is checked at the
-    # same entry (run_compiled), so the retracing warm-up runs for the cheap ones only.
+    # same entry (engine.compiled_attack), so the retracing warm-up runs for the cheap ones only.
     model, rng = _pooling_model(), np.random.default_rng(0)
     for batch in (2, 3) if attack in ("pgd", "fgsm") else ():
         # retracing at other batch sizes loosens the traced shape

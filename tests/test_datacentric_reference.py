@@ -28,7 +28,7 @@ from scipy import ndimage, stats
 
 import keras
 from keras_robust import datacentric as dc
-from keras_robust.attacks._common import Ensemble, as_logits_fn
+from keras_robust.attacks.common import Ensemble, as_logits_fn
 from keras_robust.datacentric.perturb import perturbation_graph
 
 SHAPE = (12, 12, 3)

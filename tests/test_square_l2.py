@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from keras_robust.attacks._common import as_logits_fn
+from keras_robust.attacks.common import as_logits_fn
 from keras_robust.attacks.square import pseudo_gaussian_window, square_attack
 from tests.helpers import assert_in_ball, linear_model
 

@@ -32,9 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_epsilon, check_images, check_positive_int
-from keras_robust.attacks._common import as_logits_fn
-from keras_robust.attacks._engine import iterative_attack
 from keras_robust.afs.model import AFSModel, build_stack, feature_extractor
+from keras_robust.attacks.common import as_logits_fn
+from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.engine import run_attack
 from keras_robust.defenses.base import RobustModel
 from keras_robust.defenses.pgd_at import PGDATModel
 
@@ -164,9 +165,10 @@ def _delta_z_batch(model, x, epsilon, steps, step_size, seed):
         del y, target
         return tf.sqrt(tf.reduce_sum(tf.square(logits - clean), axis=-1) + 1e-12)
 
-    x_adv = iterative_attack(
-        logits_fn, x, tf.zeros(tf.shape(x)[:1], tf.int32), epsilon=epsilon, step_size=step_size,
-        steps=steps, loss=logit_change, random_start=True, seed=seed,
+    config = AttackConfig(epsilon=None, steps=steps, loss=logit_change, random_start=True)
+    x_adv = run_attack(
+        logits_fn, x, tf.zeros(tf.shape(x)[:1], tf.int32), config, epsilon=epsilon,
+        step_size=step_size, seed=seed,
     ).x_adv
     return tf.norm(logits_fn(x_adv) - clean, axis=-1)
 

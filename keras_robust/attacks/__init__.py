@@ -10,9 +10,16 @@ Example:
 ```python
 import keras_robust as kr
 x_adv = kr.attacks.pgd(model, x, y, epsilon=8 / 255, step_size=2 / 255, steps=10)
+config = kr.attacks.AttackConfig(epsilon=8 / 255, step_size=2 / 255, steps=10, restarts=5)
+x_adv = kr.attacks.pgd(model, x, y, None, config=config)   # the same settings as one value
 ```
+
+`AttackConfig` holds the settings of the iterative attacks (PGD, FGSM, MI-FGSM,
+eq. 6); `keras_robust.attacks.engine` runs them (`run_attack`, `with_restarts`)
+and compiles every attack once per model and settings (`compiled_attack`).
 """
-from keras_robust.attacks._common import Ensemble
+from keras_robust.attacks.common import Ensemble
+from keras_robust.attacks.config import AttackConfig
 from keras_robust.attacks.apgd import apgd, apgd_targeted
 from keras_robust.attacks.cw import cw_l2
 from keras_robust.attacks.fab import fab
@@ -24,6 +31,7 @@ from keras_robust.attacks.targets import TARGET_MODES
 from keras_robust.attacks.transfer import TRANSFER_ATTACKS, transfer_attack
 
 __all__ = [
-    "Ensemble", "OBJECTIVES", "TARGET_MODES", "TRANSFER_ATTACKS", "apgd", "apgd_targeted", "cw_l2",
+    "AttackConfig", "Ensemble", "OBJECTIVES", "TARGET_MODES", "TRANSFER_ATTACKS", "apgd",
+    "apgd_targeted", "cw_l2",
     "fab", "fgsm", "mi_fgsm", "objective", "pgd", "square", "transfer_attack",
 ]

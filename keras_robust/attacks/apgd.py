@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_fraction, check_positive_int
-from keras_robust.attacks._common import (
+from keras_robust.attacks.common import (
     LogitsFn,
     as_logits_fn,
     as_seed,
@@ -67,18 +67,16 @@ from keras_robust.attacks._common import (
     project,
     random_normal,
     random_uniform,
-    run_compiled,
     sparse_labels,
     unrolled_loop,
     validate_common,
 )
+from keras_robust.attacks.engine import compiled_attack
 from keras_robust.attacks.objectives import objective
 from keras_robust.attacks.targets import check_target, select_target
 
 APGD_LOSSES = ("ce", "dlr")
 APGD_RULES = ("reference", "paper")
-_COMPILED: dict = {}
-_COMPILED_TARGETED: dict = {}
 _BIG = 1e9
 
 
@@ -150,6 +148,7 @@ def apgd_run(
     seed: tf.Tensor | None = None,
     success: str = "target",
     rule: str = "reference",
+    eot_iter: int = 1,
 ) -> APGDResult:
     """One run of APGD from a random start (a graph function; no validation).
 
@@ -169,6 +168,10 @@ def apgd_run(
             but `y`, AutoAttack's criterion for APGD-T).
         rule: "reference" (the authors' code: `<=` and a zero before the
             first step) or "paper" (`<` and f(x^(0))); see the module docstring.
+        eot_iter: forward/backward passes whose gradients are averaged at each
+            iterate (expectation over transformation, for randomised models;
+            the objective and the success test are those of the last pass, as
+            in fra31/auto-attack). 1: one pass, the deterministic attack.
 
     Returns:
         An `APGDResult`.
@@ -184,6 +187,20 @@ def apgd_run(
     interval = tf.constant(interval, tf.float32)
 
     def evaluate(x_adv):
+        value, grad, adversarial = evaluate_once(x_adv)
+        if eot_iter == 1:
+            return value, grad, adversarial
+
+        # The other eot_iter - 1 passes, in a loop (one copy of the model in the graph).
+        def another(i, grad_sum, value, adversarial):
+            value, grad, adversarial = evaluate_once(x_adv)
+            return i + 1, grad_sum + grad, value, adversarial
+
+        _, grad_sum, value, adversarial = tf.while_loop(
+            lambda i, *_: i < eot_iter, another, (tf.constant(1), grad, value, adversarial))
+        return value, grad_sum / float(eot_iter), adversarial
+
+    def evaluate_once(x_adv):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x_adv)
             logits = logits_fn(x_adv)
@@ -339,8 +356,12 @@ def worst_case_over_runs(
     return adv
 
 
-def _apgd_impl(model, x, y, epsilon, steps, norm, loss, target, restarts, rho, seed, compact,
-               rule):
+@compiled_attack
+def _apgd_impl(model, x, y, settings, *, epsilon, seed, target=None):
+    """The compiled APGD; `settings` = (steps, norm, loss, target mode, restarts, rho,
+    compact, rule, eot_iter), target labels per call."""
+    steps, norm, loss, target_mode, restarts, rho, compact, rule, eot_iter = settings
+    target = target_mode if target is None else target
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     clean_logits = logits_fn(x)
@@ -356,6 +377,7 @@ def _apgd_impl(model, x, y, epsilon, steps, norm, loss, target, restarts, rho, s
     return worst_case_over_runs(
         logits_fn, x, y, epsilon, runs, clean_adversarial, compact,
         steps=steps, norm=norm, loss=loss, rho=rho, success="target", rule=rule,
+        eot_iter=eot_iter,
     )
 
 
@@ -374,6 +396,7 @@ def apgd(
     rule: str = "reference",
     seed: int | Any | None = None,
     jit_compile: bool = False,
+    eot_iter: int = 1,
 ) -> tf.Tensor:
     """Auto-PGD (Croce & Hein 2020): PGD with an adaptive step size and momentum.
 
@@ -412,6 +435,10 @@ def apgd(
         seed: an int (or [2] ints) for reproducible randomness.
         jit_compile: compile with XLA (every restart then attacks the whole
             batch, since XLA needs static shapes).
+        eot_iter: gradients averaged per iterate over this many
+            forward/backward passes (expectation over transformation; 20 in
+            AutoAttack's `version="rand"` for randomised defences). 1 (the
+            default) is the deterministic attack.
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -436,14 +463,21 @@ def apgd(
     check_target(target)
     rho = check_fraction(rho, "rho")
     check_choice(rule, APGD_RULES, "rule")
-    return run_compiled(
-        _apgd_impl, _COMPILED, jit_compile, model, x, y, tf.cast(epsilon, tf.float32), steps,
-        norm, loss, _target_arg(target), restarts, rho, as_seed(seed), not jit_compile, rule,
+    eot_iter = check_positive_int(eot_iter, "eot_iter")
+    target = _target_arg(target)
+    mode = target if isinstance(target, str) else None
+    return _apgd_impl(
+        model, x, y, (steps, norm, loss, mode, restarts, rho, not jit_compile, rule, eot_iter),
+        jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
+        target=None if mode is not None else target,
     )
 
 
-def _apgd_targeted_impl(model, x, y, epsilon, steps, num_targets, norm, loss, restarts, rho,
-                        seed, compact, rule):
+@compiled_attack
+def _apgd_targeted_impl(model, x, y, settings, *, epsilon, seed):
+    """The compiled targeted APGD; `settings` = (steps, num_targets, norm, loss, restarts,
+    rho, compact, rule, eot_iter)."""
+    steps, num_targets, norm, loss, restarts, rho, compact, rule, eot_iter = settings
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     clean_logits = logits_fn(x)
@@ -465,6 +499,7 @@ def _apgd_targeted_impl(model, x, y, epsilon, steps, num_targets, norm, loss, re
     return worst_case_over_runs(
         logits_fn, x, y, epsilon, runs, tf.not_equal(predicted, y), compact,
         steps=steps, norm=norm, loss=loss, rho=rho, success="misclassified", rule=rule,
+        eot_iter=eot_iter,
     )
 
 
@@ -483,6 +518,7 @@ def apgd_targeted(
     rule: str = "reference",
     seed: int | Any | None = None,
     jit_compile: bool = False,
+    eot_iter: int = 1,
 ) -> tf.Tensor:
     """APGD-T of AutoAttack: targeted APGD toward each of the k most likely other classes.
 
@@ -507,6 +543,8 @@ def apgd_targeted(
         rule: "reference" (the authors' code, default) or "paper" (see `apgd`).
         seed: an int (or [2] ints) for reproducible randomness.
         jit_compile: compile with XLA.
+        eot_iter: gradients averaged per iterate over this many
+            forward/backward passes (see `apgd`); 1 is the deterministic attack.
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -530,10 +568,11 @@ def apgd_targeted(
     check_choice(loss, APGD_LOSSES, "loss")
     rho = check_fraction(rho, "rho")
     check_choice(rule, APGD_RULES, "rule")
-    return run_compiled(
-        _apgd_targeted_impl, _COMPILED_TARGETED, jit_compile, model, x, y,
-        tf.cast(epsilon, tf.float32), steps, num_targets, norm, loss, restarts, rho,
-        as_seed(seed), not jit_compile, rule,
+    eot_iter = check_positive_int(eot_iter, "eot_iter")
+    return _apgd_targeted_impl(
+        model, x, y,
+        (steps, num_targets, norm, loss, restarts, rho, not jit_compile, rule, eot_iter),
+        jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
     )
 
 

@@ -41,15 +41,15 @@ from typing import Any
 import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_positive, check_positive_int
-from keras_robust.attacks._common import (
+from keras_robust.attacks.common import (
     as_logits_fn,
     as_seed,
     fold_seed,
-    run_compiled,
     sparse_labels,
     unrolled_loop,
     validate_common,
 )
+from keras_robust.attacks.engine import compiled_attack
 from keras_robust.attacks.targets import check_target, select_target
 
 CW_FALLBACKS = ("input", "misclassified")
@@ -66,7 +66,6 @@ CW_PRESETS: dict[str, dict[str, Any]] = {
     "carlini_wagner": dict(confidence=0.0, steps=10_000, learning_rate=1e-2,
                            initial_const=1e-3, binary_search_steps=9, fallback="input"),
 }
-_COMPILED: dict = {}
 _BIG = 1e9
 _NO_BOUND = 1e10
 _BETA1, _BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
@@ -85,8 +84,13 @@ def cw_margin(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) 
     return best_other - z_label if target is None else z_label - best_other
 
 
-def _cw_impl(model, x, y, target, confidence, steps, learning_rate, initial_const,
-             binary_search_steps, fallback, seed):
+@compiled_attack
+def _cw_impl(model, x, y, settings, *, seed, target=None):
+    """The compiled CW-L2; `settings` = (target mode, confidence, steps, learning_rate,
+    initial_const, binary_search_steps, fallback), target labels per call."""
+    target_mode, confidence, steps, learning_rate, initial_const, binary_search_steps, fallback = (
+        settings)
+    target = target_mode if target is None else target
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     targets = None
@@ -307,7 +311,9 @@ def cw_l2(
     check_target(target)
     if target is not None and not isinstance(target, str):
         target = tf.convert_to_tensor(target)
-    return run_compiled(
-        _cw_impl, _COMPILED, jit_compile, model, x, y, target, float(confidence), steps,
-        learning_rate, initial_const, binary_search_steps, fallback, as_seed(seed),
+    mode = target if isinstance(target, str) else None
+    return _cw_impl(
+        model, x, y, (mode, float(confidence), steps, learning_rate, initial_const,
+                      binary_search_steps, fallback),
+        jit_compile=jit_compile, seed=as_seed(seed), target=None if mode is not None else target,
     )

@@ -32,20 +32,19 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_fraction, check_positive, check_positive_int
-from keras_robust.attacks._common import (
+from keras_robust.attacks.common import (
     LogitsFn,
     as_logits_fn,
     as_seed,
     fold_seed,
     random_normal,
     random_uniform,
-    run_compiled,
     sparse_labels,
     unrolled_loop,
     validate_common,
 )
+from keras_robust.attacks.engine import compiled_attack
 
-_COMPILED: dict = {}
 _BIG = 1e9
 
 
@@ -251,8 +250,12 @@ _NO_GRADIENT = (
 )
 
 
-def _fab_impl(model, x, y, epsilon, norm, targeted, num_targets, steps, restarts, alpha_max, eta,
-              beta, seed, minimal, compact):
+@compiled_attack
+def _fab_impl(model, x, y, settings, *, epsilon, seed):
+    """The compiled FAB; `settings` = (norm, targeted, num_targets, steps, restarts,
+    alpha_max, eta, beta, minimal, compact)."""
+    norm, targeted, num_targets, steps, restarts, alpha_max, eta, beta, minimal, compact = (
+        settings)
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     clean_logits = logits_fn(x)
@@ -427,16 +430,18 @@ def fab(
     epsilon = tf.cast(epsilon, tf.float32)
     count = x.shape[0]
     size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
-    args = (norm, targeted, num_targets, steps, restarts, alpha_max, eta, beta, as_seed(seed),
-            bool(minimal), not jit_compile)
+    settings = (norm, targeted, num_targets, steps, restarts, alpha_max, eta, beta,
+                bool(minimal), not jit_compile)
+    seed = as_seed(seed)
     if size is None or count is None or size >= count:
-        return run_compiled(_fab_impl, _COMPILED, jit_compile, model, x, labels, epsilon, *args)
+        return _fab_impl(model, x, labels, settings, jit_compile=jit_compile, epsilon=epsilon,
+                         seed=seed)
     per_image = epsilon.shape.rank == 1
     outputs = []
     for start in range(0, int(count), size):
         part = slice(start, start + size)
-        outputs.append(run_compiled(
-            _fab_impl, _COMPILED, jit_compile, model, x[part], labels[part],
-            epsilon[part] if per_image else epsilon, *args,
+        outputs.append(_fab_impl(
+            model, x[part], labels[part], settings, jit_compile=jit_compile,
+            epsilon=epsilon[part] if per_image else epsilon, seed=seed,
         ))
     return tf.concat(outputs, axis=0)

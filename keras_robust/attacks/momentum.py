@@ -8,28 +8,11 @@ from typing import Any
 
 import tensorflow as tf
 
-from keras_robust._validation import (
-    check_choice,
-    check_fraction,
-    check_positive,
-    check_positive_int,
-)
-from keras_robust.attacks._common import as_logits_fn, as_seed, run_compiled, validate_common
-from keras_robust.attacks._engine import iterative_attack
-from keras_robust.attacks.objectives import OBJECTIVES
-from keras_robust.attacks.pgd import _as_target_arg
+from keras_robust._validation import check_fraction, check_positive
+from keras_robust.attacks.common import as_seed, validate_common
+from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.pgd import _as_target_arg, _static_number, iterative
 from keras_robust.attacks.targets import check_target
-
-_COMPILED: dict = {}
-
-
-def _mi_fgsm_impl(model, x, y, epsilon, step_size, steps, decay, norm, loss, target,
-                  input_diversity, smoothing_kernel, random_start, seed):
-    return iterative_attack(
-        as_logits_fn(model), x, y, epsilon=epsilon, step_size=step_size, steps=steps,
-        norm=norm, loss=loss, target=target, random_start=random_start, seed=seed,
-        momentum=decay, input_diversity=input_diversity, smoothing_kernel=smoothing_kernel,
-    ).x_adv
 
 
 def mi_fgsm(
@@ -94,26 +77,24 @@ def mi_fgsm(
     (TensorShape([4, 8, 8, 3]), True)
     """
     x = validate_common(x, epsilon, norm)
-    steps = check_positive_int(steps, "steps")
     decay = check_positive(decay, "decay") if decay else 0.0
-    check_choice(loss, OBJECTIVES, "loss")
     check_target(target)
     input_diversity = check_fraction(input_diversity, "input_diversity")
-    smoothing_kernel = int(smoothing_kernel)
-    if smoothing_kernel < 0 or (smoothing_kernel and smoothing_kernel % 2 == 0):
-        raise ValueError(
-            f"`smoothing_kernel` must be 0 (off) or a positive odd size, got {smoothing_kernel}."
-        )
+    config = AttackConfig(
+        norm=norm, epsilon=_static_number(epsilon, "epsilon", norm), steps=steps, loss=loss,
+        target=target if isinstance(target, str) else None, random_start=random_start,
+        momentum=float(decay), input_diversity=input_diversity,
+        smoothing_kernel=smoothing_kernel, step_size=_static_number(step_size, "step_size"),
+    )
     if jit_compile and input_diversity > 0:
         raise ValueError(
             "Input diversity draws a random image size per step (a dynamic shape), which XLA "
             "cannot compile; use jit_compile=False with input_diversity > 0."
         )
     if step_size is None:
-        step_size = tf.cast(epsilon, tf.float32) / steps
-    return run_compiled(
-        _mi_fgsm_impl, _COMPILED, jit_compile, model, x, y,
-        tf.cast(epsilon, tf.float32), tf.cast(step_size, tf.float32), steps, float(decay), norm,
-        loss, _as_target_arg(target), input_diversity, smoothing_kernel, bool(random_start),
-        as_seed(seed),
+        step_size = tf.cast(epsilon, tf.float32) / config.steps
+    return iterative(
+        model, x, y, config, jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32),
+        step_size=tf.cast(step_size, tf.float32), seed=as_seed(seed),
+        target=_as_target_arg(target),
     )

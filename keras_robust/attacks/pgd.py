@@ -3,29 +3,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
-from keras_robust._validation import check_choice, check_positive, check_positive_int
-from keras_robust.attacks._common import (
-    as_logits_fn,
-    as_seed,
-    run_compiled,
-    validate_common,
-)
-from keras_robust.attacks._engine import with_restarts
-from keras_robust.attacks.objectives import OBJECTIVES
+from keras_robust._validation import check_epsilon, check_positive
+
+from keras_robust.attacks.common import as_logits_fn, as_seed, validate_common
+from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.engine import compiled_attack, with_restarts
 from keras_robust.attacks.targets import check_target
 
-_COMPILED: dict = {}
 
-
-def _pgd_impl(model, x, y, epsilon, step_size, steps, norm, target, loss, random_start,
-              restarts, seed, early_stop):
-    return with_restarts(
-        as_logits_fn(model), x, y, restarts=restarts, loss=loss, seed=seed,
-        epsilon=epsilon, step_size=step_size, steps=steps, norm=norm, target=target,
-        random_start=random_start, early_stop=early_stop,
-    )
+@compiled_attack
+def iterative(model, x, y, config: AttackConfig, *, epsilon, step_size, seed, target=None):
+    """The compiled PGD / FGSM / MI-FGSM: `with_restarts` on the model's logits."""
+    return with_restarts(as_logits_fn(model), x, y, config, seed=seed, epsilon=epsilon,
+                         step_size=step_size, target=target)
 
 
 def pgd(
@@ -44,6 +37,7 @@ def pgd(
     seed: int | Any | None = None,
     early_stop: bool = False,
     jit_compile: bool = False,
+    config: AttackConfig | None = None,
 ) -> tf.Tensor:
     """Projected gradient descent inside an L-inf or L2 ball.
 
@@ -77,6 +71,9 @@ def pgd(
             instead of climbing the loss.
         jit_compile: compile the attack with XLA (not with `early_stop`, whose
             batches shrink as samples fall).
+        config: an `AttackConfig` to run instead of the keywords above
+            (`epsilon`, `step_size` and `target` labels given here still
+            apply when the config has none); momentum, DI and TI included.
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -98,26 +95,43 @@ def pgd(
     >>> l2 = np.sqrt(np.square(x_l2 - x).reshape(4, -1).sum(axis=1))
     >>> bool(np.abs(x_cw - x).max() <= 8 / 255 + 1e-6), bool(np.all(l2 <= 0.5 + 1e-5))
     (True, True)
+    >>> config = keras_robust.attacks.AttackConfig(epsilon=8 / 255, steps=2, loss="cw")
+    >>> pgd(model, x, y, None, config=config, seed=0).shape
+    TensorShape([4, 8, 8, 3])
     """
-    x = validate_common(x, epsilon, norm)
-    steps = check_positive_int(steps, "steps")
-    restarts = check_positive_int(restarts, "restarts")
-    check_choice(loss, OBJECTIVES, "loss")
     check_target(target)
-    if early_stop and jit_compile:
+    if config is None:
+        config = AttackConfig(
+            norm=norm, epsilon=_static_number(epsilon, "epsilon", norm), steps=steps,
+            loss=loss, target=target if isinstance(target, str) else None,
+            random_start=random_start, restarts=restarts, early_stop=early_stop,
+            step_size=_static_number(step_size, "step_size"),
+        )
+    elif not isinstance(config, AttackConfig):
+        raise TypeError(f"`config` must be an AttackConfig, got {type(config).__name__}.")
+    if epsilon is None:
+        epsilon = config.epsilon
+    if step_size is None:
+        step_size = config.step_size
+    if epsilon is None:
+        raise ValueError("No budget: pass `epsilon` or a `config` with one.")
+    x = validate_common(x, epsilon, config.norm)
+    if config.early_stop and jit_compile:
         raise ValueError(
             "early_stop=True shrinks the batch as samples are fooled (dynamic shapes), which "
             "XLA cannot compile; pass jit_compile=False."
         )
+    if jit_compile and config.input_diversity > 0:
+        raise ValueError(
+            "Input diversity draws a random image size per step (a dynamic shape), which XLA "
+            "cannot compile; use jit_compile=False with input_diversity > 0."
+        )
     if step_size is None:
-        step_size = 2.5 * tf.cast(epsilon, tf.float32) / steps
-    elif isinstance(step_size, (int, float)):
-        check_positive(step_size, "step_size")
-    return run_compiled(
-        _pgd_impl, _COMPILED, jit_compile, model, x, y,
-        tf.cast(epsilon, tf.float32), tf.cast(step_size, tf.float32), steps, norm,
-        _as_target_arg(target), loss, bool(random_start), restarts, as_seed(seed),
-        bool(early_stop),
+        step_size = 2.5 * tf.cast(epsilon, tf.float32) / config.steps
+    return iterative(
+        model, x, y, config, jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32),
+        step_size=tf.cast(step_size, tf.float32), seed=as_seed(seed),
+        target=_as_target_arg(target),
     )
 
 
@@ -178,6 +192,22 @@ def fgsm(
 
 
 def _as_target_arg(target: Any) -> Any:
+    """Target labels as a tensor; None for no target or a mode (which the config holds)."""
     if target is None or isinstance(target, str):
-        return target
+        return None
     return tf.convert_to_tensor(target)
+
+
+def _static_number(value: Any, name: str, norm: str | None = None) -> float | None:
+    """A Python number for the config, or None for a per-sample array or tensor (passed per call).
+
+    Numbers are checked here, arrays where they enter the attack.
+    """
+    if value is None or isinstance(value, bool) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        return None
+    if name == "step_size":
+        check_positive(value, name)
+    else:
+        check_epsilon(value, name, maximum=1.0 if norm == "linf" else None)
+    return float(value)

@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_fraction, check_positive_int
-from keras_robust.attacks._common import (
+from keras_robust.attacks.common import (
     NORMS,
     LogitsFn,
     as_logits_fn,
@@ -66,14 +66,13 @@ from keras_robust.attacks._common import (
     normalize,
     per_sample,
     random_uniform,
-    run_compiled,
     sparse_labels,
     validate_common,
 )
+from keras_robust.attacks.engine import compiled_attack
 from keras_robust.attacks.targets import check_target, select_target
 
 SQUARE_LOSSES = ("margin", "ce")
-_COMPILED: dict = {}
 _BIG = 1e9
 # Iterations (of 10,000) after which p halves.
 _P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -410,7 +409,12 @@ def square_attack(
     return SquareResult(tf.stop_gradient(x_best), margin, best_loss, initial_loss, used)
 
 
-def _square_impl(model, x, y, epsilon, queries, p_init, loss, target, seed, compact, norm):
+@compiled_attack
+def _square_impl(model, x, y, settings, *, epsilon, seed, target=None):
+    """The compiled Square attack; `settings` = (queries, p_init, loss, target mode,
+    compact, norm), target labels per call."""
+    queries, p_init, loss, target_mode, compact, norm = settings
+    target = target_mode if target is None else target
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     targets = None
@@ -509,7 +513,9 @@ def square(
         )
     if target is not None and not isinstance(target, str):
         target = tf.convert_to_tensor(target)
-    return run_compiled(
-        _square_impl, _COMPILED, jit_compile, model, x, y, tf.cast(epsilon, tf.float32), queries,
-        p_init, loss, target, as_seed(seed), not jit_compile, norm,
+    mode = target if isinstance(target, str) else None
+    return _square_impl(
+        model, x, y, (queries, p_init, loss, mode, not jit_compile, norm),
+        jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
+        target=None if mode is not None else target,
     )

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_choice
-from keras_robust.attacks._common import random_uniform, sparse_labels
+from keras_robust.attacks.common import random_uniform, sparse_labels
 
 TARGET_MODES = ("mc", "ll", "random")
 _BIG = 1e9

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_images, check_positive_int
-from keras_robust.attacks._common import as_logits_fn, check_batch, sparse_labels
+from keras_robust.attacks.common import as_logits_fn, check_batch, sparse_labels
 
 Attack = Callable[..., Any]
 

@@ -1,7 +1,7 @@
 """The adversarial part: transferable perturbations by eq. 6 of the paper.
 
 For each image x, two perturbations are computed independently from x with
-the library's attack engine (`keras_robust.attacks._engine.iterative_attack`)
+the library's attack engine (`keras_robust.attacks.engine.run_attack`)
 on the ensemble-mean logits of the surrogates (eq. 5): an L-inf one (eps
 8/255, step 2/255) and an L2 one (eps 1.0, step 0.025), each with
 
@@ -68,9 +68,18 @@ from keras_robust._validation import (
     check_positive,
     check_positive_int,
 )
-from keras_robust.attacks._common import Ensemble, as_logits_fn
-from keras_robust.attacks._engine import iterative_attack
+from keras_robust.attacks.common import Ensemble, as_logits_fn
+from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.engine import run_attack
 from keras_robust.attacks.objectives import OBJECTIVES
+
+# The two attacks of eq. 6 with the paper's settings (Zhao et al.'s DI/TI/MI): the
+# defaults of `AttackSettings`, of `enhance` and of the scoring functions.
+LINF_ATTACK = AttackConfig(
+    norm="linf", epsilon=8 / 255, step_size=2 / 255, steps=300, loss="logit",
+    random_start=False, momentum=1.0, input_diversity=0.7, smoothing_kernel=5,
+)
+L2_ATTACK = LINF_ATTACK.replace(norm="l2", epsilon=1.0, step_size=0.025)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,16 +111,16 @@ class AttackSettings:
     'eq6 linf 8/255 step 2/255 + l2 1 step 0.025, 50 it, mu 1, DI p 0.7, TI 0, loss ce'
     """
 
-    iterations: int = 300
-    linf_epsilon: float = 8 / 255
-    linf_step: float = 2 / 255
-    l2_epsilon: float = 1.0
-    l2_step: float = 0.025
-    decay: float = 1.0
-    diversity_prob: float = 0.7
-    smoothing_kernel: int = 5
-    random_start: bool = False
-    loss: str = "logit"
+    iterations: int = LINF_ATTACK.steps
+    linf_epsilon: float = LINF_ATTACK.epsilon
+    linf_step: float = LINF_ATTACK.step_size
+    l2_epsilon: float = L2_ATTACK.epsilon
+    l2_step: float = L2_ATTACK.step_size
+    decay: float = LINF_ATTACK.momentum
+    diversity_prob: float = LINF_ATTACK.input_diversity
+    smoothing_kernel: int = LINF_ATTACK.smoothing_kernel
+    random_start: bool = LINF_ATTACK.random_start
+    loss: str = LINF_ATTACK.loss
 
     def __post_init__(self):
         check_positive_int(self.iterations, "iterations")
@@ -136,6 +145,45 @@ class AttackSettings:
             raise ValueError(
                 f"`smoothing_kernel` must be 0 (off) or a positive odd size, got {kernel!r}."
             )
+
+    def attack(self, norm: str) -> AttackConfig | None:
+        """The `AttackConfig` of the `norm` ball ("linf" or "l2"), None when it is disabled.
+
+        Args:
+            norm: "linf" or "l2".
+
+        Returns:
+            An `AttackConfig`, or None when that ball's budget is 0.
+
+        Example:
+
+        >>> AttackSettings(iterations=3).attack("l2").epsilon
+        1.0
+        >>> AttackSettings(l2_epsilon=0).attack("l2") is None
+        True
+        """
+        check_choice(norm, ("linf", "l2"), "norm")
+        epsilon = self.linf_epsilon if norm == "linf" else self.l2_epsilon
+        if not epsilon:
+            return None
+        return AttackConfig(
+            norm=norm, epsilon=float(epsilon),
+            step_size=float(self.linf_step if norm == "linf" else self.l2_step),
+            steps=int(self.iterations), loss=self.loss, random_start=bool(self.random_start),
+            momentum=float(self.decay) if self.decay else None,
+            input_diversity=float(self.diversity_prob),
+            smoothing_kernel=int(self.smoothing_kernel),
+        )
+
+    @property
+    def linf_attack(self) -> AttackConfig | None:
+        """The L-inf attack's `AttackConfig` (None when `linf_epsilon` is 0)."""
+        return self.attack("linf")
+
+    @property
+    def l2_attack(self) -> AttackConfig | None:
+        """The L2 attack's `AttackConfig` (None when `l2_epsilon` is 0)."""
+        return self.attack("l2")
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain JSON values."""
@@ -182,19 +230,10 @@ class AttackSettings:
 
 
 def _one_ball(logits_fn, x, y, settings: AttackSettings, norm: str, seed: tf.Tensor) -> tf.Tensor:
-    epsilon = settings.linf_epsilon if norm == "linf" else settings.l2_epsilon
-    if not epsilon:
+    config = settings.attack(norm)
+    if config is None:
         return tf.zeros_like(x)
-    step = settings.linf_step if norm == "linf" else settings.l2_step
-    result = iterative_attack(
-        logits_fn, x, y, epsilon=float(epsilon), step_size=float(step),
-        steps=int(settings.iterations), norm=norm, loss=settings.loss,
-        random_start=bool(settings.random_start), seed=seed,
-        momentum=float(settings.decay) if settings.decay else None,
-        input_diversity=float(settings.diversity_prob),
-        smoothing_kernel=int(settings.smoothing_kernel),
-    )
-    return result.x_adv - x
+    return run_attack(logits_fn, x, y, config, seed=seed).x_adv - x
 
 
 def perturbation_graph(
@@ -224,7 +263,7 @@ def perturbation_graph(
 
     Example:
 
-    >>> from keras_robust.attacks._common import as_logits_fn
+    >>> from keras_robust.attacks.common import as_logits_fn
     >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                           keras.layers.Dense(10)])
     >>> x = tf.random.stateless_uniform([2, 8, 8, 3], [0, 1])

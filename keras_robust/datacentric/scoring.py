@@ -41,6 +41,10 @@ from keras_robust.datacentric.perturb import (
 
 Pair = tuple[np.ndarray, np.ndarray]
 
+# The eq. 6 attacks of the paper (`perturb.LINF_ATTACK`, `perturb.L2_ATTACK`): the
+# defaults of the keywords below.
+_PAPER = AttackSettings()
+
 
 @dataclasses.dataclass
 class TestSets:
@@ -225,16 +229,16 @@ def build_test_sets(
     surrogates: Any,
     *,
     exclude: Any = None,
-    iterations: int = 300,
-    linf_epsilon: float = 8 / 255,
-    linf_step: float = 2 / 255,
-    l2_epsilon: float = 1.0,
-    l2_step: float = 0.025,
-    decay: float = 1.0,
-    diversity_prob: float = 0.7,
-    smoothing_kernel: int = 5,
-    random_start: bool = False,
-    loss: str = "logit",
+    iterations: int = _PAPER.iterations,
+    linf_epsilon: float = _PAPER.linf_epsilon,
+    linf_step: float = _PAPER.linf_step,
+    l2_epsilon: float = _PAPER.l2_epsilon,
+    l2_step: float = _PAPER.l2_step,
+    decay: float = _PAPER.decay,
+    diversity_prob: float = _PAPER.diversity_prob,
+    smoothing_kernel: int = _PAPER.smoothing_kernel,
+    random_start: bool = _PAPER.random_start,
+    loss: str = _PAPER.loss,
     corruptions: Sequence[str] = DATACENTRIC_14,
     severities: Sequence[int] = SEVERITIES,
     seed: int = 1,

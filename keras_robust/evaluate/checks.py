@@ -36,7 +36,8 @@ and say so.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import re
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -302,7 +303,39 @@ def ce_margin_agreement(ce_accuracy: float, margin_accuracy: float,
                  {ce_name: ce_accuracy, margin_name: margin_accuracy, **_pair_values(paired)})
 
 
-def run_checks(results: dict[str, Any]) -> list[Check]:
+class _AttackInfo(NamedTuple):
+    family: str | None
+    loss: str | None
+    steps: int | None
+    restarts: int
+
+
+_LEGACY_KEY = re.compile(r"^pgd(\d+)_([a-z]+)(?:_r(\d+))?$")
+
+
+def _attack_info(key: str, entry: dict, spec: Any = None) -> _AttackInfo:
+    """Family, loss, steps and restarts of one attack of the results.
+
+    From its `AttackSpec` when the report passes the suite's specs; else
+    from the entry's "family", "loss" and "steps" (written by the report)
+    with the restarts of the suite's key ("pgd20_ce_r3"); else, for results
+    made by hand or by an old version, from the key alone ("fgsm",
+    "pgd<steps>_<loss>[_r<restarts>]").
+    """
+    if spec is not None:
+        return _AttackInfo(spec.family, spec.loss, spec.steps, spec.restarts)
+    match = _LEGACY_KEY.match(key)
+    restarts = int(match.group(3)) if match and match.group(3) else 1
+    if "family" in entry:
+        return _AttackInfo(entry["family"], entry.get("loss"), entry.get("steps"), restarts)
+    if key == "fgsm":
+        return _AttackInfo("single_step", "ce", 1, 1)
+    if match:
+        return _AttackInfo("pgd", match.group(2), int(match.group(1)), restarts)
+    return _AttackInfo(None, None, None, 1)
+
+
+def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> list[Check]:
     """Runs every check on a report's results.
 
     Args:
@@ -313,6 +346,10 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
             "steps_curve" (lists of points). Masks (`encode_mask`) pair the
             checks that compare two attacks; without them those checks use
             the unpaired rule and say so.
+        specs: the `AttackSpec`s that produced "attacks" (the report passes
+            its suite's): the checks read each attack's family, loss, steps
+            and restarts from them. Without them (a report loaded from JSON,
+            results made by hand) they come from the entries and their keys.
 
     Returns:
         The seven `Check`s, in a fixed order: iterative vs single-step,
@@ -340,22 +377,34 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     entries = results.get("attacks", {})
     attacks = {key: value["accuracy"] for key, value in entries.items()}
     names = {key: value["name"] for key, value in results.get("attacks", {}).items()}
+    by_key = {spec.key: spec for spec in specs or ()}
+    info = {key: _attack_info(key, entry, by_key.get(key)) for key, entry in entries.items()}
     checks: list[Check] = []
 
-    def best(prefix_keys):
-        present = [k for k in prefix_keys if k in attacks]
-        return min(present, key=lambda k: attacks[k]) if present else None
+    def best(keys):
+        keys = list(keys)
+        return min(keys, key=lambda k: attacks[k]) if keys else None
 
-    pgd_keys = sorted((k for k in attacks if k.startswith("pgd")), key=lambda k: attacks[k])
+    def pgd(loss=None, restarts=None):
+        """The PGD attacks (of `loss`; with `restarts`, or with any), in the results' order."""
+        return [k for k, i in info.items() if i.family == "pgd"
+                and (loss is None or i.loss == loss)
+                and (restarts is None or i.restarts == restarts)]
+
+    pgd_keys = sorted(pgd(), key=lambda k: attacks[k])
     strongest_pgd = pgd_keys[0] if pgd_keys else None
+    single_step = [k for k, i in info.items() if i.family == "single_step"]
+    fgsm = single_step[0] if single_step else None
 
     # 1. Iterative attacks are at least as strong as single-step ones.
     name = "iterative attacks beat single-step ones"
-    multi = best(["pgd20_ce", "pgd10_ce", "pgd7_ce"])
-    if "fgsm" in attacks and multi:
-        checks.append(_ordered(name, names[multi], attacks[multi], "FGSM", attacks["fgsm"],
+    by_steps = {i.steps: k for k, i in reversed(info.items())
+                if k in pgd("ce", restarts=1) and i.steps in (20, 10, 7)}
+    multi = best(by_steps[s] for s in (20, 10, 7) if s in by_steps)
+    if fgsm and multi:
+        checks.append(_ordered(name, names[multi], attacks[multi], "FGSM", attacks[fgsm],
                                TOLERANCE, "a one-step attack beats an iterative one",
-                               _paired(entries[multi], entries["fgsm"])))
+                               _paired(entries[multi], entries[fgsm])))
     else:
         checks.append(_skipped(name, "needs FGSM and an iterative PGD"))
 
@@ -389,17 +438,13 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     # 4. More steps or restarts never raise accuracy.
     name = "more steps and restarts never help the model"
     pairs = []
-    steps_ce = sorted(
-        (int(k[3:].split("_")[0]), k) for k in attacks
-        if k.startswith("pgd") and k.endswith("_ce")
-    )
+    steps_ce = sorted((info[k].steps, k) for k in pgd("ce", restarts=1))
     for (_, fewer), (_, more) in zip(steps_ce, steps_ce[1:]):
         pairs.append((more, fewer))
-    restart_keys = [k for k in attacks if "_r" in k and k.startswith("pgd")]
-    for key in restart_keys:
-        base = key.split("_r")[0]
-        if base in attacks:
-            pairs.append((key, base))
+    for key in (k for k in pgd() if info[k].restarts > 1):
+        base = [k for k in pgd(info[key].loss, restarts=1) if info[k].steps == info[key].steps]
+        if base:
+            pairs.append((key, base[0]))
     if pairs:
         failures = [(m, f) for m, f in pairs if attacks[m] > attacks[f] + TOLERANCE]
         detail = "; ".join(
@@ -417,8 +462,8 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     # targeted DLR stage is a margin loss.
     name = CE_MARGIN_CHECK
     auto = results.get("autoattack")
-    ce = best([k for k in attacks if k.startswith("pgd") and k.endswith("_ce")])
-    cw = best([k for k in attacks if k.startswith("pgd") and k.endswith("_cw")])
+    ce = best(pgd("ce", restarts=1))
+    cw = best(pgd("cw", restarts=1))
     margin = [(names[cw], attacks[cw], entries[cw])] if cw else []
     if auto:
         margin.append(("AutoAttack", auto["accuracy"], auto))
@@ -445,7 +490,7 @@ def run_checks(results: dict[str, Any]) -> list[Check]:
     # 7. A gradient-free attack does not beat the gradient-based ones.
     name = "gradient-free attack does not beat gradient attacks"
     square = (auto or {}).get("square_alone")
-    gradient = [(attacks[k], entries[k], ROBUST_MASK) for k in attacks if k != "fgsm"]
+    gradient = [(attacks[k], entries[k], ROBUST_MASK) for k in attacks if k != fgsm]
     if auto and "apgd_only" in auto:
         gradient.append((auto["apgd_only"], auto, "apgd_" + ROBUST_MASK))
     if square is not None and gradient:

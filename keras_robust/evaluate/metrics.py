@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_images, check_positive_int
-from keras_robust.attacks._common import as_logits_fn, sparse_labels
+from keras_robust.attacks.common import as_logits_fn, sparse_labels
 
 Attack = Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]
 

@@ -512,7 +512,8 @@ def robustness_report(
         results["corruptions"] = _corruptions(model, x, y, results["clean"], corruptions,
                                               severities, batch_size, baseline, progress)
     results["seconds"] = time.time() - start
-    report = RobustnessReport(results, checks_lib.run_checks(results))
+    specs = suite.attacks if attacks else None  # the checks read each attack's settings
+    report = RobustnessReport(results, checks_lib.run_checks(results, specs))
     if output_dir:
         report.save(output_dir)
         log.line(f"wrote {output_dir}/report.json, report.md and plots")

@@ -7,6 +7,7 @@ list the report runs, plus the AutoAttack cascade and the curves.
 | --- | --- | --- | --- |
 | "standard" | FGSM; PGD-7/20/100 with CE and with CW; PGD-20 CE x 5 restarts | AutoAttack's standard version: APGD-CE 100 (1 restart), APGD-T (DLR, 9 targets x 100), FAB-T (9 targets x 100), Square 5000 | eps x {1/4 ... 8}, PGD-20; steps 1 ... 100 |
 | "quick" | FGSM; PGD-7/20 with CE and with CW; PGD-20 CE x 3 restarts | cheaper than AutoAttack: APGD-CE 50, APGD-T (DLR, 3 targets x 50), Square 1000; no FAB-T | eps x {1/2, 1, 2, 4, 8}, PGD-10; steps 1, 5, 20 |
+| "rand" | as "standard" | AutoAttack's version for randomised defences: APGD-CE and APGD-DLR (untargeted), 100 steps, 1 restart, gradients averaged over 20 passes (EOT) | as "standard" |
 
 The cascade runs each attack on the images still robust after the previous
 ones (AutoAttack's order); the standard suite's settings are those of
@@ -34,8 +35,11 @@ import inspect
 from typing import Any, Callable
 
 from keras_robust._validation import check_choice
+from keras_robust.attacks.config import AttackConfig
 
-SUITES = ("standard", "quick")
+SUITES = ("standard", "quick", "rand")
+# AutoAttack's `version="rand"`: passes per gradient (expectation over transformation).
+RAND_EOT_ITER = 20
 NORMS = ("linf", "l2")
 AUTOATTACK_NAME = "AutoAttack"
 
@@ -52,15 +56,23 @@ class AttackSpec:
         loss: the objective ("ce", "cw", "dlr", "margin").
         steps: gradient steps (or queries for Square; for APGD-T, steps x
             targets).
+        config: the `AttackConfig` that `run` runs, for the attacks of the
+            iterative engine (FGSM, PGD); None for the others (APGD, FAB,
+            Square, transfer), whose settings are in `run`.
+        restarts: random restarts (`config.restarts`; 1 without a config).
 
-    The suites' specs come from `build_suite` (and `pgd_spec`); `run`
-    returns float32 adversarial images in [0, 1] shaped like `x`.
+    The masking checks (`keras_robust.evaluate.run_checks`) read family,
+    loss, steps and restarts from here. The suites' specs come from
+    `build_suite` (and `pgd_spec`); `run` returns float32 adversarial images
+    in [0, 1] shaped like `x`.
 
     Example:
 
     >>> spec = build_suite("quick", 8 / 255).attacks[1]
-    >>> spec.key, spec.name, spec.family, spec.loss, spec.steps
-    ('pgd7_ce', 'PGD-7 (CE)', 'pgd', 'ce', 7)
+    >>> spec.key, spec.name, spec.family, spec.loss, spec.steps, spec.restarts
+    ('pgd7_ce', 'PGD-7 (CE)', 'pgd', 'ce', 7, 1)
+    >>> spec.config.step_size == 2 / 255
+    True
     >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                           keras.layers.Dense(10)])
     >>> spec.run(model, tf.zeros([2, 8, 8, 3]), tf.constant([0, 1])).shape
@@ -73,6 +85,12 @@ class AttackSpec:
     family: str
     loss: str
     steps: int
+    config: AttackConfig | None = None
+
+    @property
+    def restarts(self) -> int:
+        """Random restarts of the attack (1 when it has no `AttackConfig`)."""
+        return 1 if self.config is None else self.config.restarts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,20 +130,16 @@ def _attack(function: str, **kwargs: Any) -> Callable[[Any, Any, Any], Any]:
     return run
 
 
-def _pgd(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1, seed: int = 0,
-         norm: str = "linf"):
-    return _attack("pgd", epsilon=epsilon, step_size=epsilon / 4, steps=steps, loss=loss,
-                   restarts=restarts, seed=seed, norm=norm)
-
-
 def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1,
              norm: str = "linf") -> AttackSpec:
     """A PGD attack with step eps/4 and a random start, in the L-inf or the L2 ball."""
     key = f"pgd{steps}_{loss}" + (f"_r{restarts}" if restarts > 1 else "")
     name = (f"{'L2 ' if norm == 'l2' else ''}PGD-{steps} ({loss.upper()})"
             + (f" x{restarts} restarts" if restarts > 1 else ""))
-    return AttackSpec(key, name, _pgd(epsilon, steps, loss, restarts, norm=norm), "pgd", loss,
-                      steps)
+    config = AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon / 4, steps=steps,
+                          loss=loss, restarts=restarts)
+    return AttackSpec(key, name, _attack("pgd", epsilon=None, config=config, seed=0), "pgd",
+                      loss, steps, config)
 
 
 def square_has_norm() -> bool:
@@ -145,7 +159,7 @@ def square_has_norm() -> bool:
 
 def build_suite(name: str, epsilon: float, norm: str = "linf",
                 num_classes: int | None = None) -> Suite:
-    """The suite `name` ("standard" or "quick") at budget `epsilon` in the `norm` ball.
+    """The suite `name` ("standard", "quick" or "rand") at budget `epsilon` in the `norm` ball.
 
     The white-box attacks are FGSM, PGD with CE and with CW loss (7, 20 and,
     in "standard", 100 steps) and PGD-20 CE with restarts (5 in "standard",
@@ -155,7 +169,9 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
     random starts.
 
     Args:
-        name: "standard" or "quick".
+        name: "standard", "quick" or "rand" (for randomised defences: the
+            standard white-box attacks, and AutoAttack's rand version as the
+            cascade: APGD-CE and APGD-DLR, 1 restart, EOT over 20 passes).
         epsilon: the budget on the [0, 1] scale (not checked here;
             `robustness_report` checks it). PGD steps are `epsilon / 4`.
         norm: "linf" or "l2".
@@ -180,10 +196,12 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
     """
     check_choice(name, SUITES, "attack suite")
     check_choice(norm, NORMS, "norm")
-    standard = name == "standard"
+    rand = name == "rand"
+    standard = name in ("standard", "rand")
     l2 = "L2 " if norm == "l2" else ""
     fgsm = AttackSpec(
-        "fgsm", f"{l2}FGSM", _attack("fgsm", epsilon=epsilon, norm=norm), "single_step", "ce", 1
+        "fgsm", f"{l2}FGSM", _attack("fgsm", epsilon=epsilon, norm=norm), "single_step", "ce", 1,
+        AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon, steps=1, random_start=False),
     )
     steps = (7, 20, 100) if standard else (7, 20)
     white_box = [fgsm]
@@ -218,7 +236,18 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
             "fab", "margin", apgd_steps * targets,
         ))
     square_note = ""
-    if norm == "linf" or square_has_norm():
+    if rand:
+        # fra31/auto-attack version="rand": apgd-ce and apgd-dlr, n_restarts=1, eot_iter=20.
+        cascade = [
+            AttackSpec(
+                f"apgd_{loss}", f"{l2}APGD-{loss.upper()} ({apgd_steps}, EOT {RAND_EOT_ITER})",
+                _attack("apgd", epsilon=epsilon, steps=apgd_steps, loss=loss, restarts=1,
+                        seed=0, norm=norm, rule="reference", eot_iter=RAND_EOT_ITER),
+                "apgd", loss, apgd_steps,
+            )
+            for loss in ("ce", "dlr")
+        ]
+    elif norm == "linf" or square_has_norm():
         extra = {"norm": norm} if norm == "l2" else {}
         cascade.append(AttackSpec(
             "square", f"{l2}Square ({queries} queries)",
@@ -228,8 +257,10 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
     else:
         square_note = "; no Square (keras_robust.attacks.square has no L2 version yet)"
     budget = f"{epsilon * 255:.1f}/255" if norm == "linf" else f"{epsilon:g}"
+    version = ("rand version" if rand else "standard version" if standard
+               else "quick: cheaper than the standard version")
     settings = (
-        f"{AUTOATTACK_NAME} ({'standard version' if standard else 'quick: cheaper than the standard version'}, "
+        f"{AUTOATTACK_NAME} ({version}, "
         f"{'L-inf' if norm == 'linf' else 'L2'}, eps {budget}): "
         + ", then ".join(spec.name for spec in cascade)
         + ", each on the images still robust after the previous ones" + square_note

@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_epsilon
-from keras_robust.attacks._common import as_seed
-from keras_robust.attacks._engine import iterative_attack
+from keras_robust.attacks.common import as_seed
+from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.engine import run_attack
 from keras_robust.defenses.base import RobustModel, TrainingBatch
 from keras_robust.mtlat.layers import check_alpha, sample_uniform, tlat_labels
 from keras_robust.mtlat.layers import mixup as mix_batch
@@ -29,6 +30,10 @@ from keras_robust.mtlat.layers import mixup as mix_batch
 # minibatches that contain both clean samples and adversarial examples") and the
 # same FGSM budgets eps ~ U[0, epsilon_max] (Sec. 5: "the same hyperparameters for
 # all trainings").
+# The adversary of every variant: one FGSM step of size eps (eps drawn per sample,
+# passed per call), from x, on the cross-entropy (towards a target for TLAT).
+_FGSM = AttackConfig(norm="linf", epsilon=None, steps=1, loss="ce", random_start=False)
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "M-TLAT": dict(mixup=True, adversary="tlat"),                       # Table 1
     "IAT": dict(mixup=True, adversary="fgsm", attack_before_mixup=True),  # Table 1
@@ -315,10 +320,9 @@ class MTLATModel(RobustModel):
                 target = tf.fill([second], -1)
 
             def attack(images, labels):
-                x_adv = iterative_attack(
-                    self.attack_logits, images, labels, epsilon=eps, step_size=eps, steps=1,
-                    norm="linf", loss="ce", target=target if targeted else None,
-                    random_start=False,
+                x_adv = run_attack(
+                    self.attack_logits, images, labels, _FGSM, epsilon=eps, step_size=eps,
+                    target=target if targeted else None,
                 ).x_adv
                 if labelling == "tlat":
                     labels = tlat_labels(labels, target, eps)
