@@ -78,7 +78,7 @@ def test_outputs_are_written(tmp_path):
     for name in ("report.json", "report.md", "accuracy_vs_epsilon.png", "accuracy_vs_steps.png"):
         assert os.path.getsize(tmp_path / name) > 0
     payload = json.loads((tmp_path / "report.json").read_text())
-    assert payload["clean"] == report.clean_accuracy and len(payload["checks"]) == 7
+    assert payload["clean"] == report.clean_accuracy and len(payload["checks"]) == 8
     assert "| FGSM |" in (tmp_path / "report.md").read_text()
     loaded = kr.evaluate.RobustnessReport.load(str(tmp_path))
     assert loaded.checks == report.checks and loaded.robust_accuracy == report.robust_accuracy
@@ -126,7 +126,7 @@ def test_evaluate_example_rechecks_a_saved_report(tmp_path):
     done = run_example("evaluate", f"--recheck={tmp_path}")
     assert "FAIL cross-entropy and margin-loss attacks agree" in done.stdout
     rewritten = json.loads(path.read_text())
-    assert rewritten["passed"] is False and len(rewritten["checks"]) == 7
+    assert rewritten["passed"] is False and len(rewritten["checks"]) == 8
     assert rewritten["attacks"] == stale["attacks"]  # measurements untouched
     assert "**FAIL**" in (tmp_path / "report.md").read_text()
     both = run_example("evaluate", f"--recheck={tmp_path}", "--model=x.keras", check=False)
@@ -566,3 +566,35 @@ def test_budget_ticks_are_labelled_in_255ths(tmp_path):
     with pytest.raises(ValueError, match="one label per x"):
         kr.evaluate.plots.line_plot(str(tmp_path / "p.png"), [1, 2], [0.5, 0.4], "eps", "t",
                                     xtick_labels=["1/255"])
+
+
+class _NoisyLogits(keras.layers.Layer):
+    """Random inference: Gaussian noise on the logits at every call, training or not."""
+
+    def call(self, logits):
+        return logits + tf.random.normal(tf.shape(logits), stddev=0.5)
+
+
+def test_the_report_flags_random_inference_and_passes_it_under_the_rand_suite():
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model, n=40)
+    inputs = keras.Input(model.input_shape[1:])
+    noisy = keras.Model(inputs, _NoisyLogits()(model(inputs)), name="noisy")
+
+    def verdict(m, attacks):
+        report = kr.evaluate.robustness_report(m, (x, y), epsilon=8 / 255, attacks=attacks,
+                                               batch_size=16, progress=False)
+        check = {c.name: c for c in report.checks}[checks.RANDOM_INFERENCE_CHECK]
+        return check, report
+
+    sound, report = verdict(model, ["fgsm"])
+    assert sound.status == "PASS" and sound.values["max_difference"] == 0.0
+    assert sound.values["images"] == 16  # the first batch, passed twice
+    random, report = verdict(noisy, ["fgsm"])
+    assert random.status == "FAIL" and random.values["max_difference"] > 0.1
+    assert 'attacks="rand"' in random.detail and not report.passed
+    # Old reports (no "inference" entry) are rechecked with the check skipped.
+    old = {k: v for k, v in report.results.items() if k != "inference"}
+    assert checks.run_checks(old)[-1].status == "SKIPPED"
+    # The "rand" suite (EOT) is how a random model should be evaluated: the check passes.
+    assert checks.inference_check(random.values, "rand").status == "PASS"

@@ -11,10 +11,12 @@ print(report.summary())
 from keras_robust.evaluate.benchmark import BenchmarkResult, perturbation_benchmark
 from keras_robust.evaluate.checks import (
     CE_MARGIN_CHECK,
+    RANDOM_INFERENCE_CHECK,
     Check,
     ce_margin_agreement,
     decode_mask,
     encode_mask,
+    inference_check,
     run_checks,
 )
 from keras_robust.evaluate.metrics import accuracy, predict_logits, robust_accuracy
@@ -23,8 +25,8 @@ from keras_robust.evaluate.stats import mcnemar_p_value, wilson_interval
 from keras_robust.evaluate.suites import SUITES, AttackSpec, build_suite
 
 __all__ = [
-    "AttackSpec", "BenchmarkResult", "CE_MARGIN_CHECK", "Check", "RobustnessReport", "SUITES",
-    "accuracy", "build_suite", "ce_margin_agreement", "decode_mask", "encode_mask",
+    "AttackSpec", "BenchmarkResult", "CE_MARGIN_CHECK", "Check", "RANDOM_INFERENCE_CHECK", "RobustnessReport", "SUITES",
+    "accuracy", "build_suite", "ce_margin_agreement", "decode_mask", "encode_mask", "inference_check",
     "perturbation_benchmark", "predict_logits",
     "mcnemar_p_value", "robust_accuracy", "robustness_report", "run_checks", "wilson_interval",
 ]

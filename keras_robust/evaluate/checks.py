@@ -352,11 +352,12 @@ def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> l
             results made by hand) they come from the entries and their keys.
 
     Returns:
-        The seven `Check`s, in a fixed order: iterative vs single-step,
+        The eight `Check`s, in a fixed order: iterative vs single-step,
         white-box vs transfer, accuracy ~0 at a large budget, more steps and
-        restarts, CE vs margin-loss attacks, PGD vs AutoAttack, and
-        gradient-free vs gradient attacks. A check whose inputs are missing
-        is SKIPPED.
+        restarts, CE vs margin-loss attacks, PGD vs AutoAttack,
+        gradient-free vs gradient attacks, and deterministic inference
+        (`inference_check`, from the report's "inference" entry). A check
+        whose inputs are missing is SKIPPED.
 
     Raises:
         KeyError: an attack entry lacks "accuracy" or "name".
@@ -367,7 +368,7 @@ def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> l
     ...                        "pgd20_ce": {"accuracy": 0.48, "name": "PGD-20 (CE)"}}}
     >>> checks = run_checks(results)
     >>> len(checks), checks[0].status
-    (7, 'PASS')
+    (8, 'PASS')
     >>> print(checks[0].detail)
     PGD-20 (CE) 48.0% <= FGSM 55.0% + 2 points [unpaired: no per-image masks (b, c),
     the two figures alone decide]
@@ -501,4 +502,61 @@ def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> l
                                "are masked", _paired(entry, auto, mask, "square_" + ROBUST_MASK)))
     else:
         checks.append(_skipped(name, "needs Square run alone and gradient attacks"))
+
+    checks.append(inference_check(results.get("inference"), results.get("suite")))
     return checks
+
+
+RANDOM_INFERENCE_CHECK = "inference is deterministic"
+# Two passes of a deterministic model agree to float rounding; larger differences
+# (relative to the logits' scale) mean the model draws at inference.
+INFERENCE_TOLERANCE = 1e-4
+
+
+def inference_check(inference: dict | None, suite: str | None = None) -> Check:
+    """Check 8: two forward passes of the same images give the same logits.
+
+    A model whose inference is random (dropout left on, random input
+    transforms, a noise layer) shows every gradient attack one draw of it:
+    the attacks then overstate robustness, and AutoAttack evaluates such
+    models with its "rand" version (APGD-CE and APGD-DLR, expectation over
+    transformation over 20 draws), the report's `attacks="rand"`.
+
+    Args:
+        inference: the report's "inference" entry: {"images": n,
+            "max_difference": largest |logit difference| between two passes,
+            "scale": largest |logit|}, or None when it was not measured.
+        suite: the report's suite; with "rand" a random model was evaluated
+            as it should be, and the check passes.
+
+    Returns:
+        A `Check`: PASS (the passes agree, or they differ and the "rand"
+        suite ran), FAIL (they differ under another suite), SKIPPED (not
+        measured, e.g. a report saved before this check existed).
+
+    Example:
+
+    >>> inference_check({"images": 8, "max_difference": 0.0, "scale": 3.0}).status
+    'PASS'
+    >>> check = inference_check({"images": 8, "max_difference": 0.7, "scale": 3.0}, "standard")
+    >>> check.status, "rand" in check.detail
+    ('FAIL', True)
+    >>> inference_check({"images": 8, "max_difference": 0.7, "scale": 3.0}, "rand").status
+    'PASS'
+    """
+    name = RANDOM_INFERENCE_CHECK
+    if not inference:
+        return _skipped(name, "two forward passes were not compared")
+    difference, scale = float(inference["max_difference"]), float(inference["scale"])
+    values = {"max_difference": difference, "scale": scale, "images": int(inference["images"])}
+    random = difference > INFERENCE_TOLERANCE * max(1.0, scale)
+    what = (f"two forward passes of the same {values['images']} images differ by up to "
+            f"{difference:.3g} in the logits (largest logit {scale:.3g})")
+    if not random:
+        return Check(name, "PASS", what, values)
+    if suite == "rand":
+        return Check(name, "PASS", what + ": random inference, evaluated with the \"rand\" "
+                     "suite (EOT over 20 draws)", values)
+    return Check(name, "FAIL", what + ": the model's inference is random, so each gradient "
+                 "attack saw one draw and the figures may overstate robustness; evaluate it "
+                 "with attacks=\"rand\" (AutoAttack's rand version: EOT over 20 draws)", values)

@@ -90,7 +90,7 @@ class RobustnessReport:
     WARNING: no margin-loss attack ran (add pgd20_cw or autoattack): the cross-entropy figures
     are unchecked and may overstate robustness
     >>> print(report.checks_line())
-    gradient-masking checks: passed, but only 1 of 7 checked (1 pass, 6 skipped)
+    gradient-masking checks: passed, but only 1 of 8 checked (1 pass, 7 skipped)
     >>> unchecked = RobustnessReport(results, [])
     >>> unchecked.passed, unchecked.checks_status
     (False, 'not checked')
@@ -491,6 +491,14 @@ def robustness_report(
         "epsilon_curve": [], "steps_curve": [], "corruptions": None,
     }
     log.line(f"clean accuracy {100 * results['clean']:.1f}% on {len(x)} images")
+    # Check 8: a second pass over the first batch; random inference shows as a difference.
+    probe = min(len(x), batch_size)
+    again = predict_logits(model, x[:probe], batch_size)
+    results["inference"] = {
+        "images": int(probe),
+        "max_difference": float(np.max(np.abs(again - logits[:probe]))) if probe else 0.0,
+        "scale": float(np.max(np.abs(logits[:probe]))) if probe else 0.0,
+    }
     runner = _Runner(model, x, y, correct, batch_size, log, norm)
 
     if attacks:
