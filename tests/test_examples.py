@@ -158,7 +158,7 @@ def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_pa
     assert [n for n in STARTUP_NOISE if n in summary["_stderr"]] == [], summary["_stderr"][-3000:]
     # The main job's own defaults: BAT R-MC-LA, 2 epochs, no augmentation or weight decay.
     assert summary["defense"] == "bat" and summary["epochs"] == 2
-    assert summary["defense_config"]["target"] == "mc"
+    assert summary["defense_config"]["attack"]["target"] == "mc"  # the attack config
     assert summary["defense_config"]["label"] == "adversarial"
     assert_honest_summary(summary, summary["_stdout"])
     model = _loads_and_predicts(tmp_path)
@@ -173,7 +173,7 @@ def test_bat_example_builds_the_variant_and_sets_the_batchnorm_momentum(archive,
     summary = _run("cifar10_bat", archive, tmp_path, "--backbone=small_cnn", "--epochs=1",
                    "--report=none", "--variant=R-MC-LS", "--bn_momentum=0.9", "--noaugment")
     assert summary["variant"] == "R-MC-LS"
-    assert summary["config"]["target"] == "mc" and summary["config"]["label"] == "smoothing"
+    assert summary["config"]["attack"]["target"] == "mc" and summary["config"]["label"] == "smoothing"
     model = _loads_and_predicts(tmp_path)
     layers = kr.backbones.batchnorm_layers(model.backbone)
     assert layers and all(layer.momentum == pytest.approx(0.9) for layer in layers)

@@ -63,20 +63,36 @@ def test_every_guide_has_code_that_runs():
             assert python_blocks(f.read()), f"{page} has no runnable ```python block"
 
 
+# Runs one page's blocks in order in one namespace (a fresh interpreter per page).
+_RUNNER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from tests.test_guides import python_blocks
+
+page, name = sys.argv[2], sys.argv[3]
+with open(page) as f:
+    blocks = python_blocks(f.read())
+namespace = {"__name__": "__guide__"}
+for line, code in blocks:
+    try:
+        exec(compile(code, f"docs/guides/{name}:{line}", "exec"), namespace)
+    except Exception as error:
+        sys.exit(f"docs/guides/{name}: the block at line {line} failed: "
+                 f"{type(error).__name__}: {error}")
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
-def test_guide_code_runs(page, tmp_path, monkeypatch):
-    with open(os.path.join(GUIDES, page)) as f:
-        blocks = python_blocks(f.read())
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "__guide__"}
-    for line, code in blocks:
-        try:
-            exec(compile(code, f"docs/guides/{page}:{line}", "exec"), namespace)
-        except Exception as error:
-            raise AssertionError(
-                f"docs/guides/{page}: the block at line {line} failed: {type(error).__name__}: {error}"
-            ) from error
+def test_guide_code_runs(page, tmp_path):
+    # Each page runs in its own interpreter, as in a reader's fresh session: a page
+    # creates strategies and models freely, and a second MirroredStrategy in the
+    # test process would break the later tests' collective ops.
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", _RUNNER, ROOT, os.path.join(GUIDES, page), page],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+                          env=environment)
+    assert done.returncode == 0, f"{done.stderr[-4000:]}"
 
 
 def test_griffe_extension_fences_doctest_runs():

@@ -241,10 +241,10 @@ def test_a_report_that_checked_nothing_does_not_claim_a_pass(tmp_path):
     x, y = _data(model, n=1)
     report = kr.evaluate.robustness_report(model, (x, y), attacks=["fgsm"], progress=False,
                                            output_dir=str(tmp_path))
-    assert [c.status for c in report.checks] == ["SKIPPED"] * 7
+    assert [c.status for c in report.checks] == ["SKIPPED"] * 8  # check 8 included
     assert not any(c.passed for c in report.checks)
     assert report.passed is False and report.checks_status == "not checked"
-    assert "gradient-masking checks: not checked (all 7 skipped" in report.summary()
+    assert "gradient-masking checks: not checked (all 8 skipped" in report.summary()
     assert "passed" not in report.summary()
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["passed"] is False and saved["checks_status"] == "not checked"
@@ -587,12 +587,15 @@ def test_the_report_flags_random_inference_and_passes_it_under_the_rand_suite():
         check = {c.name: c for c in report.checks}[checks.RANDOM_INFERENCE_CHECK]
         return check, report
 
-    sound, report = verdict(model, ["fgsm"])
+    sound, report = verdict(model, ["fgsm", "pgd7_ce"])  # check 1 measured too
     assert sound.status == "PASS" and sound.values["max_difference"] == 0.0
     assert sound.values["images"] == 16  # the first batch, passed twice
-    random, report = verdict(noisy, ["fgsm"])
+    random, report = verdict(noisy, ["fgsm", "pgd7_ce"])
     assert random.status == "FAIL" and random.values["max_difference"] > 0.1
     assert 'attacks="rand"' in random.detail and not report.passed
+    # Alone (no masking check measured) a PASS does not make the report look checked.
+    alone, _ = verdict(model, ["fgsm"])
+    assert alone.status == "SKIPPED" and "nothing it qualifies" in alone.detail
     # Old reports (no "inference" entry) are rechecked with the check skipped.
     old = {k: v for k, v in report.results.items() if k != "inference"}
     assert checks.run_checks(old)[-1].status == "SKIPPED"
