@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 

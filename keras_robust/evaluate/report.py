@@ -20,7 +20,6 @@ import copy
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import Any, Callable, Sequence
 
