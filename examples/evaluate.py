@@ -22,6 +22,10 @@ curves (see `keras_robust.evaluate.robustness_report`); there `--epsilon` is
 the L2 budget on the [0, 1] scale (default 0.5), while in L-inf it is in
 pixel levels (default 8, i.e. 8/255).
 
+    python examples/evaluate.py --model=runs/bat/model.keras --start=5000 --limit=500
+
+evaluates test images 5000-5499 only (disjoint sets for repeated checks).
+
     python examples/evaluate.py --recheck=runs/bat/report
 
 re-judges a saved report with the current gradient-masking checks, without
@@ -39,7 +43,9 @@ flags.DEFINE_string("recheck", None,
                     "A saved report.json (or its folder) to re-judge with the current checks "
                     "instead of evaluating --model.")
 flags.DEFINE_string("data", "auto", "auto, a TFDS name, a JPEG .npz copy or an image folder.")
-flags.DEFINE_integer("limit", 1000, "Evaluate on the first N test images.")
+flags.DEFINE_integer("start", 0, "Skip the first N test images (with --limit: disjoint sets, "
+                     "e.g. --start=5000 --limit=500).")
+flags.DEFINE_integer("limit", 1000, "Evaluate on N test images (from --start).")
 flags.DEFINE_enum("norm", "linf", ["linf", "l2"], "The threat model: linf or l2.")
 flags.DEFINE_float("epsilon", None, "The budget: with --norm=linf in pixel levels (/255, default "
                    "8); with --norm=l2 on the [0, 1] scale (default 0.5).")
@@ -67,6 +73,32 @@ def report_epsilon(norm: str, epsilon: float | None) -> float:
     return epsilon / 255 if norm == "linf" else float(epsilon)
 
 
+def test_images(source: str, start: int, limit: int):
+    """Test images `start` to `start + limit - 1` of `source` (the `--start` and `--limit` flags).
+
+    Args:
+        source: what `keras_robust.data.load_arrays` reads (a JPEG .npz copy,
+            an image folder or a TFDS name).
+        start: how many test images to skip (>= 0).
+        limit: how many to keep (> 0).
+
+    Returns:
+        `(images, labels)` arrays.
+
+    Raises:
+        ValueError: a negative `start`, or a split with `start` images or fewer.
+    """
+    import keras_robust as kr
+
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"--start must be a whole number >= 0, got {start!r}.")
+    x, y = kr.data.load_arrays(source, "test", limit=start + limit)
+    if len(x) <= start:
+        raise ValueError(f"--start={start} skips every test image: {source} has {len(x)}; "
+                         f"give a smaller --start.")
+    return x[start:], y[start:]
+
+
 def main(argv):
     del argv
     _quiet.start()  # before keras or TensorFlow is imported
@@ -90,7 +122,7 @@ def main(argv):
         return
     model = experiment.load_model(FLAGS.model)
     source = experiment.resolve_source(FLAGS.data)
-    x_test, y_test = kr.data.load_arrays(source, "test", limit=FLAGS.limit)
+    x_test, y_test = test_images(source, FLAGS.start, FLAGS.limit)
     attacks = FLAGS.attacks
     if attacks == "none":
         attacks = None

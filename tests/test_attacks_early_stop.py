@@ -116,3 +116,81 @@ def test_early_stop_refuses_what_it_cannot_do(model_and_data):
     config = kr.attacks.AttackConfig(epsilon=EPS, steps=2, input_diversity=0.5)
     with pytest.raises(ValueError, match="input diversity"):
         early_stop_attack(as_logits_fn(model), tf.constant(x), y, config)
+
+
+class _CountingModel:
+    """A model wrapper that counts the image rows it is called on (inside tf.function too)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.rows = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def __call__(self, x, training=False):
+        self.rows.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        return self.model(x, training=training)
+
+
+@pytest.fixture(scope="module")
+def ten_class_case():
+    tf.keras.utils.set_random_seed(1)
+    model = mlp(num_classes=10, width=32)
+    x = np.random.default_rng(1).random((64, 8, 8, 1), dtype=np.float32)
+    y = np.argmax(model.predict(x, verbose=0), -1).astype(np.int32)  # all clean-correct
+    return model, x, y
+
+
+@pytest.mark.parametrize("attack", ["apgd_ce", "apgd_dlr", "apgd_t", "apgd_l2"])
+def test_apgd_early_stop_breaks_the_same_samples_with_fewer_evaluations(ten_class_case, attack):
+    """APGD with early_stop: the same samples broken as the plain run, each returned image
+    adversarial, the unbroken ones' highest-objective points equal, fewer rows evaluated."""
+    model, x, y = ten_class_case
+    eps, norm = (0.3, "l2") if attack == "apgd_l2" else (2 / 255, "linf")
+    if attack == "apgd_t":
+        run = lambda m, **kw: kr.attacks.apgd_targeted(m, x, y, eps, steps=25, num_targets=3,  # noqa: E731
+                                                        seed=0, **kw)
+    else:
+        loss = "dlr" if attack == "apgd_dlr" else "ce"
+        run = lambda m, **kw: kr.attacks.apgd(m, x, y, eps, steps=25, loss=loss, norm=norm,  # noqa: E731
+                                               seed=0, **kw)
+    plain_model, early_model = _CountingModel(model), _CountingModel(model)
+    plain = np.asarray(run(plain_model))
+    early = np.asarray(run(early_model, early_stop=True))
+    plain_broken = _predict(model, plain) != y
+    early_broken = _predict(model, early) != y
+    assert 0 < plain_broken.sum() < len(x)  # the case is not trivial
+    np.testing.assert_array_equal(early_broken, plain_broken)
+    np.testing.assert_allclose(early[~plain_broken], plain[~plain_broken], atol=1e-5)
+    assert_in_ball(early, x, eps, norm)
+    assert int(early_model.rows.numpy()) < int(plain_model.rows.numpy())
+
+
+def test_apgd_early_stop_refuses_xla_and_non_booleans(ten_class_case):
+    model, x, y = ten_class_case
+    with pytest.raises(ValueError, match="XLA"):
+        kr.attacks.apgd(model, x, y, 8 / 255, steps=2, early_stop=True, jit_compile=True)
+    with pytest.raises(TypeError, match="True or False"):
+        kr.attacks.apgd_targeted(model, x, y, 8 / 255, steps=2, num_targets=2, early_stop="yes")
+
+
+def test_the_report_cascade_runs_apgd_with_early_stop(ten_class_case):
+    """The cascade's APGD stages (quick and standard suites) take the early-stopping path:
+    the images the plain attack breaks, with fewer rows evaluated; "rand" keeps the plain path."""
+    model, x, y = ten_class_case
+    for suite in ("quick", "standard"):
+        stages = {s.key: s for s in kr.evaluate.build_suite(suite, 2 / 255).cascade}
+        counted, plain_model = _CountingModel(model), _CountingModel(model)
+        x_cascade = np.asarray(stages["apgd_ce"].run(counted, x, y))
+        steps = 100 if suite == "standard" else 50
+        x_plain = np.asarray(kr.attacks.apgd(plain_model, x, y, 2 / 255, steps=steps, loss="ce",
+                                             seed=0))
+        np.testing.assert_array_equal(_predict(model, x_cascade) != y,
+                                      _predict(model, x_plain) != y)
+        assert int(counted.rows.numpy()) < int(plain_model.rows.numpy()), suite
+    rand = kr.evaluate.build_suite("rand", 2 / 255).cascade
+    assert all("early_stop" not in str(inspect_closure(s.run)) for s in rand)
+
+
+def inspect_closure(run) -> dict:
+    """The keyword arguments an `AttackSpec.run` of evaluate.suites closes over."""
+    cells = dict(zip(run.__code__.co_freevars, (c.cell_contents for c in run.__closure__)))
+    return cells["kwargs"]

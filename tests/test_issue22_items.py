@@ -49,6 +49,40 @@ def test_evaluate_example_budget_defaults():
     assert module.report_epsilon("l2", 1.0) == 1.0
 
 
+def _evaluate_example_function(name: str):
+    """One function of examples/evaluate.py, compiled alone (importing the example would
+    define its absl flags a second time in this process)."""
+    import ast
+    import os
+
+    from tests.helpers import ROOT
+
+    path = os.path.join(ROOT, "examples", "evaluate.py")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    function = next(node for node in tree.body
+                    if isinstance(node, ast.FunctionDef) and node.name == name)
+    namespace: dict = {}
+    exec(compile(ast.Module([function], type_ignores=[]), path, "exec"), namespace)
+    return namespace[name]
+
+
+def test_evaluate_example_start_selects_disjoint_sets(tmp_path):
+    """--start with --limit: test images start..start+limit-1, in order; bad starts are refused."""
+    archive = jpeg_npz(str(tmp_path / "cifar.npz"), n_train=8, n_test=16)
+    test_images = _evaluate_example_function("test_images")
+    x_all, y_all = kr.data.load_arrays(archive, "test")
+    x, y = test_images(archive, 10, 4)
+    np.testing.assert_array_equal(x, x_all[10:14])
+    np.testing.assert_array_equal(y, y_all[10:14])
+    x, _ = test_images(archive, 12, 100)  # fewer left than --limit: the rest
+    assert len(x) == 4
+    with pytest.raises(ValueError, match="skips every test image"):
+        test_images(archive, 16, 4)
+    with pytest.raises(ValueError, match="--start must be"):
+        test_images(archive, -1, 4)
+
+
 def test_public_helpers_are_in_all():
     """So that tests/test_docstrings.py checks their docstrings and runs their examples."""
     assert {"budget_label", "heatmap", "line_plot"} <= set(kr.evaluate.plots.__all__)

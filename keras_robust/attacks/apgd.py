@@ -149,6 +149,7 @@ def apgd_run(
     success: str = "target",
     rule: str = "reference",
     eot_iter: int = 1,
+    early_stop: bool = False,
 ) -> APGDResult:
     """One run of APGD from a random start (a graph function; no validation).
 
@@ -172,6 +173,12 @@ def apgd_run(
             iterate (expectation over transformation, for randomised models;
             the objective and the success test are those of the last pass, as
             in fra31/auto-attack). 1: one pass, the deterministic attack.
+        early_stop: step only the samples not yet adversarial (gathered into
+            a smaller batch): a sample's path is the same until its first
+            adversarial iterate, which it keeps. Whether a sample is broken
+            is unchanged; which adversarial point is returned can differ
+            (the first, not the one of highest objective). Dynamic shapes:
+            not under XLA.
 
     Returns:
         An `APGDResult`.
@@ -186,21 +193,21 @@ def apgd_run(
     is_checkpoint = tf.constant(is_checkpoint)
     interval = tf.constant(interval, tf.float32)
 
-    def evaluate(x_adv):
-        value, grad, adversarial = evaluate_once(x_adv)
+    def evaluate(x_adv, y, target):
+        value, grad, adversarial = evaluate_once(x_adv, y, target)
         if eot_iter == 1:
             return value, grad, adversarial
 
         # The other eot_iter - 1 passes, in a loop (one copy of the model in the graph).
         def another(i, grad_sum, value, adversarial):
-            value, grad, adversarial = evaluate_once(x_adv)
+            value, grad, adversarial = evaluate_once(x_adv, y, target)
             return i + 1, grad_sum + grad, value, adversarial
 
         _, grad_sum, value, adversarial = tf.while_loop(
             lambda i, *_: i < eot_iter, another, (tf.constant(1), grad, value, adversarial))
         return value, grad_sum / float(eot_iter), adversarial
 
-    def evaluate_once(x_adv):
+    def evaluate_once(x_adv, y, target):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x_adv)
             logits = logits_fn(x_adv)
@@ -224,7 +231,7 @@ def apgd_run(
         return tf.where(tf.reshape(mask, [-1, 1, 1, 1]), a, b)
 
     x_adv = apgd_start(x, eps, norm, seed)
-    value, grad, adversarial = evaluate(x_adv)
+    value, grad, adversarial = evaluate(x_adv, y, target)
     state = dict(
         x_adv=x_adv,
         x_prev=x_adv,
@@ -243,14 +250,15 @@ def apgd_run(
         halved_at_check=tf.ones_like(adversarial),
     )
 
-    def body(i, s):
+    def advance(i, s, x, y, eps, target):
+        """Iteration i on the samples of `s` (all, or those still standing)."""
         momentum = tf.where(i > 0, 0.75, 1.0)
         x_adv = s["x_adv"]
         z = project(x_adv + s["step"] * normalize(s["grad"], norm), x, eps, norm)
         x_new = project(
             x_adv + momentum * (z - x_adv) + (1.0 - momentum) * (x_adv - s["x_prev"]), x, eps, norm
         )
-        value, grad, adversarial = evaluate(x_new)
+        value, grad, adversarial = evaluate(x_new, y, target)
 
         # The successful iterate of highest objective.
         keep = adversarial & (~s["found"] | (value > s["found_value"]))
@@ -294,7 +302,22 @@ def apgd_run(
             halved_at_check=tf.where(checkpoint, halve, s["halved_at_check"]),
         )
 
-    state = unrolled_loop(body, 0, steps, state)
+    def body(i, s):
+        return advance(i, s, x, y, eps, target)
+
+    def early_stop_body(i, s):
+        rows = tf.where(~s["found"])[:, 0]
+
+        def step_standing():
+            take = lambda t: tf.gather(t, rows)  # noqa: E731
+            new = advance(i, {k: take(v) for k, v in s.items()}, take(x), take(y), take(eps),
+                          None if target is None else take(target))
+            index = rows[:, None]
+            return {k: tf.tensor_scatter_nd_update(s[k], index, new[k]) for k in s}
+
+        return tf.cond(tf.size(rows) > 0, step_standing, lambda: dict(s))
+
+    state = unrolled_loop(early_stop_body if early_stop else body, 0, steps, state)
     return APGDResult(state["x_found"], state["found"], state["x_best"], state["best"])
 
 
@@ -359,8 +382,8 @@ def worst_case_over_runs(
 @compiled_attack
 def _apgd_impl(model, x, y, settings, *, epsilon, seed, target=None):
     """The compiled APGD; `settings` = (steps, norm, loss, target mode, restarts, rho,
-    compact, rule, eot_iter), target labels per call."""
-    steps, norm, loss, target_mode, restarts, rho, compact, rule, eot_iter = settings
+    compact, rule, eot_iter, early_stop), target labels per call."""
+    steps, norm, loss, target_mode, restarts, rho, compact, rule, eot_iter, early_stop = settings
     target = target_mode if target is None else target
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
@@ -377,7 +400,7 @@ def _apgd_impl(model, x, y, settings, *, epsilon, seed, target=None):
     return worst_case_over_runs(
         logits_fn, x, y, epsilon, runs, clean_adversarial, compact,
         steps=steps, norm=norm, loss=loss, rho=rho, success="target", rule=rule,
-        eot_iter=eot_iter,
+        eot_iter=eot_iter, early_stop=early_stop,
     )
 
 
@@ -397,6 +420,7 @@ def apgd(
     seed: int | Any | None = None,
     jit_compile: bool = False,
     eot_iter: int = 1,
+    early_stop: bool = False,
 ) -> tf.Tensor:
     """Auto-PGD (Croce & Hein 2020): PGD with an adaptive step size and momentum.
 
@@ -439,6 +463,13 @@ def apgd(
             forward/backward passes (expectation over transformation; 20 in
             AutoAttack's `version="rand"` for randomised defences). 1 (the
             default) is the deterministic attack.
+        early_stop: for evaluation: each sample stops at its first adversarial
+            iterate, and later steps run on the samples still standing only
+            (a smaller batch). Which samples are broken is the same as
+            without it (a sample's path is unchanged until it is broken; the
+            returned image is its first adversarial iterate rather than the
+            one of highest objective); the report's AutoAttack cascade uses
+            it. Not with `jit_compile` (dynamic shapes).
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -464,10 +495,12 @@ def apgd(
     rho = check_fraction(rho, "rho")
     check_choice(rule, APGD_RULES, "rule")
     eot_iter = check_positive_int(eot_iter, "eot_iter")
+    early_stop = _check_early_stop(early_stop, jit_compile)
     target = _target_arg(target)
     mode = target if isinstance(target, str) else None
     return _apgd_impl(
-        model, x, y, (steps, norm, loss, mode, restarts, rho, not jit_compile, rule, eot_iter),
+        model, x, y,
+        (steps, norm, loss, mode, restarts, rho, not jit_compile, rule, eot_iter, early_stop),
         jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
         target=None if mode is not None else target,
     )
@@ -476,8 +509,8 @@ def apgd(
 @compiled_attack
 def _apgd_targeted_impl(model, x, y, settings, *, epsilon, seed):
     """The compiled targeted APGD; `settings` = (steps, num_targets, norm, loss, restarts,
-    rho, compact, rule, eot_iter)."""
-    steps, num_targets, norm, loss, restarts, rho, compact, rule, eot_iter = settings
+    rho, compact, rule, eot_iter, early_stop)."""
+    steps, num_targets, norm, loss, restarts, rho, compact, rule, eot_iter, early_stop = settings
     logits_fn = as_logits_fn(model)
     y = sparse_labels(y)
     clean_logits = logits_fn(x)
@@ -499,7 +532,7 @@ def _apgd_targeted_impl(model, x, y, settings, *, epsilon, seed):
     return worst_case_over_runs(
         logits_fn, x, y, epsilon, runs, tf.not_equal(predicted, y), compact,
         steps=steps, norm=norm, loss=loss, rho=rho, success="misclassified", rule=rule,
-        eot_iter=eot_iter,
+        eot_iter=eot_iter, early_stop=early_stop,
     )
 
 
@@ -519,6 +552,7 @@ def apgd_targeted(
     seed: int | Any | None = None,
     jit_compile: bool = False,
     eot_iter: int = 1,
+    early_stop: bool = False,
 ) -> tf.Tensor:
     """APGD-T of AutoAttack: targeted APGD toward each of the k most likely other classes.
 
@@ -545,6 +579,8 @@ def apgd_targeted(
         jit_compile: compile with XLA.
         eot_iter: gradients averaged per iterate over this many
             forward/backward passes (see `apgd`); 1 is the deterministic attack.
+        early_stop: stop each sample at its first misclassified iterate (see
+            `apgd`); not with `jit_compile`.
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -569,11 +605,22 @@ def apgd_targeted(
     rho = check_fraction(rho, "rho")
     check_choice(rule, APGD_RULES, "rule")
     eot_iter = check_positive_int(eot_iter, "eot_iter")
+    early_stop = _check_early_stop(early_stop, jit_compile)
     return _apgd_targeted_impl(
         model, x, y,
-        (steps, num_targets, norm, loss, restarts, rho, not jit_compile, rule, eot_iter),
+        (steps, num_targets, norm, loss, restarts, rho, not jit_compile, rule, eot_iter,
+         early_stop),
         jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
     )
+
+
+def _check_early_stop(early_stop: Any, jit_compile: bool) -> bool:
+    if not isinstance(early_stop, bool):
+        raise TypeError(f"`early_stop` must be True or False, got {early_stop!r}.")
+    if early_stop and jit_compile:
+        raise ValueError("early_stop=True shrinks the batch as samples are broken (dynamic "
+                         "shapes), which XLA cannot compile; use jit_compile=False with it.")
+    return bool(early_stop)
 
 
 def _target_arg(target: Any) -> Any:
