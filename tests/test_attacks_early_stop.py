@@ -139,7 +139,8 @@ def ten_class_case():
     return model, x, y
 
 
-@pytest.mark.parametrize("attack", ["apgd_ce", "apgd_dlr", "apgd_t", "apgd_l2"])
+@pytest.mark.parametrize("attack", ["apgd_ce"] + [pytest.param(a, marks=pytest.mark.slow)
+                                                  for a in ("apgd_dlr", "apgd_t", "apgd_l2")])
 def test_apgd_early_stop_breaks_the_same_samples_with_fewer_evaluations(ten_class_case, attack):
     """APGD with early_stop: the same samples broken as the plain run, each returned image
     adversarial, the unbroken ones' highest-objective points equal, fewer rows evaluated."""

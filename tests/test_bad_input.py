@@ -107,7 +107,7 @@ def test_accuracy_refuses_a_label_count_other_than_the_image_count():
         kr.evaluate.accuracy(model, x, [1])  # used to broadcast one label over four images
     with pytest.raises(ValueError, match="one label per image"):
         kr.evaluate.robust_accuracy(model, x, [0, 1, 0], lambda m, xb, yb: xb)
-    assert kr.evaluate.accuracy(model, x, np.eye(10)[[0, 1, 2, 3]]) in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert kr.evaluate.accuracy(model, x, np.eye(3)[[0, 1, 2, 0]]) in (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def test_filter_each_needs_one_kernel_per_image():
@@ -296,3 +296,31 @@ def test_fit_on_a_clean_dataset_still_trains_and_evaluates():
     data = tf.data.Dataset.from_tensor_slices((x, np.eye(10, dtype=np.float32)[y])).batch(4)
     history = defence.fit(data, epochs=1, verbose=0, validation_data=data)
     assert np.isfinite(history.history["loss"][0]) and "val_accuracy" in history.history
+
+
+@pytest.mark.parametrize("labels,match", [
+    (np.eye(5, dtype=np.float32)[[0, 1, 2, 3]], "5 columns but the model has 10 classes"),
+    (np.array([0, 1, 2, 10]), r"class indices in \[0, 10\)"),
+])
+def test_accuracy_refuses_labels_of_another_width_or_range(labels, match):
+    """A one-hot row of the wrong width used to be argmaxed into a plausible class."""
+    model = linear_model((8, 8, 3), num_classes=10)
+    x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    with pytest.raises(ValueError, match=match):
+        kr.evaluate.accuracy(model, x, labels)
+
+
+@pytest.mark.parametrize("attack", ["pgd", "apgd", "cw_l2"])
+@pytest.mark.parametrize("target,match", [
+    (np.array([1, 2, 3, 10]), r"`target` must be class indices in \[0, 10\)"),
+    (np.array([1, 2, 3]), "`target` has 3 labels"),
+    (np.eye(4, dtype=np.float32)[[1, 2, 3, 0]], "`target` are dense with 4 columns"),
+])
+def test_targeted_attacks_refuse_target_labels_the_model_cannot_have(attack, target, match):
+    model = linear_model((8, 8, 3), num_classes=10)
+    x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
+    y = np.array([0, 1, 2, 3])
+    kwargs = {"pgd": dict(epsilon=8 / 255, step_size=2 / 255, steps=2),
+              "apgd": dict(epsilon=8 / 255, steps=2), "cw_l2": dict(steps=2)}[attack]
+    with pytest.raises(ValueError, match=match):
+        getattr(kr.attacks, attack)(model, x, y, target=target, **kwargs)

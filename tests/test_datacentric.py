@@ -539,6 +539,16 @@ def test_damaged_json_files_are_named_with_their_remedy(tmp_path):
     assert len(dc.read_records(folder, allow_incomplete=True)) == 8  # finished shards only
     _clean_run(folder)  # the rerun rewrites the shard whose sidecar is unreadable
     assert [r["index"] for r in dc.read_records(folder)] == list(range(12))
+    # Valid JSON without its "records" list (edited by hand): named, not a bare KeyError.
+    with open(sidecar) as f:
+        content = json.load(f)
+    with open(sidecar, "w") as f:
+        json.dump({k: v for k, v in content.items() if k != "records"}, f)
+    with pytest.raises(ValueError, match=r'shard-00000-of-00003\.json.*no "records" list.*same'):
+        dc.read_records(folder)
+    assert len(dc.read_records(folder, allow_incomplete=True)) == 8
+    _clean_run(folder)  # the rerun rewrites it
+    assert len(dc.read_records(folder)) == 12
     _damage(os.path.join(folder, "plan.json"), "truncate")
     with pytest.raises(ValueError, match=r"plan\.json.*overwrite=True"):
         records.read_plan(folder)

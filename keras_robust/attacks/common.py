@@ -258,7 +258,7 @@ def _declared_shapes(model: keras.Model) -> tuple[tuple | None, int | None]:
     return image_shape, num_classes
 
 
-def check_batch(model: Any, x: tf.Tensor, y: Any) -> None:
+def check_batch(model: Any, x: tf.Tensor, y: Any, target: Any = None) -> None:
     """Checks an attack's images and labels against the model, where they enter.
 
     `tf.function(reduce_retracing=True)` loosens the traced shapes after calls
@@ -277,10 +277,13 @@ def check_batch(model: Any, x: tf.Tensor, y: Any) -> None:
         model: what the attack attacks (see `as_logits_fn`).
         x: the images, float32 [B, H, W, C] (a tensor or an array).
         y: the true labels: class indices [B] (or [B, 1]), or one-hot / soft rows.
+        target: a targeted attack's target labels (checked like `y`: one per
+            image, classes of the model), or None / a mode name (not checked).
 
     Raises:
         ValueError: for an empty batch, images of the wrong shape, a label
-            count other than the image count, or labels outside the model's classes.
+            count other than the image count, or labels (or target labels)
+            outside the model's classes.
 
     Example:
 
@@ -307,20 +310,28 @@ def check_batch(model: Any, x: tf.Tensor, y: Any) -> None:
                 f"{member.name!r} takes images of shape {image_shape}; resize the images "
                 "(or attack the model they were made for).")
         num_classes = num_classes or classes
-    labels = y if tf.is_tensor(y) or hasattr(y, "shape") else tf.convert_to_tensor(y)
-    rank = len(labels.shape)
-    if rank not in (1, 2):
-        raise ValueError(
-            f"`y` must be class indices [B] or label rows [B, num_classes], got shape "
-            f"{tuple(labels.shape)}.")
-    if labels.shape[0] is not None and x.shape[0] is not None and labels.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"`x` has {x.shape[0]} images but `y` has {labels.shape[0]} labels; expected one "
-            "label per image.")
+    named = {"y": y}
+    if target is not None and not isinstance(target, str):
+        named["target"] = target
+    for name, value in named.items():
+        labels = (value if tf.is_tensor(value) or hasattr(value, "shape")
+                  else tf.convert_to_tensor(value))
+        rank = len(labels.shape)
+        if rank not in (1, 2):
+            raise ValueError(
+                f"`{name}` must be class indices [B] or label rows [B, num_classes], got shape "
+                f"{tuple(labels.shape)}.")
+        if (labels.shape[0] is not None and x.shape[0] is not None
+                and labels.shape[0] != x.shape[0]):
+            raise ValueError(
+                f"`x` has {x.shape[0]} images but `{name}` has {labels.shape[0]} labels; "
+                "expected one label per image.")
+        named[name] = labels
     if num_classes is None and tf.executing_eagerly():
         num_classes = _traced_num_classes(model, x)
     if num_classes is not None:
-        check_labels(labels, int(num_classes), "y")
+        for name, labels in named.items():
+            check_labels(labels, int(num_classes), name)
 
 
 def _traced_num_classes(model: Any, x: Any) -> int | None:

@@ -463,7 +463,7 @@ def compiled_attack(impl: Callable) -> Callable:
     @functools.wraps(impl)
     def attack(model: Any, x: Any, y: Any, settings: Any, *, jit_compile: bool = False,
                **per_call: Any) -> Any:
-        check_batch(model, x, y)
+        check_batch(model, x, y, per_call.get("target"))
         if not tf.executing_eagerly():
             return impl(model, x, y, settings, **per_call)
         key = (impl, _graph_key(settings), bool(jit_compile))

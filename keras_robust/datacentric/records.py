@@ -224,6 +224,8 @@ def finished_shard(directory: str, shard: int, num_shards: int, verify: bool = T
         content = read_json(sidecar)
     except ValueError:
         return None
+    if not isinstance(content, dict) or not isinstance(content.get("records"), list):
+        return None  # damaged: the shard is written again
     if verify and content.get("sha256") != sha256_of(path):
         return None
     return content
@@ -413,7 +415,14 @@ def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
         stems = [os.path.splitext(s["file"])[0] for s in plan["shards"]]
     records = []
     for stem in stems:
-        records.extend(read_json(os.path.join(directory, f"{stem}.json"))["records"])
+        path = os.path.join(directory, f"{stem}.json")
+        content = read_json(path)
+        if not isinstance(content, dict) or not isinstance(content.get("records"), list):
+            from keras_robust.data import CorruptFileError
+
+            raise CorruptFileError(path, 'it is valid JSON but has no "records" list',
+                                   _remedy(path))
+        records.extend(content["records"])
     return with_attack_settings(records, plan["attack"])
 
 

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from keras_robust._validation import check_images, check_positive_int
+from keras_robust._validation import check_images, check_labels, check_positive_int
 from keras_robust.attacks.common import as_logits_fn, sparse_labels
 
 Attack = Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]
@@ -80,7 +80,8 @@ def accuracy(model: Any, images: Any, labels: Any, batch_size: int = 500) -> flo
     Raises:
         TypeError: images that are neither float nor uint8.
         ValueError: images of rank other than 4, with NaN or outside [0, 1],
-            or a label count other than the image count.
+            a label count other than the image count, class indices outside
+            the model's classes, or label rows of another width.
 
     Example:
 
@@ -92,6 +93,7 @@ def accuracy(model: Any, images: Any, labels: Any, batch_size: int = 500) -> flo
     0.5
     """
     logits = predict_logits(model, images, batch_size)
+    check_labels(labels, int(logits.shape[-1]), "labels")
     return float(np.mean(np.argmax(logits, -1) == _as_sparse(labels, len(logits))))
 
 
