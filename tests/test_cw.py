@@ -53,7 +53,7 @@ def test_the_preset_holds_carlini_and_wagners_settings():
     # Carlini & Wagner 2017 (section VI) and their l2_attack.py defaults
     assert CW_PRESETS["carlini_wagner"] == dict(
         confidence=0.0, steps=10_000, learning_rate=1e-2, initial_const=1e-3,
-        binary_search_steps=9, fallback="input")
+        binary_search_steps=9, fallback="input", abort_early=True)
     with pytest.raises(ValueError, match="carlini_wagner"):
         kr.attacks.cw_l2(lambda v: v, np.zeros((1, 2, 2, 1), np.float32), [0], preset="paper")
 
@@ -82,3 +82,36 @@ def test_c_grows_tenfold_from_1e_3_and_without_success_the_input_comes_back():
     x_one = np.asarray(kr.attacks.cw_l2(model, x, y, preset="carlini_wagner", steps=STEPS,
                                         binary_search_steps=1))
     np.testing.assert_array_equal(x_one, x)
+
+
+class _Counting:
+    """Counts the image rows a model is called on (inside tf.function too)."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model, self.rows = model, tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def __call__(self, x, training=False):
+        import tensorflow as tf
+
+        self.rows.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        return self.model(x, training=training)
+
+
+def test_the_early_abort_stops_stalled_search_steps_and_still_finds_the_closed_form():
+    """C&W's ABORT_EARLY (on in their preset): search steps whose loss stalls end early, so
+    far fewer forward passes; the minimal perturbation of the linear model is still found."""
+    model, x, y, distance = _linear_problem()
+    full, early = _Counting(model), _Counting(model)
+    x_full = kr.attacks.cw_l2(full, x, y, preset="carlini_wagner", steps=1000,
+                              abort_early=False)
+    x_early = kr.attacks.cw_l2(early, x, y, preset="carlini_wagner", steps=1000)
+    for x_adv in (x_full, x_early):
+        assert np.all(np.argmax(model(x_adv), -1) != y)
+        np.testing.assert_allclose(_l2(x_adv, x), distance, rtol=0.01)
+    # 9 search steps x 1000 iterations (+ one pass each for the last iterate) without it.
+    assert int(full.rows.numpy()) == 9 * 1001 * len(x)
+    assert int(early.rows.numpy()) < 0.5 * int(full.rows.numpy())
+    with pytest.raises(TypeError, match="abort_early"):
+        kr.attacks.cw_l2(model, x, y, abort_early="yes")
