@@ -231,9 +231,21 @@ def library_attack(component: str, model: Any, settings: Settings,
     return calls[component]
 
 
+def import_art() -> Any:
+    """`import art`, without its notice that PyTorch (which the bench does not use) is missing."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PyTorch not found")
+        import art
+    return art
+
+
 def art_classifier(model: Any, input_shape: tuple, num_classes: int):
     """The Keras model as ART's `TensorFlowV2Classifier` (logits, [0, 1] inputs)."""
     import keras
+
+    import_art()
     from art.estimators.classification import TensorFlowV2Classifier
 
     return TensorFlowV2Classifier(
@@ -507,11 +519,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the bench from the command line; returns what it wrote."""
     args = parse_args(argv)
+    import keras_robust as kr  # first: it imports TensorFlow without the C++ start-up lines
+    from keras_robust import experiment
+
     import keras
     import tensorflow as tf
-
-    import keras_robust as kr
-    from keras_robust import experiment
 
     components = list(COMPONENTS) if args.components == "all" else [
         c.strip() for c in args.components.split(",") if c.strip()]
@@ -544,9 +556,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
               "settings": dataclasses.asdict(settings), **result,
               "tensorflow": tf.__version__, "keras": keras.__version__}
     try:
-        import art
-
-        record["art"] = art.__version__
+        record["art"] = import_art().__version__
     except ImportError:
         record["art"] = None
     experiment.save_json(args.out, record)

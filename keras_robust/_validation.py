@@ -70,6 +70,16 @@ def check_epsilon(
     return epsilon
 
 
+def check_bool(value: Any, name: str, meaning: str = "True or False") -> bool:
+    """Checks that `value` is a bool (Python's or NumPy's) and returns it as `bool`.
+
+    `meaning` words the two values in the error (e.g. "True (FAB-T) or False (FAB)").
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be {meaning}, got {value!r}.")
+    return bool(value)
+
+
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     """Checks that `value` is an integer >= `minimum` and returns it as `int`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -9,12 +9,13 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, linear_model
+from tests.helpers import ROOT, jpeg_npz, linear_model
 
 
 def _bench():
@@ -91,6 +92,29 @@ def test_library_side_without_art():
     assert "apgd-ce" in result["table"]
     with pytest.raises(ValueError, match="Unknown components"):
         BENCH.compare(model, x, y, ["pgd"], BENCH.Settings(epsilon=8 / 255), use_art=False)
+
+
+def test_command_line_run_prints_no_tensorflow_start_up_lines(tmp_path):
+    """The bench from the command line: its table and JSON, without TensorFlow's C++
+    start-up lines (it imports TensorFlow through keras_robust) or ART's PyTorch notice."""
+    import keras
+
+    archive = jpeg_npz(str(tmp_path / "cifar.npz"), n_train=8, n_test=8)
+    model_path = str(tmp_path / "linear.keras")
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                      keras.layers.Dense(10)]).save(model_path)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_ROBUST_VERBOSE")}
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "autoattack.py"), f"--model={model_path}",
+         f"--data={archive}", "--n=4", "--components=apgd-ce", "--apgd_steps=2", "--no_art",
+         f"--out={tmp_path / 'out.json'}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "apgd-ce" in done.stdout and os.path.isfile(tmp_path / "out.json")
+    noise = ("oneDNN custom operations are on", "Could not find cuda drivers", "failed call to "
+             "cuInit", "cpu_feature_guard", "InitializeLog", "PyTorch not found")
+    assert [n for n in noise if n in done.stderr] == [], done.stderr[-3000:]
 
 
 @pytest.mark.slow

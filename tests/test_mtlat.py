@@ -184,7 +184,7 @@ def _reference_batch(spec, x, y, lam, partner, eps, target, kernel, bias, classe
     The model is linear (logits = flatten(x) W + b), so the FGSM gradient of
     the cross-entropy is closed-form: d CE(softmax(z), t) / dx = W (p - e_t).
     """
-    size, half = len(x), len(x) // 2
+    half = len(x) // 2
     rows = np.eye(classes)[y]
 
     def fgsm(images, label_rows, budget, goal):

@@ -61,6 +61,7 @@ from keras_robust.attacks.common import (
     LogitsFn,
     as_logits_fn,
     as_seed,
+    check_early_stop,
     fold_seed,
     normalize,
     per_sample,
@@ -495,7 +496,7 @@ def apgd(
     rho = check_fraction(rho, "rho")
     check_choice(rule, APGD_RULES, "rule")
     eot_iter = check_positive_int(eot_iter, "eot_iter")
-    early_stop = _check_early_stop(early_stop, jit_compile)
+    early_stop = check_early_stop(early_stop, jit_compile)
     target = _target_arg(target)
     mode = target if isinstance(target, str) else None
     return _apgd_impl(
@@ -605,22 +606,13 @@ def apgd_targeted(
     rho = check_fraction(rho, "rho")
     check_choice(rule, APGD_RULES, "rule")
     eot_iter = check_positive_int(eot_iter, "eot_iter")
-    early_stop = _check_early_stop(early_stop, jit_compile)
+    early_stop = check_early_stop(early_stop, jit_compile)
     return _apgd_targeted_impl(
         model, x, y,
         (steps, num_targets, norm, loss, restarts, rho, not jit_compile, rule, eot_iter,
          early_stop),
         jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
     )
-
-
-def _check_early_stop(early_stop: Any, jit_compile: bool) -> bool:
-    if not isinstance(early_stop, bool):
-        raise TypeError(f"`early_stop` must be True or False, got {early_stop!r}.")
-    if early_stop and jit_compile:
-        raise ValueError("early_stop=True shrinks the batch as samples are broken (dynamic "
-                         "shapes), which XLA cannot compile; use jit_compile=False with it.")
-    return bool(early_stop)
 
 
 def _target_arg(target: Any) -> Any:

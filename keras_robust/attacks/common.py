@@ -10,7 +10,9 @@ import keras
 import tensorflow as tf
 
 from keras_robust import _labels, _random
-from keras_robust._validation import check_choice, check_epsilon, check_images, check_labels
+from keras_robust._validation import (
+    check_bool, check_choice, check_epsilon, check_images, check_labels,
+)
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 NORMS = ("linf", "l2")
@@ -227,6 +229,20 @@ def validate_common(
     # L2 budgets are not bounded by 1 (the data-centric paper uses 1.0 on 32x32x3).
     check_epsilon(epsilon, allow_zero=allow_zero_epsilon, maximum=1.0 if norm == "linf" else None)
     return tf.cast(tf.convert_to_tensor(x), tf.float32)
+
+
+def check_early_stop(early_stop: Any, jit_compile: bool) -> bool:
+    """Checks an attack's `early_stop` flag against `jit_compile`; returns it as `bool`.
+
+    Early stopping gathers the samples not yet fooled each step (dynamic
+    shapes), which XLA cannot compile.
+    """
+    early_stop = check_bool(early_stop, "early_stop")
+    if early_stop and jit_compile:
+        raise ValueError(
+            "early_stop=True shrinks the batch as samples are fooled (dynamic shapes), which "
+            "XLA cannot compile; pass jit_compile=False with it.")
+    return early_stop
 
 
 def _members(model: Any) -> list:

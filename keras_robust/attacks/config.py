@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_robust._validation import (
+    check_bool,
     check_choice,
     check_epsilon,
     check_fraction,
@@ -123,7 +124,7 @@ class AttackConfig:
             raise ValueError(
                 f"`smoothing_kernel` must be 0 (off) or a positive odd size, got {kernel!r}.")
         set_("smoothing_kernel", int(kernel))
-        set_("early_stop", bool(self.early_stop))
+        set_("early_stop", check_bool(self.early_stop, "early_stop"))
         if self.early_stop and self.input_diversity > 0:
             raise ValueError(
                 "early_stop judges success on the logits of each step, which input diversity "

@@ -40,7 +40,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from keras_robust._validation import check_choice, check_positive, check_positive_int
+from keras_robust._validation import (
+    check_bool, check_choice, check_positive, check_positive_int,
+)
 from keras_robust.attacks.common import (
     as_logits_fn,
     as_seed,
@@ -344,9 +346,7 @@ def cw_l2(
     initial_const = check_positive(initial_const, "initial_const")
     binary_search_steps = check_positive_int(binary_search_steps, "binary_search_steps")
     check_choice(fallback, CW_FALLBACKS, "fallback")
-    abort_early = settings.get("abort_early", False)
-    if not isinstance(abort_early, bool):
-        raise TypeError(f"`abort_early` must be True or False, got {abort_early!r}.")
+    abort_early = check_bool(settings.get("abort_early", False), "abort_early")
     check_target(target)
     if target is not None and not isinstance(target, str):
         target = tf.convert_to_tensor(target)

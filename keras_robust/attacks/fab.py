@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_robust._validation import check_fraction, check_positive, check_positive_int
+from keras_robust._validation import (
+    check_bool, check_fraction, check_positive, check_positive_int,
+)
 from keras_robust.attacks.common import (
     LogitsFn,
     as_logits_fn,
@@ -409,8 +411,7 @@ def fab(
     (TensorShape([4, 8, 8, 3]), True)
     """
     x = validate_common(x, epsilon, norm)
-    if not isinstance(targeted, bool):
-        raise TypeError(f"`targeted` must be True (FAB-T) or False (FAB), got {targeted!r}.")
+    targeted = check_bool(targeted, "targeted", "True (FAB-T) or False (FAB)")
     num_targets = check_positive_int(num_targets, "num_targets")
     steps = check_positive_int(steps, "steps")
     restarts = check_positive_int(restarts, "restarts")

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_robust._validation import check_epsilon, check_positive
 
-from keras_robust.attacks.common import as_logits_fn, as_seed, validate_common
+from keras_robust.attacks.common import as_logits_fn, as_seed, check_early_stop, validate_common
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.attacks.engine import compiled_attack, with_restarts
 from keras_robust.attacks.targets import check_target
@@ -116,11 +116,7 @@ def pgd(
     if epsilon is None:
         raise ValueError("No budget: pass `epsilon` or a `config` with one.")
     x = validate_common(x, epsilon, config.norm)
-    if config.early_stop and jit_compile:
-        raise ValueError(
-            "early_stop=True shrinks the batch as samples are fooled (dynamic shapes), which "
-            "XLA cannot compile; pass jit_compile=False."
-        )
+    check_early_stop(config.early_stop, jit_compile)
     if jit_compile and config.input_diversity > 0:
         raise ValueError(
             "Input diversity draws a random image size per step (a dynamic shape), which XLA "

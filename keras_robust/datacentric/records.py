@@ -115,6 +115,16 @@ def read_json(path: str) -> Any:
                                _remedy(path)) from None
 
 
+def read_sidecar(path: str) -> dict:
+    """A shard's sidecar; one damaged or without its "records" list raises `CorruptFileError`."""
+    from keras_robust.data import CorruptFileError
+
+    content = read_json(path)
+    if not isinstance(content, dict) or not isinstance(content.get("records"), list):
+        raise CorruptFileError(path, 'it is valid JSON but has no "records" list', _remedy(path))
+    return content
+
+
 def verify_shards(directory: str, shards: Sequence[dict]) -> None:
     """Checks each shard's TFRecord file against the SHA-256 recorded when it was written.
 
@@ -221,11 +231,9 @@ def finished_shard(directory: str, shard: int, num_shards: int, verify: bool = T
     if not (os.path.isfile(sidecar) and os.path.isfile(path)):
         return None
     try:
-        content = read_json(sidecar)
-    except ValueError:
+        content = read_sidecar(sidecar)
+    except ValueError:  # damaged (CorruptFileError): the shard is written again
         return None
-    if not isinstance(content, dict) or not isinstance(content.get("records"), list):
-        return None  # damaged: the shard is written again
     if verify and content.get("sha256") != sha256_of(path):
         return None
     return content
@@ -415,14 +423,7 @@ def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
         stems = [os.path.splitext(s["file"])[0] for s in plan["shards"]]
     records = []
     for stem in stems:
-        path = os.path.join(directory, f"{stem}.json")
-        content = read_json(path)
-        if not isinstance(content, dict) or not isinstance(content.get("records"), list):
-            from keras_robust.data import CorruptFileError
-
-            raise CorruptFileError(path, 'it is valid JSON but has no "records" list',
-                                   _remedy(path))
-        records.extend(content["records"])
+        records.extend(read_sidecar(os.path.join(directory, f"{stem}.json"))["records"])
     return with_attack_settings(records, plan["attack"])
 
 

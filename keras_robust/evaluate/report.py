@@ -790,7 +790,7 @@ def _corruption_markdown(c: dict) -> str:
         row = " | ".join(f"{100 * c['accuracy'][name][str(s)]:.1f}" for s in severities)
         lines.append(f"| {name} | {row} | {100 * c['mean_accuracy_by_name'][name]:.1f} | "
                      f"{c['robustness_score'][name]:.2f}{mark} |")
-    lines.append(f"| **mean** | " + " | ".join("" for _ in severities)
+    lines.append("| **mean** | " + " | ".join("" for _ in severities)
                  + f" | **{100 * c['mean_accuracy']:.1f}** | |")
     return "\n".join(lines)
 

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_robust._validation import check_choice, check_epsilon
+from keras_robust._validation import check_bool, check_choice, check_epsilon
 from keras_robust.attacks.common import as_seed
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.attacks.engine import run_attack
@@ -107,12 +107,6 @@ class MTLATBatch(NamedTuple):
     epsilon: tf.Tensor
     target: tf.Tensor
     adversarial: tf.Tensor
-
-
-def _check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
-    return bool(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_robust")
@@ -228,16 +222,16 @@ class MTLATModel(RobustModel):
                 f"`epsilon_max` must be a number in (0, 1] (0.025 in M-TLAT), got {epsilon_max!r}."
             )
         self.epsilon_max = float(check_epsilon(float(epsilon_max), "epsilon_max"))
-        self.mixup = _check_flag(mixup, "mixup")
+        self.mixup = check_bool(mixup, "mixup")
         if tlat is not None:
-            if not _check_flag(tlat, "tlat"):
+            if not check_bool(tlat, "tlat"):
                 adversary = None
             elif adversary is None:
                 raise ValueError("`tlat=True` contradicts `adversary=None`; pass `adversary` only.")
         if adversary is not None:
             check_choice(adversary, ADVERSARIES, "M-TLAT adversary (or None for no attack)")
         self.adversary = adversary
-        self.attack_before_mixup = _check_flag(attack_before_mixup, "attack_before_mixup")
+        self.attack_before_mixup = check_bool(attack_before_mixup, "attack_before_mixup")
         self.halves = check_choice(halves, ("sum", "mean"), "`halves` reduction")
 
     @property
