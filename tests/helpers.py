@@ -11,6 +11,13 @@ import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# TensorFlow's C++ start-up lines, and the SavedModel writer's INFO lines, that the
+# examples and benches print only with --verbose (keras_robust/_startup.py,
+# examples/_quiet.py).
+STARTUP_NOISE = ("oneDNN custom operations are on", "Could not find cuda drivers",
+                 "failed call to cuInit", "cpu_feature_guard", "InitializeLog",
+                 "signature_serialization", "Assets written to", "Writing fingerprint")
+
 
 def linear_model(input_shape=(8, 8, 1), num_classes=3, seed=0, scale=1.0) -> keras.Model:
     """logits = W flatten(x) + b with fixed random weights."""

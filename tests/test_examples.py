@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from tests.helpers import ROOT, jpeg_npz, run_example
+from tests.helpers import ROOT, STARTUP_NOISE, jpeg_npz, run_example
 
 TINY = ["--batch_size=16", "--train_limit=32", "--eval_limit=16"]
 
@@ -80,13 +80,6 @@ def test_train_summary_verdict_on_hand_made_figures():
     _, check, lines = train.verdict(cases[2], {"pgd10": pgd, "pgd20": pgd, "apgd_t": apgd})
     assert (check["values"]["b"], check["values"]["c"]) == (4, 1)
     assert check["status"] == "PASS" and not any("WARNING" in line for line in lines)
-
-
-# TensorFlow's C++ start-up lines, and the SavedModel writer's INFO lines, that an
-# example prints only with --verbose (keras_robust/_startup.py, examples/_quiet.py).
-STARTUP_NOISE = ("oneDNN custom operations are on", "Could not find cuda drivers",
-                 "failed call to cuInit", "cpu_feature_guard", "InitializeLog",
-                 "signature_serialization", "Assets written to", "Writing fingerprint")
 
 
 def test_evaluate_example_is_quiet_unless_verbose(archive, tmp_path):

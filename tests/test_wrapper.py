@@ -168,3 +168,22 @@ def test_untrained_wrapper_exports_with_a_known_input_shape(tmp_path):
     np.testing.assert_allclose(loaded.serve(x).numpy(), model.backbone.predict(x, verbose=0),
                                atol=1e-6)
     assert model.get_build_config()["input_shape"] == (None, 8, 8, 1)
+
+
+def test_fit_on_a_dataset_does_not_warn_about_shuffle():
+    """Keras warns "`shuffle=True` was passed, but will be ignored" on every fit with a
+    tf.data.Dataset (fit's default); the wrapper passes what happens (False), unless told."""
+    import warnings
+
+    x, y = _data(n=32)
+    model = kr.PGDATModel(tiny_cnn(num_classes=3), epsilon=0.05, step_size=0.02, steps=1, seed=0)
+    model.compile(optimizer="sgd")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(dataset, epochs=1, verbose=0)
+    assert [str(w.message) for w in caught if "shuffle" in str(w.message)] == []
+    with warnings.catch_warnings(record=True) as caught:  # an explicit True is the caller's
+        warnings.simplefilter("always")
+        model.fit(dataset, epochs=1, verbose=0, shuffle=True)
+    assert any("shuffle" in str(w.message) for w in caught)

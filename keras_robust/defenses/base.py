@@ -463,6 +463,10 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
             else:
                 self._check_data(validation, None, "validation_data")
                 kwargs["validation_data"] = self._checked_dataset(validation, "evaluate")
+        if isinstance(x, tf.data.Dataset) and len(args) < 7 and "shuffle" not in kwargs:
+            # Keras ignores `shuffle` for a dataset (it must shuffle itself) but warns
+            # on every call, since fit's default is True: say False, which is what happens.
+            kwargs["shuffle"] = False
         with _clear_graph_check_errors():
             return super().fit(self._checked_dataset(x, "fit"), y, *args, **kwargs)
 
