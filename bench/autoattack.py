@@ -20,8 +20,10 @@ APGD's first step is 2 * epsilon in both (AutoAttack's; ART's `eps_step`).
 Every component attacks the images the model classifies correctly (both
 get the same ones, in the same batches of `--batch_size`); an image is robust
 when it is classified correctly clean and after the attack, and accuracy is
-over all `--n` images. Seeds: the library's `seed=0`; ART draws from NumPy's
-global generator, seeded with 0 before each run.
+over all `--n` images. Seeds: the library's `seed=--seed` (0); ART draws from
+NumPy's global generator, seeded with `--seed` before each run. A one-image
+disagreement is told from a weaker attack by rerunning that image with other
+seeds (`--start=INDEX --n=1 --seed=S`).
 
 Timing (wall clock, `time.perf_counter`, the attack calls only; the final
 prediction on the adversarial images is not timed): before each library
@@ -74,6 +76,9 @@ class Settings:
             all), for both implementations: ART's Square can be slow.
         art_autoattack: "matched" (ART's standard components at one restart)
             or "default" (ART's `AutoAttack` defaults, 5 restarts).
+        seed: the random starts and draws of both implementations' components
+            (the library's seed argument; NumPy's global seed for ART) and of
+            ART's `AutoAttack`; the library's cascade keeps the report's seeds.
     """
 
     epsilon: float
@@ -84,6 +89,7 @@ class Settings:
     batch_size: int = 128
     art_square_images: int = 0
     art_autoattack: str = "matched"
+    seed: int = 0
 
 
 @dataclasses.dataclass
@@ -213,20 +219,20 @@ def library_attack(component: str, model: Any, settings: Settings,
     """`(x, y) -> x_adv`: the library's `component` (not "cascade") at `settings`."""
     import keras_robust as kr
 
-    eps, norm, steps = settings.epsilon, settings.norm, settings.apgd_steps
+    eps, norm, steps, seed = settings.epsilon, settings.norm, settings.apgd_steps, settings.seed
     targets = max(1, min(settings.targets, num_classes - 1))
     calls = {
         "apgd-ce": lambda x, y: kr.attacks.apgd(model, x, y, eps, steps, norm=norm, loss="ce",
-                                                restarts=1, rule="reference", seed=0),
+                                                restarts=1, rule="reference", seed=seed),
         "apgd-dlr": lambda x, y: kr.attacks.apgd(model, x, y, eps, steps, norm=norm, loss="dlr",
-                                                 restarts=1, rule="reference", seed=0),
+                                                 restarts=1, rule="reference", seed=seed),
         "apgd-t": lambda x, y: kr.attacks.apgd_targeted(model, x, y, eps, steps, targets,
                                                         norm=norm, loss="dlr", restarts=1,
-                                                        rule="reference", seed=0),
+                                                        rule="reference", seed=seed),
         "square": lambda x, y: kr.attacks.square(model, x, y, eps, settings.square_queries,
-                                                 p_init=0.8, seed=0, norm=norm),
+                                                 p_init=0.8, seed=seed, norm=norm),
         "fab": lambda x, y: kr.attacks.fab(model, x, y, eps, norm=norm, targeted=True,
-                                           num_targets=targets, steps=steps, restarts=1, seed=0),
+                                           num_targets=targets, steps=steps, restarts=1, seed=seed),
     }
     return calls[component]
 
@@ -361,7 +367,7 @@ def run_component(component: str, model, classifier, x: np.ndarray, y: np.ndarra
     art_robust, art_seconds, note = None, None, "ART has no such attack: library only"
     art = art_attack(component, classifier, settings, num_classes) if classifier else None
     if art is not None:
-        np.random.seed(0)
+        np.random.seed(settings.seed)
         art_robust = correct.copy()
         art_seconds = 0.0
         if len(xs):
@@ -425,7 +431,7 @@ def run_cascade(model, classifier, x: np.ndarray, y: np.ndarray, correct: np.nda
         auto = AutoAttack(classifier, norm=norm, eps=settings.epsilon,
                           eps_step=2 * settings.epsilon, attacks=attacks,
                           batch_size=settings.batch_size, targeted=True)
-        np.random.seed(0)
+        np.random.seed(settings.seed)
         art_robust = correct.copy()
         index = np.flatnonzero(correct)
         art_seconds = 0.0
@@ -512,6 +518,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--art_autoattack", choices=ART_AUTOATTACK, default="matched")
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--no_art", action="store_true", help="The library's side only.")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="Random starts and draws of both implementations' components "
+                             "(rerun with other seeds to tell a draw from a weaker attack).")
     parser.add_argument("--out", default="bench/results/autoattack.json")
     return parser.parse_args(argv)
 
@@ -531,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     settings = Settings(epsilon=epsilon, norm=args.norm, apgd_steps=args.apgd_steps,
                         targets=args.targets, square_queries=args.square_queries,
                         batch_size=args.batch_size, art_square_images=args.square_images,
-                        art_autoattack=args.art_autoattack)
+                        art_autoattack=args.art_autoattack, seed=args.seed)
     model = keras.saving.load_model(args.model, compile=False)
     source = experiment.resolve_source(args.data)
     x, y = kr.data.load_arrays(source, "test", limit=args.start + args.n)

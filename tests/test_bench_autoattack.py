@@ -94,6 +94,26 @@ def test_library_side_without_art():
         BENCH.compare(model, x, y, ["pgd"], BENCH.Settings(epsilon=8 / 255), use_art=False)
 
 
+def test_seed_reaches_both_implementations(monkeypatch):
+    """`--seed` sets the library's seed argument and NumPy's global seed before ART's run."""
+    model, x, y = _case()
+    assert BENCH.parse_args(["--model=m.keras", "--seed=3"]).seed == 3
+    runs = {seed: np.asarray(BENCH.library_attack(
+        "square", model, BENCH.Settings(epsilon=8 / 255, seed=seed, **SMALL), 10)(x, y))
+        for seed in (0, 1)}
+    again = np.asarray(BENCH.library_attack(
+        "square", model, BENCH.Settings(epsilon=8 / 255, seed=0, **SMALL), 10)(x, y))
+    np.testing.assert_array_equal(runs[0], again)
+    assert np.abs(runs[0] - runs[1]).max() > 0  # another seed, other draws
+    seeded = []
+    monkeypatch.setattr(np.random, "seed", seeded.append)
+    monkeypatch.setattr(BENCH, "art_attack", lambda *args: lambda a, b: a)  # ART stand-in
+    correct = np.ones(len(x), bool)
+    BENCH.run_component("apgd-ce", model, object(), x, y, correct,
+                        BENCH.Settings(epsilon=8 / 255, seed=7, **SMALL), 10, log=lambda line: None)
+    assert seeded == [7]
+
+
 def test_command_line_run_prints_no_tensorflow_start_up_lines(tmp_path):
     """The bench from the command line: its table and JSON, without TensorFlow's C++
     start-up lines (it imports TensorFlow through keras_robust) or ART's PyTorch notice."""
