@@ -498,3 +498,75 @@ def test_bad_arguments_fail_with_clear_messages(four_class, call, error, match):
     model, x, y = four_class
     with pytest.raises(error, match=match):
         call(model, x, y)
+
+
+def test_apgd_t_attacks_the_most_likely_other_classes_first():
+    """With fewer targets than classes minus one the order of the targets decides the
+    figure: APGD-T must attack the k classes with the highest clean logits. On a
+    10-class linear model the reference is closed form: an image can be moved to
+    class j within an L-inf ball of radius eps (the box [0, 1] not binding) iff
+    z_y - z_j <= eps ||w_y - w_j||_1. Every image breakable toward one of its two
+    most likely other classes (with 10% slack) must be broken with 2 targets, and
+    no image beyond the closed form may be; on this fixture no image is breakable
+    toward its two least likely classes, so attacking those would break nothing."""
+    model = linear_model(num_classes=10, scale=0.5, seed=5)
+    weights, bias = (v.astype(np.float64) for v in model.get_layer("linear").get_weights())
+    rng = np.random.default_rng(4)
+    x = (0.3 + 0.4 * rng.random((48, 8, 8, 1))).astype(np.float32)
+    logits = x.reshape(48, -1).astype(np.float64) @ weights + bias
+    y = logits.argmax(1)
+    gaps = logits[np.arange(48), y][:, None] - logits                           # z_y - z_j
+    dual = np.abs(weights[:, y].T[:, :, None] - weights[None]).sum(1)          # ||w_y - w_j||_1
+    radius = np.where(np.eye(10, dtype=bool)[y], np.inf, gaps / np.maximum(dual, 1e-12))
+    order = np.argsort(np.where(np.eye(10, dtype=bool)[y], -np.inf, logits), axis=1)[:, ::-1]
+    top2 = np.take_along_axis(radius, order[:, :2], 1).min(1)
+    bottom2 = np.take_along_axis(radius, order[:, 7:9], 1).min(1)
+    eps = float(np.quantile(top2, 0.5))
+    assert eps < 0.25  # the box does not bind for x in [0.3, 0.7]
+    must_break = top2 < 0.9 * eps
+    assert must_break.sum() >= 10 and not np.any(bottom2 <= eps)
+    x_adv = np.asarray(kr.attacks.apgd_targeted(model, x, y, eps, 20, num_targets=2, seed=0))
+    assert_in_ball(x_adv, x, eps, "linf")
+    broken = np.argmax(np.asarray(model(tf.constant(x_adv))), -1) != y
+    assert np.all(broken[must_break]), np.flatnonzero(must_break & ~broken)
+    assert not np.any(broken[radius.min(1) > eps])
+
+
+def test_square_uses_the_scheduled_square_size_at_every_iteration():
+    """The side the attack draws at iteration i is the reference's
+    square_side(p_selection(p_init, i, n_iters)): the schedule and the side are
+    each checked against the authors' code above, this checks that the attack feeds
+    the one into the other. Each image gets a logit that turns it adversarial at the
+    first proposal raising its pixel sum (one query later it stops), so the rows
+    that proposal changed are one square's rows and `queries` says at which
+    iteration it was drawn."""
+    n, side, queries, p_init, eps = 64, 16, 100, 0.8, 0.1
+    x = tf.fill([n, side, side, 1], 0.5)
+    y = tf.zeros([n], tf.int32)
+    seed = tf.constant([3, 4], tf.int64)
+
+    def never_better(images):
+        return tf.tile(tf.constant([[1.0, 0.0]]), [tf.shape(images)[0], 1])
+
+    start = square_attack(never_better, x, y, eps, 1, p_init=p_init, seed=seed,
+                          compact=False).x_adv
+    threshold = tf.reduce_sum(start, axis=[1, 2, 3]) + 0.5 * eps
+
+    def breaks_on_a_higher_sum(images):
+        # margin = threshold - sum (a proposal that flips one pixel up goes below 0),
+        # plus 100 at the clean image (every other point is 0.5 +- eps).
+        clean = tf.cast(tf.reduce_max(tf.abs(images - 0.5), axis=[1, 2, 3]) < 0.5 * eps,
+                        tf.float32)
+        margin = threshold - tf.reduce_sum(images, axis=[1, 2, 3]) + 100.0 * clean
+        return tf.stack([margin, tf.zeros([n])], 1)
+
+    result = square_attack(breaks_on_a_higher_sum, x, y, eps, queries, p_init=p_init, seed=seed,
+                           compact=False)
+    broken = np.asarray(result.margin) <= 0.0
+    assert broken.all()
+    iteration = np.asarray(result.queries) - 3  # 2 queries before the loop, 1 per iteration
+    changed = np.any(np.asarray(result.x_adv) != np.asarray(start), axis=(2, 3))  # [n, H] rows
+    expected = [ref.square_side(ref.square_p_selection(p_init, int(i), queries), side, side, 1)
+                for i in iteration]
+    np.testing.assert_array_equal(changed.sum(1), expected)
+    assert len(set(expected)) >= 3  # several points of the schedule are checked

@@ -458,6 +458,51 @@ IMAGENET = {
     "jpeg_compression": [25, 18, 15, 10, 7],  # c = [25, 18, 15, 10, 7]
     "pixelate": [0.6, 0.5, 0.4, 0.3, 0.25],  # c = [0.6, 0.5, 0.4, 0.3, 0.25]
 }
+# The rest of make_imagenet_c.py's c lists, as published (pixels at 224 x 224).
+IMAGENET_REST = {
+    "gaussian_blur": [1, 2, 3, 4, 6],
+    "glass_blur": [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)],
+    "defocus_blur": [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)],
+    "motion_blur": [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
+    # np.arange(1, 1.11, 0.01), np.arange(1, 1.16, 0.01), np.arange(1, 1.21, 0.02), ...
+    "zoom_blur": [(1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.02), (1, 1.26, 0.02),
+                  (1, 1.31, 0.03)],
+    "snow": [(0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+             (0.55, 0.3, 4, 0.9, 12, 8, 0.7), (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+             (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)],
+    "frost": [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)],
+    "fog": [(1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)],
+    "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],
+    "saturate": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)],
+    # (244 * 2, 244 * 0.7, 244 * 0.1), ...: pixels on a 224-pixel image ("244 should
+    # have been 224")
+    "elastic_transform": [(244 * 2, 244 * 0.7, 244 * 0.1), (244 * 2, 244 * 0.08, 244 * 0.2),
+                          (244 * 0.05, 244 * 0.01, 244 * 0.02), (244 * 0.07, 244 * 0.01, 244 * 0.02),
+                          (244 * 0.12, 244 * 0.01, 244 * 0.02)],
+    "spatter": [(0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0),
+                (0.65, 0.3, 2, 0.68, 0.5, 0), (0.65, 0.3, 1, 0.65, 1.5, 1),
+                (0.67, 0.4, 1, 0.65, 1.5, 1)],
+}
+
+
+@pytest.mark.parametrize("name", sorted({**IMAGENET, **IMAGENET_REST}))
+def test_the_imagenet_table_holds_every_published_constant(name):
+    """Every ImageNet-C corruption's five parameters, read back at 224 x 224 (where
+    the pixel scale is 1), equal make_imagenet_c.py's: the behavioural tests above
+    measure seven of them, the rest have no cheap defining statistic. The elastic
+    transform is stored as fractions of the image side, so it is compared times 224."""
+    from keras_robust.corruptions import params
+
+    geo = params.geometry(224, 224)
+    assert geo.table == "imagenet" and geo.scale == 1.0
+    published = {**IMAGENET, **IMAGENET_REST}[name]
+    for severity, expected in zip(SEVERITIES, published):
+        got = params.value(name, severity, geo)
+        if name == "elastic_transform":
+            got = tuple(224 * v for v in got)
+        np.testing.assert_allclose(np.ravel(got), np.ravel(expected), rtol=1e-9,
+                                   err_msg=f"{name} severity {severity}")
+    assert len({**IMAGENET, **IMAGENET_REST}) == 19  # the 15 of ImageNet-C and its 4 extras
 
 
 def _clipped_std(level: float, noise) -> float:

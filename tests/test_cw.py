@@ -115,3 +115,55 @@ def test_the_early_abort_stops_stalled_search_steps_and_still_finds_the_closed_f
     assert int(early.rows.numpy()) < 0.5 * int(full.rows.numpy())
     with pytest.raises(TypeError, match="abort_early"):
         kr.attacks.cw_l2(model, x, y, abort_early="yes")
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_the_hand_written_gradient_equals_automatic_differentiation(targeted):
+    """C&W's gradient in the tanh space is written out by hand (the model's gradient of
+    the hinge, then dx'/dw = (1 - tanh(w)^2) / 2); it must equal TensorFlow's gradient
+    of the whole objective sum ||x' - x||^2 + c max(kappa - margin, 0), written here
+    from the paper with its own margin. kappa > 0 with margins on both sides of it
+    and of 0, so a missing kappa or a missing tanh derivative changes the gradient."""
+    import tensorflow as tf
+
+    from keras_robust.attacks.cw import cw_objective
+    from tests.helpers import linear_model
+
+    rng = np.random.default_rng(2)
+    model = linear_model(input_shape=(4, 4, 1), num_classes=10, scale=1.0, seed=6)
+    x = rng.uniform(0.2, 0.8, (16, 4, 4, 1)).astype(np.float32)
+    x_adv = np.clip(x + rng.normal(0, 0.1, x.shape), 0.05, 0.95).astype(np.float32)
+    w = tf.constant(np.arctanh(2 * x_adv - 1), tf.float32)
+    logits = np.asarray(model(tf.constant(x_adv)))
+    ranked = np.argsort(-logits, 1)
+    # Half the labels are the predicted class (margin < 0), half the runner-up
+    # (margin > 0); toward a target, the same with the margin's sign flipped.
+    y = np.where(np.arange(16) % 2 == 0, ranked[:, 0], ranked[:, 1]).astype(np.int32)
+    targets = np.where(np.arange(16) % 2 == 0, ranked[:, 1], ranked[:, 0]).astype(np.int32)
+    const = tf.constant(rng.uniform(0.5, 2.0, 16), tf.float32)
+    hot = np.eye(10, dtype=bool)[targets if targeted else y]
+    z_label = logits[hot]
+    best_other = np.where(hot, -np.inf, logits).max(1)
+    margins = (z_label - best_other) if targeted else (best_other - z_label)
+    kappa = float(np.median(margins[margins > 0]))
+    between = (margins > 0) & (margins < kappa)
+    assert between.sum() >= 2 and np.sum(margins < 0) >= 4 and np.sum(margins > kappa) >= 2
+
+    _, distance, margin, grad = cw_objective(
+        model, w, tf.constant(x), tf.constant(y), tf.constant(targets) if targeted else None,
+        const, kappa)
+    np.testing.assert_allclose(np.asarray(margin), margins, atol=1e-5)
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        image = (tf.tanh(w) + 1.0) / 2.0
+        z = model(image)
+        mask = tf.constant(hot)
+        z_label = tf.boolean_mask(z, mask)
+        other = tf.reduce_max(tf.where(mask, -np.inf, z), axis=1)
+        reference_margin = z_label - other if targeted else other - z_label
+        objective = tf.reduce_sum(tf.square(image - x)) + tf.reduce_sum(
+            const * tf.nn.relu(kappa - reference_margin))
+    reference = tape.gradient(objective, w)
+    np.testing.assert_allclose(np.asarray(distance),
+                               np.sum((np.asarray(image) - x) ** 2, axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(reference), rtol=1e-4, atol=1e-6)

@@ -210,3 +210,42 @@ def test_untargeted_fab_also_finds_the_minimal_l2_perturbation(ten_class_linear)
     assert np.all(np.argmax(model(x_adv), -1) != y)
     ratio = _distance(x_adv, x, "l2") / minimal
     assert np.all(ratio >= 1 - 1e-4) and np.all(ratio <= 1.01), ratio
+
+
+@pytest.fixture(scope="module")
+def unequal_scales():
+    """A 10-class linear model whose class weights have very different norms (each
+    column scaled by exp(1.5 N(0, 1))), so the class with the smallest logit gap is
+    often not the nearest boundary: the rule that picks a boundary matters here (on
+    `ten_class_linear` both rules agree on every point)."""
+    rng = np.random.default_rng(0)
+    weights = 0.05 * rng.normal(size=(64, 10)) * np.exp(1.5 * rng.normal(size=10))[None]
+    bias = -0.5 * weights.sum(0)
+    model = linear_model(input_shape=(8, 8, 1), num_classes=10)
+    model.get_layer("linear").set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+    x = (0.4 + 0.2 * np.random.default_rng(1).random((16, 8, 8, 1))).astype(np.float32)
+    logits = x.reshape(16, -1).astype(np.float64) @ weights + bias
+    return model, x, logits.argmax(1), weights, logits
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_untargeted_fab_picks_the_nearest_boundary_not_the_smallest_logit_gap(
+        unequal_scales, norm):
+    """Untargeted FAB ranks the classes by the distance to their linearised boundary,
+    |z_k - z_y| / ||grad (z_k - z_y)||_dual; ranking them by the logit gap alone goes
+    to another boundary, up to several times farther. The closed-form minimum of a
+    linear model is the reference."""
+    model, x, y, weights, logits = unequal_scales
+    minimal, moves = _closed_form(weights, logits, y, norm)
+    assert moves.max() < 0.35  # the box [0, 1] does not bind for x in [0.4, 0.6]
+    dual = 1 if norm == "linf" else 2
+    gaps = logits[np.arange(len(y)), y][:, None] - logits
+    gap_class = np.argmin(np.where(np.eye(10, dtype=bool)[y], np.inf, gaps), 1)
+    gap_rule = np.array([gaps[i, k] / np.linalg.norm(weights[:, y[i]] - weights[:, k], dual)
+                         for i, k in enumerate(gap_class)])
+    assert np.sum(gap_rule > 1.5 * minimal) >= 3  # the two rules differ on this fixture
+    big = 1.0 if norm == "linf" else 30.0
+    x_adv = kr.attacks.fab(model, x, y, big, norm, targeted=False, steps=10)
+    assert np.all(np.argmax(model(x_adv), -1) != y)
+    ratio = _distance(x_adv, x, norm) / minimal
+    assert np.all(ratio >= 1 - 1e-4) and np.all(ratio <= 1.01), ratio

@@ -601,3 +601,29 @@ def test_the_report_flags_random_inference_and_passes_it_under_the_rand_suite():
     assert checks.run_checks(old)[-1].status == "SKIPPED"
     # The "rand" suite (EOT) is how a random model should be evaluated: the check passes.
     assert checks.inference_check(random.values, "rand").status == "PASS"
+
+
+def test_the_report_turns_every_accuracy_back_into_its_exact_image_count():
+    """An accuracy k / n measured as the mean of n robust flags is a float that can
+    fall just below k / n (29 / 100 -> 0.29 * 100 = 28.999...); the report must cite
+    k images and the interval of k for every k at realistic sizes, in the saved
+    counts, in their intervals and in the summary line."""
+    for n in (100, 1000, 10000):
+        keys = {k: f"a{k}" for k in range(n + 1)}
+        results = {"model": "m", "clean": 1.0, "epsilon": 8 / 255, "num_images": n,
+                   "suite": "custom",
+                   "attacks": {key: {"accuracy": float(np.mean(np.arange(n) < k)), "name": key}
+                               for k, key in keys.items()}}
+        attacks = kr.evaluate.RobustnessReport(results, []).to_dict()["attacks"]
+        counts = np.array([attacks[key]["count"] for key in keys.values()])
+        np.testing.assert_array_equal(counts, np.arange(n + 1), err_msg=f"n = {n}")
+        for k in (1, 29, 57, n // 3, n - 1):
+            expected = _wilson_numpy(k, n, 1.959963984540054)
+            assert attacks[keys[k]]["ci95"] == pytest.approx(expected, abs=1e-12), (k, n)
+    results = {"model": "m", "clean": 1.0, "epsilon": 8 / 255, "num_images": 100,
+               "suite": "custom",
+               "attacks": {"pgd20_cw": {"accuracy": float(np.mean(np.arange(100) < 29)),
+                                        "name": "PGD-20 (CW)"}}}
+    low, high = _wilson_numpy(29, 100, 1.959963984540054)
+    cited = f"(29/100, 95% CI {100 * low:.1f}-{100 * high:.1f}%)"
+    assert cited in kr.evaluate.RobustnessReport(results, []).summary()

@@ -187,3 +187,61 @@ def test_fit_on_a_dataset_does_not_warn_about_shuffle():
         warnings.simplefilter("always")
         model.fit(dataset, epochs=1, verbose=0, shuffle=True)
     assert any("shuffle" in str(w.message) for w in caught)
+
+
+# ------------------------------------------------------------------ soft labels reach the loss
+def _soft_label_defences():
+    from tests.helpers import linear_model
+
+    def backbone():
+        return linear_model(num_classes=5, scale=2.0, seed=4)
+
+    return {
+        # the user's own soft rows, unchanged by the plain wrapper
+        "plain": lambda: kr.RobustModel(backbone(), seed=0),
+        # BAT's adversarial labels (eq. 14/18) and its label-smoothing variant
+        "bat_adversarial": lambda: kr.BATModel(backbone(), epsilon=0.05, random_start=False,
+                                               seed=0),
+        "bat_smoothing": lambda: kr.BATModel(backbone(), epsilon=0.05, label="smoothing",
+                                             random_start=False, seed=0),
+        # M-TLAT's Mixup and TLAT label mixing, with its half weights
+        "mtlat": lambda: kr.MTLATModel(backbone(), epsilon_max=0.05, seed=0),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_soft_label_defences()))
+def test_fit_trains_on_the_soft_rows_the_defence_built(name):
+    """The loss `fit` reports is cross-entropy by hand on the soft rows the defence
+    built, not on their argmax: a label normalisation that turned soft rows into
+    one-hot ones would silently train BAT, M-TLAT and user soft labels as one-hot.
+
+    The hand computation reads the rows from the defence's own `training_batch`
+    at the same step (fit's first step draws the same with a fixed seed); for the
+    plain wrapper the rows must be the user's soft labels themselves.
+    """
+    rng = np.random.default_rng(3)
+    x = rng.random((16, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 5, 16).astype(np.int32)
+    soft = (0.6 * np.eye(5, dtype=np.float32)[y] + 0.4 * rng.dirichlet(np.ones(5), 16)).astype(
+        np.float32)
+    labels = soft if name == "plain" else y
+    model = _soft_label_defences()[name]()
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    batch = model.training_batch(tf.constant(x), model.label_probabilities(labels), None)
+    rows = np.asarray(batch.y, np.float64)
+    if name == "plain":
+        np.testing.assert_allclose(rows, soft, atol=1e-7)
+    # The fixture tells soft from one-hot training: rows far from one-hot (M-TLAT's
+    # Beta draws leave most rows near one-hot), and losses that differ below.
+    assert np.any(rows.max(-1) < 0.9), rows.max(-1)
+    logits = np.asarray(model.backbone(batch.x, training=True), np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    per_row = -(rows * log_probs).sum(-1)
+    one_hot = -log_probs[np.arange(len(rows)), rows.argmax(-1)]
+    weights = (np.ones(len(rows)) if batch.sample_weight is None
+               else np.asarray(batch.sample_weight, np.float64))
+    expected = float(np.sum(weights * per_row) / len(rows))
+    wrong = float(np.sum(weights * one_hot) / len(rows))
+    assert abs(expected - wrong) > 0.02  # the two readings differ on this fixture
+    history = model.fit(x, labels, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-4)

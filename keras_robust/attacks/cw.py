@@ -90,6 +90,62 @@ def cw_margin(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) 
     return best_other - z_label if target is None else z_label - best_other
 
 
+def cw_objective(
+    logits_fn: Any,
+    w: tf.Tensor,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    targets: tf.Tensor | None,
+    const: tf.Tensor,
+    confidence: float,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One evaluation of C&W's objective in the tanh space, with its gradient in w.
+
+    The objective, summed over the batch, is ||x' - x||_2^2 + c * max(kappa -
+    margin(x'), 0) with x' = (tanh(w) + 1) / 2 and `cw_margin`'s margin. Only the
+    hinge is differentiated through the model; the chain rule through the change
+    of variables (dx'/dw = (1 - tanh(w)^2) / 2) is written out.
+
+    Args:
+        logits_fn: images -> float32 logits.
+        w: the tanh-space variables, the shape of `x`.
+        x: float32 [B, H, W, C] original images in [0, 1].
+        y: true classes, int32 [B].
+        targets: target classes int32 [B], or None (untargeted).
+        const: c per sample, [B].
+        confidence: kappa.
+
+    Returns:
+        (x', squared L2 distance [B], margin [B], gradient in w).
+
+    Example:
+
+    >>> logits_fn = lambda images: tf.reshape(images, [-1, 4])
+    >>> x = tf.fill([1, 2, 2, 1], 0.5)
+    >>> _, distance, margin, grad = cw_objective(
+    ...     logits_fn, tf.zeros_like(x), x, tf.constant([0]), None, tf.ones([1]), 0.0)
+    >>> float(distance[0]), float(margin[0])
+    (0.0, 0.0)
+    """
+    tanh = tf.tanh(w)
+    x_adv = (tanh + 1.0) / 2.0
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x_adv)
+        margin = cw_margin(logits_fn(x_adv), y, targets)
+        hinge = tf.reduce_sum(const * tf.nn.relu(confidence - margin))
+    grad_model = tape.gradient(hinge, x_adv)
+    distance = tf.reduce_sum(tf.square(x_adv - x), axis=[1, 2, 3])
+    if grad_model is None:
+        raise ValueError(
+            "cw_l2 needs the gradient of the model's logits with respect to its input, and "
+            "this model provides none; use keras_robust.attacks.square for gradient-free "
+            "models."
+        )
+    # d/dw of ||x' - x||^2 + c * hinge, with dx'/dw = (1 - tanh(w)^2) / 2.
+    grad = (2.0 * (x_adv - x) + grad_model) * (1.0 - tf.square(tanh)) / 2.0
+    return x_adv, distance, margin, tf.stop_gradient(grad)
+
+
 @compiled_attack
 def _cw_impl(model, x, y, settings, *, seed, target=None):
     """The compiled CW-L2; `settings` = (target mode, confidence, steps, learning_rate,
@@ -112,23 +168,7 @@ def _cw_impl(model, x, y, settings, *, seed, target=None):
         return (tf.tanh(w) + 1.0) / 2.0
 
     def evaluate(w, const):
-        tanh = tf.tanh(w)
-        x_adv = (tanh + 1.0) / 2.0
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x_adv)
-            margin = cw_margin(logits_fn(x_adv), y, targets)
-            hinge = tf.reduce_sum(const * tf.nn.relu(confidence - margin))
-        grad_model = tape.gradient(hinge, x_adv)
-        distance = tf.reduce_sum(tf.square(x_adv - x), axis=[1, 2, 3])
-        if grad_model is None:
-            raise ValueError(
-                "cw_l2 needs the gradient of the model's logits with respect to its input, and "
-                "this model provides none; use keras_robust.attacks.square for gradient-free "
-                "models."
-            )
-        # d/dw of ||x' - x||^2 + c * hinge, with dx'/dw = (1 - tanh(w)^2) / 2.
-        grad = (2.0 * (x_adv - x) + grad_model) * (1.0 - tf.square(tanh)) / 2.0
-        return x_adv, distance, margin, tf.stop_gradient(grad)
+        return cw_objective(logits_fn, w, x, y, targets, const, confidence)
 
     def track(x_adv, distance, margin, best):
         """Keeps the smallest-L2 point reaching the confidence (and, as fallback, any
