@@ -1,6 +1,6 @@
 """The library's AutoAttack against an independent implementation (ART), side by side.
 
-    python bench/autoattack.py --model=runs/bat_R-MC-LA_clean_s11/model.keras \
+    python bench/autoattack.py --model=runs/bat_R-MC-LA_noaug_5ep/model.keras \
         --n=100 --start=5000 --norm=linf --components=apgd-ce,apgd-dlr,apgd-t,square
 
 On one model and the same test images, each component is run by the library

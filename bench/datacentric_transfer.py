@@ -13,9 +13,9 @@ Every attack is crafted once and evaluated on every target.
     python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric --images=500
     python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric \
         --targets='surrogates_enhance_*/*.keras'   # the enhancement ensemble's members
-    python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric_s8 --images=500 \
+    python bench/datacentric_transfer.py --run_dir=runs/cifar10_datacentric_transfer --images=500 \
         --skip_components --more_iterations=300 --targets='surrogates_enhance_*/*.keras'
-        # session 8: TI on/off and 300 iterations only, before the example had trained its models
+        # TI on/off and 300 iterations only (the run dir may hold only the trained surrogates)
 """
 from __future__ import annotations
 

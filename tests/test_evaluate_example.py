@@ -1,4 +1,4 @@
-"""Issue #22's small items: `examples/evaluate.py --norm`, and public helpers in `__all__`."""
+"""`examples/evaluate.py`'s `--norm`, budget and `--start` flags, and public helpers in `__all__`."""
 from __future__ import annotations
 
 import json
