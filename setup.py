@@ -54,7 +54,7 @@ setup(
         # The suite runs everything, plots and frost included.
         "test": ["pytest>=8", *PLOTS, *FROST],
         # This documentation site: `mkdocs serve`, `mkdocs build --strict` (see mkdocs.yml).
-        "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=1.0,<2"],
+        "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocstrings[python]>=1.0,<2"],
         # Only for bench/attacks.py and bench/autoattack.py, which compare against other
         # toolkits (ART 1.20.1 measured; its AutoAttack imports multiprocess, undeclared).
         "bench": ["adversarial-robustness-toolbox>=1.17", "multiprocess>=0.70", "cleverhans>=4.0"],
