@@ -47,6 +47,11 @@ class ConfigBase:
 
     Subclasses are frozen dataclasses; `per_call_fields` names the fields the
     compiled attack takes per call (so they stay out of the graph key).
+
+    Example:
+
+    >>> isinstance(SquareConfig(), ConfigBase), SquareConfig(epsilon=0.1).graph_key().epsilon
+    (True, None)
     """
 
     per_call_fields: ClassVar[tuple[str, ...]] = ("epsilon",)
@@ -156,7 +161,7 @@ def resolve_step_size(epsilon: Any, steps: int, step_size: Any = None,
 
     Example:
 
-    >>> float(resolve_step_size(0.1, 10, rel_stepsize=0.25))
+    >>> round(float(resolve_step_size(0.1, 10, rel_stepsize=0.25)), 6)
     0.025
     >>> round(float(resolve_step_size(0.1, 10)), 6)
     0.025
