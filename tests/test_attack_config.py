@@ -270,3 +270,153 @@ def test_the_rand_suite_is_autoattacks_rand_version():
     model = linear_model(num_classes=4)
     x = tf.random.stateless_uniform([2, 8, 8, 1], [0, 0])
     assert suite.cascade[1].run(model, x, tf.constant([0, 1])).shape == x.shape
+
+
+# ----------------------------------------------------------- every attack's config
+
+from keras_robust.attacks import (  # noqa: E402
+    APGDConfig, APGDTargetedConfig, CWConfig, FABConfig, SquareConfig,
+)
+from keras_robust.attacks.config import resolve_step_size  # noqa: E402
+
+ALL_CONFIGS = [
+    APGDConfig(epsilon=0.5, norm="l2", steps=7, loss="dlr", target="mc", restarts=2, rho=0.5,
+               rule="paper", eot_iter=2, early_stop=True),
+    APGDTargetedConfig(epsilon=EPS, steps=5, num_targets=3, loss="ce", restarts=2),
+    FABConfig(epsilon=EPS, targeted=False, num_targets=2, steps=4, restarts=2, alpha_max=0.2,
+              eta=1.1, beta=0.8, minimal=True),
+    CWConfig(confidence=2.0, steps=5, learning_rate=0.1, initial_const=0.5,
+             binary_search_steps=2, fallback="input", abort_early=True, target="ll"),
+    SquareConfig(epsilon=0.5, norm="l2", queries=30, p_init=0.3, loss="ce", target="random"),
+    AttackConfig(epsilon=EPS, steps=4, rel_stepsize=0.3),
+]
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: type(c).__name__)
+def test_every_attack_config_round_trips_through_json_and_keras(config):
+    again = type(config).from_config(json.loads(json.dumps(config.get_config())))
+    assert again == config and hash(again) == hash(config)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(config))
+    assert type(restored) is type(config) and restored == config
+    with pytest.raises(dataclasses_frozen_error()):
+        config.steps = 4
+    # The budget is a number of the call: it stays out of the graph key.
+    key = config.graph_key()
+    assert getattr(key, "epsilon", None) is None
+    if hasattr(config, "epsilon"):
+        assert config.replace(epsilon=0.25).graph_key() == key
+
+
+@pytest.mark.parametrize("cls, changes, message", [
+    (APGDConfig, dict(steps=0), "`steps` must be an integer >= 1"),
+    (APGDConfig, dict(loss="cw"), "Unknown loss 'cw'"),
+    (APGDConfig, dict(rho=1.5), r"`rho` must be in \[0.0, 1.0\]"),
+    (APGDConfig, dict(rule="book"), "Unknown rule 'book'"),
+    (APGDConfig, dict(target=[1, 2]), "pass target labels to the attack call"),
+    (APGDConfig, dict(epsilon=2.0), r"`epsilon` must be in \(0, 1\]"),
+    (APGDTargetedConfig, dict(num_targets=0), "`num_targets` must be an integer >= 1"),
+    (APGDTargetedConfig, dict(eot_iter=0), "`eot_iter` must be an integer >= 1"),
+    (FABConfig, dict(eta=0.5), "`eta` is FAB's overshoot"),
+    (FABConfig, dict(beta=0.0), r"`beta` must be in \(0, 1\]"),
+    (FABConfig, dict(targeted="yes"), "True \\(FAB-T\\) or False \\(FAB\\)"),
+    (FABConfig, dict(norm="l1"), "Unknown norm 'l1'"),
+    (CWConfig, dict(confidence=-1.0), "`confidence` must be a finite number >= 0"),
+    (CWConfig, dict(fallback="best"), "Unknown fallback 'best'"),
+    (CWConfig, dict(learning_rate=0.0), "`learning_rate` must be a positive"),
+    (SquareConfig, dict(p_init=0.0), r"`p_init` must be in \(0, 1\]"),
+    (SquareConfig, dict(queries=-3), "`queries` must be an integer >= 1"),
+    (SquareConfig, dict(loss="dlr"), "Unknown loss 'dlr'"),
+    (AttackConfig, dict(rel_stepsize=0.0), "`rel_stepsize` must be a positive"),
+])
+def test_every_attack_config_refuses_bad_settings(cls, changes, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        cls(**changes)
+
+
+def _batch(classes=4, count=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return (mlp(num_classes=classes), rng.random((count, 8, 8, 1), dtype=np.float32),
+            rng.integers(0, classes, count))
+
+
+@pytest.mark.parametrize("attack, keywords, config", [
+    (kr.attacks.apgd, dict(steps=4, loss="dlr", restarts=2, rho=0.5, rule="paper"),
+     APGDConfig(steps=4, loss="dlr", restarts=2, rho=0.5, rule="paper")),
+    (kr.attacks.apgd_targeted, dict(steps=3, num_targets=2, restarts=1),
+     APGDTargetedConfig(steps=3, num_targets=2)),
+    (kr.attacks.fab, dict(steps=3, num_targets=2, restarts=2, eta=1.1),
+     FABConfig(steps=3, num_targets=2, restarts=2, eta=1.1)),
+    (kr.attacks.square, dict(queries=15, p_init=0.5, loss="ce"),
+     SquareConfig(queries=15, p_init=0.5, loss="ce")),
+], ids=["apgd", "apgd_targeted", "fab", "square"])
+def test_an_attack_with_its_config_equals_the_attack_with_keywords(attack, keywords, config):
+    model, x, y = _batch()
+    by_keywords = attack(model, x, y, 0.1, seed=3, **keywords)
+    by_config = attack(model, x, y, 0.1, seed=3, config=config)
+    np.testing.assert_array_equal(by_keywords.numpy(), by_config.numpy())
+    # The budget may live in the config too.
+    in_config = attack(model, x, y, seed=3, config=config.replace(epsilon=0.1))
+    np.testing.assert_array_equal(by_keywords.numpy(), in_config.numpy())
+    assert np.abs(by_keywords.numpy() - x).max() > 0
+
+
+def test_cw_with_its_config_equals_cw_with_keywords_and_presets():
+    model, x, y = _batch()
+    by_keywords = kr.attacks.cw_l2(model, x, y, steps=4, learning_rate=0.05, seed=1)
+    by_config = kr.attacks.cw_l2(model, x, y, config=CWConfig(steps=4, learning_rate=0.05),
+                                 seed=1)
+    np.testing.assert_array_equal(by_keywords.numpy(), by_config.numpy())
+    assert np.abs(by_keywords.numpy() - x).max() > 0
+    paper = CWConfig(**kr.attacks.cw.CW_PRESETS["carlini_wagner"]).replace(steps=3)
+    np.testing.assert_array_equal(
+        kr.attacks.cw_l2(model, x, y, preset="carlini_wagner", steps=3).numpy(),
+        kr.attacks.cw_l2(model, x, y, config=paper).numpy())
+
+
+def test_keywords_override_the_config_and_a_wrong_config_is_refused():
+    model, x, y = _batch()
+    by_keywords = kr.attacks.apgd(model, x, y, 0.1, steps=2, seed=0)
+    overridden = kr.attacks.apgd(model, x, y, 0.1, steps=2, seed=0, config=APGDConfig(steps=9))
+    np.testing.assert_array_equal(by_keywords.numpy(), overridden.numpy())
+    with pytest.raises(TypeError, match="`config` must be a SquareConfig"):
+        kr.attacks.square(model, x, y, 0.1, config=APGDConfig())
+    with pytest.raises(ValueError, match="No budget"):
+        kr.attacks.fab(model, x, y)
+
+
+def test_the_relative_step_is_a_multiple_of_epsilon():
+    eps = tf.constant([0.1, 0.2])
+    np.testing.assert_array_equal(resolve_step_size(eps, 10, rel_stepsize=0.25).numpy(),
+                                  (0.25 * eps).numpy())
+    # The absolute step overrides it; neither gives PGD's 2.5 * epsilon / steps.
+    assert resolve_step_size(eps, 10, step_size=0.01, rel_stepsize=0.25) == 0.01
+    np.testing.assert_array_equal(resolve_step_size(eps, 10).numpy(), (2.5 * eps / 10).numpy())
+    config = AttackConfig(epsilon=0.1, steps=10, rel_stepsize=0.25)
+    assert float(config.step_for()) == pytest.approx(0.025)
+    assert config.graph_key().rel_stepsize is None
+    # PGD with a relative step equals PGD with that absolute step.
+    model, x, y = _batch()
+    relative = kr.attacks.pgd(model, x, y, None, config=config.replace(random_start=False))
+    absolute = kr.attacks.pgd(model, x, y, 0.1, np.float32(0.25) * np.float32(0.1), 10,
+                              random_start=False)
+    np.testing.assert_array_equal(relative.numpy(), absolute.numpy())
+    # And so does the engine, called directly as the defences do.
+    engine = run_attack(as_logits_fn(model), tf.constant(x), y,
+                        config.replace(random_start=False)).x_adv
+    np.testing.assert_array_equal(relative.numpy(), engine.numpy())
+
+
+def test_each_refusal_comes_from_one_place():
+    model, x, y = _batch()
+    message = "input diversity"
+    with pytest.raises(ValueError, match=message):
+        AttackConfig(early_stop=True, input_diversity=0.5)
+    from keras_robust.attacks.engine import early_stop_attack
+
+    with pytest.raises(ValueError, match=message):
+        early_stop_attack(as_logits_fn(model), tf.constant(x), y, AttackConfig(input_diversity=0.5))
+    for attack in (kr.attacks.pgd, kr.attacks.mi_fgsm):
+        kwargs = dict(config=AttackConfig(input_diversity=0.5)) if attack is kr.attacks.pgd else dict(
+            input_diversity=0.5)
+        with pytest.raises(ValueError, match="XLA cannot compile"):
+            attack(model, x, y, EPS, jit_compile=True, **kwargs)

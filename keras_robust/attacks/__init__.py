@@ -15,11 +15,14 @@ x_adv = kr.attacks.pgd(model, x, y, None, config=config)   # the same settings a
 ```
 
 `AttackConfig` holds the settings of the iterative attacks (PGD, FGSM, MI-FGSM,
-eq. 6); `keras_robust.attacks.engine` runs them (`run_attack`, `with_restarts`)
+eq. 6); `APGDConfig`, `APGDTargetedConfig`, `FABConfig`, `CWConfig` and
+`SquareConfig` those of the other attacks (each attack takes its `config=`); `keras_robust.attacks.engine` runs them (`run_attack`, `with_restarts`)
 and compiles every attack once per model and settings (`compiled_attack`).
 """
 from keras_robust.attacks.common import Ensemble
-from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.config import (
+    APGDConfig, APGDTargetedConfig, AttackConfig, CWConfig, FABConfig, SquareConfig,
+)
 from keras_robust.attacks.apgd import apgd, apgd_targeted
 from keras_robust.attacks.cw import cw_l2
 from keras_robust.attacks.fab import fab
@@ -31,7 +34,7 @@ from keras_robust.attacks.targets import TARGET_MODES
 from keras_robust.attacks.transfer import TRANSFER_ATTACKS, transfer_attack
 
 __all__ = [
-    "AttackConfig", "Ensemble", "OBJECTIVES", "TARGET_MODES", "TRANSFER_ATTACKS", "apgd",
+    "APGDConfig", "APGDTargetedConfig", "AttackConfig", "CWConfig", "FABConfig", "SquareConfig", "Ensemble", "OBJECTIVES", "TARGET_MODES", "TRANSFER_ATTACKS", "apgd",
     "apgd_targeted", "cw_l2",
     "fab", "fgsm", "mi_fgsm", "objective", "pgd", "square", "transfer_attack",
 ]

@@ -56,7 +56,6 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from keras_robust._validation import check_choice, check_fraction, check_positive_int
 from keras_robust.attacks.common import (
     LogitsFn,
     as_logits_fn,
@@ -68,17 +67,17 @@ from keras_robust.attacks.common import (
     project,
     random_normal,
     random_uniform,
-    sparse_labels,
+    label_indices,
+    step_standing,
+    top_other_classes,
     unrolled_loop,
     validate_common,
 )
+from keras_robust.attacks.config import APGDConfig, APGDTargetedConfig, build_config
 from keras_robust.attacks.engine import compiled_attack
 from keras_robust.attacks.objectives import objective
 from keras_robust.attacks.targets import check_target, select_target
 
-APGD_LOSSES = ("ce", "dlr")
-APGD_RULES = ("reference", "paper")
-_BIG = 1e9
 
 
 def checkpoints(steps: int) -> list[tuple[int, int]]:
@@ -185,28 +184,56 @@ def apgd_run(
         An `APGDResult`.
     """
     eps = per_sample(epsilon, x)
-    schedule = checkpoints(steps)
+    tables = _checkpoint_tables(steps)
+    evaluate = _evaluator(logits_fn, loss, success, eot_iter)
+    x_adv = apgd_start(x, eps, norm, seed)
+    value, grad, adversarial = evaluate(x_adv, y, target)
+    state = dict(
+        x_adv=x_adv,
+        x_prev=x_adv,
+        grad=grad,
+        step=2.0 * eps,
+        x_best=x_adv,
+        grad_best=grad,
+        best=value,
+        x_found=x_adv,
+        found=adversarial,
+        found_value=tf.where(adversarial, value, tf.fill(tf.shape(value), -float("inf"))),
+        # The objective "before" the first step: the start's (paper) or 0 (code).
+        last_value=value if rule == "paper" else tf.zeros_like(value),
+        increases=tf.zeros_like(value),
+        best_at_check=value,
+        halved_at_check=tf.ones_like(adversarial),
+    )
+    inputs = (x, y, eps, target)
+
+    def advance(i, s, inputs):
+        """Iteration i on the samples of `s` (all, or those still standing)."""
+        return _advance(i, s, inputs, evaluate, norm=norm, rho=rho, rule=rule, tables=tables)
+
+    def body(i, s):
+        return advance(i, s, inputs)
+
+    def early_stop_body(i, s):
+        return step_standing(~s["found"], lambda sub, rows: advance(i, sub, rows), s, inputs)
+
+    state = unrolled_loop(early_stop_body if early_stop else body, 0, steps, state)
+    return APGDResult(state["x_found"], state["found"], state["x_best"], state["best"])
+
+
+def _checkpoint_tables(steps: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per iteration: whether it is a checkpoint (bool [steps]) and its interval's length."""
     is_checkpoint = [False] * steps
     interval = [0.0] * steps
-    for index, length in schedule:
+    for index, length in checkpoints(steps):
         is_checkpoint[index] = True
         interval[index] = float(length)
-    is_checkpoint = tf.constant(is_checkpoint)
-    interval = tf.constant(interval, tf.float32)
+    return tf.constant(is_checkpoint), tf.constant(interval, tf.float32)
 
-    def evaluate(x_adv, y, target):
-        value, grad, adversarial = evaluate_once(x_adv, y, target)
-        if eot_iter == 1:
-            return value, grad, adversarial
 
-        # The other eot_iter - 1 passes, in a loop (one copy of the model in the graph).
-        def another(i, grad_sum, value, adversarial):
-            value, grad, adversarial = evaluate_once(x_adv, y, target)
-            return i + 1, grad_sum + grad, value, adversarial
-
-        _, grad_sum, value, adversarial = tf.while_loop(
-            lambda i, *_: i < eot_iter, another, (tf.constant(1), grad, value, adversarial))
-        return value, grad_sum / float(eot_iter), adversarial
+def _evaluator(logits_fn: LogitsFn, loss: str, success: str, eot_iter: int):
+    """`evaluate(x_adv, y, target) -> (objective, gradient, adversarial)`, the gradient
+    averaged over `eot_iter` passes."""
 
     def evaluate_once(x_adv, y, target):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -228,98 +255,80 @@ def apgd_run(
             adversarial = tf.not_equal(predicted, y)
         return tf.stop_gradient(value), tf.stop_gradient(grad), adversarial
 
-    def where(mask, a, b):
-        return tf.where(tf.reshape(mask, [-1, 1, 1, 1]), a, b)
+    def evaluate(x_adv, y, target):
+        value, grad, adversarial = evaluate_once(x_adv, y, target)
+        if eot_iter == 1:
+            return value, grad, adversarial
 
-    x_adv = apgd_start(x, eps, norm, seed)
-    value, grad, adversarial = evaluate(x_adv, y, target)
-    state = dict(
-        x_adv=x_adv,
-        x_prev=x_adv,
-        grad=grad,
-        step=2.0 * eps,
-        x_best=x_adv,
-        grad_best=grad,
-        best=value,
-        x_found=x_adv,
-        found=adversarial,
-        found_value=tf.where(adversarial, value, tf.fill(tf.shape(value), -float("inf"))),
-        # The objective "before" the first step: the start's (paper) or 0 (code).
-        last_value=value if rule == "paper" else tf.zeros_like(value),
-        increases=tf.zeros_like(value),
-        best_at_check=value,
-        halved_at_check=tf.ones_like(adversarial),
+        # The other eot_iter - 1 passes, in a loop (one copy of the model in the graph).
+        def another(i, grad_sum, value, adversarial):
+            value, grad, adversarial = evaluate_once(x_adv, y, target)
+            return i + 1, grad_sum + grad, value, adversarial
+
+        _, grad_sum, value, adversarial = tf.while_loop(
+            lambda i, *_: i < eot_iter, another, (tf.constant(1), grad, value, adversarial))
+        return value, grad_sum / float(eot_iter), adversarial
+
+    return evaluate
+
+
+def _where(mask, a, b):
+    return tf.where(tf.reshape(mask, [-1, 1, 1, 1]), a, b)
+
+
+def _advance(i, s, inputs, evaluate, *, norm, rho, rule, tables) -> dict:
+    """APGD's iteration i on the state `s` of the samples in `inputs` (x, y, eps, target)."""
+    x, y, eps, target = inputs
+    is_checkpoint, interval = tables
+    momentum = tf.where(i > 0, 0.75, 1.0)
+    x_adv = s["x_adv"]
+    z = project(x_adv + s["step"] * normalize(s["grad"], norm), x, eps, norm)
+    x_new = project(
+        x_adv + momentum * (z - x_adv) + (1.0 - momentum) * (x_adv - s["x_prev"]), x, eps, norm
     )
+    value, grad, adversarial = evaluate(x_new, y, target)
 
-    def advance(i, s, x, y, eps, target):
-        """Iteration i on the samples of `s` (all, or those still standing)."""
-        momentum = tf.where(i > 0, 0.75, 1.0)
-        x_adv = s["x_adv"]
-        z = project(x_adv + s["step"] * normalize(s["grad"], norm), x, eps, norm)
-        x_new = project(
-            x_adv + momentum * (z - x_adv) + (1.0 - momentum) * (x_adv - s["x_prev"]), x, eps, norm
-        )
-        value, grad, adversarial = evaluate(x_new, y, target)
+    # The successful iterate of highest objective.
+    keep = adversarial & (~s["found"] | (value > s["found_value"]))
+    x_found = _where(keep, x_new, s["x_found"])
+    found_value = tf.where(keep, value, s["found_value"])
+    found = s["found"] | adversarial
 
-        # The successful iterate of highest objective.
-        keep = adversarial & (~s["found"] | (value > s["found_value"]))
-        x_found = where(keep, x_new, s["x_found"])
-        found_value = tf.where(keep, value, s["found_value"])
-        found = s["found"] | adversarial
+    # The iterate of highest objective and its gradient (a restart point).
+    improved = value > s["best"]
+    x_best = _where(improved, x_new, s["x_best"])
+    grad_best = _where(improved, grad, s["grad_best"])
+    best = tf.where(improved, value, s["best"])
+    increases = s["increases"] + tf.cast(value > s["last_value"], tf.float32)
 
-        # The iterate of highest objective and its gradient (a restart point).
-        improved = value > s["best"]
-        x_best = where(improved, x_new, s["x_best"])
-        grad_best = where(improved, grad, s["grad_best"])
-        best = tf.where(improved, value, s["best"])
-        increases = s["increases"] + tf.cast(value > s["last_value"], tf.float32)
-
-        # Checkpoint: halve the step (and restart from the best point) where the
-        # objective rose in at most (code) / fewer than (paper) rho * interval
-        # steps, or where neither the step nor the best objective changed since
-        # the last checkpoint.
-        checkpoint = is_checkpoint[i]
-        if rule == "paper":
-            oscillating = increases < rho * interval[i]
-        else:
-            oscillating = increases <= rho * interval[i]
-        stalled = ~s["halved_at_check"] & (s["best_at_check"] >= best)
-        halve = checkpoint & (oscillating | stalled)
-        step = where(halve, 0.5 * s["step"], s["step"])
-        return dict(
-            x_adv=where(halve, x_best, x_new),
-            x_prev=x_adv,
-            grad=where(halve, grad_best, grad),
-            step=step,
-            x_best=x_best,
-            grad_best=grad_best,
-            best=best,
-            x_found=x_found,
-            found=found,
-            found_value=found_value,
-            last_value=value,
-            increases=tf.where(checkpoint, tf.zeros_like(increases), increases),
-            best_at_check=tf.where(checkpoint, best, s["best_at_check"]),
-            halved_at_check=tf.where(checkpoint, halve, s["halved_at_check"]),
-        )
-
-    def body(i, s):
-        return advance(i, s, x, y, eps, target)
-
-    def early_stop_body(i, s):
-        rows = tf.where(~s["found"])[:, 0]
-
-        def step_standing():
-            take = lambda t: tf.gather(t, rows)  # noqa: E731
-            new = advance(i, {k: take(v) for k, v in s.items()}, take(x), take(y), take(eps),
-                          None if target is None else take(target))
-            index = rows[:, None]
-            return {k: tf.tensor_scatter_nd_update(s[k], index, new[k]) for k in s}
-
-        return tf.cond(tf.size(rows) > 0, step_standing, lambda: dict(s))
-
-    state = unrolled_loop(early_stop_body if early_stop else body, 0, steps, state)
-    return APGDResult(state["x_found"], state["found"], state["x_best"], state["best"])
+    # Checkpoint: halve the step (and restart from the best point) where the
+    # objective rose in at most (code) / fewer than (paper) rho * interval
+    # steps, or where neither the step nor the best objective changed since
+    # the last checkpoint.
+    checkpoint = is_checkpoint[i]
+    if rule == "paper":
+        oscillating = increases < rho * interval[i]
+    else:
+        oscillating = increases <= rho * interval[i]
+    stalled = ~s["halved_at_check"] & (s["best_at_check"] >= best)
+    halve = checkpoint & (oscillating | stalled)
+    step = _where(halve, 0.5 * s["step"], s["step"])
+    return dict(
+        x_adv=_where(halve, x_best, x_new),
+        x_prev=x_adv,
+        grad=_where(halve, grad_best, grad),
+        step=step,
+        x_best=x_best,
+        grad_best=grad_best,
+        best=best,
+        x_found=x_found,
+        found=found,
+        found_value=found_value,
+        last_value=value,
+        increases=tf.where(checkpoint, tf.zeros_like(increases), increases),
+        best_at_check=tf.where(checkpoint, best, s["best_at_check"]),
+        halved_at_check=tf.where(checkpoint, halve, s["halved_at_check"]),
+    )
 
 
 def worst_case_over_runs(
@@ -344,31 +353,21 @@ def worst_case_over_runs(
     eps = tf.broadcast_to(tf.reshape(tf.cast(epsilon, tf.float32), [-1]), tf.shape(y))
     for targets, seed in runs:
         if compact:
-            index = tf.where(~found)[:, 0]
 
-            def attack(index=index, targets=targets, seed=seed):
-                sub = lambda t: tf.gather(t, index)  # noqa: E731
-                result = apgd_run(
-                    logits_fn, sub(x), sub(y), sub(eps),
-                    target=None if targets is None else sub(targets), seed=seed, **run_kwargs,
-                )
-                old_adv, old_fallback = sub(adv), sub(fallback)
+            def attack(old, rows, seed=seed):
+                old_adv, _, old_fallback = old
+                sub_x, sub_y, sub_eps, sub_targets = rows
+                result = apgd_run(logits_fn, sub_x, sub_y, sub_eps, target=sub_targets,
+                                  seed=seed, **run_kwargs)
                 replace = result.best_objective > old_fallback
                 new_adv = tf.where(
                     tf.reshape(result.found, [-1, 1, 1, 1]), result.x_found,
                     tf.where(tf.reshape(replace, [-1, 1, 1, 1]), result.x_best, old_adv),
                 )
-                new_fallback = tf.where(replace, result.best_objective, old_fallback)
-                rows = index[:, None]
-                return (
-                    tf.tensor_scatter_nd_update(adv, rows, new_adv),
-                    tf.tensor_scatter_nd_update(found, rows, result.found),
-                    tf.tensor_scatter_nd_update(fallback, rows, new_fallback),
-                )
+                return new_adv, result.found, tf.where(replace, result.best_objective, old_fallback)
 
-            adv, found, fallback = tf.cond(
-                tf.size(index) > 0, attack, lambda: (adv, found, fallback)
-            )
+            adv, found, fallback = step_standing(~found, attack, (adv, found, fallback),
+                                                 (x, y, eps, targets))
         else:
             result = apgd_run(logits_fn, x, y, eps, target=targets, seed=seed, **run_kwargs)
             new_found = ~found & result.found
@@ -381,13 +380,11 @@ def worst_case_over_runs(
 
 
 @compiled_attack
-def _apgd_impl(model, x, y, settings, *, epsilon, seed, target=None):
-    """The compiled APGD; `settings` = (steps, norm, loss, target mode, restarts, rho,
-    compact, rule, eot_iter, early_stop), target labels per call."""
-    steps, norm, loss, target_mode, restarts, rho, compact, rule, eot_iter, early_stop = settings
-    target = target_mode if target is None else target
+def _apgd_impl(model, x, y, config: APGDConfig, *, epsilon, seed, compact, target=None):
+    """The compiled APGD: `config` (its graph key), target labels per call."""
+    target = config.target if target is None else target
     logits_fn = as_logits_fn(model)
-    y = sparse_labels(y)
+    y = label_indices(y)
     clean_logits = logits_fn(x)
     num_classes = tf.shape(clean_logits)[-1]
     targets = None
@@ -397,31 +394,37 @@ def _apgd_impl(model, x, y, settings, *, epsilon, seed, target=None):
     clean_adversarial = (
         tf.not_equal(predicted, y) if targets is None else tf.equal(predicted, targets)
     )
-    runs = [(targets, fold_seed(seed, 1000 + r)) for r in range(restarts)]
+    runs = [(targets, fold_seed(seed, 1000 + r)) for r in range(config.restarts)]
     return worst_case_over_runs(
-        logits_fn, x, y, epsilon, runs, clean_adversarial, compact,
-        steps=steps, norm=norm, loss=loss, rho=rho, success="target", rule=rule,
-        eot_iter=eot_iter, early_stop=early_stop,
+        logits_fn, x, y, epsilon, runs, clean_adversarial, compact, success="target",
+        **_run_settings(config),
     )
+
+
+def _run_settings(config: APGDConfig | APGDTargetedConfig) -> dict:
+    """The keywords of `apgd_run` that a config holds."""
+    return dict(steps=config.steps, norm=config.norm, loss=config.loss, rho=config.rho,
+                rule=config.rule, eot_iter=config.eot_iter, early_stop=config.early_stop)
 
 
 def apgd(
     model: Any,
     x: Any,
     y: Any,
-    epsilon: float | Any,
-    steps: int = 100,
+    epsilon: float | Any = None,
+    steps: int | None = None,
     *,
-    norm: str = "linf",
-    loss: str = "ce",
+    norm: str | None = None,
+    loss: str | None = None,
     target: Any = None,
-    restarts: int = 1,
-    rho: float = 0.75,
-    rule: str = "reference",
+    restarts: int | None = None,
+    rho: float | None = None,
+    rule: str | None = None,
     seed: int | Any | None = None,
     jit_compile: bool = False,
-    eot_iter: int = 1,
-    early_stop: bool = False,
+    eot_iter: int | None = None,
+    early_stop: bool | None = None,
+    config: APGDConfig | None = None,
 ) -> tf.Tensor:
     """Auto-PGD (Croce & Hein 2020): PGD with an adaptive step size and momentum.
 
@@ -471,6 +474,9 @@ def apgd(
             returned image is its first adversarial iterate rather than the
             one of highest objective); the report's AutoAttack cascade uses
             it. Not with `jit_compile` (dynamic shapes).
+        config: an `APGDConfig` holding these settings (its defaults are
+            AutoAttack's: 100 steps, rho 0.75); the keywords above that are
+            given (not None) override its fields, `epsilon` its budget.
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -488,32 +494,35 @@ def apgd(
     >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
     (TensorShape([4, 8, 8, 3]), True)
     """
-    x = validate_common(x, epsilon, norm)
-    steps = check_positive_int(steps, "steps")
-    restarts = check_positive_int(restarts, "restarts")
-    check_choice(loss, APGD_LOSSES, "loss")
     check_target(target)
-    rho = check_fraction(rho, "rho")
-    check_choice(rule, APGD_RULES, "rule")
-    eot_iter = check_positive_int(eot_iter, "eot_iter")
-    early_stop = check_early_stop(early_stop, jit_compile)
-    target = _target_arg(target)
-    mode = target if isinstance(target, str) else None
+    config = build_config(
+        APGDConfig, config, norm=norm, steps=steps, loss=loss, restarts=restarts, rho=rho,
+        rule=rule, eot_iter=eot_iter, early_stop=early_stop,
+        target=target if isinstance(target, str) else None)
+    epsilon, x = _budget_and_images(x, epsilon, config, jit_compile)
+    labels = None if target is None or isinstance(target, str) else tf.convert_to_tensor(target)
     return _apgd_impl(
-        model, x, y,
-        (steps, norm, loss, mode, restarts, rho, not jit_compile, rule, eot_iter, early_stop),
-        jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
-        target=None if mode is not None else target,
+        model, x, y, config.graph_key(), jit_compile=jit_compile, compact=not jit_compile,
+        epsilon=epsilon, seed=as_seed(seed), target=labels,
     )
 
 
+def _budget_and_images(x: Any, epsilon: Any, config: Any, jit_compile: bool) -> tuple:
+    """The call's budget (float32; the config's when None) and images, checked."""
+    epsilon = config.epsilon if epsilon is None else epsilon
+    if epsilon is None:
+        raise ValueError("No budget: pass `epsilon` or a `config` with one.")
+    x = validate_common(x, epsilon, config.norm)
+    check_early_stop(config.early_stop, jit_compile)
+    return tf.cast(epsilon, tf.float32), x
+
+
 @compiled_attack
-def _apgd_targeted_impl(model, x, y, settings, *, epsilon, seed):
-    """The compiled targeted APGD; `settings` = (steps, num_targets, norm, loss, restarts,
-    rho, compact, rule, eot_iter, early_stop)."""
-    steps, num_targets, norm, loss, restarts, rho, compact, rule, eot_iter, early_stop = settings
+def _apgd_targeted_impl(model, x, y, config: APGDTargetedConfig, *, epsilon, seed, compact):
+    """The compiled targeted APGD: `config` (its graph key)."""
+    num_targets = config.num_targets
     logits_fn = as_logits_fn(model)
-    y = sparse_labels(y)
+    y = label_indices(y)
     clean_logits = logits_fn(x)
     num_classes = clean_logits.shape[-1]
     if num_classes is not None and num_targets > num_classes - 1:
@@ -521,19 +530,16 @@ def _apgd_targeted_impl(model, x, y, settings, *, epsilon, seed):
             f"`num_targets` must be at most the number of classes minus one ({num_classes - 1}), "
             f"got {num_targets}."
         )
-    # The k most likely classes other than the true one, most likely first.
-    others = clean_logits - tf.one_hot(y, tf.shape(clean_logits)[-1]) * _BIG
-    ranked = tf.math.top_k(others, k=num_targets).indices
+    ranked = top_other_classes(clean_logits, y, num_targets)
     predicted = tf.argmax(clean_logits, axis=-1, output_type=tf.int32)
     runs = [
         (ranked[:, k], fold_seed(seed, 1000 * (k + 1) + r))
         for k in range(num_targets)
-        for r in range(restarts)
+        for r in range(config.restarts)
     ]
     return worst_case_over_runs(
         logits_fn, x, y, epsilon, runs, tf.not_equal(predicted, y), compact,
-        steps=steps, norm=norm, loss=loss, rho=rho, success="misclassified", rule=rule,
-        eot_iter=eot_iter, early_stop=early_stop,
+        success="misclassified", **_run_settings(config),
     )
 
 
@@ -541,19 +547,20 @@ def apgd_targeted(
     model: Any,
     x: Any,
     y: Any,
-    epsilon: float | Any,
-    steps: int = 100,
-    num_targets: int = 9,
+    epsilon: float | Any = None,
+    steps: int | None = None,
+    num_targets: int | None = None,
     *,
-    norm: str = "linf",
-    loss: str = "dlr",
-    restarts: int = 1,
-    rho: float = 0.75,
-    rule: str = "reference",
+    norm: str | None = None,
+    loss: str | None = None,
+    restarts: int | None = None,
+    rho: float | None = None,
+    rule: str | None = None,
     seed: int | Any | None = None,
     jit_compile: bool = False,
-    eot_iter: int = 1,
-    early_stop: bool = False,
+    eot_iter: int | None = None,
+    early_stop: bool | None = None,
+    config: APGDTargetedConfig | None = None,
 ) -> tf.Tensor:
     """APGD-T of AutoAttack: targeted APGD toward each of the k most likely other classes.
 
@@ -582,6 +589,9 @@ def apgd_targeted(
             forward/backward passes (see `apgd`); 1 is the deterministic attack.
         early_stop: stop each sample at its first misclassified iterate (see
             `apgd`); not with `jit_compile`.
+        config: an `APGDTargetedConfig` holding these settings (defaults:
+            100 steps, 9 targets, the DLR loss); the keywords above that are
+            given (not None) override its fields, `epsilon` its budget.
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -598,24 +608,14 @@ def apgd_targeted(
     >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
     (TensorShape([4, 8, 8, 3]), True)
     """
-    x = validate_common(x, epsilon, norm)
-    steps = check_positive_int(steps, "steps")
-    num_targets = check_positive_int(num_targets, "num_targets")
-    restarts = check_positive_int(restarts, "restarts")
-    check_choice(loss, APGD_LOSSES, "loss")
-    rho = check_fraction(rho, "rho")
-    check_choice(rule, APGD_RULES, "rule")
-    eot_iter = check_positive_int(eot_iter, "eot_iter")
-    early_stop = check_early_stop(early_stop, jit_compile)
+    config = build_config(
+        APGDTargetedConfig, config, norm=norm, steps=steps, num_targets=num_targets, loss=loss,
+        restarts=restarts, rho=rho, rule=rule, eot_iter=eot_iter, early_stop=early_stop)
+    epsilon, x = _budget_and_images(x, epsilon, config, jit_compile)
     return _apgd_targeted_impl(
-        model, x, y,
-        (steps, num_targets, norm, loss, restarts, rho, not jit_compile, rule, eot_iter,
-         early_stop),
-        jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
+        model, x, y, config.graph_key(), jit_compile=jit_compile, compact=not jit_compile,
+        epsilon=epsilon, seed=as_seed(seed),
     )
 
 
-def _target_arg(target: Any) -> Any:
-    if target is None or isinstance(target, str):
-        return target
-    return tf.convert_to_tensor(target)
+

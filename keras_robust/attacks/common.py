@@ -100,9 +100,92 @@ def as_logits_fn(model: Any) -> LogitsFn:
     return lambda images: _logits_of(model, images)
 
 
-def sparse_labels(y: Any) -> tf.Tensor:
-    """Class indices (int32, [B]) from sparse, one-hot or soft labels."""
+def label_indices(y: Any) -> tf.Tensor:
+    """Class indices (int32, [B]) from sparse, one-hot or soft labels (a graph function).
+
+    Example:
+
+    >>> label_indices([[0.0, 1.0], [1.0, 0.0]]).numpy().tolist()
+    [1, 0]
+    """
     return _labels.class_indices(y)
+
+
+# A logit offset that rules a class out of a max (or a min) over the classes.
+_BIG = 1e9
+
+
+def without_class(logits: tf.Tensor, hot: tf.Tensor, lowest: bool = False) -> tf.Tensor:
+    """`logits` with the one-hot classes of `hot` pushed out of a max (or, `lowest`, a min).
+
+    Args:
+        logits: [B, C] logits.
+        hot: [B, C] one-hot rows of the class to rule out.
+        lowest: push the class up (out of a min) instead of down.
+
+    Returns:
+        [B, C] logits, the ruled-out class moved by 1e9.
+
+    Example:
+
+    >>> without_class(tf.constant([[3.0, 1.0]]), tf.constant([[1.0, 0.0]]))[0, 0] < 0
+    <tf.Tensor: shape=(), dtype=bool, numpy=True>
+    """
+    return logits + hot * _BIG if lowest else logits - hot * _BIG
+
+
+def best_other_logit(logits: tf.Tensor, hot: tf.Tensor) -> tf.Tensor:
+    """The largest logit of a class other than the one-hot class of `hot`, per sample ([B]).
+
+    Example:
+
+    >>> best_other_logit(tf.constant([[3.0, 1.0, 2.0]]), tf.one_hot([0], 3)).numpy().tolist()
+    [2.0]
+    """
+    return tf.reduce_max(without_class(logits, hot), axis=-1)
+
+
+def top_other_classes(logits: tf.Tensor, y: tf.Tensor, k: int) -> tf.Tensor:
+    """The `k` most likely classes other than `y`, most likely first (int32 [B, k]).
+
+    Example:
+
+    >>> top_other_classes(tf.constant([[3.0, 1.0, 2.0]]), tf.constant([0]), 2).numpy().tolist()
+    [[2, 1]]
+    """
+    return tf.math.top_k(without_class(logits, tf.one_hot(y, tf.shape(logits)[-1])), k=k).indices
+
+
+def step_standing(standing: tf.Tensor, step: Callable, state: Any, inputs: Any = ()) -> Any:
+    """Gathers the rows still standing, steps them, and scatters the results back.
+
+    Args:
+        standing: bool [B], the rows to step.
+        step: `(state_rows, input_rows) -> new state_rows`, with the nests of
+            `state` and `inputs` gathered to the standing rows.
+        state: a nest of [B, ...] tensors that `step` updates.
+        inputs: a nest of [B, ...] tensors (or None) that `step` reads.
+
+    Returns:
+        `state` with the standing rows replaced by `step`'s results (unchanged
+        when no row stands).
+
+    Example:
+
+    >>> step_standing(tf.constant([True, False]), lambda s, _: s + 1.0,
+    ...               tf.constant([0.0, 0.0])).numpy().tolist()
+    [1.0, 0.0]
+    """
+    rows = tf.where(standing)[:, 0]
+
+    def run() -> Any:
+        take = lambda t: None if t is None else tf.gather(t, rows)  # noqa: E731
+        new = step(tf.nest.map_structure(take, state), tf.nest.map_structure(take, inputs))
+        index = rows[:, None]
+        return tf.nest.map_structure(
+            lambda old, update: tf.tensor_scatter_nd_update(old, index, update), state, new)
+
+    return tf.cond(tf.size(rows) > 0, run, lambda: state)
 
 
 def per_sample(value: Any, batch_like: tf.Tensor) -> tf.Tensor:
@@ -243,6 +326,43 @@ def check_early_stop(early_stop: Any, jit_compile: bool) -> bool:
             "early_stop=True shrinks the batch as samples are fooled (dynamic shapes), which "
             "XLA cannot compile; pass jit_compile=False with it.")
     return early_stop
+
+
+def refuse_diversity_with_early_stop(input_diversity: float, early_stop: bool) -> None:
+    """Refuses early stopping with input diversity: the one place this refusal is written.
+
+    Early stopping judges success on the logits of each step, which input
+    diversity transforms.
+
+    Raises:
+        ValueError: when both are on.
+
+    Example:
+
+    >>> refuse_diversity_with_early_stop(0.5, False)
+    """
+    if early_stop and input_diversity > 0:
+        raise ValueError(
+            "early_stop judges success on the logits of each step, which input diversity "
+            "transforms; use early_stop=False with input_diversity > 0.")
+
+
+def refuse_diversity_with_xla(input_diversity: float, jit_compile: bool) -> None:
+    """Refuses XLA with input diversity: the one place this refusal is written.
+
+    Input diversity draws a random image size per step (a dynamic shape).
+
+    Raises:
+        ValueError: when both are on.
+
+    Example:
+
+    >>> refuse_diversity_with_xla(0.5, False)
+    """
+    if jit_compile and input_diversity > 0:
+        raise ValueError(
+            "Input diversity draws a random image size per step (a dynamic shape), which XLA "
+            "cannot compile; use jit_compile=False with input_diversity > 0.")
 
 
 def _members(model: Any) -> list:

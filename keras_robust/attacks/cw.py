@@ -40,39 +40,23 @@ from typing import Any
 
 import tensorflow as tf
 
-from keras_robust._validation import (
-    check_bool, check_choice, check_positive, check_positive_int,
-)
+from keras_robust._validation import check_choice
 from keras_robust.attacks.common import (
     as_logits_fn,
     as_seed,
     fold_seed,
-    sparse_labels,
+    best_other_logit,
+    label_indices,
     unrolled_loop,
     validate_common,
 )
+from keras_robust.attacks.config import CW_FALLBACKS, CW_PRESETS, CWConfig, build_config  # noqa: F401
 from keras_robust.attacks.engine import compiled_attack
 from keras_robust.attacks.targets import check_target, select_target
 
-CW_FALLBACKS = ("input", "misclassified")
-
-# Named settings of `cw_l2(..., preset=...)`; explicit arguments override them.
-CW_PRESETS: dict[str, dict[str, Any]] = {
-    # The library's default: a short, fixed-c attack whose accuracy is meaningful at
-    # any confidence (see the module docstring for the fallback).
-    "default": dict(confidence=0.0, steps=40, learning_rate=1e-2, initial_const=1.0,
-                    binary_search_steps=1, fallback="misclassified"),
-    # Carlini & Wagner (2017) and their l2_attack.py: c from 1e-3, 9 binary-search
-    # steps, Adam at 1e-2 for 10000 iterations, kappa = 0, and the unperturbed image
-    # when no c succeeds.
-    "carlini_wagner": dict(confidence=0.0, steps=10_000, learning_rate=1e-2,
-                           initial_const=1e-3, binary_search_steps=9, fallback="input",
-                           abort_early=True),
-}
 # C&W's ABORT_EARLY: every steps // 10 iterations, a search step ends when the batch's
 # loss has not fallen below 0.9999 of its value at the previous check.
 _ABORT_CHECKS, _ABORT_FACTOR = 10, 0.9999
-_BIG = 1e9
 _NO_BOUND = 1e10
 _BETA1, _BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
 
@@ -86,7 +70,7 @@ def cw_margin(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) 
     label = y if target is None else target
     hot = tf.one_hot(label, num_classes)
     z_label = tf.reduce_sum(logits * hot, axis=-1)
-    best_other = tf.reduce_max(logits - hot * _BIG, axis=-1)
+    best_other = best_other_logit(logits, hot)
     return best_other - z_label if target is None else z_label - best_other
 
 
@@ -147,14 +131,11 @@ def cw_objective(
 
 
 @compiled_attack
-def _cw_impl(model, x, y, settings, *, seed, target=None):
-    """The compiled CW-L2; `settings` = (target mode, confidence, steps, learning_rate,
-    initial_const, binary_search_steps, fallback, abort_early), target labels per call."""
-    (target_mode, confidence, steps, learning_rate, initial_const, binary_search_steps, fallback,
-     abort_early) = settings
-    target = target_mode if target is None else target
+def _cw_impl(model, x, y, config: CWConfig, *, seed, target=None):
+    """The compiled CW-L2: `config` (its graph key), target labels per call."""
+    target = config.target if target is None else target
     logits_fn = as_logits_fn(model)
-    y = sparse_labels(y)
+    y = label_indices(y)
     targets = None
     if target is not None:
         clean_logits = logits_fn(x)
@@ -162,99 +143,22 @@ def _cw_impl(model, x, y, settings, *, seed, target=None):
             target, y, tf.shape(clean_logits)[-1], clean_logits, fold_seed(seed, 2)
         )
     batch = tf.shape(y)[0]
-    w_start = tf.atanh(tf.clip_by_value(2.0 * x - 1.0, -1.0, 1.0) * (1.0 - 1e-6))
-
-    def to_image(w):
-        return (tf.tanh(w) + 1.0) / 2.0
-
-    def evaluate(w, const):
-        return cw_objective(logits_fn, w, x, y, targets, const, confidence)
-
-    def track(x_adv, distance, margin, best):
-        """Keeps the smallest-L2 point reaching the confidence (and, as fallback, any
-        misclassified point)."""
-        best_x, best_d, mis_x, mis_d, success = best
-        reached = (margin >= confidence) & (margin > 0.0)
-        hit = reached & (distance < best_d)
-        best_x = tf.where(tf.reshape(hit, [-1, 1, 1, 1]), x_adv, best_x)
-        best_d = tf.where(hit, distance, best_d)
-        mis = (margin > 0.0) & (distance < mis_d)
-        mis_x = tf.where(tf.reshape(mis, [-1, 1, 1, 1]), x_adv, mis_x)
-        mis_d = tf.where(mis, distance, mis_d)
-        return best_x, best_d, mis_x, mis_d, success | reached
-
     inf = tf.fill([batch], float("inf"))
     best = (x, inf, x, inf)
-    const = tf.fill([batch], tf.cast(initial_const, tf.float32))
+    const = tf.fill([batch], tf.cast(config.initial_const, tf.float32))
     lower = tf.zeros([batch])
     upper = tf.fill([batch], _NO_BOUND)
 
     def search_round(best, const, lower, upper):
-        """One step of the binary search: Adam from x at this c, then C&W's update of c."""
-
-        def body(t, w, m, v, best_x, best_d, mis_x, mis_d, success):
-            return step(t, w, m, v, (best_x, best_d, mis_x, mis_d, success), evaluate(w, const))
-
-        def step(t, w, m, v, tracked, evaluated):
-            """Tracks the evaluated iterate, then one Adam step on w."""
-            x_adv, distance, margin, grad = evaluated
-            best_x, best_d, mis_x, mis_d, success = tracked
-            best_x, best_d, mis_x, mis_d, success = track(
-                x_adv, distance, margin, (best_x, best_d, mis_x, mis_d, success)
-            )
-            t_next = t + 1.0
-            m = _BETA1 * m + (1.0 - _BETA1) * grad
-            v = _BETA2 * v + (1.0 - _BETA2) * tf.square(grad)
-            m_hat = m / (1.0 - tf.pow(_BETA1, t_next))
-            v_hat = v / (1.0 - tf.pow(_BETA2, t_next))
-            w = w - learning_rate * m_hat / (tf.sqrt(v_hat) + _ADAM_EPS)
-            return t_next, w, m, v, best_x, best_d, mis_x, mis_d, success
-
-        def body_or_abort(t, w, m, v, best_x, best_d, mis_x, mis_d, success, prev, stop):
-            """`body`, but at every check it stops (before tracking this iterate, as
-            C&W's loop does) when the loss has not fallen since the previous check."""
-            evaluated = evaluate(w, const)
-            _, distance, margin, _ = evaluated
-            loss = tf.reduce_sum(distance) + tf.reduce_sum(const * tf.nn.relu(confidence - margin))
-            check = tf.equal(tf.math.floormod(t, float(max(1, steps // _ABORT_CHECKS))), 0.0)
-            stop = check & (loss > prev * _ABORT_FACTOR)
-            prev = tf.where(check, loss, prev)
-            tracked = (best_x, best_d, mis_x, mis_d, success)
-            state = tf.cond(stop, lambda: (t, w, m, v, *tracked),
-                            lambda: step(t, w, m, v, tracked, evaluated))
-            return (*state, prev, stop)
-
-        zeros = tf.zeros_like(w_start)
-        start = (tf.constant(0.0), w_start, zeros, zeros, *best, tf.zeros([batch], tf.bool))
-        if abort_early:
-            loop = tf.while_loop(
-                lambda t, *rest: (t < float(steps)) & ~rest[-1], body_or_abort,
-                (*start, tf.constant(float("inf")), tf.constant(False)),
-                parallel_iterations=1,
-            )[:-2]
-        else:
-            loop = unrolled_loop(lambda _, state: body(*state), 0, steps, start)
-        w_last, *state, success = loop[1], *loop[4:]
-        # The last iterate (after the final Adam step) is a candidate too.
-        x_adv = to_image(w_last)
-        distance = tf.reduce_sum(tf.square(x_adv - x), axis=[1, 2, 3])
-        margin = cw_margin(logits_fn(x_adv), y, targets)
-        *best, success = track(x_adv, distance, margin, (*state, success))
-
-        # Binary search on c, per sample (Carlini & Wagner's update).
-        upper = tf.where(success, tf.minimum(upper, const), upper)
-        lower = tf.where(success, lower, tf.maximum(lower, const))
-        bounded = upper < _NO_BOUND / 10
-        const = tf.where(bounded, (lower + upper) / 2.0, const * 10.0)
-        return tuple(best), const, lower, upper
+        return _search_round(logits_fn, x, y, targets, config, best, const, lower, upper)
 
     # The rounds run as a while-loop, so the graph holds one round whatever
     # `binary_search_steps` is (C&W's 9 rounds trace as fast as one).
-    if binary_search_steps == 1:
+    if config.binary_search_steps == 1:
         best, const, lower, upper = search_round(best, const, lower, upper)
     else:
         _, best, const, lower, upper = tf.while_loop(
-            lambda r, *_: r < binary_search_steps,
+            lambda r, *_: r < config.binary_search_steps,
             lambda r, *state: (r + 1, *search_round(*state)),
             (tf.constant(0), best, const, lower, upper),
             parallel_iterations=1,
@@ -262,9 +166,86 @@ def _cw_impl(model, x, y, settings, *, seed, target=None):
     best_x, best_d, mis_x, mis_d = best
     found = tf.math.is_finite(best_d)
     out = best_x
-    if fallback == "misclassified":
+    if config.fallback == "misclassified":
         out = tf.where(tf.reshape(~found & tf.math.is_finite(mis_d), [-1, 1, 1, 1]), mis_x, out)
     return tf.clip_by_value(tf.stop_gradient(out), 0.0, 1.0)
+
+
+def _track(x_adv, distance, margin, best, confidence):
+    """Keeps the smallest-L2 point reaching the confidence (and, as fallback, any
+    misclassified point)."""
+    best_x, best_d, mis_x, mis_d, success = best
+    reached = (margin >= confidence) & (margin > 0.0)
+    hit = reached & (distance < best_d)
+    best_x = tf.where(tf.reshape(hit, [-1, 1, 1, 1]), x_adv, best_x)
+    best_d = tf.where(hit, distance, best_d)
+    mis = (margin > 0.0) & (distance < mis_d)
+    mis_x = tf.where(tf.reshape(mis, [-1, 1, 1, 1]), x_adv, mis_x)
+    mis_d = tf.where(mis, distance, mis_d)
+    return best_x, best_d, mis_x, mis_d, success | reached
+
+
+def _search_round(logits_fn, x, y, targets, config: CWConfig, best, const, lower, upper):
+    """One step of the binary search: Adam from x at this c, then C&W's update of c."""
+    confidence, steps, learning_rate = config.confidence, config.steps, config.learning_rate
+    batch = tf.shape(y)[0]
+    w_start = tf.atanh(tf.clip_by_value(2.0 * x - 1.0, -1.0, 1.0) * (1.0 - 1e-6))
+
+    def evaluate(w):
+        return cw_objective(logits_fn, w, x, y, targets, const, confidence)
+
+    def step(t, w, m, v, tracked, evaluated):
+        """Tracks the evaluated iterate, then one Adam step on w."""
+        x_adv, distance, margin, grad = evaluated
+        tracked = _track(x_adv, distance, margin, tracked, confidence)
+        t_next = t + 1.0
+        m = _BETA1 * m + (1.0 - _BETA1) * grad
+        v = _BETA2 * v + (1.0 - _BETA2) * tf.square(grad)
+        m_hat = m / (1.0 - tf.pow(_BETA1, t_next))
+        v_hat = v / (1.0 - tf.pow(_BETA2, t_next))
+        w = w - learning_rate * m_hat / (tf.sqrt(v_hat) + _ADAM_EPS)
+        return (t_next, w, m, v, *tracked)
+
+    def body(t, w, m, v, best_x, best_d, mis_x, mis_d, success):
+        return step(t, w, m, v, (best_x, best_d, mis_x, mis_d, success), evaluate(w))
+
+    def body_or_abort(t, w, m, v, best_x, best_d, mis_x, mis_d, success, prev, stop):
+        """`body`, but at every check it stops (before tracking this iterate, as
+        C&W's loop does) when the loss has not fallen since the previous check."""
+        evaluated = evaluate(w)
+        _, distance, margin, _ = evaluated
+        loss = tf.reduce_sum(distance) + tf.reduce_sum(const * tf.nn.relu(confidence - margin))
+        check = tf.equal(tf.math.floormod(t, float(max(1, steps // _ABORT_CHECKS))), 0.0)
+        stop = check & (loss > prev * _ABORT_FACTOR)
+        prev = tf.where(check, loss, prev)
+        tracked = (best_x, best_d, mis_x, mis_d, success)
+        state = tf.cond(stop, lambda: (t, w, m, v, *tracked),
+                        lambda: step(t, w, m, v, tracked, evaluated))
+        return (*state, prev, stop)
+
+    zeros = tf.zeros_like(w_start)
+    start = (tf.constant(0.0), w_start, zeros, zeros, *best, tf.zeros([batch], tf.bool))
+    if config.abort_early:
+        loop = tf.while_loop(
+            lambda t, *rest: (t < float(steps)) & ~rest[-1], body_or_abort,
+            (*start, tf.constant(float("inf")), tf.constant(False)),
+            parallel_iterations=1,
+        )[:-2]
+    else:
+        loop = unrolled_loop(lambda _, state: body(*state), 0, steps, start)
+    w_last, *state, success = loop[1], *loop[4:]
+    # The last iterate (after the final Adam step) is a candidate too.
+    x_adv = (tf.tanh(w_last) + 1.0) / 2.0
+    distance = tf.reduce_sum(tf.square(x_adv - x), axis=[1, 2, 3])
+    margin = cw_margin(logits_fn(x_adv), y, targets)
+    *best, success = _track(x_adv, distance, margin, (*state, success), confidence)
+
+    # Binary search on c, per sample (Carlini & Wagner's update).
+    upper = tf.where(success, tf.minimum(upper, const), upper)
+    lower = tf.where(success, lower, tf.maximum(lower, const))
+    bounded = upper < _NO_BOUND / 10
+    const = tf.where(bounded, (lower + upper) / 2.0, const * 10.0)
+    return tuple(best), const, lower, upper
 
 
 def cw_l2(
@@ -283,6 +264,7 @@ def cw_l2(
     abort_early: bool | None = None,
     seed: int | Any | None = None,
     jit_compile: bool = False,
+    config: CWConfig | None = None,
 ) -> tf.Tensor:
     """Carlini & Wagner's L2 attack: the smallest-L2 example that reaches a margin.
 
@@ -348,6 +330,9 @@ def cw_l2(
         seed: an int (or [2] ints); CW itself is deterministic, the seed only
             draws `target="random"`.
         jit_compile: compile with XLA.
+        config: a `CWConfig` holding these settings, used instead of
+            `preset`; the keywords above that are given (not None) override
+            its fields.
 
     Returns:
         float32 images in [0, 1]: per sample the smallest-L2 adversarial
@@ -368,31 +353,14 @@ def cw_l2(
     >>> x_paper = cw_l2(model, x, y, preset="carlini_wagner", steps=20)  # C&W's search, shorter
     """
     check_choice(preset, CW_PRESETS, "CW-L2 preset")
-    given = dict(confidence=confidence, steps=steps, learning_rate=learning_rate,
-                 initial_const=initial_const, binary_search_steps=binary_search_steps,
-                 fallback=fallback, abort_early=abort_early)
-    settings = {**CW_PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
-    confidence, steps, learning_rate = (settings["confidence"], settings["steps"],
-                                        settings["learning_rate"])
-    initial_const, binary_search_steps, fallback = (
-        settings["initial_const"], settings["binary_search_steps"], settings["fallback"])
-    x = validate_common(x, 1.0, "l2")  # the images; CW has no budget to check
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
-        raise TypeError(f"`confidence` must be a number >= 0, got {confidence!r}.")
-    if not confidence >= 0.0 or confidence == float("inf"):
-        raise ValueError(f"`confidence` must be a finite number >= 0, got {confidence}.")
-    steps = check_positive_int(steps, "steps")
-    learning_rate = check_positive(learning_rate, "learning_rate")
-    initial_const = check_positive(initial_const, "initial_const")
-    binary_search_steps = check_positive_int(binary_search_steps, "binary_search_steps")
-    check_choice(fallback, CW_FALLBACKS, "fallback")
-    abort_early = check_bool(settings.get("abort_early", False), "abort_early")
     check_target(target)
-    if target is not None and not isinstance(target, str):
-        target = tf.convert_to_tensor(target)
-    mode = target if isinstance(target, str) else None
-    return _cw_impl(
-        model, x, y, (mode, float(confidence), steps, learning_rate, initial_const,
-                      binary_search_steps, fallback, abort_early),
-        jit_compile=jit_compile, seed=as_seed(seed), target=None if mode is not None else target,
-    )
+    if config is None:
+        config = CWConfig(**CW_PRESETS[preset])
+    config = build_config(
+        CWConfig, config, confidence=confidence, steps=steps, learning_rate=learning_rate,
+        initial_const=initial_const, binary_search_steps=binary_search_steps, fallback=fallback,
+        abort_early=abort_early, target=target if isinstance(target, str) else None)
+    x = validate_common(x, 1.0, "l2")  # the images; CW has no budget to check
+    labels = None if target is None or isinstance(target, str) else tf.convert_to_tensor(target)
+    return _cw_impl(model, x, y, config.graph_key(), jit_compile=jit_compile,
+                    seed=as_seed(seed), target=labels)

@@ -29,7 +29,9 @@ from keras_robust.attacks.common import (
     project,
     random_start as draw_random_start,
     random_uniform,
-    sparse_labels,
+    label_indices,
+    refuse_diversity_with_early_stop,
+    step_standing,
     unrolled_loop,
 )
 from keras_robust.attacks.config import AttackConfig
@@ -106,14 +108,12 @@ def _prepare(logits_fn: LogitsFn, x: tf.Tensor, y: Any, config: AttackConfig,
             "No budget: the AttackConfig has epsilon=None, so pass `epsilon=` (a number or a "
             "[B] tensor) to the call.")
     if step_size is None:
-        step_size = config.step_size
-    if step_size is None:
-        step_size = 2.5 * tf.cast(epsilon, tf.float32) / config.steps
+        step_size = config.step_for(epsilon)
     if target is None:
         target = config.target
     norm, momentum = config.norm, config.momentum
     input_diversity, loss = config.input_diversity, config.loss
-    y = sparse_labels(y)
+    y = label_indices(y)
     eps = per_sample(epsilon, x)
     alpha = per_sample(step_size, x)
     objective_fn = loss if callable(loss) else (lambda z, y_, t: objective(loss, z, y_, t))
@@ -125,7 +125,7 @@ def _prepare(logits_fn: LogitsFn, x: tf.Tensor, y: Any, config: AttackConfig,
     # start point) are chosen from the logits of the first gradient pass.
     target_classes = None
     if target is not None and not isinstance(target, str):
-        target_classes = sparse_labels(target)
+        target_classes = label_indices(target)
     elif needs_logits(target) and config.target_source == "clean":
         clean_logits = logits_fn(x)
         target_classes = tf.stop_gradient(
@@ -288,11 +288,7 @@ def early_stop_attack(
     >>> early_stop_attack(model, x, [0, 1, 2, 3], config).x_adv.shape
     TensorShape([4, 8, 8, 3])
     """
-    if config.input_diversity > 0:
-        raise ValueError(
-            "early_stop judges success on the logits of each step, which input diversity "
-            "transforms; use early_stop=False with input_diversity > 0."
-        )
+    refuse_diversity_with_early_stop(config.input_diversity, True)
     p = _prepare(logits_fn, x, y, config, seed, epsilon, step_size, target)
     y, target_classes, bounds = p.y, p.target_classes, p.bounds
     standing = ~succeeded(p.start_logits, y, target_classes)
@@ -301,24 +297,16 @@ def early_stop_attack(
     x_adv = tf.where(_rows(standing), p.x_next, p.x_start)
 
     def early_stop_body(i, state):
-        x_adv, velocity, standing = state
-        rows = tf.where(standing)[:, 0]
-
-        def attack_standing():
-            take = lambda t: tf.gather(t, rows)  # noqa: E731
-            x_sub, y_sub = take(x_adv), take(y)
-            t_sub = None if target_classes is None else take(target_classes)
+        def attack_standing(sub, inputs):
+            x_sub, v_sub, _ = sub
+            y_sub, t_sub, bounds_sub = inputs
             grad, logits, _ = p.gradient(x_sub, t_sub, i, y=y_sub)
             fooled = succeeded(logits, y_sub, t_sub)
-            x_new, v_new = p.step(x_sub, grad, take(velocity),
-                                  {k: take(v) for k, v in bounds.items()})
+            x_new, v_new = p.step(x_sub, grad, v_sub, bounds_sub)
             x_new = tf.where(_rows(fooled), x_sub, x_new)
-            index = rows[:, None]
-            return (tf.tensor_scatter_nd_update(x_adv, index, x_new),
-                    tf.tensor_scatter_nd_update(velocity, index, v_new),
-                    tf.tensor_scatter_nd_update(standing, index, ~fooled))
+            return x_new, v_new, ~fooled
 
-        return tf.cond(tf.size(rows) > 0, attack_standing, lambda: (x_adv, velocity, standing))
+        return step_standing(state[2], attack_standing, state, (y, target_classes, bounds))
 
     x_adv, _, _ = unrolled_loop(early_stop_body, 1, config.steps, (x_adv, p.velocity, standing))
     return AttackResult(tf.stop_gradient(x_adv), p.start_logits, target_classes)
@@ -370,7 +358,7 @@ def with_restarts(
     >>> with_restarts(model, x, [0, 1, 2, 3], config, seed=tf.constant([1, 0])).shape
     TensorShape([4, 8, 8, 3])
     """
-    y_sparse = sparse_labels(y)
+    y_sparse = label_indices(y)
     restarts, loss = config.restarts, config.loss
     best = active = None
     for restart in range(restarts):

@@ -31,9 +31,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_robust._validation import (
-    check_bool, check_fraction, check_positive, check_positive_int,
-)
+from keras_robust._validation import check_positive_int
 from keras_robust.attacks.common import (
     LogitsFn,
     as_logits_fn,
@@ -41,13 +39,14 @@ from keras_robust.attacks.common import (
     fold_seed,
     random_normal,
     random_uniform,
-    sparse_labels,
+    label_indices,
+    step_standing,
+    top_other_classes,
     unrolled_loop,
     validate_common,
 )
+from keras_robust.attacks.config import FABConfig, build_config
 from keras_robust.attacks.engine import compiled_attack
-
-_BIG = 1e9
 
 
 def _water_level(weights: tf.Tensor, caps: tf.Tensor, required: tf.Tensor) -> tf.Tensor:
@@ -253,13 +252,12 @@ _NO_GRADIENT = (
 
 
 @compiled_attack
-def _fab_impl(model, x, y, settings, *, epsilon, seed):
-    """The compiled FAB; `settings` = (norm, targeted, num_targets, steps, restarts,
-    alpha_max, eta, beta, minimal, compact)."""
-    norm, targeted, num_targets, steps, restarts, alpha_max, eta, beta, minimal, compact = (
-        settings)
+def _fab_impl(model, x, y, config: FABConfig, *, epsilon, seed, compact):
+    """The compiled FAB: `config` (its graph key)."""
+    norm, targeted, num_targets, restarts = (
+        config.norm, config.targeted, config.num_targets, config.restarts)
     logits_fn = as_logits_fn(model)
-    y = sparse_labels(y)
+    y = label_indices(y)
     clean_logits = logits_fn(x)
     num_classes = clean_logits.shape[-1]
     if targeted and num_classes is not None and num_targets > num_classes - 1:
@@ -270,9 +268,7 @@ def _fab_impl(model, x, y, settings, *, epsilon, seed):
     correct = tf.equal(tf.argmax(clean_logits, axis=-1, output_type=tf.int32), y)
     eps = tf.broadcast_to(tf.reshape(tf.cast(epsilon, tf.float32), [-1]), tf.shape(y))
     if targeted:
-        # The k most likely classes other than the true one, most likely first.
-        others = clean_logits - tf.one_hot(y, tf.shape(clean_logits)[-1]) * _BIG
-        ranked = tf.math.top_k(others, k=num_targets).indices
+        ranked = top_other_classes(clean_logits, y, num_targets)
     else:
         ranked = None
 
@@ -281,36 +277,27 @@ def _fab_impl(model, x, y, settings, *, epsilon, seed):
     def run(j, best, best_distance):
         k, restart = j // restarts, j % restarts
         target = None if ranked is None else tf.gather(ranked, k, axis=1)
-        run_kwargs = dict(steps=steps, norm=norm, alpha_max=alpha_max, eta=eta, beta=beta,
-                          random_start=restart > 0, seed=fold_seed(seed, 1000 * (k + 1) + restart))
+        run_kwargs = dict(steps=config.steps, norm=norm, alpha_max=config.alpha_max,
+                          eta=config.eta, beta=config.beta, random_start=restart > 0,
+                          seed=fold_seed(seed, 1000 * (k + 1) + restart))
         # AutoAttack attacks with later runs only the images not yet broken
         # within epsilon; `minimal` attacks every correct image every time.
-        active = correct if minimal else correct & (best_distance > eps)
+        active = correct if config.minimal else correct & (best_distance > eps)
         if not compact:
             found, distance = fab_run(logits_fn, x, y, target, eps, **run_kwargs)
             closer = active & (distance < best_distance)
             return (j + 1, tf.where(tf.reshape(closer, [-1, 1, 1, 1]), found, best),
                     tf.where(closer, distance, best_distance))
-        index = tf.where(active)[:, 0]
 
-        def attack():
-            sub = lambda t: tf.gather(t, index)  # noqa: E731
-            found, distance = fab_run(
-                logits_fn, sub(x), sub(y), None if target is None else sub(target), sub(eps),
-                **run_kwargs,
-            )
-            closer = distance < sub(best_distance)
-            rows = index[:, None]
-            return (
-                tf.tensor_scatter_nd_update(
-                    best, rows, tf.where(tf.reshape(closer, [-1, 1, 1, 1]), found, sub(best))
-                ),
-                tf.tensor_scatter_nd_update(
-                    best_distance, rows, tf.where(closer, distance, sub(best_distance))
-                ),
-            )
+        def attack(old, rows):
+            old_best, old_distance = old
+            found, distance = fab_run(logits_fn, *rows, **run_kwargs)
+            closer = distance < old_distance
+            return (tf.where(tf.reshape(closer, [-1, 1, 1, 1]), found, old_best),
+                    tf.where(closer, distance, old_distance))
 
-        best, best_distance = tf.cond(tf.size(index) > 0, attack, lambda: (best, best_distance))
+        best, best_distance = step_standing(active, attack, (best, best_distance),
+                                            (x, y, target, eps))
         return j + 1, best, best_distance
 
     runs = (num_targets if targeted else 1) * restarts
@@ -331,20 +318,21 @@ def fab(
     model: Any,
     x: Any,
     y: Any,
-    epsilon: float | Any,
-    norm: str = "linf",
+    epsilon: float | Any = None,
+    norm: str | None = None,
     *,
-    targeted: bool = True,
-    num_targets: int = 9,
-    steps: int = 100,
-    restarts: int = 1,
-    alpha_max: float = 0.1,
-    eta: float = 1.05,
-    beta: float = 0.9,
+    targeted: bool | None = None,
+    num_targets: int | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    alpha_max: float | None = None,
+    eta: float | None = None,
+    beta: float | None = None,
     seed: int | Any | None = 0,
-    minimal: bool = False,
+    minimal: bool | None = None,
     batch_size: int | None = None,
     jit_compile: bool = False,
+    config: FABConfig | None = None,
 ) -> tf.Tensor:
     """FAB (Croce & Hein 2020): the fast adaptive boundary attack; FAB-T of AutoAttack by default.
 
@@ -395,6 +383,9 @@ def fab(
         batch_size: images per compiled call; None attacks all of `x` at once.
         jit_compile: compile with XLA (every run then attacks the whole
             batch, since XLA needs static shapes).
+        config: a `FABConfig` holding these settings (defaults: AutoAttack's
+            FAB-T); the keywords above that are given (not None) override its
+            fields, `epsilon` its budget.
 
     Returns:
         float32 images: per sample a misclassified image within `epsilon`
@@ -410,19 +401,14 @@ def fab(
     >>> x_adv.shape, bool(np.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
     (TensorShape([4, 8, 8, 3]), True)
     """
-    x = validate_common(x, epsilon, norm)
-    targeted = check_bool(targeted, "targeted", "True (FAB-T) or False (FAB)")
-    num_targets = check_positive_int(num_targets, "num_targets")
-    steps = check_positive_int(steps, "steps")
-    restarts = check_positive_int(restarts, "restarts")
-    alpha_max = check_fraction(alpha_max, "alpha_max")
-    eta = check_positive(eta, "eta")
-    if eta < 1.0:
-        raise ValueError(f"`eta` is FAB's overshoot and must be >= 1 (1.05 in AutoAttack), got {eta}.")
-    beta = check_fraction(beta, "beta")
-    if beta <= 0.0:
-        raise ValueError(f"`beta` must be in (0, 1] (0.9 in AutoAttack), got {beta}.")
-    labels = sparse_labels(tf.convert_to_tensor(y))
+    config = build_config(
+        FABConfig, config, norm=norm, targeted=targeted, num_targets=num_targets, steps=steps,
+        restarts=restarts, alpha_max=alpha_max, eta=eta, beta=beta, minimal=minimal)
+    epsilon = config.epsilon if epsilon is None else epsilon
+    if epsilon is None:
+        raise ValueError("No budget: pass `epsilon` or a `config` with one.")
+    x = validate_common(x, epsilon, config.norm)
+    labels = label_indices(tf.convert_to_tensor(y))
     if labels.shape.rank != 1 or (x.shape[0] is not None and labels.shape[0] != x.shape[0]):
         raise ValueError(
             f"`y` must hold one label per image ({x.shape[0]} images: class indices [B] or "
@@ -431,18 +417,17 @@ def fab(
     epsilon = tf.cast(epsilon, tf.float32)
     count = x.shape[0]
     size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
-    settings = (norm, targeted, num_targets, steps, restarts, alpha_max, eta, beta,
-                bool(minimal), not jit_compile)
+    settings = config.graph_key()
     seed = as_seed(seed)
     if size is None or count is None or size >= count:
         return _fab_impl(model, x, labels, settings, jit_compile=jit_compile, epsilon=epsilon,
-                         seed=seed)
+                         seed=seed, compact=not jit_compile)
     per_image = epsilon.shape.rank == 1
     outputs = []
     for start in range(0, int(count), size):
         part = slice(start, start + size)
         outputs.append(_fab_impl(
             model, x[part], labels[part], settings, jit_compile=jit_compile,
-            epsilon=epsilon[part] if per_image else epsilon, seed=seed,
+            epsilon=epsilon[part] if per_image else epsilon, seed=seed, compact=not jit_compile,
         ))
     return tf.concat(outputs, axis=0)

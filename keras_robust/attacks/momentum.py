@@ -9,7 +9,7 @@ from typing import Any
 import tensorflow as tf
 
 from keras_robust._validation import check_fraction, check_positive
-from keras_robust.attacks.common import as_seed, validate_common
+from keras_robust.attacks.common import as_seed, refuse_diversity_with_xla, validate_common
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.attacks.pgd import _as_target_arg, _static_number, iterative
 from keras_robust.attacks.targets import check_target
@@ -86,11 +86,7 @@ def mi_fgsm(
         momentum=float(decay), input_diversity=input_diversity,
         smoothing_kernel=smoothing_kernel, step_size=_static_number(step_size, "step_size"),
     )
-    if jit_compile and input_diversity > 0:
-        raise ValueError(
-            "Input diversity draws a random image size per step (a dynamic shape), which XLA "
-            "cannot compile; use jit_compile=False with input_diversity > 0."
-        )
+    refuse_diversity_with_xla(input_diversity, jit_compile)
     if step_size is None:
         step_size = tf.cast(epsilon, tf.float32) / config.steps
     return iterative(

@@ -18,9 +18,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_robust._validation import check_choice
+from keras_robust.attacks.common import best_other_logit
 
 OBJECTIVES = ("ce", "cw", "dlr", "logit")
-_BIG = 1e9
 
 
 def objective(
@@ -61,7 +61,7 @@ def objective(
     if target is None:
         if name == "logit":
             return -z_y
-        best_other = tf.reduce_max(logits - y_hot * _BIG, axis=-1)
+        best_other = best_other_logit(logits, y_hot)
         if name == "cw":
             return best_other - z_y
         top = tf.math.top_k(logits, k=3).values
@@ -71,7 +71,7 @@ def objective(
     if name == "logit":
         return z_t
     if name == "cw":
-        return z_t - tf.reduce_max(logits - t_hot * _BIG, axis=-1)
+        return z_t - best_other_logit(logits, t_hot)
     top = tf.math.top_k(logits, k=4).values
     return -(z_y - z_t) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
 

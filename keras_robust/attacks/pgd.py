@@ -8,8 +8,10 @@ import tensorflow as tf
 
 from keras_robust._validation import check_epsilon, check_positive
 
-from keras_robust.attacks.common import as_logits_fn, as_seed, check_early_stop, validate_common
-from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.common import (
+    as_logits_fn, as_seed, check_early_stop, refuse_diversity_with_xla, validate_common,
+)
+from keras_robust.attacks.config import AttackConfig, resolve_step_size
 from keras_robust.attacks.engine import compiled_attack, with_restarts
 from keras_robust.attacks.targets import check_target
 
@@ -117,13 +119,8 @@ def pgd(
         raise ValueError("No budget: pass `epsilon` or a `config` with one.")
     x = validate_common(x, epsilon, config.norm)
     check_early_stop(config.early_stop, jit_compile)
-    if jit_compile and config.input_diversity > 0:
-        raise ValueError(
-            "Input diversity draws a random image size per step (a dynamic shape), which XLA "
-            "cannot compile; use jit_compile=False with input_diversity > 0."
-        )
-    if step_size is None:
-        step_size = 2.5 * tf.cast(epsilon, tf.float32) / config.steps
+    refuse_diversity_with_xla(config.input_diversity, jit_compile)
+    step_size = resolve_step_size(epsilon, config.steps, step_size, config.rel_stepsize)
     return iterative(
         model, x, y, config, jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32),
         step_size=tf.cast(step_size, tf.float32), seed=as_seed(seed),

@@ -55,10 +55,9 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from keras_robust._validation import check_choice, check_fraction, check_positive_int
 from keras_robust.attacks.common import (
-    NORMS,
     LogitsFn,
+    best_other_logit,
     as_logits_fn,
     as_seed,
     fold_seed,
@@ -66,14 +65,14 @@ from keras_robust.attacks.common import (
     normalize,
     per_sample,
     random_uniform,
-    sparse_labels,
+    label_indices,
+    step_standing,
     validate_common,
 )
+from keras_robust.attacks.config import SQUARE_LOSSES, SquareConfig, build_config
 from keras_robust.attacks.engine import compiled_attack
 from keras_robust.attacks.targets import check_target, select_target
 
-SQUARE_LOSSES = ("margin", "ce")
-_BIG = 1e9
 # Iterations (of 10,000) after which p halves.
 _P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
@@ -240,13 +239,13 @@ def _margin_and_loss(logits, y, target, loss):
     if target is None:
         hot = tf.one_hot(y, num_classes)
         z_y = tf.reduce_sum(logits * hot, axis=-1)
-        margin = z_y - tf.reduce_max(logits - hot * _BIG, axis=-1)
+        margin = z_y - best_other_logit(logits, hot)
         if loss == "margin":
             return margin, margin
         return margin, -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
     hot = tf.one_hot(target, num_classes)
     z_t = tf.reduce_sum(logits * hot, axis=-1)
-    margin = tf.reduce_max(logits - hot * _BIG, axis=-1) - z_t
+    margin = best_other_logit(logits, hot) - z_t
     if loss == "margin":
         return margin, margin
     return margin, tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits)
@@ -292,7 +291,6 @@ def square_attack(
     >>> result.x_adv.shape, result.queries.shape
     (TensorShape([2, 4, 4, 1]), TensorShape([2]))
     """
-    height, width, channels = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
     batch = tf.shape(x)[0]
     eps = per_sample(epsilon, x)
 
@@ -304,7 +302,7 @@ def square_attack(
     if norm == "l2":
         x_start = _l2_start(x, eps, seed)
     else:
-        stripes = _random_signs([batch, 1, width, channels], fold_seed(seed, 1))
+        stripes = _random_signs([batch, 1, int(x.shape[2]), int(x.shape[3])], fold_seed(seed, 1))
         x_start = tf.clip_by_value(x + eps * stripes, 0.0, 1.0)
     start_margin, start_loss = measure(x_start, y, target)
     broken_clean = clean_margin <= 0.0
@@ -312,92 +310,27 @@ def square_attack(
     margin = tf.where(broken_clean, clean_margin, start_margin)
     best_loss = tf.where(broken_clean, clean_loss, start_loss)
     used = tf.where(broken_clean, 1, 2)
-    rows = tf.range(height)[None, :]
-    cols = tf.range(width)[None, :]
 
-    def place(n, side, step_seed, salt):
-        """A random window of `side` per sample: (top, left, mask [n, H, W, 1])."""
-        top = random_uniform([n], fold_seed(step_seed, salt), 0, height - side + 1, dtype=tf.int32)
-        left = random_uniform(
-            [n], fold_seed(step_seed, salt + 1), 0, width - side + 1, dtype=tf.int32
-        )
-        in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)  # [n, H]
-        in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)  # [n, W]
-        return top, left, in_rows[:, :, None, None] & in_cols[:, None, :, None]
-
-    def propose_l2(x_curr, x_best_curr, eps_curr, p, step_seed):
-        n = tf.shape(x_curr)[0]
-        side = _l2_side(p, height, width)
-        top, left, first = place(n, side, step_seed, 1)
-        _, _, second = place(n, side, step_seed, 4)
-        flip = random_uniform([n], fold_seed(step_seed, 6)) < 0.5
-        signs = _random_signs([n, 1, 1, channels], fold_seed(step_seed, 3))
-        first, either = tf.cast(first, tf.float32), tf.cast(first | second, tf.float32)
-        delta = x_best_curr - x_curr
-
-        def spatial(t):  # per-channel norm over the image, [n, 1, 1, C]
-            return tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
-
-        old = delta * first
-        new = pseudo_gaussian_window(top, left, side, flip, height, width)[..., None] * signs
-        new = new + old / (spatial(old) + 1e-12)  # [n, H, W, C], zero outside W1
-        room = tf.maximum(tf.square(eps_curr) - tf.square(l2_norm(delta)), 0.0) / channels
-        size = tf.sqrt(room + tf.square(l2_norm(delta * either)))
-        delta = delta * (1.0 - either) + new / (spatial(new) + 1e-12) * size
-        return tf.clip_by_value(x_curr + normalize(delta, "l2") * eps_curr, 0.0, 1.0)
-
-    def propose(x_curr, x_best_curr, eps_curr, i):
-        n = tf.shape(x_curr)[0]
-        p = p_schedule(i, queries, p_init)
+    def search(i, best, inputs):
+        """One iteration on the samples of `best` (all, or those still standing)."""
+        x_best, margin, best_loss = best
+        x_curr, eps_curr, labels, targets = inputs
         step_seed = fold_seed(seed, 10 + i) if seed is not None else None
-        if norm == "l2":
-            return propose_l2(x_curr, x_best_curr, eps_curr, p, step_seed)
-        side = square_side(p, height, width)
-        _, _, window = place(n, side, step_seed, 1)
-        signs = _random_signs([n, 1, 1, channels], fold_seed(step_seed, 3))
-        x_new = tf.where(window, x_best_curr + 2.0 * eps_curr * signs, x_best_curr)
-        x_new = tf.clip_by_value(x_new, x_curr - eps_curr, x_curr + eps_curr)
-        return tf.clip_by_value(x_new, 0.0, 1.0)
-
-    def accept(x_new, x_best_curr, new_margin, new_loss, old_margin, old_loss):
-        improved = new_loss < old_loss
-        take = improved | (new_margin <= 0.0)
-        return (
-            tf.where(tf.reshape(take, [-1, 1, 1, 1]), x_new, x_best_curr),
-            tf.where(take, new_margin, old_margin),
-            tf.where(improved, new_loss, old_loss),
-        )
+        x_new = _propose(x_curr, x_best, eps_curr, p_schedule(i, queries, p_init), step_seed, norm)
+        new_margin, new_loss = measure(x_new, labels, targets)
+        return _accept(x_new, x_best, new_margin, new_loss, margin, best_loss)
 
     def body(i, x_best, margin, best_loss, used):
         active = margin > 0.0
+        inputs = (x, eps, y, target)
         if compact:
-            index = tf.where(active)[:, 0]
-            sub = lambda t: tf.gather(t, index)  # noqa: E731
-            x_curr, x_best_curr = sub(x), sub(x_best)
-            x_new = propose(x_curr, x_best_curr, sub(eps), i)
-            new_margin, new_loss = measure(x_new, sub(y), None if target is None else sub(target))
-            x_upd, m_upd, l_upd = accept(
-                x_new, x_best_curr, new_margin, new_loss, sub(margin), sub(best_loss)
-            )
-            at = index[:, None]
-            return (
-                i + 1,
-                tf.tensor_scatter_nd_update(x_best, at, x_upd),
-                tf.tensor_scatter_nd_update(margin, at, m_upd),
-                tf.tensor_scatter_nd_update(best_loss, at, l_upd),
-                used + tf.cast(active, tf.int32),
-            )
-        x_new = propose(x, x_best, eps, i)
-        new_margin, new_loss = measure(x_new, y, target)
-        x_upd, m_upd, l_upd = accept(x_new, x_best, new_margin, new_loss, margin, best_loss)
-        mask = tf.reshape(active, [-1, 1, 1, 1])
-        return (
-            i + 1,
-            tf.where(mask, x_upd, x_best),
-            tf.where(active, m_upd, margin),
-            tf.where(active, l_upd, best_loss),
-            used + tf.cast(active, tf.int32),
-        )
+            best = step_standing(active, lambda sub, rows: search(i, sub, rows),
+                                 (x_best, margin, best_loss), inputs)
+        else:
+            x_upd, m_upd, l_upd = search(i, (x_best, margin, best_loss), inputs)
+            best = (tf.where(tf.reshape(active, [-1, 1, 1, 1]), x_upd, x_best),
+                    tf.where(active, m_upd, margin), tf.where(active, l_upd, best_loss))
+        return (i + 1, *best, used + tf.cast(active, tf.int32))
 
     _, x_best, margin, best_loss, used = tf.while_loop(
         lambda i, x_best, margin, *_: (i < queries) & tf.reduce_any(margin > 0.0),
@@ -409,24 +342,82 @@ def square_attack(
     return SquareResult(tf.stop_gradient(x_best), margin, best_loss, initial_loss, used)
 
 
+def _place(n, side, step_seed, salt, height, width):
+    """A random window of `side` per sample: (top, left, mask [n, H, W, 1])."""
+    rows = tf.range(height)[None, :]
+    cols = tf.range(width)[None, :]
+    top = random_uniform([n], fold_seed(step_seed, salt), 0, height - side + 1, dtype=tf.int32)
+    left = random_uniform([n], fold_seed(step_seed, salt + 1), 0, width - side + 1, dtype=tf.int32)
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)  # [n, H]
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)  # [n, W]
+    return top, left, in_rows[:, :, None, None] & in_cols[:, None, :, None]
+
+
+def _propose_l2(x_curr, x_best_curr, eps_curr, p, step_seed):
+    """The L2 proposal: a pseudo-Gaussian window takes the mass of two squares."""
+    height, width, channels = int(x_curr.shape[1]), int(x_curr.shape[2]), int(x_curr.shape[3])
+    n = tf.shape(x_curr)[0]
+    side = _l2_side(p, height, width)
+    top, left, first = _place(n, side, step_seed, 1, height, width)
+    _, _, second = _place(n, side, step_seed, 4, height, width)
+    flip = random_uniform([n], fold_seed(step_seed, 6)) < 0.5
+    signs = _random_signs([n, 1, 1, channels], fold_seed(step_seed, 3))
+    first, either = tf.cast(first, tf.float32), tf.cast(first | second, tf.float32)
+    delta = x_best_curr - x_curr
+
+    def spatial(t):  # per-channel norm over the image, [n, 1, 1, C]
+        return tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
+
+    old = delta * first
+    new = pseudo_gaussian_window(top, left, side, flip, height, width)[..., None] * signs
+    new = new + old / (spatial(old) + 1e-12)  # [n, H, W, C], zero outside W1
+    room = tf.maximum(tf.square(eps_curr) - tf.square(l2_norm(delta)), 0.0) / channels
+    size = tf.sqrt(room + tf.square(l2_norm(delta * either)))
+    delta = delta * (1.0 - either) + new / (spatial(new) + 1e-12) * size
+    return tf.clip_by_value(x_curr + normalize(delta, "l2") * eps_curr, 0.0, 1.0)
+
+
+def _propose(x_curr, x_best_curr, eps_curr, p, step_seed, norm):
+    """A proposal around the best point: a square of +/- 2 eps (L-inf) or an L2 window."""
+    if norm == "l2":
+        return _propose_l2(x_curr, x_best_curr, eps_curr, p, step_seed)
+    height, width, channels = int(x_curr.shape[1]), int(x_curr.shape[2]), int(x_curr.shape[3])
+    n = tf.shape(x_curr)[0]
+    side = square_side(p, height, width)
+    _, _, window = _place(n, side, step_seed, 1, height, width)
+    signs = _random_signs([n, 1, 1, channels], fold_seed(step_seed, 3))
+    x_new = tf.where(window, x_best_curr + 2.0 * eps_curr * signs, x_best_curr)
+    x_new = tf.clip_by_value(x_new, x_curr - eps_curr, x_curr + eps_curr)
+    return tf.clip_by_value(x_new, 0.0, 1.0)
+
+
+def _accept(x_new, x_best_curr, new_margin, new_loss, old_margin, old_loss):
+    """Keeps a proposal that lowers the loss or is adversarial."""
+    improved = new_loss < old_loss
+    take = improved | (new_margin <= 0.0)
+    return (
+        tf.where(tf.reshape(take, [-1, 1, 1, 1]), x_new, x_best_curr),
+        tf.where(take, new_margin, old_margin),
+        tf.where(improved, new_loss, old_loss),
+    )
+
+
 @compiled_attack
-def _square_impl(model, x, y, settings, *, epsilon, seed, target=None):
-    """The compiled Square attack; `settings` = (queries, p_init, loss, target mode,
-    compact, norm), target labels per call."""
-    queries, p_init, loss, target_mode, compact, norm = settings
-    target = target_mode if target is None else target
+def _square_impl(model, x, y, config: SquareConfig, *, epsilon, seed, compact, target=None):
+    """The compiled Square attack: `config` (its graph key), target labels per call."""
+    target = config.target if target is None else target
     logits_fn = as_logits_fn(model)
-    y = sparse_labels(y)
+    y = label_indices(y)
     targets = None
     if target is not None and not isinstance(target, str):
-        targets = sparse_labels(target)
+        targets = label_indices(target)
     elif target is not None:
         logits = logits_fn(x) if target in ("mc", "ll") else None
         num_classes = tf.shape(logits)[-1] if logits is not None else _num_classes(logits_fn, x)
         targets = select_target(target, y, num_classes, logits, fold_seed(seed, 2))
     return square_attack(
-        logits_fn, x, y, epsilon, queries, p_init=p_init, loss=loss, target=targets, seed=seed,
-        compact=compact, norm=norm,
+        logits_fn, x, y, epsilon, config.queries, p_init=config.p_init, loss=config.loss,
+        target=targets, seed=seed, compact=compact, norm=config.norm,
     ).x_adv
 
 
@@ -438,15 +429,16 @@ def square(
     model: Any,
     x: Any,
     y: Any,
-    epsilon: float | Any,
-    queries: int = 5000,
+    epsilon: float | Any = None,
+    queries: int | None = None,
     *,
-    p_init: float = 0.8,
-    loss: str = "margin",
+    p_init: float | None = None,
+    loss: str | None = None,
     target: Any = None,
     seed: int | Any | None = None,
     jit_compile: bool = False,
-    norm: str = "linf",
+    norm: str | None = None,
+    config: SquareConfig | None = None,
 ) -> tf.Tensor:
     """The Square Attack (L-inf or L2): random search over square patches, logits only.
 
@@ -461,10 +453,11 @@ def square(
         y: true labels: class indices, one-hot or soft rows.
         epsilon: the budget in `norm` (scalar or one per sample); an L-inf
             budget is at most 1, an L2 one is not bounded (e.g. 0.5 on
-            CIFAR-10).
+            CIFAR-10). None: the config's.
         queries: the query budget: iterations of random search (AutoAttack
-            uses 5000); the p schedule is rescaled to it. Two more queries
-            per sample go to the clean image and the starting point.
+            uses 5000, `SquareConfig`'s default); the p schedule is rescaled
+            to it. Two more queries per sample go to the clean image and the
+            starting point.
         p_init: the initial fraction of the image a square covers (0.8 in
             the paper for L-inf, and AutoAttack's value for both norms).
         loss: "margin" (z_y - max_{j!=y} z_j; AutoAttack's choice) or "ce"
@@ -477,6 +470,8 @@ def square(
         norm: "linf" (squares of +/- eps) or "l2" (pseudo-Gaussian windows
             whose mass moves between two squares; the images must be at
             least 3 x 3).
+        config: a `SquareConfig` holding these settings; the keywords above
+            that are given (not None) override its fields.
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -494,28 +489,26 @@ def square(
     >>> bool(np.linalg.norm((x_adv - x).numpy().reshape(4, -1), axis=1).max() <= 0.5 + 1e-5)
     True
     """
-    check_choice(norm, NORMS, "norm")
-    x = validate_common(x, epsilon, norm)
-    queries = check_positive_int(queries, "queries")
-    p_init = check_fraction(p_init, "p_init")
-    if p_init <= 0.0:
-        raise ValueError(f"`p_init` must be in (0, 1], got {p_init}.")
-    check_choice(loss, SQUARE_LOSSES, "loss")
     check_target(target)
+    config = build_config(SquareConfig, config, norm=norm, queries=queries, p_init=p_init,
+                          loss=loss, target=target if isinstance(target, str) else None)
+    epsilon = config.epsilon if epsilon is None else epsilon
+    if epsilon is None:
+        raise ValueError("No budget: pass `epsilon` or a `config` with one.")
+    x = validate_common(x, epsilon, config.norm)
     if x.shape[1] is None or x.shape[2] is None or x.shape[3] is None:
         raise ValueError(
             f"square() needs images of static height, width and channels, got {x.shape}."
         )
-    if norm == "l2" and min(int(x.shape[1]), int(x.shape[2])) < 3:
+    if config.norm == "l2" and min(int(x.shape[1]), int(x.shape[2])) < 3:
         raise ValueError(
             f"square(norm='l2') needs images of at least 3 x 3 pixels (its windows have odd "
             f"sides >= 3), got {x.shape[1]} x {x.shape[2]}; use norm='linf' or larger images."
         )
+    labels = None
     if target is not None and not isinstance(target, str):
-        target = tf.convert_to_tensor(target)
-    mode = target if isinstance(target, str) else None
+        labels = tf.convert_to_tensor(target)
     return _square_impl(
-        model, x, y, (queries, p_init, loss, mode, not jit_compile, norm),
-        jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed),
-        target=None if mode is not None else target,
+        model, x, y, config.graph_key(), jit_compile=jit_compile, compact=not jit_compile,
+        epsilon=tf.cast(epsilon, tf.float32), seed=as_seed(seed), target=labels,
     )

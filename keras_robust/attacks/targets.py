@@ -14,10 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_choice
-from keras_robust.attacks.common import random_uniform, sparse_labels
+from keras_robust.attacks.common import label_indices, random_uniform, without_class
 
 TARGET_MODES = ("mc", "ll", "random")
-_BIG = 1e9
 
 
 def check_target(target: Any) -> Any:
@@ -58,12 +57,12 @@ def select_target(
     if target is None:
         return None
     if not isinstance(target, str):
-        return sparse_labels(target)
+        return label_indices(target)
     y_hot = tf.one_hot(y, num_classes)
     if target == "mc":
-        return tf.argmax(logits - y_hot * _BIG, axis=-1, output_type=tf.int32)
+        return tf.argmax(without_class(logits, y_hot), axis=-1, output_type=tf.int32)
     if target == "ll":
-        return tf.argmin(logits + y_hot * _BIG, axis=-1, output_type=tf.int32)
+        return tf.argmin(without_class(logits, y_hot, lowest=True), axis=-1, output_type=tf.int32)
     # Uniform over the C - 1 other classes: draw in [0, C-1) and skip the true class.
     draw = random_uniform(tf.shape(y), seed, 0, tf.cast(num_classes, tf.int32) - 1, dtype=tf.int32)
     return draw + tf.cast(draw >= y, tf.int32)

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_images, check_positive_int
-from keras_robust.attacks.common import as_logits_fn, check_batch, sparse_labels
+from keras_robust.attacks.common import as_logits_fn, check_batch, label_indices
 
 Attack = Callable[..., Any]
 
@@ -113,7 +113,7 @@ def transfer_attack(
     images = images.astype(np.float32)
     for model in (surrogate, target_model):
         check_batch(model, images, y)
-    labels = sparse_labels(tf.convert_to_tensor(y)).numpy()
+    labels = label_indices(tf.convert_to_tensor(y)).numpy()
     size = len(images) if batch_size is None else check_positive_int(batch_size, "batch_size")
     size = max(size, 1)
 

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_images, check_labels, check_positive_int
-from keras_robust.attacks.common import as_logits_fn, sparse_labels
+from keras_robust.attacks.common import as_logits_fn, label_indices
 
 Attack = Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -158,7 +158,7 @@ def _as_float_images(images: Any) -> np.ndarray:
 
 
 def _as_sparse(labels: Any, count: int) -> np.ndarray:
-    sparse = np.atleast_1d(sparse_labels(tf.convert_to_tensor(labels)).numpy())
+    sparse = np.atleast_1d(label_indices(tf.convert_to_tensor(labels)).numpy())
     if sparse.shape != (count,):
         raise ValueError(f"Expected one label per image ({count} images: class indices of shape "
                          f"[{count}] or rows [{count}, num_classes]), got labels of shape "
