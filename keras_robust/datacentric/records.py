@@ -289,7 +289,25 @@ def read_plan(directory: str) -> dict:
     plan = read_json(path)
     if plan.get("format") != FORMAT:
         raise ValueError(f"{path!r} has format {plan.get('format')!r}, expected {FORMAT!r}.")
-    return plan
+    return upgraded(plan)
+
+
+def upgraded(plan: Any) -> Any:
+    """A plan (or metadata) with its `attack` in the current form (`Eq6Config.get_config()`).
+
+    Files written before eq. 6 used `AttackConfig` hold the former keywords
+    (`iterations`, `linf_epsilon`, ...); settings this version does not know
+    are left as they are (a resumed run then reports a different run).
+    """
+    from keras_robust.datacentric.perturb import Eq6Config
+
+    if not isinstance(plan, dict) or not isinstance(plan.get("attack"), dict):
+        return plan
+    try:
+        attack = normalise(Eq6Config.from_config(plan["attack"]).get_config())
+    except (TypeError, ValueError):
+        return plan
+    return {**plan, "attack": attack}
 
 
 def shards_status(directory: str) -> tuple[dict, list[dict | None]]:
@@ -368,7 +386,7 @@ def read_metadata(directory: str) -> dict:
             f"{METADATA_FILE}. Resume the run (same arguments), or pass allow_incomplete=True to "
             "read the finished shards."
         )
-    return read_json(path)
+    return upgraded(read_json(path))
 
 
 def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
