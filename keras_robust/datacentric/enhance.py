@@ -74,9 +74,10 @@ from keras_robust.datacentric.plan import (
 class Progress(NamedTuple):
     """What a progress callback receives after each shard.
 
-    `enhance(..., progress=callback)` calls `callback(event)` after each shard
-    is written (or skipped); an exception raised there stops the run, and the
-    shards finished so far stay valid for a resume.
+    `enhance(..., options=RunOptions(progress=callback))` calls
+    `callback(event)` after each shard is written (or skipped); an exception
+    raised there stops the run, and the shards finished so far stay valid for
+    a resume.
 
     Attributes:
         shard: the shard just finished (or skipped as finished earlier).

@@ -284,16 +284,17 @@ def as_eq6_config(attack: Any) -> Eq6Config:
                     f"{type(attack).__name__}.")
 
 
-def AttackSettings(**settings: Any) -> Eq6Config:  # noqa: N802 (the former class's name)
+class AttackSettings:
     """Deprecated: the eq. 6 settings by their former keywords; use `Eq6Config`.
+
+    `AttackSettings(**settings)` returns the `Eq6Config` of those settings,
+    and `AttackSettings.from_dict(values)` is `Eq6Config.from_config(values)`;
+    both warn (`DeprecationWarning`).
 
     Args:
         **settings: `iterations`, `linf_epsilon`, `linf_step`, `l2_epsilon`,
             `l2_step`, `decay`, `diversity_prob`, `smoothing_kernel`,
             `random_start`, `loss` (see `Eq6Config.from_config`).
-
-    Returns:
-        The `Eq6Config` of those settings.
 
     Example:
 
@@ -304,10 +305,34 @@ def AttackSettings(**settings: Any) -> Eq6Config:  # noqa: N802 (the former clas
     >>> old == Eq6Config(l2=None).replace(steps=3)
     True
     """
-    warnings.warn("AttackSettings(...) is deprecated; use keras_robust.datacentric.Eq6Config "
-                  "(two keras_robust.attacks.AttackConfig), e.g. Eq6Config().replace(steps=50).",
-                  DeprecationWarning, stacklevel=2)
-    return Eq6Config.from_config(settings)
+
+    _MESSAGE = ("keras_robust.datacentric.AttackSettings is deprecated; use Eq6Config (two "
+                "keras_robust.attacks.AttackConfig), e.g. Eq6Config().replace(steps=50).")
+
+    def __new__(cls, **settings: Any) -> Eq6Config:  # type: ignore[misc]
+        warnings.warn(cls._MESSAGE, DeprecationWarning, stacklevel=2)
+        return Eq6Config.from_config(settings)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Eq6Config:
+        """Deprecated: `Eq6Config.from_config(values)`.
+
+        Args:
+            values: settings of either form (see `Eq6Config.from_config`).
+
+        Returns:
+            An `Eq6Config`.
+
+        Example:
+
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
+        ...     AttackSettings.from_dict({"iterations": 3}) == Eq6Config().replace(steps=3)
+        True
+        """
+        warnings.warn(cls._MESSAGE, DeprecationWarning, stacklevel=2)
+        return Eq6Config.from_config(values)
 
 
 def _one_ball(logits_fn, x, y, config: AttackConfig | None, seed: tf.Tensor) -> tf.Tensor:

@@ -55,11 +55,11 @@ class IncompleteOutputError(RuntimeError):
     Example:
 
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> folder = tempfile.mkdtemp()
     >>> _ = enhance(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 2, 3], None, ratio=(1, 0, 0),
-    ...             output_dir=folder, shard_size=2, worker_index=0, num_workers=2,
-    ...             progress=False)                  # worker 1 of 2 has not run yet
+    ...             options=RunOptions(output_dir=folder, shard_size=2, worker_index=0,
+    ...                                num_workers=2, progress=False))  # worker 1 of 2 not run yet
     >>> try:
     ...     train = load(folder)
     ... except IncompleteOutputError:
@@ -272,10 +272,10 @@ def read_plan(directory: str) -> dict:
     Example:
 
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> folder = tempfile.mkdtemp()
     >>> _ = enhance(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 2, 3], None, ratio=(1, 0, 0),
-    ...             output_dir=folder, shard_size=2, progress=False)
+    ...             options=RunOptions(output_dir=folder, shard_size=2, progress=False))
     >>> plan = read_plan(folder)
     >>> plan["num_shards"], plan["planned_counts"]
     (2, {'adversarial': 0, 'clean': 4, 'corrupted': 0})
@@ -369,10 +369,10 @@ def read_metadata(directory: str) -> dict:
     >>> read_metadata("runs/enhanced")["counts"]  # doctest: +SKIP
     {'adversarial': 2000, 'clean': 0, 'corrupted': 8000}
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> folder = tempfile.mkdtemp()
     >>> _ = enhance(np.zeros((10, 8, 8, 3), np.uint8), np.arange(10), None, ratio=(1, 0, 4),
-    ...             output_dir=folder, shard_size=4, progress=False)
+    ...             options=RunOptions(output_dir=folder, shard_size=4, progress=False))
     >>> metadata = read_metadata(folder)
     >>> metadata["counts"], [s["examples"] for s in metadata["shards"]]
     ({'adversarial': 0, 'clean': 2, 'corrupted': 8}, [4, 4, 2])
@@ -416,11 +416,11 @@ def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
     Example:
 
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> x = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     >>> folder = tempfile.mkdtemp()
-    >>> result = enhance(x, np.arange(6), None, ratio=(1, 0, 2), output_dir=folder,
-    ...                  progress=False)
+    >>> result = enhance(x, np.arange(6), None, ratio=(1, 0, 2),
+    ...                  options=RunOptions(output_dir=folder, progress=False))
     >>> records = read_records(folder)
     >>> len(records), sorted(r["part"] for r in records)
     (6, ['clean', 'clean', 'corrupted', 'corrupted', 'corrupted', 'corrupted'])
@@ -535,10 +535,11 @@ def load(
 
     >>> train = load("runs/enhanced", batch_size=128, shuffle=True, augment=True)  # doctest: +SKIP
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     >>> folder = tempfile.mkdtemp()
-    >>> _ = enhance(x, np.arange(10), None, ratio=(1, 0, 4), output_dir=folder, progress=False)
+    >>> _ = enhance(x, np.arange(10), None, ratio=(1, 0, 4),
+    ...             options=RunOptions(output_dir=folder, progress=False))
     >>> train = load(folder, batch_size=4, shuffle=True, augment=True, seed=0)
     >>> images, labels = next(iter(train))
     >>> len(train), images.shape, images.dtype, labels.dtype
