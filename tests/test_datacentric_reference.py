@@ -168,7 +168,8 @@ def test_eq6_with_input_diversity_momentum_and_smoothing_matches_a_numpy_referen
     models, x, y = setup
     steps = 8
     settings = dc.Eq6Config().replace(steps=steps, smoothing_kernel=kernel_size)
-    settings = settings.replace(l2=settings.l2.replace(step_size=0.2))  # L2 steps reach the boundary
+    # L2 steps that reach the ball's boundary.
+    settings = settings.replace(l2=settings.l2.replace(step_size=0.2))
     d_inf, d_2 = perturbation_graph(as_logits_fn(Ensemble(models)), tf.constant(x),
                                        tf.constant(y), settings, tf.constant(SEED))
     weights = [_weights(m) for m in models]

@@ -231,9 +231,9 @@ class Eq6Config:
             epsilon = config.get(f"{norm}_epsilon", paper.epsilon)
             check_epsilon(epsilon, f"{norm}_epsilon", allow_zero=True,
                           maximum=1.0 if norm == "linf" else None)
+            step = float(config.get(f"{norm}_step", paper.step_size))
             balls[norm] = paper.replace(
-                epsilon=float(epsilon), step_size=float(config.get(f"{norm}_step", paper.step_size)),
-                **shared) if epsilon else None
+                epsilon=float(epsilon), step_size=step, **shared) if epsilon else None
         return cls(**balls)
 
     def describe(self) -> str:
@@ -547,9 +547,10 @@ class Crafter:
     afterwards) to `ceil(batch_size / replicas)` images, so the distributed
     function is traced once. The single-replica function is compiled once per
     surrogates, config and image shape, and shared by every `Crafter` (and
-    `perturbations` call) of the same surrogates and config. Mathematically padding changes nothing (every
-    per-image computation is independent and the per-batch random draws do
-    not depend on the batch size); in floating point, kernels may round
+    `perturbations` call) of the same surrogates and config. Mathematically
+    padding changes nothing (every per-image computation is independent and
+    the per-batch random draws do not depend on the batch size); in floating
+    point, kernels may round
     differently for other batch shapes, which is why results are reproducible
     for a fixed (batch size, replica count), not across them.
 

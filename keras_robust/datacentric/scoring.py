@@ -26,7 +26,6 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from keras_robust.corruptions import DATACENTRIC_14
 from keras_robust.datacentric import _inputs, records
