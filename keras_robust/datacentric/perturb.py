@@ -581,6 +581,7 @@ class Crafter:
         self.config = as_eq6_config(config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self._logits_fn = as_logits_fn(Ensemble(self.surrogates))
+        self._single: dict[tuple[int, ...], Any] = {}
         self._distributed: dict[tuple[int, ...], Any] = {}
 
     @property
@@ -606,7 +607,10 @@ class Crafter:
             raise ValueError(f"Expected images [batch, H, W, C], got shape {x.shape}.")
         replicas = self.replicas
         if replicas == 1 or len(x) < replicas:
-            function = _compile(self.surrogates, self.config, x.shape[1:])
+            function = self._single.get(x.shape[1:])
+            if function is None:
+                function = self._single[x.shape[1:]] = _compile(self.surrogates, self.config,
+                                                                x.shape[1:])
             delta_inf, delta_2 = function(tf.constant(x), tf.constant(y), tf.constant(seed_pair))
             return delta_inf.numpy(), delta_2.numpy()
         return self._run_distributed(x, y, seed_pair, replicas)
