@@ -6,7 +6,7 @@ more held-out target models (default: the run's original-trained model),
 crafts the L-inf part of eq. 6 on the ensemble with each component switched
 off in turn (Gaussian gradient smoothing, input diversity, momentum), at
 several iteration counts and, beside eq. 6's logit loss, with cross-entropy
-(`AttackSettings(loss="ce")`, with and without TI); and prints each target's
+(`Eq6Config().replace(loss="ce")`, with and without TI); and prints each target's
 accuracy next to plain PGD-10 from each single surrogate at the same budget.
 Every attack is crafted once and evaluated on every target.
 
@@ -75,12 +75,13 @@ def main() -> None:
     ablations = [(f"eq. 6 (DI 0.7, TI 5x5, MI 1), {args.iterations} it", {}),
                  ("no TI", dict(smoothing_kernel=0))]
     if not args.skip_components:
-        ablations += [("no DI", dict(diversity_prob=0.0)),
-                      ("no TI, no DI", dict(smoothing_kernel=0, diversity_prob=0.0)),
-                      ("no TI, no DI, no MI", dict(smoothing_kernel=0, diversity_prob=0.0, decay=0.0))]
-    ablations += [(f"no TI, {n} it", dict(smoothing_kernel=0, iterations=int(n)))
+        ablations += [("no DI", dict(input_diversity=0.0)),
+                      ("no TI, no DI", dict(smoothing_kernel=0, input_diversity=0.0)),
+                      ("no TI, no DI, no MI",
+                       dict(smoothing_kernel=0, input_diversity=0.0, momentum=None))]
+    ablations += [(f"no TI, {n} it", dict(smoothing_kernel=0, steps=int(n)))
                   for n in filter(None, args.more_iterations.split(","))]
-    # Not eq. 6: cross-entropy instead of the logit loss (`AttackSettings.loss`).
+    # Not eq. 6: cross-entropy instead of the logit loss (the configs' `loss`).
     ablations += [("CE instead of the logit loss", dict(loss="ce")),
                   ("CE, no TI", dict(loss="ce", smoothing_kernel=0))]
     from keras_robust import progress as _progress
@@ -90,7 +91,7 @@ def main() -> None:
     for name, overrides in ablations:
         bar.update(0)
         start = time.time()
-        settings = dc.AttackSettings(**{"iterations": args.iterations, "l2_epsilon": 0, **overrides})
+        settings = dc.Eq6Config(l2=None).replace(**{"steps": args.iterations, **overrides})
         delta, _ = dc.perturbations(surrogates, x, y, settings, seed=1)
         crafted[f"ensemble L-inf, {name}"] = np.clip(images + delta, 0, 1)
         bar.update()

@@ -1,11 +1,12 @@
-"""Stateless seeds: the library's one way to turn a user's seed into a [2]
-seed and derive new ones from it.
+"""Seeds: the library's one way to turn a user's seed into a [2] stateless
+seed and derive new ones from it (`as_seed`, `fold_seed`), and to derive the
+integer seeds of the NumPy and imgaug draws (`numpy_seed`).
 
 The ground floor of the package: it imports nothing from `keras_robust`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -36,3 +37,14 @@ def fold_seed(seed: tf.Tensor | None, salt: int, alg: str = "auto_select") -> tf
     if seed is None:
         return None
     return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), salt, alg=alg)
+
+
+def numpy_seed(base: int, *keys: int) -> int:
+    """An int seed in [0, 2**63 - 1] mixed from `base` and integer `keys` (NumPy, imgaug draws).
+
+    `numpy.random.SeedSequence` mixes the entropy, so different keys give
+    unrelated seeds; the corruptions and the data-centric plan derive every
+    per-image, per-batch and per-decision seed with it.
+    """
+    entropy: Sequence[int] = [int(base), *(int(k) for k in keys)]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)

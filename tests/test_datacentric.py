@@ -22,7 +22,14 @@ from keras_robust.datacentric import records
 from tests.helpers import linear_model, tiny_cnn
 
 SHAPE = (16, 16, 3)
-FAST = dict(iterations=3, batch_size=8, shard_size=16, progress=False)
+ATTACK = dc.Eq6Config().replace(steps=3)
+OPTIONS = dc.RunOptions(batch_size=8, shard_size=16, progress=False)
+FAST = dict(attack=ATTACK, options=OPTIONS)
+
+
+def fast(**options):
+    """`FAST` with these run options changed."""
+    return dict(attack=ATTACK, options=OPTIONS.replace(**options))
 
 
 @pytest.fixture
@@ -94,7 +101,8 @@ def test_each_perturbation_stays_in_its_ball_and_the_sum_in_both(ensemble):
     rng = np.random.default_rng(1)
     x = rng.random((12, *SHAPE), dtype=np.float32)
     y = rng.integers(0, 3, 12)
-    settings = dc.AttackSettings(iterations=6, l2_step=0.3)  # big L2 steps reach the boundary
+    settings = dc.Eq6Config(dc.LINF_ATTACK.replace(steps=6),  # big L2 steps reach the boundary
+                            dc.L2_ATTACK.replace(steps=6, step_size=0.3))
     d_inf, d_2 = dc.perturbations(ensemble, x, y, settings, seed=0, batch_size=5)
     assert np.abs(d_inf).max() <= 8 / 255 + 1e-6
     l2 = np.sqrt((d_2.astype(np.float64) ** 2).reshape(len(x), -1).sum(1))
@@ -121,11 +129,11 @@ def test_enhanced_adversarial_images_are_the_sum_of_the_two_perturbations(ensemb
     rng = np.random.default_rng(2)
     x = rng.random((20, *SHAPE), dtype=np.float32)
     y = rng.integers(0, 3, 20).astype(np.int32)
-    result = dc.enhance(x, y, ensemble, ratio=(0, 1, 1), iterations=4, batch_size=4,
-                        shard_size=64, progress=False)
+    settings = dc.Eq6Config().replace(steps=4)
+    result = dc.enhance(x, y, ensemble, ratio=(0, 1, 1), attack=settings,
+                        options=dc.RunOptions(batch_size=4, shard_size=64, progress=False))
     assert result.images.dtype == np.float32
     adversarial = np.flatnonzero(result.parts == "adversarial")
-    settings = dc.AttackSettings(iterations=4)
     # One shard: batch b of the adversarial part uses attack_seed(seed, shard 0, b), as
     # `perturbations` does for its batch b.
     d_inf, d_2 = dc.perturbations(ensemble, x[adversarial], y[adversarial], settings, seed=0,
@@ -134,7 +142,7 @@ def test_enhanced_adversarial_images_are_the_sum_of_the_two_perturbations(ensemb
                                   dc.combine(x[adversarial], d_inf, d_2))
     for i, record in zip(adversarial, np.asarray(result.details)[adversarial]):
         assert record["linf_norm"] <= 8 / 255 + 1e-6 and record["l2_norm"] <= 1.0 + 1e-5
-        assert record["attack"]["iterations"] == 4
+        assert record["attack"] == settings.get_config() and record["attack"]["l2"]["steps"] == 4
         assert np.abs(result.images[i] - x[i]).max() <= 8 / 255 + record["l2_norm"] + 1e-6
 
 
@@ -143,7 +151,7 @@ def test_the_attack_lowers_the_true_logit_of_the_ensemble():
     rng = np.random.default_rng(3)
     x = rng.random((32, 8, 8, 1), dtype=np.float32) * 0.5 + 0.25
     y = np.argmax(model(x).numpy(), -1)
-    settings = dc.AttackSettings(iterations=10, diversity_prob=0.0, smoothing_kernel=0)
+    settings = dc.Eq6Config().replace(steps=10, input_diversity=0.0, smoothing_kernel=0)
     d_inf, d_2 = dc.perturbations([model], x, y, settings)
     before = model(x).numpy()[np.arange(32), y]
     after = model(dc.combine(x, d_inf, d_2)).numpy()[np.arange(32), y]
@@ -163,9 +171,9 @@ def test_the_cross_entropy_setting_steps_along_the_softmax_gradient():
     rng = np.random.default_rng(5)
     x = rng.random((16, 8, 8, 1), dtype=np.float32) * 0.5 + 0.25
     y = rng.integers(0, 3, 16)
-    one_step = dict(iterations=1, diversity_prob=0.0, smoothing_kernel=0, l2_epsilon=0)
-    d_ce, _ = dc.perturbations([model], x, y, dc.AttackSettings(loss="ce", **one_step))
-    d_logit, _ = dc.perturbations([model], x, y, dc.AttackSettings(**one_step))
+    one_step = dc.Eq6Config(l2=None).replace(steps=1, input_diversity=0.0, smoothing_kernel=0)
+    d_ce, _ = dc.perturbations([model], x, y, one_step.replace(loss="ce"))
+    d_logit, _ = dc.perturbations([model], x, y, one_step)
     # By hand: the cross-entropy gradient of logits W x + b is W (softmax - onehot);
     # one step of 2/255 along its sign (the L1 normalisation keeps the sign).
     kernel = model.get_layer("linear").get_weights()[0]
@@ -177,33 +185,37 @@ def test_the_cross_entropy_setting_steps_along_the_softmax_gradient():
                                atol=1e-6)
     assert np.mean(d_ce != d_logit) > 0.1
     with pytest.raises(ValueError, match="loss"):
-        dc.AttackSettings(loss="hinge")
+        dc.Eq6Config().replace(loss="hinge")
 
 
 def test_settings_from_an_older_version_resume_and_other_losses_are_refused(tmp_path, data,
                                                                              ensemble):
     x, y = data
     out = str(tmp_path / "out")
-    first = dc.enhance(x, y, ensemble, output_dir=out, **FAST)
+    first = dc.enhance(x, y, ensemble, **fast(output_dir=out))
     plan_path = os.path.join(out, records.PLAN_FILE)
     with open(plan_path) as f:
         plan = json.load(f)
-    del plan["attack"]["loss"]  # as written before AttackSettings had a loss
+    # As an older version wrote it: the former keywords, before `loss` existed.
+    plan["attack"] = {"iterations": 3, "linf_epsilon": 8 / 255, "linf_step": 2 / 255,
+                      "l2_epsilon": 1.0, "l2_step": 0.025, "decay": 1.0, "diversity_prob": 0.7,
+                      "smoothing_kernel": 5, "random_start": False}
     with open(plan_path, "w") as f:
         json.dump(plan, f)
-    again = dc.enhance(x, y, ensemble, output_dir=out, **FAST)
+    again = dc.enhance(x, y, ensemble, **fast(output_dir=out))
     np.testing.assert_array_equal(again.images, first.images)
     with pytest.raises(ValueError, match="different enhancement run.*attack"):
-        dc.enhance(x, y, ensemble, output_dir=out, loss="ce", **FAST)
+        dc.enhance(x, y, ensemble, attack=ATTACK.replace(loss="ce"),
+                   options=OPTIONS.replace(output_dir=out))
     with pytest.raises(ValueError, match="Unknown attack settings.*'steps'"):
-        dc.AttackSettings.from_dict({"steps": 3})
+        dc.Eq6Config.from_config({"steps": 3})
 
 
 def test_disabling_one_ball_leaves_only_the_other(ensemble):
     rng = np.random.default_rng(4)
     x = rng.random((4, *SHAPE), dtype=np.float32)
     y = np.zeros(4, np.int32)
-    d_inf, d_2 = dc.perturbations(ensemble, x, y, dc.AttackSettings(iterations=2, l2_epsilon=0))
+    d_inf, d_2 = dc.perturbations(ensemble, x, y, dc.Eq6Config(l2=None).replace(steps=2))
     assert np.abs(d_inf).max() > 0 and not d_2.any()
 
 
@@ -244,14 +256,14 @@ def test_float_input_gives_float_output_with_the_same_decisions(data, ensemble):
 def test_metadata_matches_the_examples(tmp_path, data, ensemble):
     x, y = data
     out = str(tmp_path / "out")
-    result = dc.enhance(x, y, ensemble, output_dir=out, **FAST)
+    result = dc.enhance(x, y, ensemble, **fast(output_dir=out))
     metadata = dc.read_metadata(out)
     assert metadata["num_examples"] == metadata["num_examples_out"] == len(x)
     assert metadata["counts"] == result.counts == metadata["planned_counts"]
     assert metadata["seed"] == 0 and metadata["ratio"] == [0.0, 1.0, 4.0]
     assert [s["name"] for s in metadata["surrogates"]] == [m.name for m in ensemble]
     assert all(len(s["fingerprint"]) == 64 for s in metadata["surrogates"])
-    assert metadata["attack"]["iterations"] == 3 and metadata["attack"]["diversity_prob"] == 0.7
+    assert metadata["attack"] == ATTACK.get_config() and metadata["attack"]["linf"]["steps"] == 3
     assert len(metadata["shards"]) == 4 and sum(s["examples"] for s in metadata["shards"]) == 50
     for shard in metadata["shards"]:
         assert records.sha256_of(os.path.join(out, shard["file"])) == shard["sha256"]
@@ -270,7 +282,7 @@ def test_metadata_matches_the_examples(tmp_path, data, ensemble):
 def test_loader_round_trip(tmp_path, data, ensemble):
     x, y = data
     out = str(tmp_path / "out")
-    result = dc.enhance(x, y, ensemble, output_dir=out, **FAST)
+    result = dc.enhance(x, y, ensemble, **fast(output_dir=out))
     dataset = dc.load(out, batch_size=16)
     assert dataset.element_spec[0].shape.as_list() == [None, *SHAPE]
     assert dataset.element_spec[0].dtype == tf.float32 and dataset.element_spec[1].dtype == tf.int32
@@ -287,7 +299,7 @@ def test_loader_round_trip(tmp_path, data, ensemble):
     np.testing.assert_array_equal(next(iter(in_memory))[0].numpy(), images)
     # float input round-trips exactly
     float_out = str(tmp_path / "float")
-    float_result = dc.enhance(x.astype(np.float32) / 255, y, ensemble, output_dir=float_out, **FAST)
+    float_result = dc.enhance(x.astype(np.float32) / 255, y, ensemble, **fast(output_dir=float_out))
     loaded = np.concatenate([b[0].numpy() for b in dc.load(float_out, batch_size=50)])
     np.testing.assert_array_equal(loaded, float_result.images)
 
@@ -295,7 +307,7 @@ def test_loader_round_trip(tmp_path, data, ensemble):
 def test_killed_run_resumes_to_the_same_bytes(tmp_path, data, ensemble):
     x, y = data
     fresh, killed = str(tmp_path / "fresh"), str(tmp_path / "killed")
-    dc.enhance(x, y, ensemble, output_dir=fresh, **FAST)
+    dc.enhance(x, y, ensemble, **fast(output_dir=fresh))
 
     class Killed(Exception):
         pass
@@ -305,7 +317,7 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path, data, ensemble):
             raise Killed()
 
     with pytest.raises(Killed):
-        dc.enhance(x, y, ensemble, output_dir=killed, **{**FAST, "progress": die_after_two})
+        dc.enhance(x, y, ensemble, **fast(output_dir=killed, progress=die_after_two))
     assert not os.path.exists(os.path.join(killed, records.METADATA_FILE))
     assert len([f for f in _files(killed) if f.endswith(".tfrecord")]) == 2
     with pytest.raises(dc.IncompleteOutputError):
@@ -317,7 +329,7 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path, data, ensemble):
     open(os.path.join(killed, f"{stem}.tfrecord.tmp-999-dead"), "wb").write(b"partial")
     open(os.path.join(killed, f"{stem}.tfrecord"), "wb").write(b"garbage")
     events = []
-    result = dc.enhance(x, y, ensemble, output_dir=killed, **{**FAST, "progress": events.append})
+    result = dc.enhance(x, y, ensemble, **fast(output_dir=killed, progress=events.append))
     assert [e.skipped for e in events] == [True, True, False, False]
     _same_files(fresh, killed)
     np.testing.assert_array_equal(
@@ -327,12 +339,12 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path, data, ensemble):
 def test_a_corrupted_finished_shard_is_rewritten(tmp_path, data):
     x, y = data
     out = str(tmp_path / "out")
-    cheap = {**FAST, "ratio": (1, 0, 4)}  # no adversarial part: no surrogates needed
-    dc.enhance(x, y, None, output_dir=out, **cheap)
+    cheap = (1, 0, 4)  # no adversarial part: no surrogates needed
+    dc.enhance(x, y, None, cheap, **fast(output_dir=out))
     reference = open(os.path.join(out, "shard-00001-of-00004.tfrecord"), "rb").read()
     open(os.path.join(out, "shard-00001-of-00004.tfrecord"), "wb").write(reference[:-10])
     events = []
-    dc.enhance(x, y, None, output_dir=out, **{**cheap, "progress": events.append})
+    dc.enhance(x, y, None, cheap, **fast(output_dir=out, progress=events.append))
     assert [e.skipped for e in events] == [True, False, True, True]
     assert open(os.path.join(out, "shard-00001-of-00004.tfrecord"), "rb").read() == reference
 
@@ -349,8 +361,9 @@ _KILL_SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (120, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 3, 120)
-    dc.enhance(x, y, ensemble, iterations=8, batch_size=8, shard_size=16,
-               output_dir=sys.argv[1], progress=False)
+    dc.enhance(x, y, ensemble, attack=dc.Eq6Config().replace(steps=8),
+               options=dc.RunOptions(batch_size=8, shard_size=16, output_dir=sys.argv[1],
+                                     progress=False))
 """)
 
 
@@ -377,27 +390,27 @@ def test_sigkilled_process_resumes_to_the_same_bytes_as_an_uninterrupted_one(tmp
 def test_a_different_run_in_the_folder_is_refused(tmp_path, data, ensemble):
     x, y = data
     out = str(tmp_path / "out")
-    cheap = {**FAST, "ratio": (1, 0, 4)}
-    dc.enhance(x, y, None, output_dir=out, **cheap)
+    cheap = (1, 0, 4)
+    dc.enhance(x, y, None, cheap, **fast(output_dir=out))
     with pytest.raises(ValueError, match="different enhancement run.*seed"):
-        dc.enhance(x, y, None, output_dir=out, seed=1, **cheap)
+        dc.enhance(x, y, None, cheap, **fast(output_dir=out, seed=1))
     with pytest.raises(ValueError, match="different enhancement run.*surrogates"):
-        dc.enhance(x, y, ensemble, output_dir=out, **cheap)
-    result = dc.enhance(x, y, None, output_dir=out, seed=1, overwrite=True, **cheap)
+        dc.enhance(x, y, ensemble, cheap, **fast(output_dir=out))
+    result = dc.enhance(x, y, None, cheap, **fast(output_dir=out, seed=1, overwrite=True))
     assert dc.read_metadata(out)["seed"] == 1 and len(result) == 50
 
 
 def test_streamed_dataset_writes_the_same_bytes_as_arrays(tmp_path, data, ensemble):
     x, y = data
     arrays, streamed = str(tmp_path / "arrays"), str(tmp_path / "streamed")
-    dc.enhance(x, y, ensemble, output_dir=arrays, **FAST)
+    dc.enhance(x, y, ensemble, **fast(output_dir=arrays))
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(7)  # batched input is unbatched
     metadata = dc.enhance_dataset(dataset, ensemble, streamed, **FAST)
     assert metadata["counts"] == {"clean": 0, "adversarial": 10, "corrupted": 40}
     _same_files(arrays, streamed)
     unknown_size = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True)
-    cheap = {**FAST, "ratio": (1, 0, 4)}
-    counted = dc.enhance_dataset(unknown_size, None, str(tmp_path / "counted"), **cheap)
+    cheap = (1, 0, 4)
+    counted = dc.enhance_dataset(unknown_size, None, str(tmp_path / "counted"), cheap, **FAST)
     assert counted["num_examples"] == 50  # counted in a first pass
     assert counted["counts"] == {"clean": 10, "adversarial": 0, "corrupted": 40}
     with pytest.raises(ValueError, match="num_examples=80"):  # clean only: fails fast
@@ -412,12 +425,12 @@ def test_workers_partition_the_shards_and_together_write_the_single_worker_outpu
         tmp_path, data, ensemble):
     x, y = data
     single, shared = str(tmp_path / "single"), str(tmp_path / "shared")
-    dc.enhance(x, y, ensemble, output_dir=single, **FAST)
-    first = dc.enhance(x, y, ensemble, output_dir=shared, worker_index=0, num_workers=2, **FAST)
+    dc.enhance(x, y, ensemble, **fast(output_dir=single))
+    first = dc.enhance(x, y, ensemble, **fast(output_dir=shared, worker_index=0, num_workers=2))
     assert not os.path.exists(os.path.join(shared, records.METADATA_FILE))
     with pytest.raises(dc.IncompleteOutputError):
         dc.finalize(shared)
-    second = dc.enhance(x, y, ensemble, output_dir=shared, worker_index=1, num_workers=2, **FAST)
+    second = dc.enhance(x, y, ensemble, **fast(output_dir=shared, worker_index=1, num_workers=2))
     shards = [sorted({int(i) // 16 for i in r.indices}) for r in (first, second)]
     assert shards == [[0, 2], [1, 3]]
     assert sorted(np.concatenate([first.indices, second.indices]).tolist()) == list(range(50))
@@ -451,7 +464,7 @@ def test_mirrored_strategy_splits_attack_batches_over_replicas(data):
     strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
     with strategy.scope():
         ensemble = [tiny_cnn(SHAPE, 3), tiny_cnn(SHAPE, 3)]
-        crafter = dc.perturb.Crafter(ensemble, dc.AttackSettings(iterations=3))
+        crafter = dc.perturb.Crafter(ensemble, dc.Eq6Config().replace(steps=3))
         assert crafter.replicas == 2
         first = dc.enhance(x, y, ensemble, **FAST)
         second = dc.enhance(x, y, ensemble, **FAST)
@@ -476,8 +489,8 @@ def test_mirrored_strategy_splits_attack_batches_over_replicas(data):
 
 def _clean_run(folder):
     x = np.random.default_rng(5).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
-    dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 0), output_dir=folder, shard_size=4,
-               progress=False)
+    dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 0),
+               options=dc.RunOptions(output_dir=folder, shard_size=4, progress=False))
     return x
 
 
@@ -555,8 +568,9 @@ def test_damaged_json_files_are_named_with_their_remedy(tmp_path):
     with pytest.raises(ValueError, match=r"plan\.json.*overwrite=True"):
         _clean_run(folder)
     x = np.random.default_rng(5).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
-    dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 0), output_dir=folder, shard_size=4,
-               progress=False, overwrite=True)  # the remedy: start again
+    dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 0),  # the remedy: start again
+               options=dc.RunOptions(output_dir=folder, shard_size=4, progress=False,
+                                     overwrite=True))
     assert records.read_plan(folder)["num_examples"] == 12 and len(dc.read_records(folder)) == 12
 
 
@@ -588,9 +602,9 @@ def test_bad_inputs_fail_with_clear_errors(tmp_path, data, ensemble):
     with pytest.raises(ValueError, match="ratio"):
         dc.enhance(x, y, ensemble, ratio=(1, 2), **FAST)
     with pytest.raises(ValueError, match="both 0"):
-        dc.enhance(x, y, ensemble, linf_epsilon=0, l2_epsilon=0, **FAST)
+        dc.enhance(x, y, ensemble, linf_epsilon=0, l2_epsilon=0, options=OPTIONS)
     with pytest.raises(ValueError, match="odd"):
-        dc.enhance(x, y, ensemble, smoothing_kernel=4, **FAST)
+        dc.enhance(x, y, ensemble, smoothing_kernel=4, options=OPTIONS)
     with pytest.raises(ValueError, match="surrogates"):
         dc.enhance(x, y, None, **FAST)
     with pytest.raises(ValueError, match="3 logits"):
@@ -600,17 +614,100 @@ def test_bad_inputs_fail_with_clear_errors(tmp_path, data, ensemble):
     with pytest.raises(ValueError, match="Unknown corruption"):
         dc.enhance(x, y, ensemble, corruptions=["sunburn"], **FAST)
     with pytest.raises(ValueError, match="output_dir"):
-        dc.enhance(x, y, ensemble, num_workers=2, worker_index=0, **FAST)
+        dc.enhance(x, y, ensemble, **fast(num_workers=2, worker_index=0))
     with pytest.raises(ValueError, match="worker_index"):
-        dc.enhance(x, y, ensemble, output_dir=str(tmp_path / "w"), num_workers=2, worker_index=2,
-                   **FAST)
+        dc.enhance(x, y, ensemble, **fast(output_dir=str(tmp_path / "w"), num_workers=2,
+                                          worker_index=2))
     with pytest.raises(TypeError, match="tf.data.Dataset"):
         dc.enhance_dataset(x, ensemble, str(tmp_path / "d"), **FAST)
     with pytest.raises(FileNotFoundError, match="plan.json"):
         dc.load(str(tmp_path))
-    dc.enhance(x, y, ensemble, output_dir=str(tmp_path / "p"), **FAST)
+    dc.enhance(x, y, ensemble, **fast(output_dir=str(tmp_path / "p")))
     with pytest.raises(ValueError, match="parts"):
         dc.load(str(tmp_path / "p"), parts=["noisy"])
     # only corruptions: no surrogates needed
     result = dc.enhance(x, y, None, ratio=(1, 0, 1), **FAST)
     assert result.counts == {"clean": 25, "adversarial": 0, "corrupted": 25}
+
+
+# ----------------------------------------------------------------- configs and run options
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def test_the_paper_settings_are_the_defaults():
+    paper = dc.Eq6Config()
+    assert (paper.linf.norm, paper.linf.epsilon, paper.linf.step_size) == ("linf", 8 / 255, 2 / 255)
+    assert (paper.l2.norm, paper.l2.epsilon, paper.l2.step_size) == ("l2", 1.0, 0.025)
+    for ball in (paper.linf, paper.l2):
+        assert (ball.steps, ball.loss, ball.momentum, ball.input_diversity,
+                ball.smoothing_kernel, ball.random_start) == (300, "logit", 1.0, 0.7, 5, False)
+    with pytest.raises(ValueError, match="norm 'l2'"):
+        dc.Eq6Config(l2=dc.LINF_ATTACK)
+    with pytest.raises(ValueError, match="restarts"):
+        dc.Eq6Config().replace(restarts=2)
+
+
+def test_an_output_folder_of_an_older_version_resumes(tmp_path):
+    # plan.json and shard 0 as the version before `Eq6Config` wrote them (the former
+    # keywords under "attack"); the run: 12 uint8 images, ratio 1:0:1, 3 steps, shards of 4.
+    folder = str(tmp_path / "older")
+    import shutil
+    shutil.copytree(os.path.join(FIXTURES, "datacentric_older_run"), folder)
+    x = (np.arange(12 * 8 * 8 * 3) % 251).astype(np.uint8).reshape(12, 8, 8, 3)
+    attack = dc.Eq6Config().replace(steps=3)
+    assert records.read_plan(folder)["attack"] == attack.get_config()
+    options = dc.RunOptions(shard_size=4, progress=False)
+    events = []
+    resumed = dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 1), attack=attack,
+                         options=options.replace(output_dir=folder, progress=events.append))
+    assert [e.skipped for e in events] == [True, False, False]  # shard 0 kept, not redone
+    fresh = dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 1), attack=attack,
+                       options=options.replace(output_dir=str(tmp_path / "fresh")))
+    np.testing.assert_array_equal(resumed.images, fresh.images)
+    assert dc.read_metadata(folder)["attack"] == attack.get_config()
+    with pytest.raises(ValueError, match="different enhancement run.*attack"):
+        dc.enhance(x, np.arange(12) % 3, None, ratio=(1, 0, 1), attack=attack.replace(steps=4),
+                   options=options.replace(output_dir=folder))
+
+
+def test_the_former_keywords_still_work_and_give_the_same_run(tmp_path, data, ensemble):
+    x, y = data
+    new = dc.enhance(x, y, ensemble, attack=dc.Eq6Config().replace(steps=3, loss="ce"),
+                     options=dc.RunOptions(batch_size=8, shard_size=16, progress=False, seed=2))
+    with pytest.warns(DeprecationWarning, match="enhance.*iterations="):
+        old = dc.enhance(x, y, ensemble, iterations=3, loss="ce", batch_size=8, shard_size=16,
+                         progress=False, seed=2)
+    np.testing.assert_array_equal(new.images, old.images)
+    with pytest.warns(DeprecationWarning):
+        assert dc.AttackSettings(iterations=3, l2_epsilon=0) == dc.Eq6Config(l2=None).replace(
+            steps=3)
+    with pytest.raises(TypeError, match="not both"):
+        dc.enhance(x, y, ensemble, attack=dc.Eq6Config(), iterations=3)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        dc.enhance(x, y, ensemble, iteration=3)
+
+
+def test_a_second_perturbations_call_does_not_trace_again(monkeypatch):
+    traces = []
+    graph = dc.perturb.perturbation_graph
+
+    def counting(*args):
+        traces.append(1)
+        return graph(*args)
+
+    monkeypatch.setattr(dc.perturb, "perturbation_graph", counting)
+    surrogates = [tiny_cnn((8, 8, 3), 3), tiny_cnn((8, 8, 3), 3)]
+    rng = np.random.default_rng(0)
+    x, y = rng.random((10, 8, 8, 3), dtype=np.float32), rng.integers(0, 3, 10)
+    config = dc.Eq6Config().replace(steps=2)
+    first = dc.perturbations(surrogates, x, y, config, batch_size=4)  # batches 4, 4, 2
+    assert len(traces) == 1
+    second = dc.perturbations(surrogates, x, y, config, batch_size=4)
+    third = dc.perturb.Crafter(surrogates, config, batch_size=4)(x[:4], y[:4], seed=5)
+    assert len(traces) == 1  # one trace for the surrogates, config and image shape
+    np.testing.assert_array_equal(first[0], second[0])
+    dc.perturbations(surrogates, x, y, config.replace(steps=3), batch_size=4)
+    assert len(traces) == 2  # another config compiles again
+    assert third[0].shape == (4, 8, 8, 3)

@@ -167,8 +167,9 @@ def test_eq6_with_input_diversity_momentum_and_smoothing_matches_a_numpy_referen
         setup, kernel_size):
     models, x, y = setup
     steps = 8
-    settings = dc.AttackSettings(iterations=steps, smoothing_kernel=kernel_size,
-                                 l2_step=0.2)  # L2 steps that reach the ball's boundary
+    settings = dc.Eq6Config().replace(steps=steps, smoothing_kernel=kernel_size)
+    # L2 steps that reach the ball's boundary.
+    settings = settings.replace(l2=settings.l2.replace(step_size=0.2))
     d_inf, d_2 = perturbation_graph(as_logits_fn(Ensemble(models)), tf.constant(x),
                                        tf.constant(y), settings, tf.constant(SEED))
     weights = [_weights(m) for m in models]
@@ -176,11 +177,11 @@ def test_eq6_with_input_diversity_momentum_and_smoothing_matches_a_numpy_referen
     for norm, got, salt, eps, alpha in (("linf", d_inf, 1, 8 / 255, 2 / 255),
                                         ("l2", d_2, 2, 1.0, 0.2)):
         ball_seed = tf.random.experimental.stateless_fold_in(tf.constant(SEED), salt)
-        draws = _draws(ball_seed, steps, settings.diversity_prob)
+        draws = _draws(ball_seed, steps, settings.linf.input_diversity)
         # The draws exercise both branches of DI and a real shrink + pad.
         assert any(d[3] and d[0] < SHAPE[0] for d in draws) and not all(d[3] for d in draws)
         want, smallest = _reference(weights, x, y, norm=norm, eps=eps, alpha=alpha, steps=steps,
-                                    mu=settings.decay, draws=draws, kernel=kernel)
+                                    mu=settings.linf.momentum, draws=draws, kernel=kernel)
         # No sign taken of a near-zero momentum: entries are ~1/432 (L1-normalised), float32
         # rounding ~1e-10, so a sign below 1e-8 could flip and make the comparison ill-posed.
         assert smallest > 1e-8, smallest
@@ -191,6 +192,6 @@ def test_eq6_with_input_diversity_momentum_and_smoothing_matches_a_numpy_referen
         if kernel is not None:
             # Eq. 6 as printed (W * accumulated momentum) differs: the test tells the orders apart.
             printed, _ = _reference(weights, x, y, norm=norm, eps=eps, alpha=alpha, steps=steps,
-                                 mu=settings.decay, draws=draws, kernel=kernel,
+                                 mu=settings.linf.momentum, draws=draws, kernel=kernel,
                                  smooth_momentum=True)
             assert np.abs(printed - want).max() > 1e-3

@@ -16,6 +16,11 @@ from tests.helpers import tiny_cnn
 SHAPE = (16, 16, 3)
 
 
+def paper_steps(steps):
+    """The paper's eq. 6 with `steps` steps."""
+    return dc.Eq6Config().replace(steps=steps)
+
+
 @pytest.fixture
 def data():
     rng = np.random.default_rng(0)
@@ -26,8 +31,8 @@ def test_test_sets_hold_the_same_images_clean_adversarial_and_corrupted(data):
     x, y = data
     train_ensemble = [tiny_cnn(SHAPE, 3)]
     test_ensemble = [tiny_cnn(SHAPE, 3), tiny_cnn(SHAPE, 3)]
-    sets = dc.build_test_sets(x, y, test_ensemble, exclude=train_ensemble, iterations=3,
-                              batch_size=10)
+    sets = dc.build_test_sets(x, y, test_ensemble, exclude=train_ensemble, attack=paper_steps(3),
+                              options=dc.RunOptions(seed=1, batch_size=10))
     assert np.array_equal(sets.clean[0], x) and np.array_equal(sets.clean[1], y)
     for images, labels in (sets.adversarial, sets.corrupted, *sets.variants.values()):
         assert images.shape == x.shape and images.dtype == np.uint8
@@ -48,27 +53,28 @@ def test_the_training_ensemble_is_refused_for_the_test_set(tmp_path, data):
     x, y = data
     ensemble = [tiny_cnn(SHAPE, 3), tiny_cnn(SHAPE, 3)]
     with pytest.raises(ValueError, match="DIFFERENT"):
-        dc.build_test_sets(x, y, [ensemble[1]], exclude=ensemble, iterations=1)
+        dc.build_test_sets(x, y, [ensemble[1]], exclude=ensemble, attack=paper_steps(1))
     copy = keras.models.clone_model(ensemble[0])
     copy.set_weights(ensemble[0].get_weights())
     with pytest.raises(ValueError, match="same weights"):
-        dc.build_test_sets(x, y, [copy], exclude=ensemble, iterations=1)
+        dc.build_test_sets(x, y, [copy], exclude=ensemble, attack=paper_steps(1))
     out = str(tmp_path / "enhanced")
-    result = dc.enhance(x, y, ensemble, iterations=1, output_dir=out, progress=False)
+    result = dc.enhance(x, y, ensemble, attack=paper_steps(1),
+                        options=dc.RunOptions(output_dir=out, progress=False))
     for exclude in (out, result, result.metadata):
         with pytest.raises(ValueError, match="same weights"):
-            dc.build_test_sets(x, y, [copy], exclude=exclude, iterations=1)
+            dc.build_test_sets(x, y, [copy], exclude=exclude, attack=paper_steps(1))
     with pytest.warns(UserWarning, match="cannot check"):
-        dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], iterations=1)
+        dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], attack=paper_steps(1))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], exclude=out, iterations=1)
+        dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], exclude=out, attack=paper_steps(1))
 
 
 def test_score_is_the_mean_of_the_three_accuracies(tmp_path, data):
     x, y = data
     model = tiny_cnn(SHAPE, 3)
-    sets = dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], exclude=[model], iterations=2)
+    sets = dc.build_test_sets(x, y, [tiny_cnn(SHAPE, 3)], exclude=[model], attack=paper_steps(2))
     result = dc.score(model, sets)
     for name, pair in (("clean", sets.clean), ("adversarial", sets.adversarial),
                        ("corrupted", sets.corrupted)):
@@ -82,7 +88,7 @@ def test_score_is_the_mean_of_the_three_accuracies(tmp_path, data):
     sets.save(path)
     loaded = dc.TestSets.load(path)
     assert dc.score(model, loaded) == result
-    assert loaded.details["attack"]["iterations"] == 2
+    assert dc.Eq6Config.from_config(loaded.details["attack"]) == paper_steps(2)
     with pytest.raises(ValueError, match="missing"):
         dc.score(model, clean=sets.clean, adversarial=sets.adversarial)
     with pytest.raises(ValueError, match="not both"):

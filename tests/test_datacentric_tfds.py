@@ -24,8 +24,9 @@ def enhanced(tmp_path_factory):
     images = rng.integers(0, 256, (12, *SHAPE), dtype=np.uint8)
     labels = rng.integers(0, 3, 12).astype(np.int32)
     folder = str(tmp_path_factory.mktemp("enhanced"))
-    dc.enhance(images, labels, [tiny_cnn(SHAPE, 3)], ratio=(1, 1, 2), iterations=2,
-               batch_size=4, shard_size=8, output_dir=folder, progress=False)
+    dc.enhance(images, labels, [tiny_cnn(SHAPE, 3)], ratio=(1, 1, 2),
+               attack=dc.Eq6Config().replace(steps=2),
+               options=dc.RunOptions(batch_size=4, shard_size=8, output_dir=folder, progress=False))
     return folder
 
 
@@ -70,7 +71,7 @@ def test_write_tfds_refuses_bad_names_an_existing_copy_and_unfinished_runs(enhan
         dc.write_tfds(enhanced, str(tmp_path), progress=False)
     unfinished = str(tmp_path / "unfinished")
     dc.enhance(np.zeros((4, *SHAPE), np.uint8), [0, 1, 2, 0], None, ratio=(1, 0, 0),
-               output_dir=unfinished, shard_size=2, worker_index=0, num_workers=2,
-               progress=False)
+               options=dc.RunOptions(output_dir=unfinished, shard_size=2, worker_index=0,
+                                     num_workers=2, progress=False))
     with pytest.raises(dc.IncompleteOutputError):
         dc.write_tfds(unfinished, str(tmp_path / "other"), progress=False)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -95,12 +95,6 @@ def seed(value: Any) -> int:
     if not 0 <= int(value) <= _SEED_MAX:
         raise ValueError(f"seed must be None or an int in [0, 2**63 - 1], got {value}.")
     return int(value)
-
-
-def derive_seed(base: int, *keys: int) -> int:
-    """A seed in ``[0, 2**63 - 1]`` derived from ``base`` and integer ``keys``."""
-    entropy: Sequence[int] = [int(base), *(int(k) for k in keys)]
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
 
 
 def unit_float_images(images: Any, who: str) -> Any:

@@ -19,6 +19,7 @@ import numpy as np
 
 from keras_robust import progress as _progress
 from keras_robust._validation import check_labels
+from keras_robust import _random
 from keras_robust.corruptions import _checks
 from keras_robust.corruptions.api import SEVERITIES, corrupt
 from keras_robust.corruptions.names import NAMES
@@ -154,7 +155,7 @@ def corruption_accuracy(
             for severity in severities:
                 correct = 0
                 for chunk, lo in enumerate(range(0, len(images), batch_size)):
-                    batch_seed = _checks.derive_seed(seed, _name_key(name), severity, chunk)
+                    batch_seed = _random.numpy_seed(seed, _name_key(name), severity, chunk)
                     x = corrupt(images[lo : lo + batch_size], name, severity, seed=batch_seed)
                     logits = _to_numpy(predict_fn(x.astype(np.float32) / np.float32(255.0)))
                     _check_logits(logits, len(x), name, severity)

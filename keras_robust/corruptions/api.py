@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from keras_robust import _random
 from keras_robust.corruptions import _checks
 from keras_robust.corruptions.augmenters import CorruptionAugmenter
 from keras_robust.corruptions.catalogue import build_augmenter
@@ -198,7 +199,7 @@ def random_corruptions(
         aug = cache.get(key)
         if aug is None:
             aug = cache[key] = build_augmenter(key[0], key[1])
-        aug.seed_(_checks.derive_seed(base_seed, i))
+        aug.seed_(_random.numpy_seed(base_seed, i))
         out[i] = _apply(aug, batch[i : i + 1])[0]
     return out, name_arr, sev_arr
 
@@ -222,7 +223,7 @@ def derive_seed(seed: int, *keys: int) -> int:
     >>> derive_seed(0, 1) == derive_seed(0, 1) != derive_seed(0, 2)
     True
     """
-    return _checks.derive_seed(_checks.seed(seed), *keys)
+    return _random.numpy_seed(_checks.seed(seed), *keys)
 
 
 def _apply(aug: CorruptionAugmenter, batch: np.ndarray) -> np.ndarray:

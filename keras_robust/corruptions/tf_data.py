@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_robust import _random
 from keras_robust.corruptions import _checks
 from keras_robust.corruptions.api import corrupt
 
@@ -57,7 +58,7 @@ def _numpy_seed(values: np.ndarray) -> int | None:
         raise ValueError(f"seed values must be non-negative, got {values.tolist()}.")
     if values.size == 1:
         return int(values[0])
-    return _checks.derive_seed(int(values[0]), *(int(v) for v in values[1:]))
+    return _random.numpy_seed(int(values[0]), *(int(v) for v in values[1:]))
 
 
 def corrupt_tf(images: Any, name: str, severity: int, seed: Any = None) -> tf.Tensor:

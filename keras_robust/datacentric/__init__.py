@@ -9,7 +9,9 @@ The score is R, the mean accuracy on clean, adversarial and corrupted test sets
 (eq. 7), with the adversarial test set crafted on a *different* ensemble.
 
 - `enhance`, `enhance_dataset`: in memory / streamed from `tf.data`, sharded
-  TFRecord output that resumes after a kill and splits over workers;
+  TFRecord output that resumes after a kill and splits over workers; they
+  take the attack (`Eq6Config`: two `keras_robust.attacks.AttackConfig`) and
+  the run options (`RunOptions`) as values;
 - `load`: the output as a `tf.data` pipeline like `keras_robust.data.load`;
 - `write_tfds`: the output in the TensorFlow Datasets layout, with provenance
   (`tfds.builder_from_directory`, `tfds.load(name, data_dir=...)`);
@@ -25,7 +27,8 @@ from keras_robust import datacentric as dc
 x, y = kr.data.load_arrays("../shared/datasets/cifar10_jpeg.npz", "train", limit=10000)
 train = kr.data.from_arrays(x, y, batch_size=128, shuffle=True, augment=True)
 ensemble = dc.surrogates.train_surrogates(["resnet", "densenet", "mobilenet"], train, epochs=4)
-dc.enhance(x, y, ensemble, iterations=50, output_dir="runs/enhanced")
+dc.enhance(x, y, ensemble, attack=dc.Eq6Config().replace(steps=50),
+           options=dc.RunOptions(output_dir="runs/enhanced"))
 model.fit(dc.load("runs/enhanced", shuffle=True, augment=True), epochs=10)
 ```
 """
@@ -37,7 +40,15 @@ from keras_robust.datacentric.enhance import (
     enhance_dataset,
     finalize,
 )
-from keras_robust.datacentric.perturb import AttackSettings, combine, perturbations
+from keras_robust.datacentric.options import RunOptions
+from keras_robust.datacentric.perturb import (
+    L2_ATTACK,
+    LINF_ATTACK,
+    AttackSettings,
+    Eq6Config,
+    combine,
+    perturbations,
+)
 from keras_robust.datacentric.plan import PARTS, make_plan, part_counts
 from keras_robust.datacentric.records import (
     IncompleteOutputError,
@@ -49,7 +60,7 @@ from keras_robust.datacentric.scoring import TestSets, build_test_sets, score
 from keras_robust.datacentric.tfds_export import write_tfds
 
 __all__ = [
-    "AttackSettings", "EnhancementResult", "IncompleteOutputError", "PARTS", "Progress",
+    "AttackSettings", "EnhancementResult", "Eq6Config", "L2_ATTACK", "LINF_ATTACK", "RunOptions", "IncompleteOutputError", "PARTS", "Progress",
     "TestSets", "build_test_sets", "combine", "enhance", "enhance_dataset", "finalize", "load",
     "make_plan", "part_counts", "perturbations", "read_metadata", "read_records", "score",
     "surrogates", "write_tfds",

@@ -30,7 +30,8 @@ import keras_robust as kr
 from keras_robust import datacentric
 x, y = kr.data.load_arrays("../shared/datasets/cifar10_jpeg.npz", "train", limit=10000)
 surrogates = datacentric.surrogates.train_surrogates(["resnet", "densenet", "mobilenet"], train, 4)
-result = datacentric.enhance(x, y, surrogates, iterations=50, output_dir="runs/enhanced")
+result = datacentric.enhance(x, y, surrogates, attack=datacentric.Eq6Config().replace(steps=50),
+                             options=datacentric.RunOptions(output_dir="runs/enhanced"))
 model.fit(datacentric.load("runs/enhanced", shuffle=True, augment=True), epochs=10)
 ```
 """
@@ -46,13 +47,15 @@ import tensorflow as tf
 
 from keras_robust import progress as _progress
 from keras_robust._validation import check_positive_int
+from keras_robust.attacks.config import AttackConfig
 from keras_robust.corruptions import DATACENTRIC_14
 from keras_robust.data import CorruptFileError
 from keras_robust.datacentric import _inputs, records
 from keras_robust.datacentric.corrupted import SEVERITIES, check_catalogue, corrupt_examples
+from keras_robust.datacentric.options import RunOptions, resolve
 from keras_robust.datacentric.perturb import (
-    AttackSettings,
     Crafter,
+    Eq6Config,
     as_surrogate_list,
     model_fingerprint,
     surrogate_names,
@@ -68,17 +71,13 @@ from keras_robust.datacentric.plan import (
     resolve_worker,
 )
 
-# The eq. 6 attacks of the paper (`perturb.LINF_ATTACK`, `perturb.L2_ATTACK`): the
-# defaults of the keywords below.
-_PAPER = AttackSettings()
-
-
 class Progress(NamedTuple):
     """What a progress callback receives after each shard.
 
-    `enhance(..., progress=callback)` calls `callback(event)` after each shard
-    is written (or skipped); an exception raised there stops the run, and the
-    shards finished so far stay valid for a resume.
+    `enhance(..., options=RunOptions(progress=callback))` calls
+    `callback(event)` after each shard is written (or skipped); an exception
+    raised there stops the run, and the shards finished so far stay valid for
+    a resume.
 
     Attributes:
         shard: the shard just finished (or skipped as finished earlier).
@@ -95,16 +94,16 @@ class Progress(NamedTuple):
     >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     >>> surrogate = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                               keras.layers.Dense(10)])
-    >>> folder, events = tempfile.mkdtemp(), []
-    >>> _ = enhance(x, np.arange(10), surrogate, iterations=1, shard_size=4, output_dir=folder,
-    ...             progress=events.append)
+    >>> attack, events = Eq6Config().replace(steps=1), []
+    >>> options = RunOptions(shard_size=4, output_dir=tempfile.mkdtemp(), progress=events.append)
+    >>> _ = enhance(x, np.arange(10), surrogate, attack=attack, options=options)
     >>> [(e.shard, e.images, e.skipped) for e in events]
     [(0, 4, False), (1, 4, False), (2, 2, False)]
     >>> events[-1].shards_done == events[-1].shards_total
     True
     >>> resumed = []
-    >>> _ = enhance(x, np.arange(10), surrogate, iterations=1, shard_size=4, output_dir=folder,
-    ...             progress=resumed.append)                # every shard is finished already
+    >>> _ = enhance(x, np.arange(10), surrogate, attack=attack,
+    ...             options=options.replace(progress=resumed.append))  # every shard is finished
     >>> [e.skipped for e in resumed]
     [True, True, True]
     """
@@ -141,7 +140,8 @@ class EnhancementResult:
     >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     >>> surrogate = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                               keras.layers.Dense(10)])
-    >>> result = enhance(x, np.arange(10), surrogate, iterations=2, progress=False)
+    >>> result = enhance(x, np.arange(10), surrogate, attack=Eq6Config().replace(steps=2),
+    ...                  options=RunOptions(progress=False))
     >>> result.counts, len(result), result.images.dtype
     ({'clean': 0, 'adversarial': 2, 'corrupted': 8}, 10, dtype('uint8'))
     >>> adversarial = [d for d in result.details if d["part"] == "adversarial"]
@@ -206,7 +206,7 @@ class _Run:
     """Everything one shard needs, shared by `enhance` and `enhance_dataset`."""
 
     plan: Plan
-    settings: AttackSettings
+    attack: Eq6Config
     crafter: Crafter | None
     corruptions: tuple[str, ...]
     severities: tuple[int, ...]
@@ -326,22 +326,16 @@ def _prepare(
     labels_for_check: np.ndarray | None,
     surrogates: Any,
     *,
-    ratio, iterations, linf_epsilon, linf_step, l2_epsilon, l2_step, decay, diversity_prob,
-    smoothing_kernel, random_start, loss, corruptions, severities, seed, batch_size, output_dir,
-    shard_size, progress, strategy, worker_index, num_workers, overwrite,
+    ratio: Sequence[float],
+    attack: Eq6Config,
+    corruptions: Sequence[str],
+    severities: Sequence[int],
+    options: RunOptions,
 ) -> _Run:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise TypeError(f"`seed` must be a non-negative int, got {seed!r}.")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    shard_size = check_positive_int(shard_size, "shard_size")
-    settings = AttackSettings(
-        iterations=iterations, linf_epsilon=float(linf_epsilon), linf_step=float(linf_step),
-        l2_epsilon=float(l2_epsilon), l2_step=float(l2_step), decay=float(decay),
-        diversity_prob=float(diversity_prob), smoothing_kernel=smoothing_kernel,
-        random_start=bool(random_start), loss=loss,
-    )
+    batch_size, output_dir, progress = options.batch_size, options.output_dir, options.progress
+    num_workers = options.num_workers
     corruptions, severities = check_catalogue(corruptions, severities)
-    plan = make_plan(num_examples, ratio, int(seed), shard_size)
+    plan = make_plan(num_examples, ratio, options.seed, options.shard_size)
     crafter, models = None, []
     if plan.counts["adversarial"] or surrogates is not None:
         if surrogates is None:
@@ -352,26 +346,24 @@ def _prepare(
         models = as_surrogate_list(surrogates)
         if labels_for_check is not None:
             _inputs.check_surrogates(models, image_shape, labels_for_check)
-        crafter = Crafter(models, settings, strategy, batch_size)
+        crafter = Crafter(models, attack, options.strategy, batch_size)
     if output_dir is None:
         worker = Worker()
         if num_workers not in (None, 1):
             raise ValueError("A multi-worker run needs an `output_dir` the workers share.")
     else:
         # A MultiWorkerMirroredStrategy reads the same TF_CONFIG, so its workers agree.
-        worker = resolve_worker(worker_index, num_workers)
+        worker = resolve_worker(options.worker_index, num_workers)
     show_bar = progress is True
     if progress is True:
         progress = _progress_printer()
     elif progress is False or progress is None:
         progress = None
-    elif not callable(progress):
-        raise TypeError(f"`progress` must be True, False or a callable, got {progress!r}.")
-    run = _Run(plan, settings, crafter, corruptions, severities, batch_size,
+    run = _Run(plan, attack, crafter, corruptions, severities, batch_size,
                tuple(int(d) for d in image_shape), image_dtype, output_dir, worker, progress,
                show_bar)
     if output_dir is not None:
-        _start_output(run, models, overwrite)
+        _start_output(run, models, options.overwrite)
     return run
 
 
@@ -386,7 +378,7 @@ def _plan_content(run: _Run, models: Sequence[Any]) -> dict:
         "seed": run.plan.seed,
         "image_shape": list(run.image_shape),
         "image_dtype": run.image_dtype,
-        "attack": run.settings.as_dict(),
+        "attack": run.attack.get_config(),
         "attack_batch_size": run.batch_size,
         "corruptions": list(run.corruptions),
         "severities": list(run.severities),
@@ -409,11 +401,7 @@ def _start_output(run: _Run, models: Sequence[Any], overwrite: bool) -> None:
                 raise
             _clear(directory)  # the remedy its message gives: start again
     if existing is not None:
-        if isinstance(existing.get("attack"), dict):  # a plan of an older version: fill defaults
-            try:
-                existing["attack"] = AttackSettings.from_dict(existing["attack"]).as_dict()
-            except (TypeError, ValueError):
-                pass  # not settings this version knows: reported as a different run below
+        existing = records.upgraded(existing)  # a plan of an older version: the new form
         if existing != content:
             if not overwrite:
                 differing = sorted(k for k in set(existing) | set(content)
@@ -450,28 +438,12 @@ def enhance(
     labels: Any,
     surrogates: Any,
     ratio: Sequence[float] = (0, 1, 4),
-    iterations: int = _PAPER.iterations,
+    attack: Eq6Config | AttackConfig | None = None,
     *,
-    linf_epsilon: float = _PAPER.linf_epsilon,
-    linf_step: float = _PAPER.linf_step,
-    l2_epsilon: float = _PAPER.l2_epsilon,
-    l2_step: float = _PAPER.l2_step,
-    decay: float = _PAPER.decay,
-    diversity_prob: float = _PAPER.diversity_prob,
-    smoothing_kernel: int = _PAPER.smoothing_kernel,
-    random_start: bool = _PAPER.random_start,
-    loss: str = _PAPER.loss,
     corruptions: Sequence[str] = DATACENTRIC_14,
     severities: Sequence[int] = SEVERITIES,
-    seed: int = 0,
-    batch_size: int = 128,
-    output_dir: str | None = None,
-    shard_size: int = 4096,
-    progress: bool | Callable[[Progress], None] = True,
-    strategy: tf.distribute.Strategy | None = None,
-    worker_index: int | None = None,
-    num_workers: int | None = None,
-    overwrite: bool = False,
+    options: RunOptions | None = None,
+    **deprecated: Any,
 ) -> EnhancementResult:
     """Enhances a data set in memory by the data-centric algorithm of the paper.
 
@@ -494,41 +466,19 @@ def enhance(
             (see `keras_robust.datacentric.surrogates`). May be None when the
             adversarial part is empty.
         ratio: clean:adversarial:corrupted (the paper: 0:1:4).
-        iterations: steps of each of the two attacks (the paper: 300).
-        linf_epsilon: L-inf budget (0 disables the L-inf perturbation).
-        linf_step: L-inf step.
-        l2_epsilon: L2 budget (0 disables the L2 perturbation).
-        l2_step: L2 step.
-        decay: momentum mu of eq. 1.
-        diversity_prob: input-diversity probability p; 0.7 is Zhao et al.'s
-            (whose settings the paper adopts), see `perturb`.
-        smoothing_kernel: odd size of the Gaussian gradient kernel (Zhao et
-            al.: 5); 0 disables it.
-        random_start: start the attacks at a random point of the ball.
-        loss: the objective on the ensemble-mean logits: "logit" (eq. 4,
-            the paper's) or "ce", "cw", "dlr" (see `AttackSettings.loss`).
+        attack: the eq. 6 attacks: an `Eq6Config` (default the paper's: 300
+            steps, L-inf 8/255 step 2/255 and L2 1.0 step 0.025, logit loss,
+            momentum 1, input diversity 0.7, a 5x5 smoothing kernel; e.g.
+            `Eq6Config().replace(steps=50)`), or one `AttackConfig` for that
+            ball alone.
         corruptions: corruption names (default the 14 of the paper).
         severities: severities to draw from.
-        seed: every random decision derives from it and the example, shard
-            or batch index.
-        batch_size: images per attack batch (split over the strategy's
-            replicas).
-        output_dir: also write sharded TFRecords, sidecars and metadata here
-            (resumable: finished shards are skipped).
-        shard_size: examples per shard.
-        progress: True shows, on stderr when it is a terminal, a bar per shard
-            (per attack batch, with its ETA) and a line per shard (off when
-            stderr is not a terminal unless `KERAS_ROBUST_PROGRESS=1` forces
-            it); a callable receives a `Progress` after each shard; False is
-            silent.
-        strategy: a `tf.distribute.Strategy` (default the current one, so
-            calling inside `strategy.scope()` uses it).
-        worker_index: this worker among `num_workers` (default from
-            `TF_CONFIG`, else 0 of 1); worker w processes the shards with
-            `shard % num_workers == w`. Needs `output_dir`.
-        num_workers: number of workers.
-        overwrite: delete a different run found in `output_dir` instead of
-            raising.
+        options: a `RunOptions` (seed, batch and shard size, `output_dir`,
+            progress, strategy, workers, overwrite); default `RunOptions()`.
+            With `output_dir`, the shards are also written there (resumable).
+        **deprecated: the former keywords (`iterations`, `linf_epsilon`, ...,
+            `seed`, `output_dir`, ...), with a `DeprecationWarning`; see
+            `keras_robust.datacentric.options.resolve`.
 
     Returns:
         An `EnhancementResult` (only this worker's shards in a multi-worker run).
@@ -539,8 +489,9 @@ def enhance(
 
     Example:
 
-    >>> result = enhance(x_train, y_train, [resnet, densenet, mobilenet], iterations=50,
-    ...                  output_dir="runs/enhanced")  # doctest: +SKIP
+    >>> result = enhance(x_train, y_train, [resnet, densenet, mobilenet],
+    ...                  attack=Eq6Config().replace(steps=50),
+    ...                  options=RunOptions(output_dir="runs/enhanced"))  # doctest: +SKIP
     >>> result.counts  # doctest: +SKIP
     {'clean': 0, 'adversarial': 2000, 'corrupted': 8000}
     >>> import tempfile
@@ -548,29 +499,24 @@ def enhance(
     >>> x, y = rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8), rng.integers(0, 10, 10)
     >>> surrogates = [keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                                 keras.layers.Dense(10)]) for _ in range(2)]
-    >>> folder = tempfile.mkdtemp()
-    >>> result = enhance(x, y, surrogates, iterations=2, output_dir=folder, shard_size=4,
-    ...                  progress=False)
+    >>> options = RunOptions(output_dir=tempfile.mkdtemp(), shard_size=4, progress=False)
+    >>> result = enhance(x, y, surrogates, attack=Eq6Config().replace(steps=2), options=options)
     >>> result.counts, result.images.shape, result.images.dtype
     ({'clean': 0, 'adversarial': 2, 'corrupted': 8}, (10, 8, 8, 3), dtype('uint8'))
     >>> bool(np.array_equal(result.labels, y)), result.metadata["num_shards"]
     (True, 3)
-    >>> again = enhance(x, y, surrogates, iterations=2, output_dir=folder, shard_size=4,
-    ...                 progress=False)          # resumes: every shard is read back, not redone
+    >>> again = enhance(x, y, surrogates, attack=Eq6Config().replace(steps=2),
+    ...                 options=options)          # resumes: every shard is read back, not redone
     >>> bool(np.array_equal(again.images, result.images))
     True
     """
+    attack, options = resolve(attack, options, deprecated, "enhance")
     images = _inputs.image_array(images)
     labels = _inputs.sparse_labels(labels, len(images))
     run = _prepare(
         len(images), images.shape[1:], "uint8" if images.dtype == np.uint8 else "float32", labels,
-        surrogates, ratio=ratio, iterations=iterations, linf_epsilon=linf_epsilon,
-        linf_step=linf_step, l2_epsilon=l2_epsilon, l2_step=l2_step, decay=decay,
-        diversity_prob=diversity_prob, smoothing_kernel=smoothing_kernel,
-        random_start=random_start, loss=loss, corruptions=corruptions, severities=severities,
-        seed=seed, batch_size=batch_size, output_dir=output_dir, shard_size=shard_size,
-        progress=progress, strategy=strategy, worker_index=worker_index, num_workers=num_workers,
-        overwrite=overwrite,
+        surrogates, ratio=ratio, attack=attack, corruptions=corruptions, severities=severities,
+        options=options,
     )
 
     def shards():
@@ -595,8 +541,8 @@ def enhance(
     parts = np.asarray([r["part"] for r in all_records])
     return EnhancementResult(
         images=out_images, labels=labels[indices], parts=parts,
-        details=records.with_attack_settings(all_records, run.settings.as_dict()),
-        indices=indices, metadata=metadata, output_dir=output_dir,
+        details=records.with_attack_settings(all_records, run.attack.get_config()),
+        indices=indices, metadata=metadata, output_dir=options.output_dir,
     )
 
 
@@ -624,41 +570,23 @@ def _read_shard_images(run: _Run, shard: int) -> np.ndarray:
 def enhance_dataset(
     dataset: tf.data.Dataset,
     surrogates: Any,
-    output_dir: str,
+    output_dir: str | None = None,
     ratio: Sequence[float] = (0, 1, 4),
-    iterations: int = _PAPER.iterations,
+    attack: Eq6Config | AttackConfig | None = None,
     *,
     num_examples: int | None = None,
-    linf_epsilon: float = _PAPER.linf_epsilon,
-    linf_step: float = _PAPER.linf_step,
-    l2_epsilon: float = _PAPER.l2_epsilon,
-    l2_step: float = _PAPER.l2_step,
-    decay: float = _PAPER.decay,
-    diversity_prob: float = _PAPER.diversity_prob,
-    smoothing_kernel: int = _PAPER.smoothing_kernel,
-    random_start: bool = _PAPER.random_start,
-    loss: str = _PAPER.loss,
     corruptions: Sequence[str] = DATACENTRIC_14,
     severities: Sequence[int] = SEVERITIES,
-    seed: int = 0,
-    batch_size: int = 128,
-    shard_size: int = 4096,
-    progress: bool | Callable[[Progress], None] = True,
-    strategy: tf.distribute.Strategy | None = None,
-    worker_index: int | None = None,
-    num_workers: int | None = None,
-    overwrite: bool = False,
+    options: RunOptions | None = None,
+    **deprecated: Any,
 ) -> dict | None:
     """Enhances a `tf.data.Dataset` shard by shard, writing TFRecords (for data too big for memory).
 
-    Same algorithm, settings and output as `enhance` with `output_dir`: the
-    same data, seed and `shard_size` give byte-identical shards either way.
-    Only one shard of images is in memory at a time.
-    `ratio`, `iterations`, `linf_epsilon`, `linf_step`, `l2_epsilon`,
-    `l2_step`, `decay`, `diversity_prob`, `smoothing_kernel`, `random_start`,
-    `loss`, `corruptions`, `severities`, `seed`, `batch_size`, `shard_size`,
-    `progress`, `strategy`, `worker_index`, `num_workers` and `overwrite` are
-    as in `enhance`.
+    Same algorithm, settings and output as `enhance` with an output folder:
+    the same data, seed and `shard_size` give byte-identical shards either
+    way. Only one shard of images is in memory at a time. `ratio`, `attack`,
+    `corruptions`, `severities`, `options` and `**deprecated` are as in
+    `enhance`.
 
     Args:
         dataset: `(image, label)` examples, unbatched or batched, images uint8
@@ -666,7 +594,8 @@ def enhance_dataset(
             It must yield the same examples in the same order on every pass
             (no reshuffling), as a resumed run reads it again.
         surrogates: see `enhance`.
-        output_dir: where the shards go (required).
+        output_dir: where the shards go (required, here or as
+            `options.output_dir`).
         num_examples: the number of examples; default the dataset's
             cardinality, else one counting pass over it.
 
@@ -677,32 +606,55 @@ def enhance_dataset(
     Example:
 
     >>> ds = tfds.load("cifar10", split="train", as_supervised=True)  # doctest: +SKIP
-    >>> enhance_dataset(ds, surrogates, "runs/enhanced", iterations=300)  # doctest: +SKIP
+    >>> enhance_dataset(ds, surrogates, "runs/enhanced")  # doctest: +SKIP
     >>> import tempfile
     >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     >>> ds = tf.data.Dataset.from_tensor_slices((x, np.arange(10))).batch(3)
     >>> surrogate = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                               keras.layers.Dense(10)])
     >>> folder, from_arrays = tempfile.mkdtemp(), tempfile.mkdtemp()
-    >>> metadata = enhance_dataset(ds, surrogate, folder, iterations=2, shard_size=4,
-    ...                            progress=False)
+    >>> attack, options = Eq6Config().replace(steps=2), RunOptions(shard_size=4, progress=False)
+    >>> metadata = enhance_dataset(ds, surrogate, folder, attack=attack, options=options)
     >>> metadata["counts"], metadata["num_shards"]
     ({'clean': 0, 'adversarial': 2, 'corrupted': 8}, 3)
-    >>> same = enhance(x, np.arange(10), surrogate, iterations=2, shard_size=4,
-    ...                output_dir=from_arrays, progress=False)     # the same run, from arrays
+    >>> same = enhance(x, np.arange(10), surrogate, attack=attack,
+    ...                options=options.replace(output_dir=from_arrays))  # the same run, from arrays
     >>> [s["sha256"] for s in same.metadata["shards"]] == [s["sha256"] for s in metadata["shards"]]
     True
     >>> train = keras_robust.datacentric.load(folder, batch_size=4, shuffle=True, augment=True)
     >>> len(train)
     3
     """
+    attack, options = resolve(attack, options, deprecated, "enhance_dataset")
     if not isinstance(dataset, tf.data.Dataset):
         raise TypeError(
             f"`dataset` must be a tf.data.Dataset of (image, label), got {type(dataset).__name__}; "
             "use `enhance` for arrays."
         )
-    if not output_dir:
+    if output_dir is not None and options.output_dir not in (None, output_dir):
+        raise ValueError(f"Two output folders: output_dir={output_dir!r} and "
+                         f"options.output_dir={options.output_dir!r}.")
+    options = options.replace(output_dir=output_dir or options.output_dir)
+    if not options.output_dir:
         raise ValueError("`output_dir` is required: enhance_dataset writes TFRecord shards.")
+    dataset, image_spec = _examples_of(dataset)
+    if num_examples is None:
+        cardinality = int(dataset.cardinality())
+        num_examples = cardinality if cardinality >= 0 else int(
+            dataset.reduce(np.int64(0), _count))
+    num_examples = check_positive_int(num_examples, "num_examples")
+    image_dtype = "uint8" if image_spec.dtype == tf.uint8 else "float32"
+    run = _prepare(
+        num_examples, tuple(image_spec.shape), image_dtype, None, surrogates, ratio=ratio,
+        attack=attack, corruptions=corruptions, severities=severities, options=options,
+    )
+    for _ in run.loop(_dataset_shards(dataset, run, image_dtype)):
+        pass
+    return _finish(run)
+
+
+def _examples_of(dataset: tf.data.Dataset) -> tuple[tf.data.Dataset, tf.TensorSpec]:
+    """`dataset` as unbatched (image, label) pairs, and the images' spec (checked)."""
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) < 2:
         raise ValueError(
@@ -721,49 +673,33 @@ def enhance_dataset(
         raise TypeError(
             f"`dataset` images must be uint8 (0..255) or float in [0, 1], got {image_spec.dtype.name}."
         )
-    dataset = dataset.map(_image_and_label)
-    if num_examples is None:
-        cardinality = int(dataset.cardinality())
-        num_examples = cardinality if cardinality >= 0 else int(
-            dataset.reduce(np.int64(0), _count))
-    num_examples = check_positive_int(num_examples, "num_examples")
-    image_dtype = "uint8" if image_spec.dtype == tf.uint8 else "float32"
-    run = _prepare(
-        num_examples, tuple(image_spec.shape), image_dtype, None, surrogates, ratio=ratio,
-        iterations=iterations, linf_epsilon=linf_epsilon, linf_step=linf_step,
-        l2_epsilon=l2_epsilon, l2_step=l2_step, decay=decay, diversity_prob=diversity_prob,
-        smoothing_kernel=smoothing_kernel, random_start=random_start, loss=loss,
-        corruptions=corruptions, severities=severities, seed=seed, batch_size=batch_size,
-        output_dir=output_dir, shard_size=shard_size, progress=progress, strategy=strategy,
-        worker_index=worker_index, num_workers=num_workers, overwrite=overwrite,
-    )
+    return dataset.map(_image_and_label), image_spec
 
-    def shards():
-        batched = dataset.batch(run.plan.shard_size).take(run.plan.num_shards)
-        owned = set(run.owned_shards())
-        seen = 0
-        for shard, (images, labels) in enumerate(batched.as_numpy_iterator()):
-            seen += 1
-            start, stop = run.plan.shard_range(shard)
-            if len(images) != stop - start:
-                raise ValueError(
-                    f"`dataset` ended inside shard {shard} ({start + len(images)} examples) but "
-                    f"num_examples={num_examples}; pass the right `num_examples`."
-                )
-            if shard not in owned:
-                continue
-            if image_dtype == "float32":
-                images = images.astype(np.float32, copy=False)
-            yield shard, images, labels
-        if seen < run.plan.num_shards:
+
+def _dataset_shards(dataset: tf.data.Dataset, run: _Run, image_dtype: str):
+    """Yields (shard, images, labels) of this worker's shards, checking the plan's sizes."""
+    num_examples = run.plan.num_examples
+    batched = dataset.batch(run.plan.shard_size).take(run.plan.num_shards)
+    owned = set(run.owned_shards())
+    seen = 0
+    for shard, (images, labels) in enumerate(batched.as_numpy_iterator()):
+        seen += 1
+        start, stop = run.plan.shard_range(shard)
+        if len(images) != stop - start:
             raise ValueError(
-                f"`dataset` ended after {seen} shards but {run.plan.num_shards} were planned for "
-                f"{num_examples} examples; pass the right `num_examples`."
+                f"`dataset` ended inside shard {shard} ({start + len(images)} examples) but "
+                f"num_examples={num_examples}; pass the right `num_examples`."
             )
-
-    for _ in run.loop(shards()):
-        pass
-    return _finish(run)
+        if shard not in owned:
+            continue
+        if image_dtype == "float32":
+            images = images.astype(np.float32, copy=False)
+        yield shard, images, labels
+    if seen < run.plan.num_shards:
+        raise ValueError(
+            f"`dataset` ended after {seen} shards but {run.plan.num_shards} were planned for "
+            f"{num_examples} examples; pass the right `num_examples`."
+        )
 
 
 @tf.autograph.experimental.do_not_convert
@@ -797,8 +733,8 @@ def finalize(output_dir: str) -> dict:
     >>> import tempfile
     >>> folder, x = tempfile.mkdtemp(), np.zeros((4, 8, 8, 3), np.uint8)
     >>> def worker(index):                      # each worker writes its own shards
-    ...     return enhance(x, [0, 1, 2, 3], None, ratio=(1, 0, 0), output_dir=folder,
-    ...                    shard_size=2, worker_index=index, num_workers=2, progress=False)
+    ...     return enhance(x, [0, 1, 2, 3], None, ratio=(1, 0, 0), options=RunOptions(
+    ...         output_dir=folder, shard_size=2, worker_index=index, num_workers=2, progress=False))
     >>> _ = worker(0)
     >>> finalize(folder)
     Traceback (most recent call last):

@@ -6,8 +6,9 @@ on the ensemble-mean logits of the surrogates (eq. 5): an L-inf one (eps
 8/255, step 2/255) and an L2 one (eps 1.0, step 0.025), each with
 
 - input diversity with probability p (eq. 3),
-- the logit loss -z_y on the ensemble-mean logits (eq. 4; `AttackSettings.loss`
-  swaps in another objective of `keras_robust.attacks.objectives`),
+- the logit loss -z_y on the ensemble-mean logits (eq. 4; the configs' `loss`
+  swaps in another objective of `keras_robust.attacks.objectives`; at 32x32
+  cross-entropy transfers better, "logit" stays the default as the paper's),
 - momentum mu on L1-normalised gradients (eq. 1; see below for how this and
   the reference code differ),
 - Gaussian smoothing of the gradient (eq. 2),
@@ -48,33 +49,29 @@ transform per step and feeds it to the whole ensemble.
 Example:
 
 ```python
-settings = AttackSettings(iterations=50)
-delta_inf, delta_2 = perturbations([resnet, vgg], x, y, settings, seed=0)
+config = Eq6Config().replace(steps=50)
+delta_inf, delta_2 = perturbations([resnet, vgg], x, y, config, seed=0)
 ```
 """
 from __future__ import annotations
 
 import dataclasses
+import warnings
+import weakref
 from typing import Any, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_robust._validation import (
-    check_choice,
-    check_epsilon,
-    check_fraction,
-    check_positive,
-    check_positive_int,
-)
+from keras_robust._random import fold_seed
+from keras_robust._validation import check_epsilon, check_positive_int
 from keras_robust.attacks.common import Ensemble, as_logits_fn
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.attacks.engine import run_attack
-from keras_robust.attacks.objectives import OBJECTIVES
 
 # The two attacks of eq. 6 with the paper's settings (Zhao et al.'s DI/TI/MI): the
-# defaults of `AttackSettings`, of `enhance` and of the scoring functions.
+# defaults of `Eq6Config`, and so of `enhance` and of the scoring functions.
 LINF_ATTACK = AttackConfig(
     norm="linf", epsilon=8 / 255, step_size=2 / 255, steps=300, loss="logit",
     random_start=False, momentum=1.0, input_diversity=0.7, smoothing_kernel=5,
@@ -82,162 +79,270 @@ LINF_ATTACK = AttackConfig(
 L2_ATTACK = LINF_ATTACK.replace(norm="l2", epsilon=1.0, step_size=0.025)
 
 
-@dataclasses.dataclass(frozen=True)
-class AttackSettings:
-    """The settings of eq. 6 (defaults: the paper's, with Zhao et al.'s DI/TI/MI).
+# The paper's attack keywords before they were `AttackConfig` fields: what old
+# `plan.json` files, test-set files and the deprecated keywords of `enhance` hold.
+LEGACY_FIELDS = ("iterations", "linf_epsilon", "linf_step", "l2_epsilon", "l2_step", "decay",
+                 "diversity_prob", "smoothing_kernel", "random_start", "loss")
+_LEGACY_SHARED = (("iterations", "steps"), ("decay", "momentum"),
+                  ("diversity_prob", "input_diversity"), ("smoothing_kernel", "smoothing_kernel"),
+                  ("random_start", "random_start"), ("loss", "loss"))
 
-    Attributes:
-        iterations: steps of each attack (the paper: 300).
-        linf_epsilon: L-inf budget on [0, 1] pixels (0 disables the L-inf part).
-        linf_step: L-inf step.
-        l2_epsilon: L2 budget (0 disables the L2 part).
-        l2_step: L2 step.
-        decay: momentum mu.
-        diversity_prob: probability of the input-diversity transform per step.
-        smoothing_kernel: odd size of the Gaussian kernel (0 disables smoothing).
-        random_start: start each attack from a random point of its ball
-            (Zhao et al. start from x).
-        loss: the objective ascended on the ensemble-mean logits: "logit"
-            (-z_y, eq. 4 of the paper) or another untargeted objective of
-            `keras_robust.attacks.objectives` ("ce", "cw", "dlr"). At 32x32
-            cross-entropy transfers better than the logit loss (BUILD_NOTES,
-            Issue 9); "logit" stays the default because it is the paper's.
+
+@dataclasses.dataclass(frozen=True)
+class Eq6Config:
+    """The two attacks of eq. 6: an L-inf and an L2 `AttackConfig` (defaults: the paper's).
+
+    Each ball is an `keras_robust.attacks.AttackConfig` (norm, epsilon, step,
+    steps, loss, momentum, input diversity, smoothing kernel, random start),
+    or None to leave that perturbation out. The defaults are the paper's with
+    Zhao et al.'s DI/TI/MI (`LINF_ATTACK`, `L2_ATTACK`). `replace` changes a
+    setting of both balls at once.
+
+    Args:
+        linf: the L-inf attack (its `norm` must be "linf"), or None.
+        l2: the L2 attack (its `norm` must be "l2"), or None.
+
+    Raises:
+        ValueError: both balls None, a ball of the wrong norm, or a setting
+            eq. 6 does not use (no budget, a target, restarts, early stop).
 
     Example:
 
-    >>> settings = AttackSettings(iterations=50)            # the paper's, 50 steps
-    >>> linf_only = AttackSettings(iterations=50, l2_epsilon=0)
-    >>> AttackSettings(iterations=50, loss="ce", smoothing_kernel=0).describe()
-    'eq6 linf 8/255 step 2/255 + l2 1 step 0.025, 50 it, mu 1, DI p 0.7, TI 0, loss ce'
+    >>> paper = Eq6Config()
+    >>> paper.linf.epsilon == 8 / 255, paper.l2.step_size
+    (True, 0.025)
+    >>> fast = paper.replace(steps=50, loss="ce")           # both balls
+    >>> fast.linf.steps, fast.l2.loss
+    (50, 'ce')
+    >>> paper.replace(l2=None).l2 is None                   # the L-inf perturbation only
+    True
+    >>> Eq6Config.from_config(fast.get_config()) == fast
+    True
     """
 
-    iterations: int = LINF_ATTACK.steps
-    linf_epsilon: float = LINF_ATTACK.epsilon
-    linf_step: float = LINF_ATTACK.step_size
-    l2_epsilon: float = L2_ATTACK.epsilon
-    l2_step: float = L2_ATTACK.step_size
-    decay: float = LINF_ATTACK.momentum
-    diversity_prob: float = LINF_ATTACK.input_diversity
-    smoothing_kernel: int = LINF_ATTACK.smoothing_kernel
-    random_start: bool = LINF_ATTACK.random_start
-    loss: str = LINF_ATTACK.loss
+    linf: AttackConfig | None = LINF_ATTACK
+    l2: AttackConfig | None = L2_ATTACK
 
-    def __post_init__(self):
-        check_positive_int(self.iterations, "iterations")
-        check_choice(self.loss, OBJECTIVES, "loss")
-        check_epsilon(self.linf_epsilon, "linf_epsilon", allow_zero=True, maximum=1.0)
-        check_epsilon(self.l2_epsilon, "l2_epsilon", allow_zero=True, maximum=None)
-        if self.linf_epsilon == 0 and self.l2_epsilon == 0:
-            raise ValueError(
-                "`linf_epsilon` and `l2_epsilon` are both 0: at least one perturbation is needed "
-                "(the paper uses 8/255 and 1.0)."
-            )
-        if self.linf_epsilon:
-            check_positive(self.linf_step, "linf_step")
-        if self.l2_epsilon:
-            check_positive(self.l2_step, "l2_step")
-        if self.decay:
-            check_positive(self.decay, "decay")
-        check_fraction(self.diversity_prob, "diversity_prob")
-        kernel = self.smoothing_kernel
-        if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) or kernel < 0 or (
-                kernel and kernel % 2 == 0):
-            raise ValueError(
-                f"`smoothing_kernel` must be 0 (off) or a positive odd size, got {kernel!r}."
-            )
+    def __post_init__(self) -> None:
+        if self.linf is None and self.l2 is None:
+            raise ValueError("Eq. 6 needs at least one perturbation: `linf` and `l2` are both None "
+                             "(both 0; the paper uses epsilon 8/255 and 1.0).")
+        for norm, config in self.balls():
+            if not isinstance(config, AttackConfig):
+                raise TypeError(f"`{norm}` must be an AttackConfig or None, got "
+                                f"{type(config).__name__}.")
+            if config.norm != norm:
+                raise ValueError(f"`{norm}` must be an AttackConfig of norm {norm!r}, got "
+                                 f"norm={config.norm!r}.")
+            if config.epsilon is None or config.target is not None or config.restarts != 1 or (
+                    config.early_stop):
+                raise ValueError(
+                    f"The `{norm}` attack of eq. 6 needs an epsilon and no target, restarts or "
+                    f"early stop; got {config}.")
 
-    def attack(self, norm: str) -> AttackConfig | None:
-        """The `AttackConfig` of the `norm` ball ("linf" or "l2"), None when it is disabled.
-
-        Args:
-            norm: "linf" or "l2".
+    def balls(self) -> list[tuple[str, AttackConfig]]:
+        """The enabled balls as (norm, config) pairs, L-inf first.
 
         Returns:
-            An `AttackConfig`, or None when that ball's budget is 0.
+            A list of one or two pairs.
 
         Example:
 
-        >>> AttackSettings(iterations=3).attack("l2").epsilon
-        1.0
-        >>> AttackSettings(l2_epsilon=0).attack("l2") is None
-        True
+        >>> [norm for norm, _ in Eq6Config(l2=None).balls()]
+        ['linf']
         """
-        check_choice(norm, ("linf", "l2"), "norm")
-        epsilon = self.linf_epsilon if norm == "linf" else self.l2_epsilon
-        if not epsilon:
-            return None
-        return AttackConfig(
-            norm=norm, epsilon=float(epsilon),
-            step_size=float(self.linf_step if norm == "linf" else self.l2_step),
-            steps=int(self.iterations), loss=self.loss, random_start=bool(self.random_start),
-            momentum=float(self.decay) if self.decay else None,
-            input_diversity=float(self.diversity_prob),
-            smoothing_kernel=int(self.smoothing_kernel),
-        )
+        return [(norm, c) for norm, c in (("linf", self.linf), ("l2", self.l2)) if c is not None]
 
-    @property
-    def linf_attack(self) -> AttackConfig | None:
-        """The L-inf attack's `AttackConfig` (None when `linf_epsilon` is 0)."""
-        return self.attack("linf")
+    def replace(self, **changes: Any) -> "Eq6Config":
+        """A copy with `changes`: `linf` / `l2` replace a ball, other `AttackConfig` fields both.
 
-    @property
-    def l2_attack(self) -> AttackConfig | None:
-        """The L2 attack's `AttackConfig` (None when `l2_epsilon` is 0)."""
-        return self.attack("l2")
+        Args:
+            **changes: `linf=` or `l2=` (an `AttackConfig` or None), and any
+                `AttackConfig` field (e.g. `steps=50`), applied to every
+                enabled ball.
 
-    def as_dict(self) -> dict[str, Any]:
-        """The settings as plain JSON values."""
-        return {k: (float(v) if isinstance(v, float) else v)
-                for k, v in dataclasses.asdict(self).items()}
+        Returns:
+            A new `Eq6Config`.
+
+        Example:
+
+        >>> Eq6Config().replace(steps=3, smoothing_kernel=0).l2.smoothing_kernel
+        0
+        """
+        balls = {norm: changes.pop(norm, getattr(self, norm)) for norm in ("linf", "l2")}
+        if changes:
+            balls = {norm: None if c is None else c.replace(**changes) for norm, c in balls.items()}
+        return Eq6Config(**balls)
+
+    def get_config(self) -> dict:
+        """`{"linf": ..., "l2": ...}`: each ball's `AttackConfig.get_config()`, or None.
+
+        Returns:
+            A JSON-safe dict (`from_config` rebuilds the config).
+
+        Example:
+
+        >>> sorted(Eq6Config().get_config())
+        ['l2', 'linf']
+        """
+        return {norm: None if c is None else c.get_config()
+                for norm, c in (("linf", self.linf), ("l2", self.l2))}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AttackSettings":
-        """The settings that `as_dict` wrote, also from a file of an older version.
+    def from_config(cls, config: dict) -> "Eq6Config":
+        """Rebuilds a config from `get_config()`, or from the settings of an older file.
 
-        Fields that the dict lacks take their defaults: a `plan.json` or a
-        test-set file written before `loss` existed was crafted with the
-        logit loss, the default, so it still matches `AttackSettings()`.
+        `plan.json` and test-set files written before eq. 6 used
+        `AttackConfig` hold the keywords `iterations`, `linf_epsilon`,
+        `linf_step`, `l2_epsilon`, `l2_step`, `decay`, `diversity_prob`,
+        `smoothing_kernel`, `random_start` and `loss`; a missing one takes
+        the paper's value (files from before `loss` existed used the logit
+        loss, the default).
 
         Args:
-            values: a dict of field names to values (`as_dict()`'s output).
+            config: a dict of `get_config()`'s form, or of the older form.
 
         Returns:
-            An `AttackSettings`.
+            An `Eq6Config`.
 
         Raises:
-            ValueError: a key that is not a field (a newer or foreign file).
+            ValueError: a key of neither form.
 
         Example:
 
-        >>> old = AttackSettings(iterations=50).as_dict()
-        >>> del old["loss"]                                   # written by an older version
-        >>> AttackSettings.from_dict(old) == AttackSettings(iterations=50)
+        >>> old = {"iterations": 50, "linf_epsilon": 8 / 255, "linf_step": 2 / 255,
+        ...        "l2_epsilon": 0.0, "l2_step": 0.025, "decay": 1.0, "diversity_prob": 0.7,
+        ...        "smoothing_kernel": 5, "random_start": False}      # an older plan.json
+        >>> Eq6Config.from_config(old) == Eq6Config(l2=None).replace(steps=50)
         True
         """
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
+        if set(config) == {"linf", "l2"}:
+            return cls(**{norm: None if c is None else AttackConfig.from_config(c)
+                          for norm, c in config.items()})
+        unknown = sorted(set(config) - set(LEGACY_FIELDS))
         if unknown:
-            raise ValueError(
-                f"Unknown attack settings {unknown}; expected a subset of {sorted(fields)}.")
-        return cls(**values)
+            raise ValueError(f"Unknown attack settings {unknown}; expected {{'linf', 'l2'}} or a "
+                             f"subset of {list(LEGACY_FIELDS)}.")
+        shared = {new: config[old] for old, new in _LEGACY_SHARED if old in config}
+        if "momentum" in shared:
+            shared["momentum"] = float(shared["momentum"]) if shared["momentum"] else None
+        balls = {}
+        for norm, paper in (("linf", LINF_ATTACK), ("l2", L2_ATTACK)):
+            epsilon = config.get(f"{norm}_epsilon", paper.epsilon)
+            check_epsilon(epsilon, f"{norm}_epsilon", allow_zero=True,
+                          maximum=1.0 if norm == "linf" else None)
+            step = float(config.get(f"{norm}_step", paper.step_size))
+            balls[norm] = paper.replace(
+                epsilon=float(epsilon), step_size=step, **shared) if epsilon else None
+        return cls(**balls)
 
     def describe(self) -> str:
-        """A one-line summary, e.g. for the per-example details."""
-        return (f"eq6 linf {self.linf_epsilon * 255:g}/255 step {self.linf_step * 255:g}/255 + "
-                f"l2 {self.l2_epsilon:g} step {self.l2_step:g}, {self.iterations} it, "
-                f"mu {self.decay:g}, DI p {self.diversity_prob:g}, TI {self.smoothing_kernel}, "
-                f"loss {self.loss}")
+        """A one-line summary, e.g. for the per-example details.
+
+        Returns:
+            A str naming each ball's budget and step and the shared settings.
+
+        Example:
+
+        >>> Eq6Config().replace(steps=50, loss="ce", smoothing_kernel=0).describe()
+        'eq6 linf 8/255 step 2/255 + l2 1 step 0.025, 50 it, mu 1, DI p 0.7, TI 0, loss ce'
+        """
+        parts = [f"linf {c.epsilon * 255:g}/255 step {c.step_size * 255:g}/255" if norm == "linf"
+                 else f"l2 {c.epsilon:g} step {c.step_size:g}" for norm, c in self.balls()]
+        first = self.balls()[0][1]
+        return (f"eq6 {' + '.join(parts)}, {first.steps} it, mu {first.momentum or 0:g}, "
+                f"DI p {first.input_diversity:g}, TI {first.smoothing_kernel}, loss {first.loss}")
 
 
-def _one_ball(logits_fn, x, y, settings: AttackSettings, norm: str, seed: tf.Tensor) -> tf.Tensor:
-    config = settings.attack(norm)
+def as_eq6_config(attack: Any) -> Eq6Config:
+    """The eq. 6 config of `attack`: None (the paper's), an `Eq6Config` or one `AttackConfig`.
+
+    A single `AttackConfig` is that ball alone (the other perturbation is
+    left out).
+
+    Args:
+        attack: None, an `Eq6Config` or an `AttackConfig` of norm "linf" or "l2".
+
+    Returns:
+        An `Eq6Config`.
+
+    Raises:
+        TypeError: anything else.
+
+    Example:
+
+    >>> as_eq6_config(L2_ATTACK.replace(steps=3)).linf is None
+    True
+    """
+    if attack is None:
+        return Eq6Config()
+    if isinstance(attack, Eq6Config):
+        return attack
+    if isinstance(attack, AttackConfig):
+        return Eq6Config(**{"linf": None, "l2": None, attack.norm: attack})
+    raise TypeError(f"`attack` must be an Eq6Config, an AttackConfig or None, got "
+                    f"{type(attack).__name__}.")
+
+
+class AttackSettings:
+    """Deprecated: the eq. 6 settings by their former keywords; use `Eq6Config`.
+
+    `AttackSettings(**settings)` returns the `Eq6Config` of those settings,
+    and `AttackSettings.from_dict(values)` is `Eq6Config.from_config(values)`;
+    both warn (`DeprecationWarning`).
+
+    Args:
+        **settings: `iterations`, `linf_epsilon`, `linf_step`, `l2_epsilon`,
+            `l2_step`, `decay`, `diversity_prob`, `smoothing_kernel`,
+            `random_start`, `loss` (see `Eq6Config.from_config`).
+
+    Example:
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     old = AttackSettings(iterations=3, l2_epsilon=0)
+    >>> old == Eq6Config(l2=None).replace(steps=3)
+    True
+    """
+
+    _MESSAGE = ("keras_robust.datacentric.AttackSettings is deprecated; use Eq6Config (two "
+                "keras_robust.attacks.AttackConfig), e.g. Eq6Config().replace(steps=50).")
+
+    def __new__(cls, **settings: Any) -> Eq6Config:  # type: ignore[misc]
+        warnings.warn(cls._MESSAGE, DeprecationWarning, stacklevel=2)
+        return Eq6Config.from_config(settings)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Eq6Config:
+        """Deprecated: `Eq6Config.from_config(values)`.
+
+        Args:
+            values: settings of either form (see `Eq6Config.from_config`).
+
+        Returns:
+            An `Eq6Config`.
+
+        Example:
+
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
+        ...     AttackSettings.from_dict({"iterations": 3}) == Eq6Config().replace(steps=3)
+        True
+        """
+        warnings.warn(cls._MESSAGE, DeprecationWarning, stacklevel=2)
+        return Eq6Config.from_config(values)
+
+
+def _one_ball(logits_fn, x, y, config: AttackConfig | None, seed: tf.Tensor) -> tf.Tensor:
     if config is None:
         return tf.zeros_like(x)
     return run_attack(logits_fn, x, y, config, seed=seed).x_adv - x
 
 
 def perturbation_graph(
-    logits_fn, x: tf.Tensor, y: tf.Tensor, settings: AttackSettings, seed: tf.Tensor
+    logits_fn, x: tf.Tensor, y: tf.Tensor, config: Eq6Config, seed: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Eq. 6 inside a graph: `(delta_linf, delta_l2)` for float32 x in [0, 1].
 
@@ -253,13 +358,13 @@ def perturbation_graph(
         x: float32 images [B, H, W, C] in [0, 1], with static H, W and C
             (input diversity and the smoothing kernel need them).
         y: int32 class indices [B] (the logit loss -z_y uses them).
-        settings: an `AttackSettings`.
+        config: an `Eq6Config`.
         seed: an int64 [2] stateless seed (anything `tf.cast` turns into one).
 
     Returns:
         `(delta_linf, delta_l2)`: float32 tensors shaped like `x`, with
-        `||delta_linf||_inf <= settings.linf_epsilon` and `||delta_l2||_2 <=
-        settings.l2_epsilon` per image.
+        `||delta_linf||_inf <= config.linf.epsilon` and `||delta_l2||_2 <=
+        config.l2.epsilon` per image.
 
     Example:
 
@@ -268,15 +373,12 @@ def perturbation_graph(
     ...                           keras.layers.Dense(10)])
     >>> x = tf.random.stateless_uniform([2, 8, 8, 3], [0, 1])
     >>> d_inf, d_2 = perturbation_graph(as_logits_fn(model), x, tf.constant([0, 1]),
-    ...                                 AttackSettings(iterations=2), tf.constant([0, 0], tf.int64))
+    ...                                 Eq6Config().replace(steps=2), tf.constant([0, 0], tf.int64))
     >>> d_inf.shape, bool(tf.reduce_max(tf.abs(d_inf)) <= 8 / 255 + 1e-6)
     (TensorShape([2, 8, 8, 3]), True)
     """
-    seed = tf.cast(seed, tf.int64)
-    delta_inf = _one_ball(logits_fn, x, y, settings, "linf",
-                          tf.random.experimental.stateless_fold_in(seed, 1))
-    delta_2 = _one_ball(logits_fn, x, y, settings, "l2",
-                        tf.random.experimental.stateless_fold_in(seed, 2))
+    delta_inf = _one_ball(logits_fn, x, y, config.linf, fold_seed(seed, 1))
+    delta_2 = _one_ball(logits_fn, x, y, config.l2, fold_seed(seed, 2))
     return delta_inf, delta_2
 
 
@@ -296,7 +398,7 @@ def combine(x: Any, delta_inf: Any, delta_2: Any) -> Any:
     >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                           keras.layers.Dense(10)])
     >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
-    >>> d_inf, d_2 = perturbations(model, x, [0, 1, 2, 3], AttackSettings(iterations=2))
+    >>> d_inf, d_2 = perturbations(model, x, [0, 1, 2, 3], Eq6Config().replace(steps=2))
     >>> x_adv = combine(x, d_inf, d_2)
     >>> x_adv.dtype, bool(x_adv.min() >= 0 and x_adv.max() <= 1)
     (dtype('float32'), True)
@@ -379,6 +481,62 @@ def surrogate_names(surrogates: Sequence[Any]) -> list[str]:
     return [str(getattr(m, "name", type(m).__name__)) for m in surrogates]
 
 
+class _CraftGraph:
+    """Eq. 6 for one ensemble (held weakly) and one config: what one `tf.function` runs.
+
+    A callable object rather than a bound method, so that the compiled
+    function a cache keeps does not keep the surrogates alive (as
+    `keras_robust.attacks.engine.compiled_attack`'s functions do not).
+    """
+
+    def __init__(self, models: Sequence[Any], config: Eq6Config, weak: bool):
+        self.models = [weakref.ref(m) for m in models] if weak else list(models)
+        self.weak = weak
+        self.config = config
+
+    def __call__(self, x, y, seed):
+        models = [ref() for ref in self.models] if self.weak else self.models
+        return perturbation_graph(as_logits_fn(Ensemble(models)), x, y, self.config, seed)
+
+
+# Compiled single-replica eq. 6 functions, per first surrogate (weakly: freed with it), then
+# per (the surrogates, weakly; the config; the image shape). `perturbations` and every
+# `Crafter` of the same surrogates and config share one trace.
+_COMPILED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _compile(models: Sequence[Any], config: Eq6Config, image_shape: tuple[int, ...]) -> Any:
+    """The `tf.function` of eq. 6 for these surrogates, config and image shape (cached)."""
+    # Static H, W, C (input diversity and the smoothing kernel need them), any batch size.
+    signature = [tf.TensorSpec([None, *image_shape], tf.float32),
+                 tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64)]
+
+    def make(weak):
+        return tf.function(_CraftGraph(models, config, weak), input_signature=signature,
+                           autograph=False)
+
+    try:
+        key = (tuple(weakref.ref(m) for m in models), config, tuple(image_shape))
+        per_model = _COMPILED.setdefault(models[0], {})
+        hash(key)
+    except TypeError:  # a surrogate that cannot be weakly referenced, or an unhashable config
+        return make(weak=False)
+    function = per_model.get(key)
+    if function is None:
+        function = per_model[key] = make(weak=True)
+    return function
+
+
+def clear_compiled() -> None:
+    """Forgets every compiled eq. 6 function (benchmarks time a fresh trace with it).
+
+    Example:
+
+    >>> clear_compiled()
+    """
+    _COMPILED.clear()
+
+
 class Crafter:
     """Computes eq. 6 perturbations batch by batch, on every replica of a strategy.
 
@@ -387,15 +545,18 @@ class Crafter:
     The result of a batch depends on (seed, batch, replica count) only.
     Replica chunks are padded (with copies of their first image, dropped
     afterwards) to `ceil(batch_size / replicas)` images, so the distributed
-    function is traced once. Mathematically padding changes nothing (every
-    per-image computation is independent and the per-batch random draws do
-    not depend on the batch size); in floating point, kernels may round
+    function is traced once. The single-replica function is compiled once per
+    surrogates, config and image shape, and shared by every `Crafter` (and
+    `perturbations` call) of the same surrogates and config. Mathematically
+    padding changes nothing (every per-image computation is independent and
+    the per-batch random draws do not depend on the batch size); in floating
+    point, kernels may round
     differently for other batch shapes, which is why results are reproducible
     for a fixed (batch size, replica count), not across them.
 
     Args:
         surrogates: a model, a list of models or an `Ensemble`.
-        settings: an `AttackSettings`.
+        config: an `Eq6Config` (or one `AttackConfig`, see `as_eq6_config`).
         strategy: a `tf.distribute.Strategy`; default the current one.
         batch_size: the largest batch the caller passes (sets the padding).
 
@@ -405,7 +566,7 @@ class Crafter:
     ...                             keras.layers.Dense(10)]) for _ in range(2)]
     >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
     >>> y = np.array([0, 1, 2, 3])
-    >>> crafter = Crafter([m1, m2], AttackSettings(iterations=2), batch_size=4)
+    >>> crafter = Crafter([m1, m2], Eq6Config().replace(steps=2), batch_size=4)
     >>> delta_inf, delta_2 = crafter(x, y, seed=0)
     >>> crafter.replicas, delta_inf.shape, delta_2.dtype
     (1, (4, 8, 8, 3), dtype('float32'))
@@ -413,11 +574,11 @@ class Crafter:
     True
     """
 
-    def __init__(self, surrogates: Any, settings: AttackSettings,
+    def __init__(self, surrogates: Any, config: Eq6Config | AttackConfig | None = None,
                  strategy: tf.distribute.Strategy | None = None, batch_size: int = 128):
         self.surrogates = as_surrogate_list(surrogates)
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.settings = settings
+        self.config = as_eq6_config(config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self._logits_fn = as_logits_fn(Ensemble(self.surrogates))
         self._single: dict[tuple[int, ...], Any] = {}
@@ -431,7 +592,7 @@ class Crafter:
         return int(self.strategy.num_replicas_in_sync)
 
     def _craft(self, x, y, seed):
-        return perturbation_graph(self._logits_fn, x, y, self.settings, seed)
+        return perturbation_graph(self._logits_fn, x, y, self.config, seed)
 
     def __call__(self, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Perturbations for float32 images x in [0, 1] and int labels y.
@@ -448,12 +609,8 @@ class Crafter:
         if replicas == 1 or len(x) < replicas:
             function = self._single.get(x.shape[1:])
             if function is None:
-                # Static H, W, C (input diversity and the smoothing kernel need them),
-                # any batch size: one trace per image shape.
-                signature = [tf.TensorSpec([None, *x.shape[1:]], tf.float32),
-                             tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64)]
-                function = self._single[x.shape[1:]] = tf.function(
-                    self._craft, input_signature=signature, autograph=False)
+                function = self._single[x.shape[1:]] = _compile(self.surrogates, self.config,
+                                                                x.shape[1:])
             delta_inf, delta_2 = function(tf.constant(x), tf.constant(y), tf.constant(seed_pair))
             return delta_inf.numpy(), delta_2.numpy()
         return self._run_distributed(x, y, seed_pair, replicas)
@@ -490,7 +647,7 @@ def perturbations(
     surrogates: Any,
     images: Any,
     labels: Any,
-    settings: AttackSettings | None = None,
+    config: Eq6Config | AttackConfig | None = None,
     *,
     seed: int = 0,
     batch_size: int = 128,
@@ -499,15 +656,18 @@ def perturbations(
     """The two perturbations of eq. 6, separately: `(delta_linf, delta_l2)`.
 
     The enhanced image is `clip(x + delta_linf + delta_l2, 0, 1)` (`combine`).
-    `||delta_linf||_inf <= settings.linf_epsilon` and `||delta_l2||_2 <=
-    settings.l2_epsilon` per image; each keeps `x + delta` in [0, 1].
+    `||delta_linf||_inf <= config.linf.epsilon` and `||delta_l2||_2 <=
+    config.l2.epsilon` per image; each keeps `x + delta` in [0, 1]. The
+    attack is compiled once per surrogates, config and image shape: a second
+    call on the same surrogates does not trace it again.
 
     Args:
         surrogates: a Keras model, a list of models or an `Ensemble` mapping
             [0, 1] images to logits.
         images: uint8 (0..255) or float [0, 1] NHWC images.
         labels: class indices [N].
-        settings: an `AttackSettings` (default: the paper's).
+        config: an `Eq6Config` (default: the paper's), or one `AttackConfig`
+            for that ball alone (see `as_eq6_config`).
         seed: batch `b` uses the seed `attack_seed(seed, 0, b)`.
         batch_size: images per attack batch.
         strategy: split each batch over this strategy's replicas.
@@ -521,7 +681,7 @@ def perturbations(
     ...                             keras.layers.Dense(10)]) for _ in range(2)]
     >>> x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
     >>> y = np.array([0, 1, 2, 3])
-    >>> d_inf, d_2 = perturbations([m1, m2], x, y, AttackSettings(iterations=2), batch_size=2)
+    >>> d_inf, d_2 = perturbations([m1, m2], x, y, Eq6Config().replace(steps=2), batch_size=2)
     >>> d_inf.shape, d_inf.dtype
     ((4, 8, 8, 3), dtype('float32'))
     >>> float(abs(d_inf).max()) <= 8 / 255 + 1e-6
@@ -535,7 +695,7 @@ def perturbations(
     x, _ = _inputs.float_images(images)
     y = _inputs.sparse_labels(labels, len(x))
     batch_size = check_positive_int(batch_size, "batch_size")
-    crafter = Crafter(surrogates, settings or AttackSettings(), strategy, batch_size)
+    crafter = Crafter(surrogates, config, strategy, batch_size)
     _inputs.check_surrogates(crafter.surrogates, x.shape[1:], y)
     outputs_inf, outputs_2 = [], []
     for batch, start in enumerate(range(0, len(x), batch_size)):
@@ -582,6 +742,7 @@ def model_fingerprint(model: Any) -> str | None:
 
 
 __all__ = [
-    "AttackSettings", "Crafter", "as_surrogate_list", "combine", "model_fingerprint",
-    "perturbation_graph", "perturbations", "surrogate_names",
+    "AttackSettings", "Crafter", "Eq6Config", "L2_ATTACK", "LINF_ATTACK", "as_eq6_config",
+    "as_surrogate_list", "clear_compiled", "combine", "model_fingerprint", "perturbation_graph",
+    "perturbations", "surrogate_names",
 ]

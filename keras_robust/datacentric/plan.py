@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from keras_robust._validation import check_positive_int
-from keras_robust.corruptions import derive_seed
+from keras_robust._random import numpy_seed
 
 #: The three parts of the enhanced set, in the order of `ratio`.
 PARTS: tuple[str, ...] = ("clean", "adversarial", "corrupted")
@@ -179,7 +179,7 @@ def make_plan(num_examples: int, ratio: Sequence[float], seed: int, shard_size: 
     ratio = check_ratio(ratio)
     shard_size = check_positive_int(shard_size, "shard_size")
     counts = part_counts(num_examples, ratio)
-    rng = np.random.default_rng(derive_seed(seed, SALT_SPLIT, num_examples))
+    rng = np.random.default_rng(numpy_seed(seed, SALT_SPLIT, num_examples))
     parts = rng.permutation(np.repeat(np.arange(3, dtype=np.int8), counts))
     parts.setflags(write=False)
     return Plan(int(num_examples), ratio, int(seed), int(shard_size), parts)
@@ -210,10 +210,10 @@ def corruption_choices(
     """
     chosen_names, chosen_severities, image_seeds = [], [], []
     for index in indices:
-        rng = np.random.default_rng(derive_seed(seed, SALT_CORRUPTION_CHOICE, int(index)))
+        rng = np.random.default_rng(numpy_seed(seed, SALT_CORRUPTION_CHOICE, int(index)))
         chosen_names.append(str(names[int(rng.integers(len(names)))]))
         chosen_severities.append(int(severities[int(rng.integers(len(severities)))]))
-        image_seeds.append(derive_seed(seed, SALT_CORRUPTION_IMAGE, int(index)))
+        image_seeds.append(numpy_seed(seed, SALT_CORRUPTION_IMAGE, int(index)))
     return chosen_names, chosen_severities, image_seeds
 
 
@@ -233,7 +233,7 @@ def attack_seed(seed: int, shard: int, batch: int) -> int:
     >>> attack_seed(0, 3, 1) == attack_seed(0, 3, 1) != attack_seed(0, 3, 2)
     True
     """
-    return derive_seed(seed, SALT_ATTACK, shard, batch)
+    return numpy_seed(seed, SALT_ATTACK, shard, batch)
 
 
 @dataclasses.dataclass(frozen=True)

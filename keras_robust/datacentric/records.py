@@ -55,11 +55,11 @@ class IncompleteOutputError(RuntimeError):
     Example:
 
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> folder = tempfile.mkdtemp()
     >>> _ = enhance(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 2, 3], None, ratio=(1, 0, 0),
-    ...             output_dir=folder, shard_size=2, worker_index=0, num_workers=2,
-    ...             progress=False)                  # worker 1 of 2 has not run yet
+    ...             options=RunOptions(output_dir=folder, shard_size=2, worker_index=0,
+    ...                                num_workers=2, progress=False))  # worker 1 of 2 not run yet
     >>> try:
     ...     train = load(folder)
     ... except IncompleteOutputError:
@@ -272,10 +272,10 @@ def read_plan(directory: str) -> dict:
     Example:
 
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> folder = tempfile.mkdtemp()
     >>> _ = enhance(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 2, 3], None, ratio=(1, 0, 0),
-    ...             output_dir=folder, shard_size=2, progress=False)
+    ...             options=RunOptions(output_dir=folder, shard_size=2, progress=False))
     >>> plan = read_plan(folder)
     >>> plan["num_shards"], plan["planned_counts"]
     (2, {'adversarial': 0, 'clean': 4, 'corrupted': 0})
@@ -289,7 +289,25 @@ def read_plan(directory: str) -> dict:
     plan = read_json(path)
     if plan.get("format") != FORMAT:
         raise ValueError(f"{path!r} has format {plan.get('format')!r}, expected {FORMAT!r}.")
-    return plan
+    return upgraded(plan)
+
+
+def upgraded(plan: Any) -> Any:
+    """A plan (or metadata) with its `attack` in the current form (`Eq6Config.get_config()`).
+
+    Files written before eq. 6 used `AttackConfig` hold the former keywords
+    (`iterations`, `linf_epsilon`, ...); settings this version does not know
+    are left as they are (a resumed run then reports a different run).
+    """
+    from keras_robust.datacentric.perturb import Eq6Config
+
+    if not isinstance(plan, dict) or not isinstance(plan.get("attack"), dict):
+        return plan
+    try:
+        attack = normalise(Eq6Config.from_config(plan["attack"]).get_config())
+    except (TypeError, ValueError):
+        return plan
+    return {**plan, "attack": attack}
 
 
 def shards_status(directory: str) -> tuple[dict, list[dict | None]]:
@@ -351,10 +369,10 @@ def read_metadata(directory: str) -> dict:
     >>> read_metadata("runs/enhanced")["counts"]  # doctest: +SKIP
     {'adversarial': 2000, 'clean': 0, 'corrupted': 8000}
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> folder = tempfile.mkdtemp()
     >>> _ = enhance(np.zeros((10, 8, 8, 3), np.uint8), np.arange(10), None, ratio=(1, 0, 4),
-    ...             output_dir=folder, shard_size=4, progress=False)
+    ...             options=RunOptions(output_dir=folder, shard_size=4, progress=False))
     >>> metadata = read_metadata(folder)
     >>> metadata["counts"], [s["examples"] for s in metadata["shards"]]
     ({'adversarial': 0, 'clean': 2, 'corrupted': 8}, [4, 4, 2])
@@ -368,7 +386,7 @@ def read_metadata(directory: str) -> dict:
             f"{METADATA_FILE}. Resume the run (same arguments), or pass allow_incomplete=True to "
             "read the finished shards."
         )
-    return read_json(path)
+    return upgraded(read_json(path))
 
 
 def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
@@ -398,11 +416,11 @@ def read_records(directory: str, allow_incomplete: bool = False) -> list[dict]:
     Example:
 
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> x = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     >>> folder = tempfile.mkdtemp()
-    >>> result = enhance(x, np.arange(6), None, ratio=(1, 0, 2), output_dir=folder,
-    ...                  progress=False)
+    >>> result = enhance(x, np.arange(6), None, ratio=(1, 0, 2),
+    ...                  options=RunOptions(output_dir=folder, progress=False))
     >>> records = read_records(folder)
     >>> len(records), sorted(r["part"] for r in records)
     (6, ['clean', 'clean', 'corrupted', 'corrupted', 'corrupted', 'corrupted'])
@@ -517,10 +535,11 @@ def load(
 
     >>> train = load("runs/enhanced", batch_size=128, shuffle=True, augment=True)  # doctest: +SKIP
     >>> import tempfile
-    >>> from keras_robust.datacentric import enhance
+    >>> from keras_robust.datacentric import RunOptions, enhance
     >>> x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     >>> folder = tempfile.mkdtemp()
-    >>> _ = enhance(x, np.arange(10), None, ratio=(1, 0, 4), output_dir=folder, progress=False)
+    >>> _ = enhance(x, np.arange(10), None, ratio=(1, 0, 4),
+    ...             options=RunOptions(output_dir=folder, progress=False))
     >>> train = load(folder, batch_size=4, shuffle=True, augment=True, seed=0)
     >>> images, labels = next(iter(train))
     >>> len(train), images.shape, images.dtype, labels.dtype

@@ -26,13 +26,14 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from keras_robust.corruptions import DATACENTRIC_14
 from keras_robust.datacentric import _inputs, records
 from keras_robust.datacentric.corrupted import SEVERITIES, check_catalogue, corrupt_examples
+from keras_robust.attacks.config import AttackConfig
+from keras_robust.datacentric.options import RunOptions, resolve
 from keras_robust.datacentric.perturb import (
-    AttackSettings,
+    Eq6Config,
     as_surrogate_list,
     model_fingerprint,
     perturbations,
@@ -41,9 +42,8 @@ from keras_robust.datacentric.perturb import (
 
 Pair = tuple[np.ndarray, np.ndarray]
 
-# The eq. 6 attacks of the paper (`perturb.LINF_ATTACK`, `perturb.L2_ATTACK`): the
-# defaults of the keywords below.
-_PAPER = AttackSettings()
+# The run options of a test-set build: the seed differs from the enhancement's default.
+TEST_OPTIONS = RunOptions(seed=1)
 
 
 @dataclasses.dataclass
@@ -70,7 +70,7 @@ class TestSets:
     ...                              keras.layers.Dense(10)], name=name)
     >>> x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
     >>> sets = build_test_sets(x, [0, 1, 2, 3], [linear("test_a"), linear("test_b")],
-    ...                        exclude=[linear("train_a")], iterations=2)
+    ...                        exclude=[linear("train_a")], attack=Eq6Config().replace(steps=2))
     >>> sets.clean[0].dtype, sets.adversarial[0].shape, sorted(sets.variants)
     (dtype('uint8'), (4, 8, 8, 3), ['adversarial_l2', 'adversarial_linf'])
     >>> path = os.path.join(tempfile.mkdtemp(), "test_sets.npz")
@@ -123,7 +123,7 @@ class TestSets:
                 return cls((archive["clean_x"], archive["clean_y"]),
                            (archive["adversarial_x"], archive["adversarial_y"]),
                            (archive["corrupted_x"], archive["corrupted_y"]), variants,
-                           json.loads(str(archive["details"])))
+                           records.upgraded(json.loads(str(archive["details"]))))
         except FileNotFoundError:
             raise
         except data.NPZ_READ_ERRORS as error:  # JSONDecodeError is a ValueError
@@ -229,21 +229,11 @@ def build_test_sets(
     surrogates: Any,
     *,
     exclude: Any = None,
-    iterations: int = _PAPER.iterations,
-    linf_epsilon: float = _PAPER.linf_epsilon,
-    linf_step: float = _PAPER.linf_step,
-    l2_epsilon: float = _PAPER.l2_epsilon,
-    l2_step: float = _PAPER.l2_step,
-    decay: float = _PAPER.decay,
-    diversity_prob: float = _PAPER.diversity_prob,
-    smoothing_kernel: int = _PAPER.smoothing_kernel,
-    random_start: bool = _PAPER.random_start,
-    loss: str = _PAPER.loss,
+    attack: Eq6Config | AttackConfig | None = None,
     corruptions: Sequence[str] = DATACENTRIC_14,
     severities: Sequence[int] = SEVERITIES,
-    seed: int = 1,
-    batch_size: int = 128,
-    strategy: tf.distribute.Strategy | None = None,
+    options: RunOptions | None = None,
+    **deprecated: Any,
 ) -> TestSets:
     """Builds P_ori, P_adv and P_cor from test images, as the competition did.
 
@@ -252,9 +242,6 @@ def build_test_sets(
     one that enhanced the training set (see the module docstring); P_cor gets
     one random corruption of `corruptions` per image. All three sets hold the
     same images, so the accuracies are paired.
-    `iterations`, `linf_epsilon`, `linf_step`, `l2_epsilon`, `l2_step`,
-    `decay`, `diversity_prob`, `smoothing_kernel`, `random_start` and `loss`
-    are eq. 6's settings, as in `keras_robust.datacentric.enhance`.
 
     Args:
         images: uint8 or float [0, 1] test images [N, H, W, C].
@@ -263,12 +250,15 @@ def build_test_sets(
         exclude: the training surrogates (models, an `EnhancementResult`, an
             enhancement output folder or its metadata): raises if a test
             surrogate is one of them; None warns that nothing was checked.
+        attack: the eq. 6 attacks, as in `keras_robust.datacentric.enhance`
+            (an `Eq6Config`, default the paper's, or one `AttackConfig`).
         corruptions: corruption names.
         severities: severities to draw from.
-        seed: seed of the attack and the corruptions (use a different one than
-            the enhancement's).
-        batch_size: images per attack batch.
-        strategy: split the attack batches over this strategy's replicas.
+        options: a `RunOptions`, of which `seed` (of the attack and the
+            corruptions; default 1, use another than the enhancement's),
+            `batch_size` and `strategy` apply.
+        **deprecated: the former keywords (`iterations`, ..., `seed`,
+            `batch_size`, `strategy`), with a `DeprecationWarning`.
 
     Returns:
         A `TestSets`.
@@ -279,7 +269,7 @@ def build_test_sets(
     Example:
 
     >>> sets = build_test_sets(x_test, y_test, [vgg, wrn], exclude="runs/enhanced",
-    ...                        iterations=50)  # doctest: +SKIP
+    ...                        attack=Eq6Config().replace(steps=50))  # doctest: +SKIP
     >>> score(model, sets)["R"]  # doctest: +SKIP
     >>> import tempfile
     >>> from keras_robust.datacentric import enhance
@@ -289,31 +279,29 @@ def build_test_sets(
     >>> rng = np.random.default_rng(0)
     >>> x_train, x_test = rng.integers(0, 256, (2, 4, 8, 8, 3), dtype=np.uint8)
     >>> folder, train_surrogate = tempfile.mkdtemp(), linear("train_a")
-    >>> _ = enhance(x_train, [0, 1, 2, 3], train_surrogate, iterations=1, output_dir=folder,
-    ...             progress=False)
+    >>> _ = enhance(x_train, [0, 1, 2, 3], train_surrogate, attack=Eq6Config().replace(steps=1),
+    ...             options=RunOptions(output_dir=folder, progress=False))
+    >>> attack = Eq6Config().replace(steps=2)
     >>> sets = build_test_sets(x_test, [0, 1, 2, 3], [linear("test_a"), linear("test_b")],
-    ...                        exclude=folder, iterations=2)
+    ...                        exclude=folder, attack=attack)
     >>> sorted(score(linear("model"), sets))
     ['R', 'adversarial', 'adversarial_l2', 'adversarial_linf', 'clean', 'corrupted']
-    >>> build_test_sets(x_test, [0, 1, 2, 3], [train_surrogate], exclude=folder, iterations=2)
+    >>> build_test_sets(x_test, [0, 1, 2, 3], [train_surrogate], exclude=folder, attack=attack)
     Traceback (most recent call last):
     ...
     ValueError: Test surrogate 'train_a' has the same weights as a training surrogate. ...
     """
+    attack, options = resolve(attack, options, deprecated, "build_test_sets", TEST_OPTIONS)
+    seed = options.seed
     images = _inputs.image_array(images)
     labels = _inputs.sparse_labels(labels, len(images))
     models = as_surrogate_list(surrogates)
     check_disjoint_ensembles(models, exclude)
     _inputs.check_surrogates(models, images.shape[1:], labels)
     corruptions, severities = check_catalogue(corruptions, severities)
-    settings = AttackSettings(
-        iterations=iterations, linf_epsilon=float(linf_epsilon), linf_step=float(linf_step),
-        l2_epsilon=float(l2_epsilon), l2_step=float(l2_step), decay=float(decay),
-        diversity_prob=float(diversity_prob), smoothing_kernel=smoothing_kernel,
-        random_start=bool(random_start), loss=loss)
     x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
-    delta_inf, delta_2 = perturbations(models, x, labels, settings, seed=seed,
-                                       batch_size=batch_size, strategy=strategy)
+    delta_inf, delta_2 = perturbations(models, x, labels, attack, seed=seed,
+                                       batch_size=options.batch_size, strategy=options.strategy)
 
     def as_input_dtype(values: np.ndarray) -> np.ndarray:
         values = np.clip(values, 0.0, 1.0).astype(np.float32)
@@ -324,7 +312,7 @@ def build_test_sets(
     if images.dtype != np.uint8:
         corrupted = corrupted.astype(np.float32) / 255.0
     details = {
-        "attack": settings.as_dict(),
+        "attack": attack.get_config(),
         "seed": int(seed),
         "surrogates": [{"name": n, "fingerprint": model_fingerprint(m)}
                        for n, m in zip(surrogate_names(models), models)],

@@ -137,10 +137,11 @@ def write_tfds(
 
     >>> import tempfile
     >>> import tensorflow_datasets as tfds
-    >>> from keras_robust.datacentric import enhance, load
+    >>> from keras_robust.datacentric import RunOptions, enhance, load
     >>> x = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     >>> folder = tempfile.mkdtemp()
-    >>> _ = enhance(x, np.arange(6), None, ratio=(1, 0, 2), output_dir=folder, progress=False)
+    >>> _ = enhance(x, np.arange(6), None, ratio=(1, 0, 2),
+    ...             options=RunOptions(output_dir=folder, progress=False))
     >>> data_dir = tempfile.mkdtemp()
     >>> written = write_tfds(folder, data_dir, progress=False)
     >>> os.path.relpath(written, data_dir)
