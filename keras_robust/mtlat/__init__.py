@@ -1,7 +1,7 @@
 """M-TLAT: Mixup and Targeted Labeling Adversarial Training (Laugros et al., ECCV-W 2020),
 the method in one package.
 
-- `model`: `MTLATModel` (Algorithm 1) and `VARIANTS`, every model the paper trains;
+- `model`: `MTLATModel` (Algorithm 1) and `PRESETS`, every model the paper trains;
 - `layers`: the stateless draws (Beta lambdas, partners, uniform budgets),
   `mixup`, `tlat_labels` and the `Mixup` / `TLATLabelMixer` layers (also
   `keras_robust.layers`).
@@ -14,13 +14,13 @@ Example:
 
 ```python
 import keras_robust as kr
-model = kr.mtlat.MTLATModel(backbone, **kr.mtlat.VARIANTS["M-TLAT"])
+model = kr.mtlat.MTLATModel.from_preset("M-TLAT", backbone)
 ```
 """
 from keras_robust.mtlat.layers import Mixup, TLATLabelMixer, mixup, tlat_labels
-from keras_robust.mtlat.model import ADVERSARIES, VARIANTS, MTLATBatch, MTLATModel
+from keras_robust.mtlat.model import ADVERSARIES, ATTACK, PRESETS, MTLATBatch, MTLATModel
 
 __all__ = [
-    "ADVERSARIES", "MTLATBatch", "MTLATModel", "Mixup", "TLATLabelMixer", "VARIANTS", "mixup",
+    "ADVERSARIES", "ATTACK", "MTLATBatch", "MTLATModel", "Mixup", "PRESETS", "TLATLabelMixer", "mixup",
     "tlat_labels",
 ]
