@@ -114,7 +114,7 @@ class PGDATModel(RobustModel):
         Args:
             x: the clean images.
             y: label rows.
-            target: the target ("default": the model's `target`), or target
+            target: the target ("default": the attack's `target`), or target
                 classes chosen by the caller.
             target_source: where "mc"/"ll" targets are chosen ("clean" or
                 "start", see `keras_robust.attacks.AttackConfig`).
