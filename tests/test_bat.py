@@ -373,3 +373,23 @@ def test_bat_is_more_robust_than_plain_training():
         model.fit(x, y, batch_size=64, epochs=8, verbose=0)
         scores[name] = kr.evaluate.robust_accuracy(model, x_test, y_test, attack)
     assert scores["bat"] > scores["plain"] + 0.2, scores
+
+
+def test_preset_overrides_replace_attack_fields_and_keep_the_papers_step_rule():
+    backbone = mlp()
+    # One step of the whole budget: a new budget or step count moves the step with it.
+    assert kr.BATModel.from_preset("R-MC-LA", backbone, epsilon=4 / 255).attack.step_size == 4 / 255
+    two = kr.BATModel.from_preset("R-MC-LA", backbone, steps=2).attack
+    assert (two.steps, two.step_size, two.target) == (2, 4 / 255, "mc")
+    # Madry-LA's 2/255 is a fixed step, kept under a new budget; overrides win over the preset.
+    madry = kr.BATModel.from_preset("Madry-LA", backbone, epsilon=4 / 255, beta=3.0)
+    assert (madry.attack.epsilon, madry.attack.step_size, madry.beta) == (4 / 255, 2 / 255, 3.0)
+    assert kr.BATModel(backbone, attack=madry.attack, target="ll").attack.target == "ll"
+    assert kr.BATModel(backbone, target=None).attack.target is None  # R-FGSM's attack
+    # The other defences' presets.
+    mnist = kr.PGDATModel.from_preset("madry-mnist", backbone).attack
+    assert (mnist.epsilon, mnist.step_size, mnist.steps) == (0.3, 0.01, 40)
+    assert kr.PGDATModel(backbone).attack == kr.PGDATModel.from_preset("madry", backbone).attack
+    assert kr.PGDATModel.list_presets() == ["madry", "madry-mnist"]
+    for model in (kr.BATModel.from_preset("R-MC", backbone), kr.PGDATModel(backbone)):
+        assert not {"epsilon", "steps", "step_size", "target"} & set(model.get_config())
