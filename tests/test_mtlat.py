@@ -501,3 +501,15 @@ def test_benchmark_refuses_bad_inputs():
     with pytest.raises(ValueError, match="labels"):
         perturbation_benchmark({"standard": model}, images, np.zeros(3), surrogate=None)
     assert set(PAPER_ATTACKS) < set(ATTACKS)
+
+
+def test_the_budgets_and_targets_come_from_the_documented_folds_of_the_seed():
+    # `mtlat_batch`'s contract (and the fixed-seed fingerprint): budgets from fold 3 of
+    # the seed, targets from fold 4, with Philox, so that XLA and graph mode draw alike.
+    x, y = _data(9)
+    batch = _model(epsilon_max=0.05).mtlat_batch(x, y, seed=SEED)
+    fold = lambda salt: tf.random.experimental.stateless_fold_in(SEED, salt, alg="philox")  # noqa: E731
+    eps = sample_uniform([5], fold(3), 0.0, 0.05).numpy()
+    target = tf.random.stateless_uniform([5], fold(4), 0, 3, dtype=tf.int32, alg="philox").numpy()
+    np.testing.assert_array_equal(batch.epsilon.numpy()[4:], eps)
+    np.testing.assert_array_equal(batch.target.numpy()[4:], target)
