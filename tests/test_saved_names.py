@@ -66,10 +66,10 @@ def test_a_keras_file_saved_by_main_before_the_moves_loads():
                                     safe_mode=True)
     custom = {type(layer).__name__: type(layer) for layer in model.layers
               if type(layer).__module__.startswith("keras_robust")}
-    assert custom == {"BitPlaneQuantization": kr.bpfc.BitPlaneQuantization, "Mixup": kr.mtlat.Mixup,
-                      "TLATLabelMixer": kr.mtlat.TLATLabelMixer}
-    assert [type(loss) for loss in model.loss] == [kr.bat.SmoothedLabelCrossentropy,
-                                                   kr.bat.AdversarialLabelCrossentropy]
+    assert custom == {"BitPlaneQuantization": kr.layers.BitPlaneQuantization, "Mixup": kr.layers.Mixup,
+                      "TLATLabelMixer": kr.layers.TLATLabelMixer}
+    assert [type(loss) for loss in model.loss] == [kr.losses.SmoothedLabelCrossentropy,
+                                                   kr.losses.AdversarialLabelCrossentropy]
     reference = np.load(os.path.join(FIXTURES, "main_c7cfc23_layers_outputs.npz"))
     x = reference["x"]
     labels = np.eye(10, dtype="float32")[[0, 1, 2, 3]]

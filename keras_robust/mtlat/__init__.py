@@ -3,8 +3,8 @@ the method in one package.
 
 - `model`: `MTLATModel` (Algorithm 1) and `PRESETS`, every model the paper trains;
 - `layers`: the stateless draws (Beta lambdas, partners, uniform budgets),
-  `mixup`, `tlat_labels` and the `Mixup` / `TLATLabelMixer` layers (also
-  `keras_robust.layers`).
+  `mixup`, `tlat_labels` and the `Mixup` / `TLATLabelMixer` layers, public as
+  `keras_robust.layers`.
 
 The paper's perturbation benchmark (Tables 1 and 2) is
 `keras_robust.evaluate.perturbation_benchmark`: it is built on the shared
@@ -17,10 +17,7 @@ import keras_robust as kr
 model = kr.mtlat.MTLATModel.from_preset("M-TLAT", backbone)
 ```
 """
-from keras_robust.mtlat.layers import Mixup, TLATLabelMixer, mixup, tlat_labels
 from keras_robust.mtlat.model import ADVERSARIES, ATTACK, PRESETS, MTLATBatch, MTLATModel
 
-__all__ = [
-    "ADVERSARIES", "ATTACK", "MTLATBatch", "MTLATModel", "Mixup", "PRESETS", "TLATLabelMixer", "mixup",
-    "tlat_labels",
-]
+# The layers' public path is `keras_robust.layers` (one path per name).
+__all__ = ["ADVERSARIES", "ATTACK", "MTLATBatch", "MTLATModel", "PRESETS"]
