@@ -113,7 +113,7 @@ def train_extractors(
     (['RobustModel', 'PGDATModel'], ['eps_0.keras', 'eps_8.keras'])
     >>> again = train_extractors(build, [0, 8 / 255], train, epochs=1, output_dir=folder,
     ...                          steps=1, verbose=0)          # found on disk: loaded, not trained
-    >>> round(again[1].epsilon * 255)
+    >>> round(again[1].attack.epsilon * 255)
     8
     """
     epochs = check_positive_int(epochs, "epochs")
