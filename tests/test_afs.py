@@ -165,7 +165,7 @@ def test_train_extractors_is_resumable(tmp_path, monkeypatch):
                                  output_dir=str(tmp_path), verbose=0)
     np.testing.assert_allclose(again[1].predict(x, verbose=0), first[1].predict(x, verbose=0),
                                atol=1e-6)
-    assert again[1].epsilon == pytest.approx(2 / 255)
+    assert again[1].attack.epsilon == pytest.approx(2 / 255)
 
 
 def _dropout_extractor(seed, width=6, classes=3):

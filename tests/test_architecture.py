@@ -9,13 +9,16 @@ names: `from keras_robust import data` is an edge to `keras_robust.data`,
 `from keras_robust.attacks import pgd` to `keras_robust.attacks.pgd`,
 `from keras_robust.attacks import Ensemble` to `keras_robust.attacks` (the
 package's `__init__`). Python also runs the parents' `__init__` when it loads
-`keras_robust.attacks.pgd`; that implicit load is not an edge, so a
-package's `__init__` re-exporting its own submodules (which import
-`keras_robust._validation`) is no circle. A circle is a strongly connected
-set of two or more modules. So `keras_robust.defenses` (the face) re-exporting
-`keras_robust.bat.model.BATModel`, whose module imports `keras_robust.defenses.base`,
-is no circle here: that implicit load is left to the order of
-`keras_robust/__init__`, which imports `defenses` first.
+a module, so importing `keras_robust.defenses.base` from outside
+`keras_robust.defenses` is an edge to `keras_robust.defenses` as well (the
+implicit edge to the parent package). A module's own packages are loading
+already when it runs, so an import inside one's own package adds no such
+edge (a package's `__init__` re-exporting its own submodules is no circle),
+and neither does the root `keras_robust`. A circle is a strongly connected
+set of two or more modules: `keras_robust.defenses` re-exporting
+`keras_robust.bat.model.BATModel`, whose module imports
+`keras_robust.defenses.base`, would be one (`bat.model` -> `defenses` ->
+`bat.model`), which only an import order could make work.
 
 Each paper is one package (`PAPERS`); no other module imports it but the public
 faces (`FACES`) that re-export its names.
@@ -46,7 +49,7 @@ GROUND_FLOOR = ("keras_robust._io", "keras_robust._labels", "keras_robust._rando
 # except the public faces that re-export the papers' names.
 PAPERS = ("keras_robust.afs", "keras_robust.bat", "keras_robust.bpfc", "keras_robust.datacentric",
           "keras_robust.mtlat")
-FACES = ("keras_robust", "keras_robust.defenses", "keras_robust.layers", "keras_robust.losses",
+FACES = ("keras_robust", "keras_robust.layers", "keras_robust.losses",
          "keras_robust.quantization")
 
 # (importer, private module or name) pairs allowed for now.
@@ -67,12 +70,15 @@ def _files(folder: str) -> Iterator[str]:
                 yield os.path.join(directory, name)
 
 
-def package_modules() -> dict[str, str]:
-    """Module name -> file of every module of `keras_robust`."""
+def package_modules(root: str = ROOT) -> dict[str, str]:
+    """Module name -> file of every module of the `keras_robust` package under `root`."""
     modules = {}
-    for path in _files("keras_robust"):
-        name = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
-        modules[name.removesuffix(".__init__")] = path
+    for directory, _, names in sorted(os.walk(os.path.join(root, "keras_robust"))):
+        for file_name in sorted(names):
+            if file_name.endswith(".py"):
+                path = os.path.join(directory, file_name)
+                name = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
+                modules[name.removesuffix(".__init__")] = path
     return modules
 
 
@@ -126,13 +132,30 @@ def imported_names(path: str, module: str | None) -> Iterator[tuple[str, int]]:
                 yield ".".join([bound[value.id], *chain]), node.lineno
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the modules it imports (see the module docstring for what counts)."""
-    graph = {}
-    for module, path in MODULES.items():
-        targets = {_longest_module(name) for name, _ in imported_names(path, module)}
-        graph[module] = {target for target in targets if target and target != module}
-    return graph
+def _parents(module: str) -> list[str]:
+    """The packages above `module`, nearest first (`a.b.c` -> `a.b`, `a`)."""
+    parts = module.split(".")
+    return [".".join(parts[:end]) for end in range(len(parts) - 1, 0, -1)]
+
+
+def import_graph(modules: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """Module -> the modules it imports (see the module docstring for what counts).
+
+    `modules` (name -> file) defaults to the package's own (`MODULES`).
+    """
+    global MODULES
+    saved, MODULES = MODULES, MODULES if modules is None else modules
+    try:
+        graph = {}
+        for module, path in MODULES.items():
+            targets = {_longest_module(name) for name, _ in imported_names(path, module)}
+            own = {module, *_parents(module)}
+            implicit = {parent for target in targets if target for parent in _parents(target)
+                        if parent in MODULES and parent not in own}
+            graph[module] = {target for target in targets | implicit if target and target not in own}
+        return graph
+    finally:
+        MODULES = saved
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -208,6 +231,28 @@ def test_the_graph_sees_function_level_imports_and_package_faces():
     assert "keras_robust.defenses.base" in graph["keras_robust.datacentric.surrogates"]
     assert "keras_robust.attacks.pgd" in graph["keras_robust.attacks"]
     assert "keras_robust" not in set().union(*graph.values())
+
+
+def test_the_graph_counts_the_implicit_edge_to_a_parent_package(tmp_path):
+    # A planted circle that only the implicit edge closes: the face `shared` re-exports
+    # `paper.model`, which imports `shared.base` (and so runs `shared/__init__`).
+    files = {
+        "keras_robust/__init__.py": "",
+        "keras_robust/shared/__init__.py": "from keras_robust.paper.model import Model\n",
+        "keras_robust/shared/base.py": "from keras_robust import _validation\n",
+        "keras_robust/_validation.py": "",
+        "keras_robust/paper/__init__.py": "from keras_robust.paper.model import Model\n",
+        "keras_robust/paper/model.py": "from keras_robust.shared.base import Base\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph = import_graph(package_modules(str(tmp_path)))
+    assert graph["keras_robust.paper.model"] == {"keras_robust.shared.base", "keras_robust.shared"}
+    assert graph["keras_robust.paper"] == {"keras_robust.paper.model"}  # its own: no parent edge
+    assert graph["keras_robust.shared.base"] == {"keras_robust._validation"}  # never the root
+    # `shared` -> `paper.model` (and the implicit `paper`) -> `shared`.
+    assert find_cycles(graph) == [["keras_robust.paper", "keras_robust.paper.model", "keras_robust.shared"]]
 
 
 def test_no_import_circle_between_the_package_modules():

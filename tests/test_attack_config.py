@@ -177,7 +177,7 @@ def test_defences_hold_one_attack_config_and_load_old_configs(make, expected):
     assert type(model).from_config(old).attack == model.attack
     # `attack=` is the alternative to the keywords.
     same = type(model)(tiny_cnn(), attack=model.attack, seed=0)
-    assert same.attack == model.attack and same.epsilon == model.epsilon
+    assert same.attack == model.attack
     with pytest.raises(TypeError, match="`attack` must be an AttackConfig"):
         type(model)(tiny_cnn(), attack="pgd")
 

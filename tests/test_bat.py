@@ -196,7 +196,7 @@ def test_each_variant_crafts_the_papers_image_and_label_with_10_classes(name):
     y = np.arange(16) % 10
     backbone = linear_model(input_shape=(4, 4, 1), num_classes=10, scale=0.5)
     weights, bias = backbone.get_layer("linear").get_weights()
-    model = _built(kr.BATModel.variant(name, backbone, random_start=False, seed=0))
+    model = _built(kr.BATModel.from_preset(name, backbone, random_start=False, seed=0))
     batch = model.training_batch(tf.constant(x), tf.one_hot(y, 10), None)
     x_np, tiny, label = _numpy_training_pair(name, weights, bias, x, y)
     close = np.isclose(batch.x.numpy(), x_np, atol=1e-5)
@@ -206,23 +206,24 @@ def test_each_variant_crafts_the_papers_image_and_label_with_10_classes(name):
 
 def test_variants_match_the_papers_description():
     backbone = mlp()
-    assert set(kr.defenses.BAT_VARIANTS) == set(PAPER_VARIANTS)
+    assert kr.BATModel.list_presets() == list(kr.bat.PRESETS) and set(kr.bat.PRESETS) == set(PAPER_VARIANTS)
     for name, spec in PAPER_VARIANTS.items():
-        model = kr.BATModel.variant(name, backbone)
-        assert model.target == spec["target"], name
+        model = kr.BATModel.from_preset(name, backbone)
+        attack = model.attack
+        assert attack.target == spec["target"], name
         assert model.label == spec["label"], name
-        assert model.random_start, name
-        assert model.epsilon == pytest.approx(8 / 255), name
-        assert model.steps == spec["steps"], name
-        assert model.step_size == pytest.approx(spec["step"] / 255), name
+        assert attack.random_start, name
+        assert attack.epsilon == pytest.approx(8 / 255), name
+        assert attack.steps == spec["steps"], name
+        assert attack.step_size == pytest.approx(spec["step"] / 255), name
         assert model.label_source == "clean", name  # eq. 11-14: from the clean image
         if spec["label"] == "smoothing":
             assert model.label_epsilon == pytest.approx(spec["label_eps"]), name
         if spec["label"] == "adversarial":
             assert model.beta == spec["beta"], name
         assert isinstance(model, kr.PGDATModel)
-    with pytest.raises(ValueError, match="R-MC-LA"):
-        kr.BATModel.variant("R-XX", backbone)
+    with pytest.raises(ValueError, match="Unknown BATModel preset 'R-XX'; known presets: .*'R-MC-LA'"):
+        kr.BATModel.from_preset("R-XX", backbone)
     with pytest.raises(ValueError, match="adversarial"):
         kr.BATModel(backbone, label="mixup")
     with pytest.raises(ValueError, match="'saturated'"):
@@ -372,3 +373,23 @@ def test_bat_is_more_robust_than_plain_training():
         model.fit(x, y, batch_size=64, epochs=8, verbose=0)
         scores[name] = kr.evaluate.robust_accuracy(model, x_test, y_test, attack)
     assert scores["bat"] > scores["plain"] + 0.2, scores
+
+
+def test_preset_overrides_replace_attack_fields_and_keep_the_papers_step_rule():
+    backbone = mlp()
+    # One step of the whole budget: a new budget or step count moves the step with it.
+    assert kr.BATModel.from_preset("R-MC-LA", backbone, epsilon=4 / 255).attack.step_size == 4 / 255
+    two = kr.BATModel.from_preset("R-MC-LA", backbone, steps=2).attack
+    assert (two.steps, two.step_size, two.target) == (2, 4 / 255, "mc")
+    # Madry-LA's 2/255 is a fixed step, kept under a new budget; overrides win over the preset.
+    madry = kr.BATModel.from_preset("Madry-LA", backbone, epsilon=4 / 255, beta=3.0)
+    assert (madry.attack.epsilon, madry.attack.step_size, madry.beta) == (4 / 255, 2 / 255, 3.0)
+    assert kr.BATModel(backbone, attack=madry.attack, target="ll").attack.target == "ll"
+    assert kr.BATModel(backbone, target=None).attack.target is None  # R-FGSM's attack
+    # The other defences' presets.
+    mnist = kr.PGDATModel.from_preset("madry-mnist", backbone).attack
+    assert (mnist.epsilon, mnist.step_size, mnist.steps) == (0.3, 0.01, 40)
+    assert kr.PGDATModel(backbone).attack == kr.PGDATModel.from_preset("madry", backbone).attack
+    assert kr.PGDATModel.list_presets() == ["madry", "madry-mnist"]
+    for model in (kr.BATModel.from_preset("R-MC", backbone), kr.PGDATModel(backbone)):
+        assert not {"epsilon", "steps", "step_size", "target"} & set(model.get_config())

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from keras_robust.defenses import LambdaSchedule
+from keras_robust.bpfc import LambdaSchedule
 from keras_robust.quantization import BitPlaneQuantization, bit_plane_quantize
 from tests.helpers import linear_model, mlp, robust_feature_data, tiny_cnn
 
@@ -179,7 +179,7 @@ def test_lambda_and_lr_follow_the_authors_loop_every_epoch():
     authors = _authors_per_epoch()
     schedule = LambdaSchedule.authors(100)
     assert [schedule(e) for e in range(100)] == [lam for lam, _ in authors]
-    scheduler = kr.defenses.LambdaScheduler()  # what BPFCModel.fit runs
+    scheduler = kr.bpfc.LambdaScheduler()  # what BPFCModel.fit runs
     model = kr.BPFCModel(tiny_cnn(num_classes=3), lam_schedule=schedule)
     scheduler.set_model(model)
     for epoch, (lam, _) in enumerate(authors):

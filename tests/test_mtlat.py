@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from keras_robust.mtlat import VARIANTS, MTLATModel
+from keras_robust.mtlat import PRESETS, MTLATModel
 from keras_robust.evaluate.benchmark import (
     ATTACKS,
     PAPER_ATTACKS,
@@ -165,7 +165,7 @@ def _model(backbone=None, **kwargs) -> MTLATModel:
 
 
 # What the paper says each model does to the second half (Sec. 3-5.4), written
-# here independently of VARIANTS: mix = Mixup on both halves; attack = the FGSM
+# here independently of PRESETS: mix = Mixup on both halves; attack = the FGSM
 # of the second half; label = its label; before = IAT's order (attack, then mix).
 PAPER = {
     "M-TLAT": dict(mix=True, attack="targeted", label="tlat", before=False),   # Algorithm 1
@@ -221,7 +221,7 @@ def test_each_paper_model_builds_the_batch_the_paper_describes(name):
     x, y = _data(size, classes=classes, shape=(4, 4, 1))
     backbone = linear_model((4, 4, 1), classes, seed=3, scale=0.3)
     kernel, bias = (w.astype(np.float64) for w in backbone.get_layer("linear").get_weights())
-    model = MTLATModel.variant(name, backbone, epsilon_max=eps_max, seed=0)
+    model = MTLATModel.from_preset(name, backbone, epsilon_max=eps_max, seed=0)
     batch = model.mtlat_batch(x, y, seed=SEED)
     lam, partner = batch.lam.numpy(), batch.partner.numpy()
     eps, target = batch.epsilon.numpy(), batch.target.numpy()
@@ -343,11 +343,11 @@ def test_ablation_switches_and_variants():
 
     plain = _model(mixup=False, tlat=False).mtlat_batch(x, y, seed=SEED)
     np.testing.assert_array_equal(plain.x.numpy(), x)
-    assert set(VARIANTS) == set(PAPER)  # Tables 1-3
-    variant = MTLATModel.variant("TLAT", tiny_cnn(num_classes=3), epsilon_max=0.05)
-    assert (variant.mixup, variant.tlat, variant.epsilon_max) == (False, True, 0.05)
-    with pytest.raises(ValueError, match="M-TLAT variant"):
-        MTLATModel.variant("PGD", tiny_cnn(num_classes=3))
+    assert set(PRESETS) == set(PAPER)  # Tables 1-3
+    variant = MTLATModel.from_preset("TLAT", tiny_cnn(num_classes=3), epsilon_max=0.05)
+    assert (variant.mixup, variant.adversary, variant.attack.epsilon) == (False, "tlat", 0.05)
+    with pytest.raises(ValueError, match="Unknown MTLATModel preset 'PGD'; known presets: 'M-TLAT'"):
+        MTLATModel.from_preset("PGD", tiny_cnn(num_classes=3))
 
 
 @pytest.mark.parametrize("size", [1, 3, 7])
@@ -365,7 +365,7 @@ def test_odd_batch_sizes(size):
     "kwargs,error",
     [(dict(mixup_alpha=-0.4), ValueError), (dict(mixup_alpha="0.4"), TypeError),
      (dict(epsilon_max=0.0), ValueError), (dict(epsilon_max=1.5), ValueError),
-     (dict(epsilon_max=-0.01), ValueError), (dict(epsilon_max=None), TypeError),
+     (dict(epsilon_max=-0.01), ValueError), (dict(epsilon_max="0.05"), TypeError),
      (dict(mixup="yes"), TypeError), (dict(tlat=1), TypeError),
      (dict(adversary="pgd"), ValueError), (dict(adversary=True), ValueError),
      (dict(tlat=True, adversary=None), ValueError), (dict(halves="avg"), ValueError),
@@ -390,7 +390,8 @@ def test_fits_round_trips_and_exports(tmp_path):
     assert np.all(np.isfinite(history.history["loss"]))
     config = model.get_config()
     clone = MTLATModel.from_config(config)
-    for key in ("mixup_alpha", "epsilon_max", "mixup", "adversary", "attack_before_mixup",
+    assert "epsilon_max" not in config and config["attack"]["epsilon"] == 0.05
+    for key in ("mixup_alpha", "attack", "mixup", "adversary", "attack_before_mixup",
                 "halves", "seed"):
         assert clone.get_config()[key] == config[key], key
 
@@ -398,7 +399,7 @@ def test_fits_round_trips_and_exports(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded) is MTLATModel
-    assert (loaded.mixup_alpha, loaded.epsilon_max, loaded.seed) == (0.4, 0.05, 0)
+    assert (loaded.mixup_alpha, loaded.attack.epsilon, loaded.seed) == (0.4, 0.05, 0)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                atol=1e-5)
     loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)  # resumes
@@ -500,3 +501,15 @@ def test_benchmark_refuses_bad_inputs():
     with pytest.raises(ValueError, match="labels"):
         perturbation_benchmark({"standard": model}, images, np.zeros(3), surrogate=None)
     assert set(PAPER_ATTACKS) < set(ATTACKS)
+
+
+def test_the_budgets_and_targets_come_from_the_documented_folds_of_the_seed():
+    # `mtlat_batch`'s contract (and the fixed-seed fingerprint): budgets from fold 3 of
+    # the seed, targets from fold 4, with Philox, so that XLA and graph mode draw alike.
+    x, y = _data(9)
+    batch = _model(epsilon_max=0.05).mtlat_batch(x, y, seed=SEED)
+    fold = lambda salt: tf.random.experimental.stateless_fold_in(SEED, salt, alg="philox")  # noqa: E731
+    eps = sample_uniform([5], fold(3), 0.0, 0.05).numpy()
+    target = tf.random.stateless_uniform([5], fold(4), 0, 3, dtype=tf.int32, alg="philox").numpy()
+    np.testing.assert_array_equal(batch.epsilon.numpy()[4:], eps)
+    np.testing.assert_array_equal(batch.target.numpy()[4:], target)

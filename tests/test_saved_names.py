@@ -66,10 +66,10 @@ def test_a_keras_file_saved_by_main_before_the_moves_loads():
                                     safe_mode=True)
     custom = {type(layer).__name__: type(layer) for layer in model.layers
               if type(layer).__module__.startswith("keras_robust")}
-    assert custom == {"BitPlaneQuantization": kr.bpfc.BitPlaneQuantization, "Mixup": kr.mtlat.Mixup,
-                      "TLATLabelMixer": kr.mtlat.TLATLabelMixer}
-    assert [type(loss) for loss in model.loss] == [kr.bat.SmoothedLabelCrossentropy,
-                                                   kr.bat.AdversarialLabelCrossentropy]
+    assert custom == {"BitPlaneQuantization": kr.layers.BitPlaneQuantization, "Mixup": kr.layers.Mixup,
+                      "TLATLabelMixer": kr.layers.TLATLabelMixer}
+    assert [type(loss) for loss in model.loss] == [kr.losses.SmoothedLabelCrossentropy,
+                                                   kr.losses.AdversarialLabelCrossentropy]
     reference = np.load(os.path.join(FIXTURES, "main_c7cfc23_layers_outputs.npz"))
     x = reference["x"]
     labels = np.eye(10, dtype="float32")[[0, 1, 2, 3]]
@@ -107,3 +107,30 @@ def test_each_layer_and_loss_deserialises_from_its_old_module_string():
         assert seen == {type(obj).__name__}
         again = keras.saving.deserialize_keras_object(config, safe_mode=True)
         assert type(again) is type(obj) and again.get_config() == obj.get_config()
+
+
+# What `get_config()` held before each defence kept its attack as one `attack` config:
+# the attack's fields as flat keys (M-TLAT: `epsilon_max`, and `tlat` before `adversary`).
+OLD_ATTACK_KEYS = {
+    "pgd_at": (lambda: kr.PGDATModel(_backbone(), epsilon=0.05, steps=2, seed=0),
+               dict(epsilon=0.05, step_size=2 / 255, steps=2, random_start=True, norm="linf",
+                    loss="ce", target=None)),
+    "bat": (lambda: kr.BATModel(_backbone(), epsilon=0.05, seed=0),
+            dict(epsilon=0.05, steps=1, target="mc", random_start=True, step_size=None)),
+    "mtlat": (lambda: kr.MTLATModel(_backbone(), epsilon_max=0.05, seed=0),
+              dict(epsilon_max=0.05, tlat=True)),
+    "afs": (lambda: kr.AFSModel([_backbone(), _backbone()], epsilon=0.05, steps=2, seed=0),
+            dict(epsilon=0.05, steps=2, step_size=None)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD_ATTACK_KEYS))
+def test_a_config_with_the_attack_as_flat_keys_loads_with_the_same_attack(name):
+    make, old_keys = OLD_ATTACK_KEYS[name]
+    model = make()
+    config = keras.saving.serialize_keras_object(model)
+    assert "attack" in config["config"] and not set(old_keys) & set(config["config"])
+    config["config"] = {**{k: v for k, v in config["config"].items() if k != "attack"}, **old_keys}
+    again = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    assert again.attack == model.attack and again.attack.epsilon == 0.05  # every case's budget
+    assert again.get_config().keys() == model.get_config().keys()

@@ -13,13 +13,14 @@ are the shared wrapper's. Training the extractors, choosing their budgets
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_fraction
+from keras_robust.attacks.config import AttackConfig
 from keras_robust.defenses.base import TrainingBatch
 from keras_robust.defenses.pgd_at import PGDATModel
 
@@ -208,6 +209,13 @@ def warm_start_merger(stack: keras.Model, extractors: Sequence[keras.Model], ind
     merger.bias.assign(keras.ops.convert_to_numpy(head.bias))
 
 
+# The paper's merger training (Liu & Zhao 2022, Sec. 4.1, CIFAR-10): eq. 5 with
+# alpha = 0.5 against PGD-10 at 8/255 from a random start, steps of epsilon / 4.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cifar10": dict(alpha=0.5, attack=AttackConfig(epsilon=8 / 255, steps=10, random_start=True)),
+}
+
+
 @keras.saving.register_keras_serializable(package="keras_robust")
 class AFSModel(PGDATModel):
     """The AFS model: a linear merger over frozen, adversarially trained extractors.
@@ -222,12 +230,9 @@ class AFSModel(PGDATModel):
             e.g. from `keras_robust.afs.train_extractors`, in the order their
             features are concatenated.
         alpha: weight of the clean loss (0.5 in the paper).
-        epsilon: the budget of the merger's PGD.
-        steps: PGD steps.
         feature_layer: the layer whose output is an extractor's feature
             (-2: the input of the logits layer; "features" in this library's
             backbones).
-        step_size: PGD step; default `epsilon / 4`.
         warm_start: None (a fresh merger, the paper) or the index of the
             extractor whose classifier initialises the merger (see
             `warm_start_merger`): training then starts from that
@@ -235,27 +240,30 @@ class AFSModel(PGDATModel):
             budgets ascend). Needs `feature_layer=-2`.
         num_classes: classes of the merger (default: the first extractor's).
         backbone: the stack itself, when rebuilding a saved model (leave None).
-        **kwargs: passed to `PGDATModel` (`seed`, `random_start`, ...).
+        **kwargs: passed to `PGDATModel`: `seed`, `attack` (an `AttackConfig`;
+            default the "cifar10" preset's PGD-10 at 8/255, whose step, when
+            unset, is `epsilon / 4`), and its fields by keyword (`epsilon`,
+            `steps`, `step_size`, `random_start`...).
 
     Example:
 
     ```python
     extractors = keras_robust.afs.train_extractors(builder, [3/255, 5/255, 8/255], train_ds,
                                                    epochs=100, output_dir="extractors")
-    model = keras_robust.AFSModel(extractors, alpha=0.5, epsilon=8 / 255, steps=10)
+    model = keras_robust.AFSModel.from_preset("cifar10", extractors)   # alpha 0.5, PGD-10 at 8/255
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), metrics=["accuracy"])
     model.fit(train_ds, epochs=5)
     ```
     """
 
+    presets = PRESETS
+    default_attack: ClassVar[AttackConfig] = PRESETS["cifar10"]["attack"]
+
     def __init__(
         self,
         extractors: Sequence[keras.Model] | None = None,
         alpha: float = 0.5,
-        epsilon: float = 8 / 255,
-        steps: int = 10,
         feature_layer: int | str = -2,
-        step_size: float | None = None,
         warm_start: int | None = None,
         num_classes: int | None = None,
         backbone: keras.Model | None = None,
@@ -277,13 +285,15 @@ class AFSModel(PGDATModel):
                 warm_start_merger(backbone, list(extractors), int(warm_start))
         elif extractors:
             raise ValueError("Pass either `extractors` or a built `backbone` stack, not both.")
-        super().__init__(
-            backbone, epsilon=epsilon, step_size=step_size if step_size is not None else epsilon / 4,
-            steps=steps, **kwargs,
-        )
+        super().__init__(backbone, **kwargs)
         self.alpha = check_fraction(alpha, "alpha")
         self.feature_layer = feature_layer
         self.warm_start = warm_start
+
+    @classmethod
+    def default_step_size(cls, attack: AttackConfig) -> float:
+        """AFS's step: `epsilon / 4`."""
+        return attack.epsilon / 4
 
     @property
     def extractors(self) -> list[keras.Model]:

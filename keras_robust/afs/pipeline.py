@@ -113,7 +113,7 @@ def train_extractors(
     (['RobustModel', 'PGDATModel'], ['eps_0.keras', 'eps_8.keras'])
     >>> again = train_extractors(build, [0, 8 / 255], train, epochs=1, output_dir=folder,
     ...                          steps=1, verbose=0)          # found on disk: loaded, not trained
-    >>> round(again[1].epsilon * 255)
+    >>> round(again[1].attack.epsilon * 255)
     8
     """
     epochs = check_positive_int(epochs, "epochs")
@@ -235,7 +235,7 @@ def delta_z_curve(
         models: the extractors.
         images: evaluation images, float [N, H, W, C] in [0, 1] (uint8 is
             converted).
-        budgets: their training budgets (default: each model's `epsilon`
+        budgets: their training budgets (default: each model's `attack.epsilon`
             attribute, 0 for models without one, e.g. plain training).
         epsilon: the evaluation budget.
         plot: a PNG path for the curve.
@@ -257,7 +257,7 @@ def delta_z_curve(
     ([0, 8], ['budget', 'delta_z'])
     """
     if budgets is None:
-        budgets = [float(getattr(m, "epsilon", 0.0)) for m in models]
+        budgets = [float(m.attack.epsilon) if hasattr(m, "attack") else 0.0 for m in models]
     if len(budgets) != len(models):
         raise ValueError(f"{len(models)} models but {len(budgets)} budgets.")
     curve = [{"budget": float(b), "delta_z": delta_z(m, images, epsilon, **kwargs)}

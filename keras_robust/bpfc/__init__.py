@@ -2,7 +2,8 @@
 
 - `model`: `BPFCModel` and its lambda schedule (`LambdaSchedule`, `LambdaScheduler`);
 - `quantization`: the bit-plane quantisation of Algorithm 1 (`bit_plane_quantize`,
-  the `BitPlaneQuantization` layer, also `keras_robust.layers.BitPlaneQuantization`).
+  the `BitPlaneQuantization` layer), public as `keras_robust.quantization.bit_plane_quantize`
+  and `keras_robust.layers.BitPlaneQuantization`.
 
 Example:
 
@@ -13,7 +14,7 @@ model.fit(train, epochs=100, callbacks=[kr.bpfc.LambdaScheduler()])
 ```
 """
 from keras_robust.bpfc.model import BPFCModel, LambdaSchedule, LambdaScheduler
-from keras_robust.bpfc.quantization import BitPlaneQuantization, bit_plane_quantize
 
-# `bit_plane_quantize` is re-exported as `keras_robust.quantization` has it (outside `__all__`).
-__all__ = ["BPFCModel", "BitPlaneQuantization", "LambdaSchedule", "LambdaScheduler"]
+# The quantiser's public paths are `keras_robust.layers.BitPlaneQuantization` and
+# `keras_robust.quantization.bit_plane_quantize` (one path per name).
+__all__ = ["BPFCModel", "LambdaSchedule", "LambdaScheduler"]

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_positive, check_positive_int
-from keras_robust.defenses.base import RobustModel, TrainingBatch, replica_scale
+from keras_robust.defenses.base import RobustModel, TrainingBatch, register_defense, replica_scale
 from keras_robust.bpfc.quantization import bit_plane_quantize, check_bits
 
 PASSES = ("separate", "joint")
@@ -139,6 +139,7 @@ class LambdaScheduler(keras.callbacks.Callback):
             logs["lambda"] = float(self.model.lam.numpy())
 
 
+@register_defense("bpfc")
 @keras.saving.register_keras_serializable(package="keras_robust")
 class BPFCModel(RobustModel):
     """Bit-plane feature consistency: CE on x plus lambda * ||g(x) - g(q(x))||^2.
@@ -167,7 +168,7 @@ class BPFCModel(RobustModel):
 
     ```python
     model = keras_robust.BPFCModel(backbone, k=5,
-                                   lam_schedule=keras_robust.defenses.LambdaSchedule([1], [1.0, 9.0]))
+                                   lam_schedule=keras_robust.bpfc.LambdaSchedule([1], [1.0, 9.0]))
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
     model.fit(train_ds, epochs=5)
     ```

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import random
-from typing import Any, NamedTuple
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple, TypeVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_robust._labels import label_rows
+from keras_robust._random import fold_seed
 from keras_robust._keras_compat import PrebuiltCompiledState
 from keras_robust._validation import (
     assert_batch_in_graph,
@@ -35,11 +36,99 @@ from keras_robust._validation import (
     check_labels,
     graph_check_message,
 )
+from keras_robust.attacks.config import AttackConfig
 from keras_robust.backbones import batchnorm_layers
 
 _PACKAGE = "keras_robust"
 
 ATTACK_BATCHNORM = ("moving", "batch")
+
+# The defences by name, for `keras_robust.defenses.get`. Each class enters it with
+# `register_defense` where it is defined, so this module imports no paper's package:
+# the papers import this module, and importing `keras_robust` imports them all.
+DEFENSES: dict[str, type["RobustModel"]] = {}
+
+_Defense = TypeVar("_Defense", bound=type)
+
+
+def register_defense(name: str) -> Callable[[_Defense], _Defense]:
+    """A class decorator that enters a defence in `DEFENSES` under `name`.
+
+    Args:
+        name: the defence's short name (e.g. "bat"), unique.
+
+    Returns:
+        The decorator; it returns the class unchanged.
+
+    Example:
+
+    >>> @register_defense("plain_again")
+    ... class Plain(RobustModel):
+    ...     pass
+    >>> DEFENSES["plain_again"] is Plain
+    True
+    >>> del DEFENSES["plain_again"]
+    """
+
+    def register(cls: _Defense) -> _Defense:
+        if DEFENSES.get(name, cls) is not cls:
+            raise ValueError(f"A defence named {name!r} is registered already: {DEFENSES[name]}.")
+        DEFENSES[name] = cls
+        return cls
+
+    return register
+
+
+class _Unset:
+    """The default of a keyword whose None means something (`target=None`: untargeted)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def resolve_attack(attack: AttackConfig | dict | None, default: AttackConfig, **fields: Any
+                   ) -> AttackConfig:
+    """A defence's attack: `attack` (or `default`) with the fields given by keyword.
+
+    Every defence holds its attack settings as one `AttackConfig`; its
+    constructor also takes the settings by keyword (`epsilon=...`), which
+    replace those fields. A keyword left at None (`target`: at `UNSET`) keeps
+    the field.
+
+    Args:
+        attack: an `AttackConfig`, its `get_config()` dict, or None for `default`.
+        default: the defence's own attack.
+        **fields: `AttackConfig` fields; None (or `UNSET`) leaves a field as it is.
+
+    Returns:
+        The `AttackConfig`.
+
+    Raises:
+        TypeError: `attack` is neither a config nor its dict.
+
+    Example:
+
+    >>> base = AttackConfig(epsilon=8 / 255, step_size=2 / 255, steps=7)
+    >>> resolve_attack(None, base, steps=3, target=UNSET).steps
+    3
+    >>> resolve_attack({"epsilon": 0.1, "step_size": 0.05}, base).epsilon
+    0.1
+    """
+    if attack is None:
+        attack = default
+    elif isinstance(attack, dict):
+        attack = AttackConfig.from_config(attack)
+    elif not isinstance(attack, AttackConfig):
+        raise TypeError(
+            f"`attack` must be an AttackConfig or its config dict, got {type(attack).__name__}.")
+    changes = {name: value for name, value in fields.items()
+               if value is not None and value is not UNSET}
+    if "target" in fields and fields["target"] is None:
+        changes["target"] = None
+    return attack.replace(**changes) if changes else attack
 
 
 class TrainingBatch(NamedTuple):
@@ -141,6 +230,7 @@ class frozen_batchnorm:
             layer.momentum = momentum
 
 
+@register_defense("plain")
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class RobustModel(PrebuiltCompiledState, keras.Model):
     """A backbone with a robust training step; plain training when used as is.
@@ -170,6 +260,10 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
     model.export("serving")                               # SavedModel, `serve` = backbone
     ```
     """
+
+    # A paper's settings by name (keras-hub's presets): constructor arguments
+    # besides the backbone, read by `from_preset`. Each defence sets its own.
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(
         self,
@@ -211,6 +305,56 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         # Keras' own loss tracker is updated only by the `train_step` this class
         # replaces; this one reports the loss as the global mean (see `_track_loss`).
         self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def list_presets(cls) -> list[str]:
+        """The names of this defence's presets (its paper's models), in the paper's order.
+
+        Returns:
+            A list of names for `from_preset`.
+
+        Example:
+
+        >>> keras_robust.BATModel.list_presets()[:3]
+        ['R-FGSM', 'R-LL', 'R-MC']
+        """
+        return list(cls.presets)
+
+    @classmethod
+    def from_preset(cls, preset: str, backbone: Any, **overrides: Any) -> "RobustModel":
+        """Builds one of the paper's models by name, around `backbone`.
+
+        Args:
+            preset: a name of `cls.presets` (see `list_presets()`).
+            backbone: the model's first argument (a backbone; AFS: its extractors).
+            **overrides: constructor arguments that replace or add to the
+                preset's (`seed`, `epsilon`, `beta`...). An attack setting
+                given by keyword (`epsilon`, `steps`...) replaces that field
+                of the preset's `attack`.
+
+        Returns:
+            The defence model.
+
+        Raises:
+            ValueError: `preset` is not one of this defence's presets.
+
+        Example:
+
+        >>> backbone = keras_robust.backbones.small_cnn(input_shape=(8, 8, 3))
+        >>> model = keras_robust.BATModel.from_preset("R-MC-LS", backbone, seed=0)
+        >>> model.label, model.attack.target, model.attack.steps
+        ('smoothing', 'mc', 1)
+        >>> try:
+        ...     keras_robust.BATModel.from_preset("R-XX", backbone)
+        ... except ValueError as error:
+        ...     print(str(error)[:40])
+        Unknown BATModel preset 'R-XX'; known pr
+        """
+        if not isinstance(preset, str) or preset not in cls.presets:
+            known = ", ".join(map(repr, cls.presets)) or "none"
+            raise ValueError(f"Unknown {cls.__name__} preset {preset!r}; known presets: {known}.")
+        return cls(backbone, **{**cls.presets[preset], **overrides})
 
     # ------------------------------------------------------------------ inference
     def call(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
@@ -357,13 +501,11 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         # Philox named: with "auto_select" XLA folds to other seeds than graph mode
         # (measured, TF 2.21 CPU), so a jit-compiled step would draw differently.
         seed = tf.constant([self.seed, salt], dtype=tf.int64)
-        seed = tf.random.experimental.stateless_fold_in(
-            seed, tf.cast(self.optimizer.iterations, tf.int64), alg="philox"
-        )
+        seed = fold_seed(seed, tf.cast(self.optimizer.iterations, tf.int64), alg="philox")
         context = tf.distribute.get_replica_context()
         if context is not None:
             replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
-            seed = tf.random.experimental.stateless_fold_in(seed, replica, alg="philox")
+            seed = fold_seed(seed, replica, alg="philox")
         return seed
 
     # ------------------------------------------------------------------ steps

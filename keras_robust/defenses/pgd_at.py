@@ -1,24 +1,35 @@
 """PGD adversarial training (Madry et al. 2018), the baseline of every paper here."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import tensorflow as tf
 
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.attacks.engine import run_attack
-from keras_robust.defenses.base import RobustModel, TrainingBatch
+from keras_robust.defenses.base import UNSET, RobustModel, TrainingBatch, register_defense, resolve_attack
 
 
+# The settings of Madry et al. (2018), Sec. 4 / Appendix: MNIST and CIFAR-10.
+PRESETS: dict[str, dict[str, Any]] = {
+    "madry": dict(attack=AttackConfig(epsilon=8 / 255, step_size=2 / 255, steps=7)),
+    "madry-mnist": dict(attack=AttackConfig(epsilon=0.3, step_size=0.01, steps=40)),
+}
+
+
+@register_defense("pgd_at")
 @keras.saving.register_keras_serializable(package="keras_robust")
 class PGDATModel(RobustModel):
     """Trains on PGD adversarial examples only (the inner max of Madry's min-max).
 
     Each step replaces the batch by its PGD attack against the current weights
-    (BatchNorm in inference mode), then fits it. The attack is configurable
-    enough to express the one-step baselines of the BAT paper: R-FGSM is
-    `steps=1, step_size=epsilon`; targeted variants set `target`.
+    (BatchNorm in inference mode), then fits it. The attack is one
+    `AttackConfig`, held as `model.attack` and saved in `get_config()`; it is
+    general enough to express the one-step baselines of the BAT paper
+    (R-FGSM is `steps=1, step_size=epsilon`; targeted variants set `target`).
+    The presets are Madry's settings: "madry" (CIFAR-10, the default) and
+    "madry-mnist".
 
     Args:
         backbone: a Keras model mapping [0, 1] images to logits.
@@ -29,54 +40,53 @@ class PGDATModel(RobustModel):
         norm: "linf" or "l2".
         loss: attack objective: "ce", "cw", "dlr" or "logit".
         target: None (untargeted), "mc", "ll" or "random".
-        attack: an `AttackConfig` (or its `get_config()` dict) to use instead
-            of `epsilon`, `step_size`, `steps`, `random_start`, `norm`, `loss`
-            and `target`; held as `model.attack` and saved in `get_config()`.
         seed: see `RobustModel`.
+        attack: an `AttackConfig` (or its `get_config()` dict); default the
+            "madry" preset's (8/255, steps of 2/255, 7 steps). The keywords
+            above, when given, replace its fields.
         **kwargs: passed to `RobustModel`.
 
     Example:
 
     ```python
     backbone = keras_robust.backbones.small_cnn(num_classes=10)
-    model = keras_robust.PGDATModel(backbone, epsilon=8 / 255, step_size=2 / 255, steps=7)
+    model = keras_robust.PGDATModel.from_preset("madry", backbone)   # 8/255, 7 steps of 2/255
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
     model.fit(train_ds, epochs=100)
     ```
 
-    The same attack as one value:
+    The same attack as one value, or by keyword:
 
     ```python
     attack = keras_robust.attacks.AttackConfig(epsilon=8 / 255, step_size=2 / 255, steps=7)
     model = keras_robust.PGDATModel(backbone, attack=attack)
+    model = keras_robust.PGDATModel(backbone, epsilon=8 / 255, step_size=2 / 255, steps=7)
     ```
     """
+
+    presets = PRESETS
+    default_attack: ClassVar[AttackConfig] = PRESETS["madry"]["attack"]
 
     def __init__(
         self,
         backbone: keras.Model,
-        epsilon: float = 8 / 255,
-        step_size: float = 2 / 255,
-        steps: int = 7,
-        random_start: bool = True,
-        norm: str = "linf",
-        loss: str = "ce",
-        target: str | None = None,
+        epsilon: float | None = None,
+        step_size: float | None = None,
+        steps: int | None = None,
+        random_start: bool | None = None,
+        norm: str | None = None,
+        loss: str | None = None,
+        target: str | None = UNSET,
         seed: int | None = None,
         attack: AttackConfig | dict | None = None,
         **kwargs: Any,
     ):
         super().__init__(backbone, seed=seed, **kwargs)
-        if attack is None:
-            attack = AttackConfig(
-                norm=norm, epsilon=epsilon, step_size=step_size, steps=steps,
-                random_start=random_start, loss=loss, target=target,
-            )
-        elif isinstance(attack, dict):
-            attack = AttackConfig.from_config(attack)
-        elif not isinstance(attack, AttackConfig):
-            raise TypeError(
-                f"`attack` must be an AttackConfig or its config dict, got {type(attack).__name__}.")
+        attack = resolve_attack(
+            attack, self.default_attack, norm=norm, epsilon=epsilon, step_size=step_size,
+            steps=steps, random_start=random_start, loss=loss, target=target)
+        if attack.step_size is None and attack.epsilon is not None:
+            attack = attack.replace(step_size=self.default_step_size(attack))
         if attack.epsilon is None or attack.step_size is None:
             raise ValueError(
                 "A training attack needs a fixed budget and step: pass an AttackConfig with "
@@ -85,14 +95,16 @@ class PGDATModel(RobustModel):
             raise ValueError("A defence's attack needs a named `loss` (it is saved with the model).")
         self.attack = attack
 
-    # The attack's settings under their former attribute names.
-    epsilon = property(lambda self: self.attack.epsilon, doc="The attack's budget.")
-    step_size = property(lambda self: self.attack.step_size, doc="The attack's step.")
-    steps = property(lambda self: self.attack.steps, doc="The attack's steps.")
-    random_start = property(lambda self: self.attack.random_start, doc="Random starts.")
-    norm = property(lambda self: self.attack.norm, doc="The attack's norm.")
-    attack_loss = property(lambda self: self.attack.loss, doc="The attack's objective.")
-    target = property(lambda self: self.attack.target, doc="The attack's target mode.")
+    @classmethod
+    def default_step_size(cls, attack: AttackConfig) -> float | None:
+        """The step of an attack given without one: None here (PGD-AT needs it set).
+
+        A defence whose paper ties the step to the budget (BAT: epsilon /
+        steps; AFS: epsilon / 4) overrides this; its default attack and
+        presets then leave `step_size` unset, so that a new `epsilon` or
+        `steps` moves the step with it.
+        """
+        return None
 
     def adversarial_examples(
         self, x: tf.Tensor, y: tf.Tensor, target: Any = "default", target_source: str = "clean"
@@ -102,7 +114,7 @@ class PGDATModel(RobustModel):
         Args:
             x: the clean images.
             y: label rows.
-            target: the target ("default": the model's `target`), or target
+            target: the target ("default": the attack's `target`), or target
                 classes chosen by the caller.
             target_source: where "mc"/"ll" targets are chosen ("clean" or
                 "start", see `keras_robust.attacks.AttackConfig`).

@@ -1,10 +1,10 @@
 """M-TLAT: Mixup and Targeted Labeling Adversarial Training (Laugros et al., ECCV-W 2020),
 the method in one package.
 
-- `model`: `MTLATModel` (Algorithm 1) and `VARIANTS`, every model the paper trains;
+- `model`: `MTLATModel` (Algorithm 1) and `PRESETS`, every model the paper trains;
 - `layers`: the stateless draws (Beta lambdas, partners, uniform budgets),
-  `mixup`, `tlat_labels` and the `Mixup` / `TLATLabelMixer` layers (also
-  `keras_robust.layers`).
+  `mixup`, `tlat_labels` and the `Mixup` / `TLATLabelMixer` layers, public as
+  `keras_robust.layers`.
 
 The paper's perturbation benchmark (Tables 1 and 2) is
 `keras_robust.evaluate.perturbation_benchmark`: it is built on the shared
@@ -14,13 +14,10 @@ Example:
 
 ```python
 import keras_robust as kr
-model = kr.mtlat.MTLATModel(backbone, **kr.mtlat.VARIANTS["M-TLAT"])
+model = kr.mtlat.MTLATModel.from_preset("M-TLAT", backbone)
 ```
 """
-from keras_robust.mtlat.layers import Mixup, TLATLabelMixer, mixup, tlat_labels
-from keras_robust.mtlat.model import ADVERSARIES, VARIANTS, MTLATBatch, MTLATModel
+from keras_robust.mtlat.model import ADVERSARIES, ATTACK, PRESETS, MTLATBatch, MTLATModel
 
-__all__ = [
-    "ADVERSARIES", "MTLATBatch", "MTLATModel", "Mixup", "TLATLabelMixer", "VARIANTS", "mixup",
-    "tlat_labels",
-]
+# The layers' public path is `keras_robust.layers` (one path per name).
+__all__ = ["ADVERSARIES", "ATTACK", "MTLATBatch", "MTLATModel", "PRESETS"]

@@ -5,7 +5,7 @@ halves. The first half is mixed (Mixup, eq. 1); the second half is mixed, then
 attacked by a targeted FGSM step toward a uniformly random class with a
 per-sample budget eps ~ U[0, eps_max], and labelled
 `(1 - eps) * y_mix + eps * y_target` (eq. 6). The weights are trained on the sum of both halves' losses.
-`VARIANTS` builds every model the paper trains: M-TLAT and IAT (Table 1),
+`PRESETS` holds every model the paper trains: M-TLAT and IAT (Table 1),
 the Mixup and TLAT ablations (Table 2), the FGSM, target-FGSM and label
 smoothing adversarial trainings (Table 3).
 """
@@ -17,31 +17,31 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_robust._random import as_seed, fold_seed
 from keras_robust._validation import check_bool, check_choice, check_epsilon
-from keras_robust.attacks.common import as_seed
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.attacks.engine import run_attack
-from keras_robust.defenses.base import RobustModel, TrainingBatch
+from keras_robust.defenses.base import RobustModel, TrainingBatch, register_defense, resolve_attack
 from keras_robust.mtlat.layers import check_alpha, sample_uniform, tlat_labels
 from keras_robust.mtlat.layers import mixup as mix_batch
 
-# The models of the paper's Tables 1-3 (besides the standard model), as arguments.
-# Every one uses Algorithm 1's two halves (Sec. 5.4: "All models are trained with
-# minibatches that contain both clean samples and adversarial examples") and the
-# same FGSM budgets eps ~ U[0, epsilon_max] (Sec. 5: "the same hyperparameters for
-# all trainings").
-# The adversary of every variant: one FGSM step of size eps (eps drawn per sample,
-# passed per call), from x, on the cross-entropy (towards a target for TLAT).
-_FGSM = AttackConfig(norm="linf", epsilon=None, steps=1, loss="ce", random_start=False)
+# The adversary of every model: one FGSM step of size eps from x on the
+# cross-entropy (towards a target for TLAT), eps drawn per sample in
+# U[0, epsilon_max] (passed per call): the attack's `epsilon` is epsilon_max,
+# 0.025 in the paper (Sec. 5: "the same hyperparameters for all trainings").
+ATTACK = AttackConfig(norm="linf", epsilon=0.025, steps=1, loss="ce", random_start=False)
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "M-TLAT": dict(mixup=True, adversary="tlat"),                       # Table 1
-    "IAT": dict(mixup=True, adversary="fgsm", attack_before_mixup=True),  # Table 1
-    "Mixup": dict(mixup=True, adversary=None),                          # Table 2
-    "TLAT": dict(mixup=False, adversary="tlat"),                        # Tables 2, 3
-    "FGSM": dict(mixup=False, adversary="fgsm"),                        # Table 3
-    "target-FGSM": dict(mixup=False, adversary="targeted_fgsm"),        # Table 3
-    "LS": dict(mixup=False, adversary="label_smoothing"),               # Table 3
+# The models of the paper's Tables 1-3 (besides the standard model). Every one uses
+# Algorithm 1's two halves (Sec. 5.4: "All models are trained with minibatches that
+# contain both clean samples and adversarial examples") and the same attack.
+PRESETS: dict[str, dict[str, Any]] = {
+    "M-TLAT": dict(mixup=True, adversary="tlat", attack=ATTACK),                       # Table 1
+    "IAT": dict(mixup=True, adversary="fgsm", attack_before_mixup=True, attack=ATTACK),  # Table 1
+    "Mixup": dict(mixup=True, adversary=None, attack=ATTACK),                          # Table 2
+    "TLAT": dict(mixup=False, adversary="tlat", attack=ATTACK),                        # Tables 2, 3
+    "FGSM": dict(mixup=False, adversary="fgsm", attack=ATTACK),                        # Table 3
+    "target-FGSM": dict(mixup=False, adversary="targeted_fgsm", attack=ATTACK),        # Table 3
+    "LS": dict(mixup=False, adversary="label_smoothing", attack=ATTACK),               # Table 3
 }
 
 # adversary -> (targeted attack?, how the attacked half is labelled)
@@ -109,6 +109,7 @@ class MTLATBatch(NamedTuple):
     adversarial: tf.Tensor
 
 
+@register_defense("mtlat")
 @keras.saving.register_keras_serializable(package="keras_robust")
 class MTLATModel(RobustModel):
     """M-TLAT: Mixup on half of each batch, Mixup + targeted labelling FGSM on the other.
@@ -148,8 +149,8 @@ class MTLATModel(RobustModel):
     with "sum".
 
     `adversary` chooses what happens to the second half; with `mixup` and
-    `attack_before_mixup` it builds every model of the paper (`VARIANTS`,
-    `MTLATModel.variant("IAT", backbone)`):
+    `attack_before_mixup` it builds every model of the paper (`PRESETS`,
+    `MTLATModel.from_preset("IAT", backbone)`):
 
     - "tlat": targeted FGSM toward a random class, TLAT label (eq. 6);
     - "fgsm": untargeted FGSM (ascent on the cross-entropy of the label's
@@ -177,8 +178,8 @@ class MTLATModel(RobustModel):
         backbone: a Keras model mapping [0, 1] images to logits.
         mixup_alpha: alpha of Beta(alpha, alpha), >= 0 (0.4 in the paper; 0
             gives lambda = 1, no mixing).
-        epsilon_max: the largest FGSM budget on the [0, 1] scale, in (0, 1]
-            (0.025 in the paper).
+        epsilon_max: the largest FGSM budget on the [0, 1] scale, in (0, 1]:
+            a keyword for `attack.epsilon` (0.025 in the paper).
         mixup: use Mixup (both halves).
         adversary: "tlat", "fgsm", "targeted_fgsm", "label_smoothing" or
             None (see above).
@@ -189,41 +190,55 @@ class MTLATModel(RobustModel):
             `adversary=None`, `tlat=True` is `adversary="tlat"` (kept so that
             models saved with it load).
         seed: see `RobustModel`; draws are keyed on (seed, step, replica).
+        attack: the adversary's FGSM, an `AttackConfig` (or its dict) whose
+            `epsilon` is the largest budget; default `ATTACK` (one step on
+            the cross-entropy, no random start, epsilon 0.025). Each call
+            draws the budgets and steps by them.
         **kwargs: passed to `RobustModel` (e.g. `name`).
 
     Example:
 
     ```python
     backbone = keras_robust.backbones.small_cnn(num_classes=10)
-    model = keras_robust.MTLATModel(backbone, mixup_alpha=0.4, epsilon_max=0.025)
+    model = keras_robust.MTLATModel.from_preset("M-TLAT", backbone)   # alpha 0.4, eps_max 0.025
     model.compile(optimizer=keras.optimizers.Adam(0.002), metrics=["accuracy"])
     model.fit(train_ds, epochs=90)
     model.export("mtlat_savedmodel")          # serves the backbone's logits
     ```
     """
 
+    presets = PRESETS
+
     def __init__(
         self,
         backbone: keras.Model,
         mixup_alpha: float = 0.4,
-        epsilon_max: float = 0.025,
+        epsilon_max: float | None = None,
         mixup: bool = True,
         adversary: str | None = "tlat",
         attack_before_mixup: bool = False,
         halves: str = "sum",
         tlat: bool | None = None,
         seed: int | None = None,
+        attack: AttackConfig | dict | None = None,
         **kwargs: Any,
     ):
         super().__init__(backbone, seed=seed, **kwargs)
         self.mixup_alpha = check_alpha(mixup_alpha, "mixup_alpha")
-        if isinstance(epsilon_max, bool) or not isinstance(epsilon_max, (int, float, np.number)):
+        if epsilon_max is not None and (
+                isinstance(epsilon_max, bool) or not isinstance(epsilon_max, (int, float, np.number))):
             raise TypeError(
                 f"`epsilon_max` must be a number in (0, 1] (0.025 in M-TLAT), got {epsilon_max!r}."
             )
-        self.epsilon_max = float(check_epsilon(float(epsilon_max), "epsilon_max"))
+        if epsilon_max is not None:
+            epsilon_max = float(check_epsilon(float(epsilon_max), "epsilon_max"))
+        self.attack = resolve_attack(attack, ATTACK, epsilon=epsilon_max)
+        if self.attack.epsilon is None or callable(self.attack.loss):
+            raise ValueError(
+                "M-TLAT's attack needs `epsilon` (the largest budget, epsilon_max) and a named "
+                f"`loss`, got {self.attack}.")
         self.mixup = check_bool(mixup, "mixup")
-        if tlat is not None:
+        if tlat is not None:  # the keyword of models saved before `adversary`
             if not check_bool(tlat, "tlat"):
                 adversary = None
             elif adversary is None:
@@ -233,30 +248,6 @@ class MTLATModel(RobustModel):
         self.adversary = adversary
         self.attack_before_mixup = check_bool(attack_before_mixup, "attack_before_mixup")
         self.halves = check_choice(halves, ("sum", "mean"), "`halves` reduction")
-
-    @property
-    def tlat(self) -> bool:
-        """Whether the second half is attacked (any `adversary`)."""
-        return self.adversary is not None
-
-    @classmethod
-    def variant(cls, name: str, backbone: keras.Model, **overrides: Any) -> "MTLATModel":
-        """One of the paper's models by name (see `VARIANTS`).
-
-        Args:
-            name: "M-TLAT", "IAT", "Mixup", "TLAT", "FGSM", "target-FGSM" or "LS".
-            backbone: a Keras model mapping [0, 1] images to logits.
-            **overrides: further constructor arguments (`epsilon_max`, `seed`...).
-
-        Returns:
-            An `MTLATModel`.
-
-        Example:
-
-        >>> ablation = MTLATModel.variant("TLAT", backbone, seed=0)
-        """
-        check_choice(name, VARIANTS, "M-TLAT variant")
-        return cls(backbone, **{**VARIANTS[name], **overrides})
 
     def mtlat_batch(
         self,
@@ -269,7 +260,7 @@ class MTLATModel(RobustModel):
         """Builds the M-TLAT batch of Algorithm 1 (what `training_batch` trains on).
 
         The draws, all from `seed` (folds with Philox, so XLA draws the same):
-        the Mixup of half k (k = 1, 2) from `stateless_fold_in(seed, k)` (see
+        the Mixup of half k (k = 1, 2) from `fold_seed(seed, k)` (see
         `keras_robust.layers.mixup`), the budgets from fold 3
         (`keras_robust.layers.sample_uniform`), the targets from fold 4.
 
@@ -297,64 +288,21 @@ class MTLATModel(RobustModel):
         size = tf.shape(x)[0]
         first = size // 2
         second = size - first
+        eps, target = self._adversary_draws(seed, second, epsilon)
 
-        if self.tlat:
-            if epsilon is None:
-                eps = sample_uniform(
-                    [second], tf.random.experimental.stateless_fold_in(seed, 3, alg="philox"),
-                    0.0, self.epsilon_max)
-            else:
-                eps = tf.cast(epsilon, tf.float32) * tf.ones([second], tf.float32)
-            targeted, labelling = ADVERSARIES[self.adversary]
-            if targeted:
-                target = tf.random.stateless_uniform(
-                    [second], tf.random.experimental.stateless_fold_in(seed, 4, alg="philox"),
-                    0, self.num_classes, dtype=tf.int32, alg="philox")  # XLA draws the same
-            else:
-                target = tf.fill([second], -1)
-
-            def attack(images, labels):
-                x_adv = run_attack(
-                    self.attack_logits, images, labels, _FGSM, epsilon=eps, step_size=eps,
-                    target=target if targeted else None,
-                ).x_adv
-                if labelling == "tlat":
-                    labels = tlat_labels(labels, target, eps)
-                elif labelling == "smoothed":
-                    labels = tlat_labels(labels, tf.fill(tf.shape(labels), 1.0 / self.num_classes),
-                                         eps)
-                return x_adv, labels
-        else:
-            eps = tf.zeros([second], tf.float32)
-            target = tf.fill([second], -1)
+        def attack(images, labels):
+            return self._attack_half(images, labels, eps, target)
 
         mixed, mixed_labels, lams, partners, outputs = [], [], [], [], []
         for index, (lo, hi) in enumerate([(0, first), (first, size)]):
-            images, labels = x[lo:hi], y[lo:hi]
-            attacked = index == 1 and self.tlat
-            if attacked and self.attack_before_mixup:
-                adv_images, adv_labels = attack(images, labels)
-            if self.mixup:
-                half_seed = tf.random.experimental.stateless_fold_in(seed, index + 1, alg="philox")
-                result = mix_batch(images, labels, self.mixup_alpha, half_seed)
-                mixed_images, mixed_rows, lam, partner = result
-                if attacked and self.attack_before_mixup:  # the same draws, on the attacked half
-                    result = mix_batch(adv_images, adv_labels, self.mixup_alpha, half_seed)
-                    outputs.append((result.images, result.labels))
-            else:
-                count = hi - lo
-                mixed_images, mixed_rows = images, labels
-                lam, partner = tf.ones([count], tf.float32), tf.range(count, dtype=tf.int32)
-                if attacked and self.attack_before_mixup:
-                    outputs.append((adv_images, adv_labels))
-            if attacked and not self.attack_before_mixup:
-                outputs.append(attack(mixed_images, mixed_rows))
-            elif not attacked:
-                outputs.append((mixed_images, mixed_rows))
-            mixed.append(mixed_images)
-            mixed_labels.append(mixed_rows)
-            lams.append(lam)
-            partners.append(partner + lo)
+            attacked = index == 1 and self.adversary is not None
+            half = self._mix_half(x[lo:hi], y[lo:hi], hi - lo, fold_seed(seed, index + 1, alg="philox"),
+                                  attack if attacked else None)
+            mixed.append(half[0])
+            mixed_labels.append(half[1])
+            lams.append(half[2])
+            partners.append(half[3] + lo)
+            outputs.append(half[4])
 
         lam = tf.concat(lams, 0)
         partner = tf.concat(partners, 0)
@@ -373,8 +321,63 @@ class MTLATModel(RobustModel):
             epsilon=tf.concat([tf.zeros([first], tf.float32), eps], 0),
             target=tf.concat([tf.fill([first], -1), target], 0),
             adversarial=tf.concat(
-                [tf.zeros([first], tf.bool), tf.fill([second], self.tlat)], 0),
+                [tf.zeros([first], tf.bool), tf.fill([second], self.adversary is not None)], 0),
         )
+
+    def _adversary_draws(self, seed: tf.Tensor, count: Any, epsilon: Any) -> tuple:
+        """(budgets [count], targets [count]) of the attacked half (zeros and -1 without one)."""
+        if self.adversary is None:
+            return tf.zeros([count], tf.float32), tf.fill([count], -1)
+        if epsilon is None:
+            eps = sample_uniform([count], fold_seed(seed, 3, alg="philox"), 0.0, self.attack.epsilon)
+        else:
+            eps = tf.cast(epsilon, tf.float32) * tf.ones([count], tf.float32)
+        if not ADVERSARIES[self.adversary][0]:
+            return eps, tf.fill([count], -1)
+        target = tf.random.stateless_uniform(
+            [count], fold_seed(seed, 4, alg="philox"), 0, self.num_classes, dtype=tf.int32,
+            alg="philox")  # XLA draws the same
+        return eps, target
+
+    def _attack_half(self, images: tf.Tensor, labels: tf.Tensor, eps: tf.Tensor,
+                     target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The adversary on a half: its FGSM images (step = budget = eps) and labels."""
+        targeted, labelling = ADVERSARIES[self.adversary]
+        x_adv = run_attack(
+            self.attack_logits, images, labels, self.attack.replace(epsilon=None), epsilon=eps,
+            step_size=eps, target=target if targeted else None,
+        ).x_adv
+        if labelling == "tlat":
+            labels = tlat_labels(labels, target, eps)
+        elif labelling == "smoothed":
+            labels = tlat_labels(labels, tf.fill(tf.shape(labels), 1.0 / self.num_classes), eps)
+        return x_adv, labels
+
+    def _mix_half(self, images: tf.Tensor, labels: tf.Tensor, count: Any, half_seed: tf.Tensor,
+                  attack: Any) -> tuple:
+        """One half: (mixed images, mixed labels, lambda, partner, (training images, labels)).
+
+        `attack` (None for the clean half) runs after Mixup, or before it with
+        `attack_before_mixup` (then the attacked half is mixed with the same draws).
+        """
+        if attack is not None and self.attack_before_mixup:
+            adv_images, adv_labels = attack(images, labels)
+        if self.mixup:
+            mixed_images, mixed_rows, lam, partner = mix_batch(
+                images, labels, self.mixup_alpha, half_seed)
+        else:
+            mixed_images, mixed_rows = images, labels
+            lam, partner = tf.ones([count], tf.float32), tf.range(count, dtype=tf.int32)
+        if attack is None:
+            output = (mixed_images, mixed_rows)
+        elif not self.attack_before_mixup:
+            output = attack(mixed_images, mixed_rows)
+        elif self.mixup:  # the same draws, on the attacked half
+            result = mix_batch(adv_images, adv_labels, self.mixup_alpha, half_seed)
+            output = (result.images, result.labels)
+        else:
+            output = (adv_images, adv_labels)
+        return mixed_images, mixed_rows, lam, partner, output
 
     def half_weights(self, size: Any) -> tf.Tensor:
         """The loss weight of each row: B / B_k in half k ("sum"), B / (2 B_k) ("mean").
@@ -414,11 +417,11 @@ class MTLATModel(RobustModel):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
-            mixup_alpha=self.mixup_alpha, epsilon_max=self.epsilon_max, mixup=self.mixup,
-            adversary=self.adversary, attack_before_mixup=self.attack_before_mixup,
-            halves=self.halves,
+            mixup_alpha=self.mixup_alpha, mixup=self.mixup, adversary=self.adversary,
+            attack_before_mixup=self.attack_before_mixup, halves=self.halves,
+            attack=self.attack.get_config(),
         )
         return config
 
 
-__all__ = ["ADVERSARIES", "MTLATBatch", "MTLATModel", "VARIANTS"]
+__all__ = ["ADVERSARIES", "ATTACK", "MTLATBatch", "MTLATModel", "PRESETS"]
