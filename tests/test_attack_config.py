@@ -1,4 +1,4 @@
-"""AttackConfig, the public engine and compiled attacks that do not retrace (issue #23)."""
+"""AttackConfig, the public engine and compiled attacks that do not retrace."""
 from __future__ import annotations
 
 import copy

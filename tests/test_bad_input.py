@@ -99,7 +99,7 @@ def test_empty_data_everywhere():
         defence.fit(tf.data.Dataset.from_tensor_slices((empty, np.zeros(0, int))).batch(2), verbose=0)
 
 
-# Found by the session-8 docstring audit: each of these used to give a wrong answer or garbage
+# Found by an audit of the docstrings: each of these used to give a wrong answer or garbage
 # without a word.
 def test_accuracy_refuses_a_label_count_other_than_the_image_count():
     model, x = linear_model(), np.zeros((4, 8, 8, 1), np.float32)
@@ -152,7 +152,7 @@ def test_make_plan_refuses_an_empty_shard():
         make_plan(10, (0, 1, 4), seed=0, shard_size=0)
 
 
-# Issue 21, section 4: each of these used to return plausible output or a deep TensorFlow trace.
+# Each of these used to return plausible output or a deep TensorFlow trace.
 def _pooling_model(num_classes=10):
     """Conv + global pooling: it would take images of any height and width without complaint."""
     import keras

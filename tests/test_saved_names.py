@@ -4,8 +4,8 @@ Keras finds a custom class by its registered name ("keras_robust>BATModel"),
 which the moves keep; the saved "module" string ("keras_robust.defenses.bat")
 names a module that no longer exists. Two checks:
 
-- a `.keras` file written by main at c7cfc23 (before the moves;
-  `tests/fixtures/make_main_models.py`) with the three custom layers and the two
+- a `.keras` file written by the code before the moves
+  (`tests/fixtures/make_main_models.py`) with the three custom layers and the two
   BAT losses loads, with the moved classes and the same outputs;
 - every defence, layer and loss serialised now, with its "module" rewritten to
   the path it had before the moves, deserialises to the same class.
@@ -62,7 +62,7 @@ def _old_modules(config: Any, seen: set[str]) -> Any:
 
 
 def test_a_keras_file_saved_by_main_before_the_moves_loads():
-    model = keras.saving.load_model(os.path.join(FIXTURES, "main_c7cfc23_layers.keras"),
+    model = keras.saving.load_model(os.path.join(FIXTURES, "layers_before_package_moves.keras"),
                                     safe_mode=True)
     custom = {type(layer).__name__: type(layer) for layer in model.layers
               if type(layer).__module__.startswith("keras_robust")}
@@ -70,7 +70,7 @@ def test_a_keras_file_saved_by_main_before_the_moves_loads():
                       "TLATLabelMixer": kr.layers.TLATLabelMixer}
     assert [type(loss) for loss in model.loss] == [kr.losses.SmoothedLabelCrossentropy,
                                                    kr.losses.AdversarialLabelCrossentropy]
-    reference = np.load(os.path.join(FIXTURES, "main_c7cfc23_layers_outputs.npz"))
+    reference = np.load(os.path.join(FIXTURES, "layers_before_package_moves_outputs.npz"))
     x = reference["x"]
     labels = np.eye(10, dtype="float32")[[0, 1, 2, 3]]
     quantized, tlat = model([x, labels, labels[::-1], np.full(4, 0.1, "float32")], training=False)

@@ -255,7 +255,7 @@ def random_start(x: tf.Tensor, epsilon: tf.Tensor, norm: str, seed: tf.Tensor | 
 # Measured on the 3-conv CNN of bench/attacks.py (CPU, oneDNN): a PGD-10
 # traced as a while-loop ran at ~400 images/s in about 40% of its traces and
 # ~640 in the others, persistently for the life of each trace; the same steps
-# unrolled ran at 550-655 in every trace (BUILD_NOTES, Issue 3).
+# unrolled ran at 550-655 in every trace (docs/results/attacks.md).
 UNROLLED_STEPS = 10
 
 
