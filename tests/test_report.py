@@ -682,3 +682,73 @@ def test_the_report_defaults_to_the_norms_budget():
         report = kr.evaluate.robustness_report(model, (x, y), norm=norm, attacks=["fgsm"],
                                                progress=False)
         assert report.results["epsilon"] == eps, norm
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def test_a_report_json_written_before_attack_specs_were_stored_loads_as_it_was_judged():
+    """tests/fixtures/report_without_specs.json: a report saved by the version whose entries
+    held family, loss and steps but neither restarts nor config (the restarts were in the
+    key, "pgd20_ce_r5"). It loads, its specs are read from the fields and keys, and the
+    checks judge it as they did when it was saved."""
+    path = os.path.join(FIXTURES, "report_without_specs.json")
+    with open(path) as f:
+        saved = json.load(f)
+    assert all("restarts" not in e and "config" not in e for e in saved["attacks"].values())
+    report = kr.evaluate.RobustnessReport.load(path)
+    assert [c.to_dict() for c in report.checks] == saved["checks"]
+    specs = report.specs
+    assert (specs["pgd20_ce_r5"].family, specs["pgd20_ce_r5"].restarts) == ("pgd", 5)
+    assert (specs["fgsm"].family, specs["pgd7_ce"].steps, specs["pgd20_cw"].loss) == (
+        "single_step", 7, "cw")
+    with pytest.raises(ValueError, match="names no public attack to rerun"):
+        specs["pgd7_ce"].run(None, None, None)
+
+
+def test_report_json_entries_carry_their_spec_and_the_checks_read_it_not_the_key(tmp_path):
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model, n=24)
+    report = kr.evaluate.robustness_report(
+        _masked(model), (x, y), epsilon=16 / 255, attacks=["fgsm", "pgd7_ce", "pgd20_cw",
+                                                           "pgd20_ce_r5"],
+        output_dir=str(tmp_path), progress=False)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    suite = {s.key: s for s in kr.evaluate.build_suite("standard", 16 / 255).attacks}
+    for key, entry in saved["attacks"].items():
+        expected = suite[key].get_config()
+        assert {k: entry[k] for k in expected if k != "key"} == {
+            k: v for k, v in expected.items() if k != "key"}, key
+    restarted = saved["attacks"]["pgd20_ce_r5"]
+    assert restarted["restarts"] == 5 and restarted["config"]["restarts"] == 5
+    assert restarted["attack"] == "pgd" and restarted["settings"] == {"epsilon": None, "seed": 0}
+    # Loading rebuilds each spec: the same settings, and a run that gives the same images.
+    loaded = kr.evaluate.RobustnessReport.load(str(tmp_path))
+    rebuilt = loaded.specs["pgd20_ce_r5"]
+    assert rebuilt.config == suite["pgd20_ce_r5"].config
+    np.testing.assert_array_equal(rebuilt.run(model, x[:4], y[:4]),
+                                  suite["pgd20_ce_r5"].run(model, x[:4], y[:4]))
+    # Under keys that say nothing, the stored specs still tell the checks what each attack is:
+    # read as a key-only entry, "attack_3" (PGD-20 x5) would count as one restart and make a
+    # steps pair with PGD-7, where there is none (no PGD-20 with one restart ran).
+    renamed = dict(saved, attacks={f"attack_{i}": entry
+                                   for i, entry in enumerate(saved["attacks"].values())})
+    assert kr.evaluate.RobustnessReport(renamed, []).specs["attack_3"].restarts == 5
+    statuses = [c.to_dict() for c in report.checks]
+    renamed_checks = [c.to_dict() for c in checks.run_checks(renamed)]
+    assert [c["status"] for c in renamed_checks] == [c["status"] for c in statuses]
+    assert [c["detail"] for c in renamed_checks] == [c["detail"] for c in statuses]
+    assert statuses[3]["status"] == "SKIPPED" and statuses[4]["status"] != "SKIPPED"
+
+
+@pytest.mark.parametrize("name", kr.evaluate.SUITES)
+def test_every_suite_spec_round_trips_through_json(name):
+    suite = kr.evaluate.build_suite(name, 0.5, "l2")
+    for spec in suite.attacks + suite.cascade + (kr.evaluate.suites.transfer_spec(0.5, "l2"),):
+        data = json.loads(json.dumps(spec.get_config()))
+        rebuilt = kr.evaluate.AttackSpec.from_config(data)
+        assert rebuilt.get_config() == spec.get_config(), spec.key
+        assert (rebuilt.config, rebuilt.settings, rebuilt.restarts) == (
+            spec.config, spec.settings, spec.restarts), spec.key
+        if spec.config is None:
+            assert data["config"] == spec.settings and "settings" not in data

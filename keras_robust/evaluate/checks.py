@@ -36,13 +36,13 @@ and say so.
 from __future__ import annotations
 
 import dataclasses
-import re
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from keras_robust._validation import check_fraction
 from keras_robust.evaluate.stats import mcnemar_p_value
+from keras_robust.evaluate.suites import entry_spec
 
 TOLERANCE = 0.02
 AGREEMENT = 0.05
@@ -305,38 +305,6 @@ def ce_margin_agreement(ce_accuracy: float, margin_accuracy: float,
                  {ce_name: ce_accuracy, margin_name: margin_accuracy, **_pair_values(paired)})
 
 
-class _AttackInfo(NamedTuple):
-    family: str | None
-    loss: str | None
-    steps: int | None
-    restarts: int
-
-
-_LEGACY_KEY = re.compile(r"^pgd(\d+)_([a-z]+)(?:_r(\d+))?$")
-
-
-def _attack_info(key: str, entry: dict, spec: Any = None) -> _AttackInfo:
-    """Family, loss, steps and restarts of one attack of the results.
-
-    From its `AttackSpec` when the report passes the suite's specs; else
-    from the entry's "family", "loss" and "steps" (written by the report)
-    with the restarts of the suite's key ("pgd20_ce_r3"); else, for results
-    made by hand or by an old version, from the key alone ("fgsm",
-    "pgd<steps>_<loss>[_r<restarts>]").
-    """
-    if spec is not None:
-        return _AttackInfo(spec.family, spec.loss, spec.steps, spec.restarts)
-    match = _LEGACY_KEY.match(key)
-    restarts = int(match.group(3)) if match and match.group(3) else 1
-    if "family" in entry:
-        return _AttackInfo(entry["family"], entry.get("loss"), entry.get("steps"), restarts)
-    if key == "fgsm":
-        return _AttackInfo("single_step", "ce", 1, 1)
-    if match:
-        return _AttackInfo("pgd", match.group(2), int(match.group(1)), restarts)
-    return _AttackInfo(None, None, None, 1)
-
-
 def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> list[Check]:
     """Runs every check on a report's results.
 
@@ -348,10 +316,12 @@ def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> l
             "steps_curve" (lists of points). Masks (`encode_mask`) pair the
             checks that compare two attacks; without them those checks use
             the unpaired rule and say so.
-        specs: the `AttackSpec`s that produced "attacks" (the report passes
-            its suite's): the checks read each attack's family, loss, steps
-            and restarts from them. Without them (a report loaded from JSON,
-            results made by hand) they come from the entries and their keys.
+        specs: the `AttackSpec`s that produced "attacks": the checks read
+            each attack's family, loss, steps and restarts from them. Without
+            them the entries' specs are read back
+            (`keras_robust.evaluate.suites.entry_spec`: the report stores
+            each attack's spec in its entry; for results written before it
+            did, or made by hand, from their fields and keys).
 
     Returns:
         The eight `Check`s, in a fixed order: iterative vs single-step,
@@ -381,7 +351,7 @@ def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> l
     attacks = {key: value["accuracy"] for key, value in entries.items()}
     names = {key: value["name"] for key, value in results.get("attacks", {}).items()}
     by_key = {spec.key: spec for spec in specs or ()}
-    info = {key: _attack_info(key, entry, by_key.get(key)) for key, entry in entries.items()}
+    info = {key: by_key.get(key) or entry_spec(key, entry) for key, entry in entries.items()}
     checks: list[Check] = []
 
     def best(keys):

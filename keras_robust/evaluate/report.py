@@ -42,7 +42,9 @@ from keras_robust.evaluate.suites import (
     SUMMARY_BATCH_SIZE,
     AttackSpec,
     build_suite,
+    entry_spec,
     pgd_spec,
+    transfer_spec,
 )
 
 
@@ -180,6 +182,13 @@ class RobustnessReport:
                     f"checked ({measured - failed} pass, {skipped} skipped)")
         return f"gradient-masking checks: {verdict} ({measured - failed} pass, 0 skipped)"
 
+    @property
+    def specs(self) -> dict[str, AttackSpec]:
+        """Each attack's `AttackSpec` by key, rebuilt from its entry in `results`
+        (`keras_robust.evaluate.suites.entry_spec`)."""
+        return {key: entry_spec(key, entry)
+                for key, entry in self.results.get("attacks", {}).items()}
+
     def accuracy(self, key: str) -> float:
         """The accuracy of one attack by key ("pgd20_ce", "fgsm", ...)."""
         return self.results["attacks"][key]["accuracy"]
@@ -228,7 +237,7 @@ class RobustnessReport:
             lines.append(f"  FAIL {check.name}: {check.detail}")
         unchecked = any(c.name == checks_lib.CE_MARGIN_CHECK and c.status == "SKIPPED"
                         for c in self.checks)
-        if unchecked and any(k.startswith("pgd") and "_ce" in k for k in r.get("attacks", {})):
+        if unchecked and any(s.family == "pgd" and s.loss == "ce" for s in self.specs.values()):
             lines.append("  WARNING: no margin-loss attack ran (add pgd20_cw or autoattack): the "
                          "cross-entropy figures are unchecked and may overstate robustness")
         return "\n".join(lines)
@@ -621,8 +630,7 @@ class _Runner:
         accuracy = float(robust.sum()) / len(self.x)
         self.log.line(f"{spec.name}: {100 * accuracy:.1f}% ({seconds:.1f} s)")
         return {"name": spec.name, "accuracy": accuracy, "seconds": seconds,
-                "family": spec.family, "loss": spec.loss, "steps": spec.steps,
-                checks_lib.ROBUST_MASK: checks_lib.encode_mask(robust)}
+                **_spec_fields(spec), checks_lib.ROBUST_MASK: checks_lib.encode_mask(robust)}
 
     def cascade(self, specs: Sequence[AttackSpec]) -> dict:
         """AutoAttack: each attack of `specs` on the images still robust after the
@@ -698,24 +706,19 @@ class _Runner:
         return curve
 
     def transfer(self, surrogate, epsilon) -> dict:
-        from keras_robust import attacks
-
-        start = time.time()
-        subset = np.flatnonzero(self.correct)
-        robust = np.zeros(len(subset), dtype=bool)
-        with self.log.bar("transfer PGD-20", -(-len(subset) // self.batch_size)) as bar:
-            for begin in range(0, len(subset), self.batch_size):
-                index = subset[begin:begin + self.batch_size]
-                x_adv = np.asarray(attacks.pgd(surrogate, self.x[index], self.y[index], epsilon,
-                                               epsilon / 4, 20, seed=0, norm=self.norm))
-                logits = predict_logits(self.model, x_adv, self.batch_size)
-                robust[begin:begin + len(index)] = np.argmax(logits, -1) == self.y[index]
-                bar.update()
+        """`transfer_spec`'s attack crafted on `surrogate`, judged on the model."""
+        spec = transfer_spec(epsilon, self.norm)
+        robust, seconds = self.robust_under(lambda _, x, y: spec.run(surrogate, x, y),
+                                            "transfer PGD-20")
         accuracy = float(robust.sum()) / len(self.x)
-        seconds = time.time() - start
         self.log.line(f"transfer PGD-20 from surrogate: {100 * accuracy:.1f}% ({seconds:.1f} s)")
-        return {"name": "Transfer PGD-20 (CE) from surrogate", "accuracy": accuracy,
-                "seconds": seconds}
+        return {"name": spec.name, "accuracy": accuracy, "seconds": seconds,
+                **_spec_fields(spec)}
+
+
+def _spec_fields(spec: AttackSpec) -> dict:
+    """What an attack entry of the results stores of its spec (all but the key and name)."""
+    return {k: v for k, v in spec.get_config().items() if k not in ("key", "name")}
 
 
 def _budget(results: dict) -> str:

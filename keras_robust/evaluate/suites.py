@@ -44,6 +44,7 @@ FGSM has no random start (the strongest one-step setting, BAT paper 5).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Callable
 
 from keras_robust._validation import check_choice
@@ -119,6 +120,62 @@ class AttackSpec:
             return self.config.restarts
         return int(self.settings.get("restarts", 1))
 
+    def get_config(self) -> dict:
+        """The spec as JSON-safe data: what each attack entry of report.json stores.
+
+        Returns:
+            {"key", "name", "attack", "family", "loss", "steps", "restarts",
+            "config"} and, for the attacks of the iterative engine,
+            "settings": "config" is `AttackConfig.get_config()` for FGSM and
+            PGD (then "settings" holds the call's other keyword arguments,
+            e.g. the seed) and the call's keyword settings for the others
+            (APGD, FAB, Square). `from_config` rebuilds the spec.
+
+        Example:
+
+        >>> spec = build_suite("quick", 8 / 255).attacks[5]
+        >>> data = spec.get_config()
+        >>> data["key"], data["restarts"], data["config"]["steps"], data["settings"]
+        ('pgd20_ce_r3', 3, 20, {'epsilon': None, 'seed': 0})
+        """
+        data = {"key": self.key, "name": self.name, "attack": self.attack,
+                "family": self.family, "loss": self.loss, "steps": self.steps,
+                "restarts": self.restarts}
+        if self.config is None:
+            return {**data, "config": dict(self.settings)}
+        return {**data, "config": self.config.get_config(), "settings": dict(self.settings)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "AttackSpec":
+        """Rebuilds a spec from `get_config()`'s dict (extra entries, such as a
+        report's accuracy, are ignored).
+
+        Args:
+            config: the dict `get_config` returned, or an attack entry of a
+                report (with "key" added).
+
+        Returns:
+            The `AttackSpec`; its `run` calls the same public attack with the
+            same settings (a spec made by hand, with no `attack`, cannot run).
+
+        Example:
+
+        >>> spec = build_suite("summary", 8 / 255).attacks[4]
+        >>> AttackSpec.from_config(spec.get_config()).get_config() == spec.get_config()
+        True
+        """
+        config = dict(config)
+        attack_config = None
+        settings = config["config"]
+        if "settings" in config:
+            attack_config, settings = AttackConfig.from_config(settings), config["settings"]
+        if config.get("attack") is None:
+            return cls(config["key"], config["name"], _cannot_run(config["key"]),
+                       config["family"], config["loss"], config["steps"], attack_config,
+                       settings=dict(settings))
+        return attack_spec(config["key"], config["name"], config["family"], config["loss"],
+                           config["steps"], config["attack"], attack_config, **settings)
+
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
@@ -164,6 +221,72 @@ def _attack(function: str, **kwargs: Any) -> Callable[[Any, Any, Any], Any]:
     return run
 
 
+def _cannot_run(key: str) -> Callable[[Any, Any, Any], Any]:
+    """The `run` of a spec that names no public attack (read back, not rebuilt)."""
+
+    def run(model, x, y):
+        raise ValueError(f"The attack {key!r} names no public attack to rerun: it was read "
+                         "from a report written before reports stored their attacks' specs, "
+                         "or made by hand.")
+
+    return run
+
+
+# The keys the report gave its PGD attacks before it stored their specs.
+_OLD_PGD_KEY = re.compile(r"^pgd(\d+)_([a-z]+)(?:_r(\d+))?$")
+
+
+def _old_entry_spec(key: str, entry: dict) -> AttackSpec:
+    """The spec of an attack entry written before reports stored specs (or made by hand).
+
+    The one reader of attack keys: the entry's "family", "loss" and "steps"
+    when it has them, else the key ("fgsm", "pgd<steps>_<loss>[_r<restarts>]");
+    the restarts come from the key. A key it cannot read gives a spec of
+    family None (the checks leave it out).
+    """
+    match = _OLD_PGD_KEY.match(key)
+    restarts = int(match.group(3)) if match and match.group(3) else 1
+    if "family" in entry:
+        family, loss, steps = entry["family"], entry.get("loss"), entry.get("steps")
+    elif key == "fgsm":
+        family, loss, steps = "single_step", "ce", 1
+    elif match:
+        family, loss, steps = "pgd", match.group(2), int(match.group(1))
+    else:
+        family, loss, steps = None, None, None
+    settings = {"restarts": restarts} if restarts > 1 else {}
+    return AttackSpec(key, entry.get("name", key), _cannot_run(key), family, loss, steps,
+                      settings=settings)
+
+
+def entry_spec(key: str, entry: dict) -> AttackSpec:
+    """The `AttackSpec` of one attack entry of a report's results (or report.json).
+
+    Args:
+        key: the attack's key in the results.
+        entry: its entry: written by the report ("name", "accuracy",
+            "attack", "family", "loss", "steps", "restarts", "config", ...),
+            by an older version (without "restarts" and "config": read from
+            its fields and key) or by hand ({"name", "accuracy"}).
+
+    Returns:
+        The spec, rebuilt from the entry's spec data when it has them.
+
+    Example:
+
+    >>> entry = {"name": "PGD-20 (CE) x3 restarts", "accuracy": 0.4}
+    >>> spec = entry_spec("pgd20_ce_r3", entry)  # a key-only entry, as old reports wrote
+    >>> spec.family, spec.loss, spec.steps, spec.restarts
+    ('pgd', 'ce', 20, 3)
+    >>> new = build_suite("quick", 8 / 255).attacks[5]
+    >>> entry_spec(new.key, {**new.get_config(), "accuracy": 0.4}).restarts
+    3
+    """
+    if "config" in entry and "restarts" in entry:
+        return AttackSpec.from_config({**entry, "key": key})
+    return _old_entry_spec(key, entry)
+
+
 def attack_spec(key: str, name: str, family: str, loss: str, steps: int, attack: str,
                 config: AttackConfig | None = None, /, **settings: Any) -> AttackSpec:
     """The one way the report builds an `AttackSpec`: a public attack called by keyword.
@@ -203,7 +326,7 @@ def attack_spec(key: str, name: str, family: str, loss: str, steps: int, attack:
 
 
 def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1,
-             norm: str = "linf", key: str | None = None, model_name: str = "") -> AttackSpec:
+             norm: str = "linf", key: str | None = None) -> AttackSpec:
     """A PGD attack with step eps/4 and a random start, in the L-inf or the L2 ball.
 
     Args:
@@ -213,7 +336,6 @@ def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1,
         restarts: random restarts.
         norm: "linf" or "l2".
         key: the key in the results (default "pgd<steps>_<loss>[_r<restarts>]").
-        model_name: what the printed name ends with (" from surrogate").
 
     Returns:
         An `AttackSpec` of family "pgd" seeded with 0.
@@ -226,10 +348,31 @@ def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1,
     """
     key = key or f"pgd{steps}_{loss}" + (f"_r{restarts}" if restarts > 1 else "")
     name = (f"{'L2 ' if norm == 'l2' else ''}PGD-{steps} ({loss.upper()})"
-            + (f" x{restarts} restarts" if restarts > 1 else "") + model_name)
+            + (f" x{restarts} restarts" if restarts > 1 else ""))
     config = AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon / 4, steps=steps,
                           loss=loss, restarts=restarts)
     return attack_spec(key, name, "pgd", loss, steps, "pgd", config, epsilon=None, seed=0)
+
+
+def transfer_spec(epsilon: float, norm: str = "linf") -> AttackSpec:
+    """The report's transfer attack: PGD-20 (CE, step eps/4, seed 0), run on a surrogate.
+
+    Args:
+        epsilon: the budget on the [0, 1] scale.
+        norm: "linf" or "l2".
+
+    Returns:
+        An `AttackSpec` of family "transfer"; the report calls its `run` with
+        the surrogate and classifies the images it returns with the model.
+
+    Example:
+
+    >>> spec = transfer_spec(8 / 255)
+    >>> spec.key, spec.family, spec.attack, spec.config.steps
+    ('transfer', 'transfer', 'pgd', 20)
+    """
+    return dataclasses.replace(pgd_spec(epsilon, 20, "ce", norm=norm, key="transfer"),
+                               name="Transfer PGD-20 (CE) from surrogate", family="transfer")
 
 
 def _fgsm(epsilon: float, norm: str) -> AttackSpec:
