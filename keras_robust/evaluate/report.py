@@ -70,7 +70,10 @@ class RobustnessReport:
     Properties: `clean_accuracy`, `robust_accuracy` (the lowest accuracy of
     the attacks and AutoAttack; the transfer attack and
     the curves do not count), `worst_attack` (the name of the attack that
-    reached it), `passed` (a check was measured and none FAILed) and
+    reached it), `worst_case` (the same as {"attack": key, "name",
+    "accuracy"}), `robust_to_all` (the images robust to every attack at once,
+    from the per-image masks), `specs` (each attack's `AttackSpec`, rebuilt
+    from its entry), `passed` (a check was measured and none FAILed) and
     `checks_status` ("passed", "FAILED" or "not checked": a SKIPPED check
     measured nothing, so a report whose checks were all skipped does not pass).
     `summary()` names the worst attack and warns when no margin-loss attack
@@ -88,8 +91,10 @@ class RobustnessReport:
     (0.48, True, 0.55)
     >>> print(report.summary().splitlines()[0])
     cnn: clean 80.0%, worst case 48.0% (PGD-20 (CE)) at eps 8.0/255 on 100 images (custom suite)
-    >>> report.worst_attack
-    'PGD-20 (CE)'
+    >>> report.worst_attack, report.worst_case["attack"]
+    ('PGD-20 (CE)', 'pgd20_ce')
+    >>> report.specs["pgd20_ce"].family, report.specs["pgd20_ce"].steps
+    ('pgd', 20)
     >>> print(report.summary().splitlines()[-1])
     WARNING: no margin-loss attack ran (add pgd20_cw or autoattack): the cross-entropy figures
     are unchecked and may overstate robustness
@@ -674,6 +679,15 @@ class _Runner:
                 "apgd_only": apgd_only, "square_alone": square_alone,
                 "components": components, **masks}
 
+    def known_or_measured(self, spec: AttackSpec, known: dict, title: str) -> float:
+        """The accuracy under `spec`: that of an entry of `known` (the report's attacks)
+        that ran the same attack with the same settings, else measured."""
+        fields = _spec_fields(spec)
+        for entry in known.values():
+            if all(entry.get(k) == v for k, v in fields.items()):
+                return entry["accuracy"]
+        return self.accuracy_under(spec.run, title)[0]
+
     def epsilon_curve(self, epsilon, factors, steps, known) -> list[dict]:
         curve = []
         for factor in factors:
@@ -681,12 +695,8 @@ class _Runner:
             # diameter sqrt(d).
             cap = 1.0 if self.norm == "linf" else float(np.sqrt(self.x[0].size))
             eps = min(cap, epsilon * factor)
-            key = f"pgd{steps}_ce"
-            if factor == 1.0 and key in known:
-                accuracy = known[key]["accuracy"]
-            else:
-                accuracy, _ = self.accuracy_under(pgd_spec(eps, steps, norm=self.norm).run,
-                                                  f"PGD-{steps} at eps x{factor:g}")
+            accuracy = self.known_or_measured(pgd_spec(eps, steps, norm=self.norm), known,
+                                              f"PGD-{steps} at eps x{factor:g}")
             curve.append({"epsilon": eps, "accuracy": accuracy, "steps": steps})
             self.log.line(f"PGD-{steps} at eps {_budget({'epsilon': eps, 'norm': self.norm})}: "
                           f"{100 * accuracy:.1f}%")
@@ -695,12 +705,8 @@ class _Runner:
     def steps_curve(self, epsilon, step_counts, known) -> list[dict]:
         curve = []
         for steps in step_counts:
-            key = f"pgd{steps}_ce"
-            if key in known:
-                accuracy = known[key]["accuracy"]
-            else:
-                accuracy, _ = self.accuracy_under(pgd_spec(epsilon, steps, norm=self.norm).run,
-                                                  f"PGD-{steps}")
+            accuracy = self.known_or_measured(pgd_spec(epsilon, steps, norm=self.norm), known,
+                                              f"PGD-{steps}")
             curve.append({"steps": steps, "accuracy": accuracy})
             self.log.line(f"PGD-{steps} (CE): {100 * accuracy:.1f}%")
         return curve
