@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import keras_robust as kr
 from keras_robust.evaluate import checks
-from tests.helpers import assert_in_ball, linear_model, run_example
+from tests.helpers import assert_in_ball, linear_model, mlp, run_example
 
 WHITE_BOX = ["fgsm", "pgd7_ce", "pgd20_ce", "pgd7_cw", "pgd20_cw", "pgd20_ce_r5", "curves"]
 
@@ -294,12 +294,8 @@ def _recorded_cascade(monkeypatch, suite):
 @pytest.mark.parametrize("norm,epsilon", [("linf", 8 / 255), ("l2", 0.5)])
 def test_the_standard_cascade_is_autoattacks_standard_version(monkeypatch, norm, epsilon):
     suite = kr.evaluate.suites.build_suite("standard", epsilon, norm=norm)
-    l2_square = kr.evaluate.suites.square_has_norm()
     calls = _recorded_cascade(monkeypatch, suite)
     expected = _AUTOATTACK_STANDARD
-    if norm == "l2" and not l2_square:
-        expected = expected[:3]  # no L2 Square yet: the settings line says so
-        assert "no Square" in suite.settings
     assert [f for f, _ in calls] == [f for f, _ in expected]
     for (function, kwargs), (_, settings) in zip(calls, expected):
         assert {k: kwargs[k] for k in settings} == settings, function
@@ -627,3 +623,132 @@ def test_the_report_turns_every_accuracy_back_into_its_exact_image_count():
     low, high = _wilson_numpy(29, 100, 1.959963984540054)
     cited = f"(29/100, 95% CI {100 * low:.1f}-{100 * high:.1f}%)"
     assert cited in kr.evaluate.RobustnessReport(results, []).summary()
+
+
+def _summary_case():
+    """A random 4-class MLP (nonlinear, so the random starts matter) and 120 images."""
+    keras.utils.set_random_seed(0)
+    model = mlp(num_classes=4, width=16)
+    return (model,) + _data(model)
+
+
+def test_the_summary_suite_gives_the_figures_of_direct_calls_of_its_documented_attacks():
+    """attacks="summary" is FGSM, PGD-10/20 (CE, step eps/4, seed 0), PGD-20 (CW) and APGD-T
+    (DLR, 3 targets x 20, seed 0), each on every image in one batch as a direct call is."""
+    model, x, y = _summary_case()
+    eps = 3 / 255
+    report = kr.evaluate.robustness_report(model, (x, y), epsilon=eps, attacks="summary",
+                                           progress=False)
+    direct = {
+        "fgsm": kr.attacks.fgsm(model, x, y, eps),
+        "pgd10": kr.attacks.pgd(model, x, y, eps, eps / 4, 10, seed=0),
+        "pgd20": kr.attacks.pgd(model, x, y, eps, eps / 4, 20, seed=0),
+        "cw20": kr.attacks.pgd(model, x, y, eps, eps / 4, 20, loss="cw", seed=0),
+        "apgd_t": kr.attacks.apgd_targeted(model, x, y, eps, steps=20, num_targets=3, seed=0),
+    }
+    correct = np.argmax(model.predict(x, verbose=0), -1) == y
+    masks = {k: correct & (np.argmax(model.predict(np.asarray(v), verbose=0), -1) == y)
+             for k, v in direct.items()}
+    entries = report.results["attacks"]
+    assert list(entries) == list(direct)
+    for key, mask in masks.items():
+        np.testing.assert_array_equal(checks.decode_mask(entries[key]["robust_mask"]), mask,
+                                      err_msg=key)
+        assert report.accuracy(key) == mask.mean(), key
+    assert len({report.accuracy(k) for k in direct}) > 2  # the figures tell attacks apart
+    # No cascade and no curves; the worst case and check 5 (the strongest CE-PGD against the
+    # strongest margin-loss attack, paired) are the summary's.
+    assert report.results["autoattack"] is None and report.results["epsilon_curve"] == []
+    worst = min(direct, key=lambda k: masks[k].mean())
+    assert report.worst_case == {"attack": worst, "name": entries[worst]["name"],
+                                 "accuracy": masks[worst].mean()}
+    assert report.robust_to_all == np.logical_and.reduce(list(masks.values())).mean()
+    ce = min(("pgd10", "pgd20"), key=lambda k: masks[k].mean())
+    margin = min(("cw20", "apgd_t"), key=lambda k: masks[k].mean())
+    expected = kr.evaluate.ce_margin_agreement(
+        masks[ce].mean(), masks[margin].mean(), entries[ce]["name"], entries[margin]["name"],
+        b=int((masks[ce] & ~masks[margin]).sum()), c=int((~masks[ce] & masks[margin]).sum()))
+    found = {c.name: c for c in report.checks}[kr.evaluate.CE_MARGIN_CHECK]
+    assert found == expected
+    assert report.summary().splitlines()[0].startswith(
+        f"{model.name}: clean {100 * correct.mean():.1f}%, worst case "
+        f"{100 * masks[worst].mean():.1f}% ({entries[worst]['name']})")
+
+
+def test_the_report_defaults_to_the_norms_budget():
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model, n=8)
+    for norm, eps in (("linf", 8 / 255), ("l2", 0.5)):
+        report = kr.evaluate.robustness_report(model, (x, y), norm=norm, attacks=["fgsm"],
+                                               progress=False)
+        assert report.results["epsilon"] == eps, norm
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def test_a_report_json_written_before_attack_specs_were_stored_loads_as_it_was_judged():
+    """tests/fixtures/report_without_specs.json: a report saved by the version whose entries
+    held family, loss and steps but neither restarts nor config (the restarts were in the
+    key, "pgd20_ce_r5"). It loads, its specs are read from the fields and keys, and the
+    checks judge it as they did when it was saved."""
+    path = os.path.join(FIXTURES, "report_without_specs.json")
+    with open(path) as f:
+        saved = json.load(f)
+    assert all("restarts" not in e and "config" not in e for e in saved["attacks"].values())
+    report = kr.evaluate.RobustnessReport.load(path)
+    assert [c.to_dict() for c in report.checks] == saved["checks"]
+    specs = report.specs
+    assert (specs["pgd20_ce_r5"].family, specs["pgd20_ce_r5"].restarts) == ("pgd", 5)
+    assert (specs["fgsm"].family, specs["pgd7_ce"].steps, specs["pgd20_cw"].loss) == (
+        "single_step", 7, "cw")
+    with pytest.raises(ValueError, match="names no public attack to rerun"):
+        specs["pgd7_ce"].run(None, None, None)
+
+
+def test_report_json_entries_carry_their_spec_and_the_checks_read_it_not_the_key(tmp_path):
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model, n=24)
+    report = kr.evaluate.robustness_report(
+        _masked(model), (x, y), epsilon=16 / 255, attacks=["fgsm", "pgd7_ce", "pgd20_cw",
+                                                           "pgd20_ce_r5"],
+        output_dir=str(tmp_path), progress=False)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    suite = {s.key: s for s in kr.evaluate.build_suite("standard", 16 / 255).attacks}
+    for key, entry in saved["attacks"].items():
+        expected = suite[key].get_config()
+        assert {k: entry[k] for k in expected if k != "key"} == {
+            k: v for k, v in expected.items() if k != "key"}, key
+    restarted = saved["attacks"]["pgd20_ce_r5"]
+    assert restarted["restarts"] == 5 and restarted["config"]["restarts"] == 5
+    assert restarted["attack"] == "pgd" and restarted["settings"] == {"epsilon": None, "seed": 0}
+    # Loading rebuilds each spec: the same settings, and a run that gives the same images.
+    loaded = kr.evaluate.RobustnessReport.load(str(tmp_path))
+    rebuilt = loaded.specs["pgd20_ce_r5"]
+    assert rebuilt.config == suite["pgd20_ce_r5"].config
+    np.testing.assert_array_equal(rebuilt.run(model, x[:4], y[:4]),
+                                  suite["pgd20_ce_r5"].run(model, x[:4], y[:4]))
+    # Under keys that say nothing, the stored specs still tell the checks what each attack is:
+    # read as a key-only entry, "attack_3" (PGD-20 x5) would count as one restart and make a
+    # steps pair with PGD-7, where there is none (no PGD-20 with one restart ran).
+    renamed = dict(saved, attacks={f"attack_{i}": entry
+                                   for i, entry in enumerate(saved["attacks"].values())})
+    assert kr.evaluate.RobustnessReport(renamed, []).specs["attack_3"].restarts == 5
+    statuses = [c.to_dict() for c in report.checks]
+    renamed_checks = [c.to_dict() for c in checks.run_checks(renamed)]
+    assert [c["status"] for c in renamed_checks] == [c["status"] for c in statuses]
+    assert [c["detail"] for c in renamed_checks] == [c["detail"] for c in statuses]
+    assert statuses[3]["status"] == "SKIPPED" and statuses[4]["status"] != "SKIPPED"
+
+
+@pytest.mark.parametrize("name", kr.evaluate.SUITES)
+def test_every_suite_spec_round_trips_through_json(name):
+    suite = kr.evaluate.build_suite(name, 0.5, "l2")
+    for spec in suite.attacks + suite.cascade + (kr.evaluate.suites.transfer_spec(0.5, "l2"),):
+        data = json.loads(json.dumps(spec.get_config()))
+        rebuilt = kr.evaluate.AttackSpec.from_config(data)
+        assert rebuilt.get_config() == spec.get_config(), spec.key
+        assert (rebuilt.config, rebuilt.settings, rebuilt.restarts) == (
+            spec.config, spec.settings, spec.restarts), spec.key
+        if spec.config is None:
+            assert data["config"] == spec.settings and "settings" not in data

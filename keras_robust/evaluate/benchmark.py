@@ -436,29 +436,8 @@ def perturbation_benchmark(
     >>> print(result.to_markdown().splitlines()[0])
     # M-TLAT perturbation benchmark
     """
-    if not isinstance(models, Mapping) or not models:
-        raise ValueError("`models` must be a non-empty dict of name -> model.")
-    names = [str(name) for name in models]
-    if reference is not None and reference not in models:
-        raise ValueError(
-            f"`reference` {reference!r} is not one of the models {names}; pass the name of the "
-            "standard model, or reference=None."
-        )
-    unknown = [key for key in attacks if key not in ATTACKS]
-    if unknown:
-        raise ValueError(f"Unknown attack(s) {unknown}. Expected keys of {sorted(ATTACKS)}.")
-    attack_keys = [key for key in attacks
-                   if surrogate is not None or not ATTACKS[key].black_box]
-    images = np.asarray(images_uint8)
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(
-            f"`images_uint8` must be uint8 images [N, H, W, C] (0..255), got dtype "
-            f"{images.dtype} and shape {images.shape}."
-        )
-    y = np.asarray(labels)
-    y = (y.argmax(-1) if y.ndim == 2 and y.shape[-1] > 1 else y.reshape(-1)).astype(np.int32)
-    if len(y) != len(images):
-        raise ValueError(f"Got {len(images)} images but {len(y)} labels.")
+    names, attack_keys, images, y = _checked_inputs(models, images_uint8, labels, surrogate,
+                                                    reference, attacks)
     log = functools.partial(_log, progress)
     x = images.astype(np.float32) / np.float32(255.0)
     severities = [int(s) for s in severities]
@@ -486,15 +465,10 @@ def perturbation_benchmark(
         start = time.time()
         clean[name] = accuracy(model, x, y, batch_size)
         log(f"{name}: clean {100 * clean[name]:.1f}% on {len(x)} images")
-        accuracies[name], per_severity[name] = {}, {}
-        if corruptions:
-            predict = functools.partial(predict_logits, model, batch_size=batch_size)
-            table = corruption_accuracy(predict, images, y, names=corruptions,
-                                        severities=severities, seed=seed,
-                                        batch_size=batch_size, progress=progress)
-            for corruption in corruptions:
-                per_severity[name][corruption] = {s: table[(corruption, s)] for s in severities}
-                accuracies[name][corruption] = _mean(list(per_severity[name][corruption].values()))
+        per_severity[name] = _corruption_table(model, images, y, corruptions, severities, seed,
+                                               batch_size, progress)
+        accuracies[name] = {corruption: _mean(list(table.values()))
+                            for corruption, table in per_severity[name].items()}
         for key in attack_keys:
             tic = time.time()
             spec = ATTACKS[key]
@@ -517,6 +491,47 @@ def perturbation_benchmark(
         result.save(output_dir)
         log(f"wrote {output_dir}/benchmark.json, benchmark.md and plots")
     return result
+
+
+def _checked_inputs(models, images_uint8, labels, surrogate, reference,
+                    attacks) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """`perturbation_benchmark`'s refusals: (model names, attack keys it runs, images, labels)."""
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError("`models` must be a non-empty dict of name -> model.")
+    names = [str(name) for name in models]
+    if reference is not None and reference not in models:
+        raise ValueError(
+            f"`reference` {reference!r} is not one of the models {names}; pass the name of the "
+            "standard model, or reference=None."
+        )
+    unknown = [key for key in attacks if key not in ATTACKS]
+    if unknown:
+        raise ValueError(f"Unknown attack(s) {unknown}. Expected keys of {sorted(ATTACKS)}.")
+    attack_keys = [key for key in attacks
+                   if surrogate is not None or not ATTACKS[key].black_box]
+    images = np.asarray(images_uint8)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(
+            f"`images_uint8` must be uint8 images [N, H, W, C] (0..255), got dtype "
+            f"{images.dtype} and shape {images.shape}."
+        )
+    y = np.asarray(labels)
+    y = (y.argmax(-1) if y.ndim == 2 and y.shape[-1] > 1 else y.reshape(-1)).astype(np.int32)
+    if len(y) != len(images):
+        raise ValueError(f"Got {len(images)} images but {len(y)} labels.")
+    return names, attack_keys, images, y
+
+
+def _corruption_table(model, images, y, corruptions, severities, seed, batch_size,
+                      progress) -> dict[str, dict[int, float]]:
+    """Accuracy of `model` per corruption and severity ({} without corruptions)."""
+    if not corruptions:
+        return {}
+    predict = functools.partial(predict_logits, model, batch_size=batch_size)
+    table = corruption_accuracy(predict, images, y, names=corruptions, severities=severities,
+                                seed=seed, batch_size=batch_size, progress=progress)
+    return {corruption: {s: table[(corruption, s)] for s in severities}
+            for corruption in corruptions}
 
 
 def _craft(model: Any, x: np.ndarray, y: np.ndarray, attack: Attack, batch_size: int) -> np.ndarray:

@@ -36,13 +36,13 @@ and say so.
 from __future__ import annotations
 
 import dataclasses
-import re
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from keras_robust._validation import check_fraction
 from keras_robust.evaluate.stats import mcnemar_p_value
+from keras_robust.evaluate.suites import entry_spec
 
 TOLERANCE = 0.02
 AGREEMENT = 0.05
@@ -53,6 +53,8 @@ MASKED_ABSOLUTE = 0.08
 ALPHA = 0.05
 
 ROBUST_MASK = "robust_mask"
+# The losses of the margin-loss attacks check 5 holds against cross-entropy.
+MARGIN_LOSSES = ("cw", "dlr")
 _UNPAIRED = " [unpaired: no per-image masks (b, c), the two figures alone decide]"
 
 
@@ -303,36 +305,173 @@ def ce_margin_agreement(ce_accuracy: float, margin_accuracy: float,
                  {ce_name: ce_accuracy, margin_name: margin_accuracy, **_pair_values(paired)})
 
 
-class _AttackInfo(NamedTuple):
-    family: str | None
-    loss: str | None
-    steps: int | None
-    restarts: int
+@dataclasses.dataclass(frozen=True)
+class _Measured:
+    """What the checks read from a report's results: each attack's accuracy, name,
+    entry and `AttackSpec` by key (in the results' order), and the results."""
+
+    results: dict
+    entries: dict
+    accuracy: dict
+    names: dict
+    specs: dict
+
+    @classmethod
+    def of(cls, results: dict, specs: Sequence[Any] | None) -> "_Measured":
+        entries = results.get("attacks", {})
+        by_key = {spec.key: spec for spec in specs or ()}
+        return cls(results, entries,
+                   {key: value["accuracy"] for key, value in entries.items()},
+                   {key: value["name"] for key, value in entries.items()},
+                   {key: by_key.get(key) or entry_spec(key, entry)
+                    for key, entry in entries.items()})
+
+    def best(self, keys) -> str | None:
+        """The key of the lowest accuracy among `keys` (the first on a tie), or None."""
+        keys = list(keys)
+        return min(keys, key=lambda k: self.accuracy[k]) if keys else None
+
+    def pgd(self, loss: str | None = None, restarts: int | None = None) -> list[str]:
+        """The PGD attacks (of `loss`; with `restarts`, or with any), in the results' order."""
+        return [k for k, s in self.specs.items() if s.family == "pgd"
+                and (loss is None or s.loss == loss)
+                and (restarts is None or s.restarts == restarts)]
+
+    @property
+    def strongest_pgd(self) -> str | None:
+        return self.best(self.pgd())
+
+    @property
+    def fgsm(self) -> str | None:
+        return next((k for k, s in self.specs.items() if s.family == "single_step"), None)
+
+    @property
+    def autoattack(self) -> dict | None:
+        return self.results.get("autoattack")
 
 
-_LEGACY_KEY = re.compile(r"^pgd(\d+)_([a-z]+)(?:_r(\d+))?$")
+def _iterative_beats_single_step(m: _Measured) -> Check:
+    """1. Iterative attacks are at least as strong as single-step ones."""
+    name = "iterative attacks beat single-step ones"
+    by_steps = {s.steps: k for k, s in reversed(m.specs.items())
+                if k in m.pgd("ce", restarts=1) and s.steps in (20, 10, 7)}
+    multi = m.best(by_steps[s] for s in (20, 10, 7) if s in by_steps)
+    fgsm = m.fgsm
+    if not (fgsm and multi):
+        return _skipped(name, "needs FGSM and an iterative PGD")
+    return _ordered(name, m.names[multi], m.accuracy[multi], "FGSM", m.accuracy[fgsm],
+                    TOLERANCE, "a one-step attack beats an iterative one",
+                    _paired(m.entries[multi], m.entries[fgsm]))
 
 
-def _attack_info(key: str, entry: dict, spec: Any = None) -> _AttackInfo:
-    """Family, loss, steps and restarts of one attack of the results.
+def _white_box_beats_transfer(m: _Measured) -> Check:
+    """2. White-box attacks are at least as strong as transfer attacks."""
+    name = "white-box attacks beat transfer attacks"
+    transfer, strongest = m.results.get("transfer"), m.strongest_pgd
+    if not (transfer and strongest):
+        return _skipped(name, "no surrogate model given")
+    return _ordered(name, m.names[strongest], m.accuracy[strongest], "transfer",
+                    transfer["accuracy"], TOLERANCE,
+                    "examples crafted on another model do better than gradients of this one")
 
-    From its `AttackSpec` when the report passes the suite's specs; else
-    from the entry's "family", "loss" and "steps" (written by the report)
-    with the restarts of the suite's key ("pgd20_ce_r3"); else, for results
-    made by hand or by an old version, from the key alone ("fgsm",
-    "pgd<steps>_<loss>[_r<restarts>]").
-    """
-    if spec is not None:
-        return _AttackInfo(spec.family, spec.loss, spec.steps, spec.restarts)
-    match = _LEGACY_KEY.match(key)
-    restarts = int(match.group(3)) if match and match.group(3) else 1
-    if "family" in entry:
-        return _AttackInfo(entry["family"], entry.get("loss"), entry.get("steps"), restarts)
-    if key == "fgsm":
-        return _AttackInfo("single_step", "ce", 1, 1)
-    if match:
-        return _AttackInfo("pgd", match.group(2), int(match.group(1)), restarts)
-    return _AttackInfo(None, None, None, 1)
+
+def _near_zero_at_a_large_budget(m: _Measured) -> Check:
+    """3. Accuracy falls to ~0 as the budget grows."""
+    name = "accuracy falls to ~0 at a large budget"
+    curve = m.results.get("epsilon_curve") or []
+    if not curve:
+        return _skipped(name, "no accuracy-vs-epsilon curve")
+    largest = max(curve, key=lambda p: p["epsilon"])
+    ok = largest["accuracy"] <= NEAR_ZERO
+    budget = (f"{largest['epsilon']:.3g} (L2)" if m.results.get("norm") == "l2"
+              else f"{largest['epsilon'] * 255:.0f}/255")
+    detail = (f"PGD at eps {budget}: {_pct(largest['accuracy'])} "
+              f"{'<=' if ok else '>'} {_pct(NEAR_ZERO)}"
+              + ("" if ok else ": an unbounded-looking budget should break any classifier"))
+    return Check(name, "PASS" if ok else "FAIL", detail,
+                 {"epsilon": largest["epsilon"], "accuracy": largest["accuracy"]})
+
+
+def _more_steps_and_restarts(measured: _Measured) -> Check:
+    """4. More steps or restarts never raise accuracy."""
+    name = "more steps and restarts never help the model"
+    attacks, names, specs = measured.accuracy, measured.names, measured.specs
+    steps_ce = sorted((specs[k].steps, k) for k in measured.pgd("ce", restarts=1))
+    pairs = [(more, fewer) for (_, fewer), (_, more) in zip(steps_ce, steps_ce[1:])]
+    for key in (k for k in measured.pgd() if specs[k].restarts > 1):
+        base = [k for k in measured.pgd(specs[key].loss, restarts=1)
+                if specs[k].steps == specs[key].steps]
+        if base:
+            pairs.append((key, base[0]))
+    if not pairs:
+        return _skipped(name, "needs PGD with several step counts or restarts")
+    failures = [(m, f) for m, f in pairs if attacks[m] > attacks[f] + TOLERANCE]
+    detail = "; ".join(
+        f"{names[m]} {_pct(attacks[m])} vs {names[f]} {_pct(attacks[f])}" for m, f in pairs
+    )
+    if failures:
+        detail += ": stronger attacks found fewer adversarial examples"
+    return Check(name, "FAIL" if failures else "PASS", detail,
+                 {k: attacks[k] for pair in pairs for k in pair})
+
+
+def _ce_agrees_with_margin_loss(m: _Measured) -> Check:
+    """5. Cross-entropy attacks find (nearly) the worst case that margin-loss attacks
+    find: PGD with the CW loss, APGD-T with the DLR loss, and the AutoAttack cascade
+    whose targeted DLR stage is a margin loss."""
+    ce = m.best(m.pgd("ce", restarts=1))
+    cw = m.best(k for k, s in m.specs.items() if s.loss in MARGIN_LOSSES and s.restarts == 1)
+    margin = [(m.names[cw], m.accuracy[cw], m.entries[cw])] if cw else []
+    if m.autoattack:
+        margin.append(("AutoAttack", m.autoattack["accuracy"], m.autoattack))
+    if not (ce and margin):
+        return _skipped(CE_MARGIN_CHECK, "needs PGD with CE loss and a margin-loss attack "
+                                         "(PGD with CW loss or the AutoAttack cascade)")
+    margin_name, margin_accuracy, margin_entry = min(margin, key=lambda item: item[1])
+    paired = _paired(m.entries[ce], margin_entry)
+    counts = {"b": paired[0], "c": paired[1]} if paired else {}
+    return ce_margin_agreement(m.accuracy[ce], margin_accuracy, m.names[ce], margin_name,
+                               **counts)
+
+
+def _pgd_agrees_with_autoattack(m: _Measured) -> Check:
+    """6. PGD and the AutoAttack cascade agree."""
+    name = "PGD and AutoAttack agree"
+    auto, strongest = m.autoattack, m.strongest_pgd
+    if not (auto and strongest):
+        return _skipped(name, "needs PGD and the AutoAttack cascade")
+    return _agree(name, m.names[strongest], m.accuracy[strongest], "AutoAttack",
+                  auto["accuracy"], "PGD overestimates robustness; report the AutoAttack figure",
+                  _paired(m.entries[strongest], auto))
+
+
+def _gradient_free_does_not_win(m: _Measured) -> Check:
+    """7. A gradient-free attack does not beat the gradient-based ones."""
+    name = "gradient-free attack does not beat gradient attacks"
+    auto = m.autoattack or {}
+    square = auto.get("square_alone")
+    gradient = [(m.accuracy[k], m.entries[k], ROBUST_MASK) for k in m.accuracy if k != m.fgsm]
+    if m.autoattack and "apgd_only" in auto:
+        gradient.append((auto["apgd_only"], auto, "apgd_" + ROBUST_MASK))
+    if square is None or not gradient:
+        return _skipped(name, "needs Square run alone and gradient attacks")
+    best_gradient, entry, mask = min(gradient, key=lambda item: item[0])
+    return _ordered(name, "best gradient attack", best_gradient, "Square alone", square,
+                    AGREEMENT, "a score-based attack without gradients does better: gradients "
+                    "are masked", _paired(entry, auto, mask, "square_" + ROBUST_MASK))
+
+
+# The gradient-masking checks, in the order `run_checks` returns them; each reads the
+# measured attacks and returns one `Check` (SKIPPED when the report lacks its inputs).
+MASKING_CHECKS = (
+    _iterative_beats_single_step,
+    _white_box_beats_transfer,
+    _near_zero_at_a_large_budget,
+    _more_steps_and_restarts,
+    _ce_agrees_with_margin_loss,
+    _pgd_agrees_with_autoattack,
+    _gradient_free_does_not_win,
+)
 
 
 def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> list[Check]:
@@ -346,10 +485,12 @@ def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> l
             "steps_curve" (lists of points). Masks (`encode_mask`) pair the
             checks that compare two attacks; without them those checks use
             the unpaired rule and say so.
-        specs: the `AttackSpec`s that produced "attacks" (the report passes
-            its suite's): the checks read each attack's family, loss, steps
-            and restarts from them. Without them (a report loaded from JSON,
-            results made by hand) they come from the entries and their keys.
+        specs: the `AttackSpec`s that produced "attacks": the checks read
+            each attack's family, loss, steps and restarts from them. Without
+            them the entries' specs are read back
+            (`keras_robust.evaluate.suites.entry_spec`: the report stores
+            each attack's spec in its entry; for results written before it
+            did, or made by hand, from their fields and keys).
 
     Returns:
         The eight `Check`s, in a fixed order: iterative vs single-step,
@@ -375,142 +516,15 @@ def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> l
     >>> checks[1].status
     'SKIPPED'
     """
-    entries = results.get("attacks", {})
-    attacks = {key: value["accuracy"] for key, value in entries.items()}
-    names = {key: value["name"] for key, value in results.get("attacks", {}).items()}
-    by_key = {spec.key: spec for spec in specs or ()}
-    info = {key: _attack_info(key, entry, by_key.get(key)) for key, entry in entries.items()}
-    checks: list[Check] = []
-
-    def best(keys):
-        keys = list(keys)
-        return min(keys, key=lambda k: attacks[k]) if keys else None
-
-    def pgd(loss=None, restarts=None):
-        """The PGD attacks (of `loss`; with `restarts`, or with any), in the results' order."""
-        return [k for k, i in info.items() if i.family == "pgd"
-                and (loss is None or i.loss == loss)
-                and (restarts is None or i.restarts == restarts)]
-
-    pgd_keys = sorted(pgd(), key=lambda k: attacks[k])
-    strongest_pgd = pgd_keys[0] if pgd_keys else None
-    single_step = [k for k, i in info.items() if i.family == "single_step"]
-    fgsm = single_step[0] if single_step else None
-
-    # 1. Iterative attacks are at least as strong as single-step ones.
-    name = "iterative attacks beat single-step ones"
-    by_steps = {i.steps: k for k, i in reversed(info.items())
-                if k in pgd("ce", restarts=1) and i.steps in (20, 10, 7)}
-    multi = best(by_steps[s] for s in (20, 10, 7) if s in by_steps)
-    if fgsm and multi:
-        checks.append(_ordered(name, names[multi], attacks[multi], "FGSM", attacks[fgsm],
-                               TOLERANCE, "a one-step attack beats an iterative one",
-                               _paired(entries[multi], entries[fgsm])))
-    else:
-        checks.append(_skipped(name, "needs FGSM and an iterative PGD"))
-
-    # 2. White-box attacks are at least as strong as transfer attacks.
-    name = "white-box attacks beat transfer attacks"
-    transfer = results.get("transfer")
-    if transfer and strongest_pgd:
-        checks.append(_ordered(name, names[strongest_pgd], attacks[strongest_pgd],
-                               "transfer", transfer["accuracy"], TOLERANCE,
-                               "examples crafted on another model do better than gradients of "
-                               "this one"))
-    else:
-        checks.append(_skipped(name, "no surrogate model given"))
-
-    # 3. Accuracy falls to ~0 as the budget grows.
-    name = "accuracy falls to ~0 at a large budget"
-    curve = results.get("epsilon_curve") or []
-    if curve:
-        largest = max(curve, key=lambda p: p["epsilon"])
-        ok = largest["accuracy"] <= NEAR_ZERO
-        budget = (f"{largest['epsilon']:.3g} (L2)" if results.get("norm") == "l2"
-                  else f"{largest['epsilon'] * 255:.0f}/255")
-        detail = (f"PGD at eps {budget}: {_pct(largest['accuracy'])} "
-                  f"{'<=' if ok else '>'} {_pct(NEAR_ZERO)}"
-                  + ("" if ok else ": an unbounded-looking budget should break any classifier"))
-        checks.append(Check(name, "PASS" if ok else "FAIL", detail,
-                            {"epsilon": largest["epsilon"], "accuracy": largest["accuracy"]}))
-    else:
-        checks.append(_skipped(name, "no accuracy-vs-epsilon curve"))
-
-    # 4. More steps or restarts never raise accuracy.
-    name = "more steps and restarts never help the model"
-    pairs = []
-    steps_ce = sorted((info[k].steps, k) for k in pgd("ce", restarts=1))
-    for (_, fewer), (_, more) in zip(steps_ce, steps_ce[1:]):
-        pairs.append((more, fewer))
-    for key in (k for k in pgd() if info[k].restarts > 1):
-        base = [k for k in pgd(info[key].loss, restarts=1) if info[k].steps == info[key].steps]
-        if base:
-            pairs.append((key, base[0]))
-    if pairs:
-        failures = [(m, f) for m, f in pairs if attacks[m] > attacks[f] + TOLERANCE]
-        detail = "; ".join(
-            f"{names[m]} {_pct(attacks[m])} vs {names[f]} {_pct(attacks[f])}" for m, f in pairs
-        )
-        status = "FAIL" if failures else "PASS"
-        if failures:
-            detail += ": stronger attacks found fewer adversarial examples"
-        checks.append(Check(name, status, detail, {k: attacks[k] for pair in pairs for k in pair}))
-    else:
-        checks.append(_skipped(name, "needs PGD with several step counts or restarts"))
-
-    # 5. Cross-entropy attacks find (nearly) the worst case that margin-loss
-    # attacks find: PGD with the CW loss, and the AutoAttack cascade whose
-    # targeted DLR stage is a margin loss.
-    name = CE_MARGIN_CHECK
-    auto = results.get("autoattack")
-    ce = best(pgd("ce", restarts=1))
-    cw = best(pgd("cw", restarts=1))
-    margin = [(names[cw], attacks[cw], entries[cw])] if cw else []
-    if auto:
-        margin.append(("AutoAttack", auto["accuracy"], auto))
-    if ce and margin:
-        margin_name, margin_accuracy, margin_entry = min(margin, key=lambda item: item[1])
-        paired = _paired(entries[ce], margin_entry)
-        counts = {"b": paired[0], "c": paired[1]} if paired else {}
-        checks.append(ce_margin_agreement(attacks[ce], margin_accuracy, names[ce], margin_name,
-                                          **counts))
-    else:
-        checks.append(_skipped(name, "needs PGD with CE loss and a margin-loss attack "
-                                     "(PGD with CW loss or the AutoAttack cascade)"))
-
-    # 6. PGD and the AutoAttack cascade agree.
-    name = "PGD and AutoAttack agree"
-    if auto and strongest_pgd:
-        checks.append(_agree(name, names[strongest_pgd], attacks[strongest_pgd],
-                             "AutoAttack", auto["accuracy"],
-                             "PGD overestimates robustness; report the AutoAttack figure",
-                             _paired(entries[strongest_pgd], auto)))
-    else:
-        checks.append(_skipped(name, "needs PGD and the AutoAttack cascade"))
-
-    # 7. A gradient-free attack does not beat the gradient-based ones.
-    name = "gradient-free attack does not beat gradient attacks"
-    square = (auto or {}).get("square_alone")
-    gradient = [(attacks[k], entries[k], ROBUST_MASK) for k in attacks if k != fgsm]
-    if auto and "apgd_only" in auto:
-        gradient.append((auto["apgd_only"], auto, "apgd_" + ROBUST_MASK))
-    if square is not None and gradient:
-        best_gradient, entry, mask = min(gradient, key=lambda item: item[0])
-        checks.append(_ordered(name, "best gradient attack", best_gradient, "Square alone",
-                               square, AGREEMENT,
-                               "a score-based attack without gradients does better: gradients "
-                               "are masked", _paired(entry, auto, mask, "square_" + ROBUST_MASK)))
-    else:
-        checks.append(_skipped(name, "needs Square run alone and gradient attacks"))
-
+    measured = _Measured.of(results, specs)
+    checks = [check(measured) for check in MASKING_CHECKS]
     inference = inference_check(results.get("inference"), results.get("suite"))
     if inference.passed and not any(c.passed or c.failed for c in checks):
         # Deterministic inference qualifies the masking verdicts; with none measured it
-        # must not make a report that checked nothing look checked (issue 21).
+        # must not make a report that checked nothing look checked.
         inference = _skipped(inference.name, inference.detail + "; no gradient-masking "
                              "check was measured, so there is nothing it qualifies")
-    checks.append(inference)
-    return checks
+    return checks + [inference]
 
 
 RANDOM_INFERENCE_CHECK = "inference is deterministic"
