@@ -48,7 +48,7 @@ import re
 from typing import Any, Callable
 
 from keras_robust._validation import check_choice
-from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.config import APGDConfig, APGDTargetedConfig, AttackConfig, SquareConfig
 
 SUITES = ("standard", "quick", "rand", "summary")
 # The report's images per attack batch, and the summary suite's (that of
@@ -59,6 +59,12 @@ SUMMARY_BATCH_SIZE = 500
 DEFAULT_EPSILON = {"linf": 8 / 255, "l2": 0.5}
 # AutoAttack's `version="rand"`: passes per gradient (expectation over transformation).
 RAND_EOT_ITER = 20
+# AutoAttack's version="rand" runs APGD for the standard number of iterations.
+RAND_STEPS = APGDConfig().steps
+# PGD's step as a fraction of epsilon (2/255 at 8/255) in every suite.
+PGD_REL_STEPSIZE = 0.25
+# "quick": a cheaper cascade than AutoAttack's defaults (which live in the attack configs).
+QUICK = {"apgd_steps": 50, "num_targets": 3, "queries": 1000}
 NORMS = ("linf", "l2")
 AUTOATTACK_NAME = "AutoAttack"
 
@@ -95,8 +101,8 @@ class AttackSpec:
     >>> spec = build_suite("quick", 8 / 255).attacks[1]
     >>> spec.key, spec.name, spec.family, spec.loss, spec.steps, spec.restarts
     ('pgd7_ce', 'PGD-7 (CE)', 'pgd', 'ce', 7, 1)
-    >>> spec.config.step_size == 2 / 255
-    True
+    >>> spec.config.rel_stepsize, round(float(spec.config.step_for()) * 255, 6)
+    (0.25, 2.0)
     >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                           keras.layers.Dense(10)])
     >>> spec.run(model, tf.zeros([2, 8, 8, 3]), tf.constant([0, 1])).shape
@@ -349,7 +355,7 @@ def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1,
     key = key or f"pgd{steps}_{loss}" + (f"_r{restarts}" if restarts > 1 else "")
     name = (f"{'L2 ' if norm == 'l2' else ''}PGD-{steps} ({loss.upper()})"
             + (f" x{restarts} restarts" if restarts > 1 else ""))
-    config = AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon / 4, steps=steps,
+    config = AttackConfig(norm=norm, epsilon=epsilon, rel_stepsize=PGD_REL_STEPSIZE, steps=steps,
                           loss=loss, restarts=restarts)
     return attack_spec(key, name, "pgd", loss, steps, "pgd", config, epsilon=None, seed=0)
 
@@ -377,7 +383,7 @@ def transfer_spec(epsilon: float, norm: str = "linf") -> AttackSpec:
 
 def _fgsm(epsilon: float, norm: str) -> AttackSpec:
     """FGSM without a random start (the strongest one-step setting)."""
-    config = AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon, steps=1,
+    config = AttackConfig(norm=norm, epsilon=epsilon, rel_stepsize=1.0, steps=1,
                           random_start=False)
     return attack_spec("fgsm", f"{'L2 ' if norm == 'l2' else ''}FGSM", "single_step", "ce", 1,
                        "fgsm", config, epsilon=epsilon, norm=norm)
@@ -402,9 +408,10 @@ def _cascade(standard: bool, epsilon: float, norm: str,
              num_classes: int | None) -> list[AttackSpec]:
     """AutoAttack's standard cascade (or the quick one): APGD-CE, APGD-T, FAB-T, Square."""
     l2 = "L2 " if norm == "l2" else ""
-    apgd_steps = 100 if standard else 50
-    targets = _targets(9 if standard else 3, num_classes)
-    queries = 5000 if standard else 1000
+    apgd_steps = APGDConfig().steps if standard else QUICK["apgd_steps"]
+    targets = _targets(APGDTargetedConfig().num_targets if standard else QUICK["num_targets"],
+                       num_classes)
+    queries = SquareConfig().queries if standard else QUICK["queries"]
     cascade = [
         attack_spec("apgd_ce", f"{l2}APGD-CE ({apgd_steps})", "apgd", "ce", apgd_steps, "apgd",
                     epsilon=epsilon, steps=apgd_steps, loss="ce", restarts=1, seed=0, norm=norm,
@@ -430,8 +437,8 @@ def _rand_cascade(epsilon: float, norm: str) -> list[AttackSpec]:
     """fra31/auto-attack version="rand": APGD-CE and APGD-DLR, n_restarts=1, eot_iter=20."""
     l2 = "L2 " if norm == "l2" else ""
     return [
-        attack_spec(f"apgd_{loss}", f"{l2}APGD-{loss.upper()} (100, EOT {RAND_EOT_ITER})",
-                    "apgd", loss, 100, "apgd", epsilon=epsilon, steps=100, loss=loss,
+        attack_spec(f"apgd_{loss}", f"{l2}APGD-{loss.upper()} ({RAND_STEPS}, EOT {RAND_EOT_ITER})",
+                    "apgd", loss, RAND_STEPS, "apgd", epsilon=epsilon, steps=RAND_STEPS, loss=loss,
                     restarts=1, seed=0, norm=norm, rule="reference", eot_iter=RAND_EOT_ITER)
         for loss in ("ce", "dlr")
     ]
