@@ -6,6 +6,7 @@ Example:
 ```python
 from keras_robust import experiment
 source = experiment.resolve_source("auto")
+epsilon = experiment.budget("8/255")
 optimizer = experiment.sgd(epochs=5, steps_per_epoch=391, learning_rate=0.1, schedule="cosine")
 strategy = experiment.strategy("mirrored")
 ```
@@ -30,6 +31,56 @@ LOCAL_COPY_CANDIDATES = (
     "shared/datasets/cifar10_jpeg.npz",
 )
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# The budget a threat model gets when none is given: 8/255 in L-inf, 0.5 in L2
+# (both on the [0, 1] scale of the images).
+DEFAULT_BUDGETS = {"linf": 8 / 255, "l2": 0.5}
+
+
+def budget(value: float | str | None, norm: str = "linf") -> float:
+    """A budget on the [0, 1] scale, from a number or a "8/255"-style string.
+
+    The examples' budget flags (`--epsilon`, `--step_size`, `--budgets`, ...)
+    are on the [0, 1] scale of the images under every norm, as the library's
+    arguments are; pixel levels are written as a fraction ("8/255").
+
+    Args:
+        value: a number, a string such as "8/255", "0.5" or "2.5/255", or
+            None for the norm's default (`DEFAULT_BUDGETS`: 8/255 in L-inf,
+            0.5 in L2).
+        norm: "linf" or "l2"; an L-inf budget must lie in (0, 1].
+
+    Returns:
+        The budget as a float (exactly `8 / 255` for "8/255").
+
+    Raises:
+        ValueError: not a positive number or fraction, or an L-inf budget
+            above 1 (a pixel level without "/255").
+
+    Example:
+
+    >>> budget("8/255") == 8 / 255
+    True
+    >>> budget(None, "l2"), budget("0.25", "l2")
+    (0.5, 0.25)
+    """
+    check_choice(norm, tuple(DEFAULT_BUDGETS), "norm")
+    if value is None:
+        return DEFAULT_BUDGETS[norm]
+    try:
+        if isinstance(value, str):
+            numerator, _, denominator = value.strip().partition("/")
+            result = float(numerator) / float(denominator) if denominator else float(numerator)
+        else:
+            result = float(value)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"A budget is a number or a fraction such as '8/255', got {value!r}.") from None
+    if not result > 0 or result == float("inf"):
+        raise ValueError(f"A budget must be positive and finite, got {value!r}.")
+    if norm == "linf" and result > 1:
+        raise ValueError(
+            f"An L-inf budget is on the [0, 1] scale of the images, got {value!r}; for "
+            f"{value} pixel levels write '{value}/255'.")
+    return result
 
 
 def resolve_source(source: str) -> str:
