@@ -98,9 +98,9 @@ def define_report(default: str) -> None:
 
 def report_attacks() -> str | list[str]:
     """--report as `keras_robust.experiment.finish` takes it: "none", a suite or a key list."""
-    if "," in FLAGS.report:
-        return FLAGS.report.split(",")
-    return FLAGS.report
+    from keras_robust.evaluate import SUITES
+
+    return FLAGS.report if FLAGS.report in ("none", *SUITES) else FLAGS.report.split(",")
 
 
 def start() -> None:
