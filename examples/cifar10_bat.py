@@ -45,6 +45,7 @@ flags.DEFINE_float("bn_momentum", None,
                    "BatchNorm moving-average momentum (Keras: 0.99; the authors' code: 0.9). The "
                    "training attack runs on the moving statistics, so this sets how stale they are.")
 
+
 def main(argv):
     del argv
     _flags.start()  # before keras or TensorFlow is imported

@@ -37,6 +37,7 @@ flags.DEFINE_list("lam_values", None, "lambda values (default 1, 9, 81, 729).")
 flags.DEFINE_enum("passes", "separate", ["separate", "joint"],
                   "x and q(x) in separate training passes (the authors) or one joint pass.")
 
+
 def main(argv):
     del argv
     _flags.start()  # before keras or TensorFlow is imported

@@ -253,7 +253,7 @@ def finish(
     model,
     test: tuple[np.ndarray, np.ndarray],
     output_dir: str | None,
-    report: str = "quick",
+    report: str | list[str] = "quick",
     epsilon: float = 8 / 255,
     extra: dict | None = None,
     corruptions: str | None = None,
@@ -269,7 +269,8 @@ def finish(
         model: the trained defence.
         test: uint8 or float test images and labels.
         output_dir: where to write (None: print only).
-        report: "standard", "quick" or "none".
+        report: the report's attacks: a suite name of
+            `keras_robust.evaluate.SUITES`, a list of attack keys, or "none".
         epsilon: the report's budget.
         extra: more fields for summary.json (timings, flags...).
         corruptions: the report's corruption set (None, "all", "mtlat").
