@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import keras_robust as kr
 from keras_robust.evaluate import checks
-from tests.helpers import assert_in_ball, linear_model, run_example
+from tests.helpers import assert_in_ball, linear_model, mlp, run_example
 
 WHITE_BOX = ["fgsm", "pgd7_ce", "pgd20_ce", "pgd7_cw", "pgd20_cw", "pgd20_ce_r5", "curves"]
 
@@ -294,12 +294,8 @@ def _recorded_cascade(monkeypatch, suite):
 @pytest.mark.parametrize("norm,epsilon", [("linf", 8 / 255), ("l2", 0.5)])
 def test_the_standard_cascade_is_autoattacks_standard_version(monkeypatch, norm, epsilon):
     suite = kr.evaluate.suites.build_suite("standard", epsilon, norm=norm)
-    l2_square = kr.evaluate.suites.square_has_norm()
     calls = _recorded_cascade(monkeypatch, suite)
     expected = _AUTOATTACK_STANDARD
-    if norm == "l2" and not l2_square:
-        expected = expected[:3]  # no L2 Square yet: the settings line says so
-        assert "no Square" in suite.settings
     assert [f for f, _ in calls] == [f for f, _ in expected]
     for (function, kwargs), (_, settings) in zip(calls, expected):
         assert {k: kwargs[k] for k in settings} == settings, function
@@ -627,3 +623,62 @@ def test_the_report_turns_every_accuracy_back_into_its_exact_image_count():
     low, high = _wilson_numpy(29, 100, 1.959963984540054)
     cited = f"(29/100, 95% CI {100 * low:.1f}-{100 * high:.1f}%)"
     assert cited in kr.evaluate.RobustnessReport(results, []).summary()
+
+
+def _summary_case():
+    """A random 4-class MLP (nonlinear, so the random starts matter) and 120 images."""
+    keras.utils.set_random_seed(0)
+    model = mlp(num_classes=4, width=16)
+    return (model,) + _data(model)
+
+
+def test_the_summary_suite_gives_the_figures_of_direct_calls_of_its_documented_attacks():
+    """attacks="summary" is FGSM, PGD-10/20 (CE, step eps/4, seed 0), PGD-20 (CW) and APGD-T
+    (DLR, 3 targets x 20, seed 0), each on every image in one batch as a direct call is."""
+    model, x, y = _summary_case()
+    eps = 3 / 255
+    report = kr.evaluate.robustness_report(model, (x, y), epsilon=eps, attacks="summary",
+                                           progress=False)
+    direct = {
+        "fgsm": kr.attacks.fgsm(model, x, y, eps),
+        "pgd10": kr.attacks.pgd(model, x, y, eps, eps / 4, 10, seed=0),
+        "pgd20": kr.attacks.pgd(model, x, y, eps, eps / 4, 20, seed=0),
+        "cw20": kr.attacks.pgd(model, x, y, eps, eps / 4, 20, loss="cw", seed=0),
+        "apgd_t": kr.attacks.apgd_targeted(model, x, y, eps, steps=20, num_targets=3, seed=0),
+    }
+    correct = np.argmax(model.predict(x, verbose=0), -1) == y
+    masks = {k: correct & (np.argmax(model.predict(np.asarray(v), verbose=0), -1) == y)
+             for k, v in direct.items()}
+    entries = report.results["attacks"]
+    assert list(entries) == list(direct)
+    for key, mask in masks.items():
+        np.testing.assert_array_equal(checks.decode_mask(entries[key]["robust_mask"]), mask,
+                                      err_msg=key)
+        assert report.accuracy(key) == mask.mean(), key
+    assert len({report.accuracy(k) for k in direct}) > 2  # the figures tell attacks apart
+    # No cascade and no curves; the worst case and check 5 (the strongest CE-PGD against the
+    # strongest margin-loss attack, paired) are the summary's.
+    assert report.results["autoattack"] is None and report.results["epsilon_curve"] == []
+    worst = min(direct, key=lambda k: masks[k].mean())
+    assert report.worst_case == {"attack": worst, "name": entries[worst]["name"],
+                                 "accuracy": masks[worst].mean()}
+    assert report.robust_to_all == np.logical_and.reduce(list(masks.values())).mean()
+    ce = min(("pgd10", "pgd20"), key=lambda k: masks[k].mean())
+    margin = min(("cw20", "apgd_t"), key=lambda k: masks[k].mean())
+    expected = kr.evaluate.ce_margin_agreement(
+        masks[ce].mean(), masks[margin].mean(), entries[ce]["name"], entries[margin]["name"],
+        b=int((masks[ce] & ~masks[margin]).sum()), c=int((~masks[ce] & masks[margin]).sum()))
+    found = {c.name: c for c in report.checks}[kr.evaluate.CE_MARGIN_CHECK]
+    assert found == expected
+    assert report.summary().splitlines()[0].startswith(
+        f"{model.name}: clean {100 * correct.mean():.1f}%, worst case "
+        f"{100 * masks[worst].mean():.1f}% ({entries[worst]['name']})")
+
+
+def test_the_report_defaults_to_the_norms_budget():
+    model = linear_model(num_classes=4, scale=2.0)
+    x, y = _data(model, n=8)
+    for norm, eps in (("linf", 8 / 255), ("l2", 0.5)):
+        report = kr.evaluate.robustness_report(model, (x, y), norm=norm, attacks=["fgsm"],
+                                               progress=False)
+        assert report.results["epsilon"] == eps, norm

@@ -53,6 +53,8 @@ MASKED_ABSOLUTE = 0.08
 ALPHA = 0.05
 
 ROBUST_MASK = "robust_mask"
+# The losses of the margin-loss attacks check 5 holds against cross-entropy.
+MARGIN_LOSSES = ("cw", "dlr")
 _UNPAIRED = " [unpaired: no per-image masks (b, c), the two figures alone decide]"
 
 
@@ -459,12 +461,12 @@ def run_checks(results: dict[str, Any], specs: Sequence[Any] | None = None) -> l
         checks.append(_skipped(name, "needs PGD with several step counts or restarts"))
 
     # 5. Cross-entropy attacks find (nearly) the worst case that margin-loss
-    # attacks find: PGD with the CW loss, and the AutoAttack cascade whose
-    # targeted DLR stage is a margin loss.
+    # attacks find: PGD with the CW loss, APGD-T with the DLR loss, and the
+    # AutoAttack cascade whose targeted DLR stage is a margin loss.
     name = CE_MARGIN_CHECK
     auto = results.get("autoattack")
     ce = best(pgd("ce", restarts=1))
-    cw = best(pgd("cw", restarts=1))
+    cw = best(k for k, i in info.items() if i.loss in MARGIN_LOSSES and i.restarts == 1)
     margin = [(names[cw], attacks[cw], entries[cw])] if cw else []
     if auto:
         margin.append(("AutoAttack", auto["accuracy"], auto))

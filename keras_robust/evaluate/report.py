@@ -35,8 +35,11 @@ from keras_robust.evaluate.metrics import predict_logits
 from keras_robust.evaluate.stats import wilson_interval
 from keras_robust.evaluate.suites import (
     AUTOATTACK_NAME,
+    BATCH_SIZE,
+    DEFAULT_EPSILON,
     NORMS,
     SUITES,
+    SUMMARY_BATCH_SIZE,
     AttackSpec,
     build_suite,
     pgd_spec,
@@ -102,23 +105,44 @@ class RobustnessReport:
     def clean_accuracy(self) -> float:
         return self.results["clean"]
 
-    def _worst(self) -> tuple[str | None, float]:
-        figures = [(a["name"], a["accuracy"]) for a in self.results.get("attacks", {}).values()]
+    def _worst(self) -> tuple[str | None, str | None, float]:
+        """(key, name, accuracy) of the attack with the lowest accuracy (the first on a tie)."""
+        figures = [(key, a["name"], a["accuracy"])
+                   for key, a in self.results.get("attacks", {}).items()]
         if self.results.get("autoattack"):
-            figures.append((AUTOATTACK_NAME, self.results["autoattack"]["accuracy"]))
+            figures.append(("autoattack", AUTOATTACK_NAME, self.results["autoattack"]["accuracy"]))
         if not figures:
-            return None, self.clean_accuracy
-        return min(figures, key=lambda item: item[1])
+            return None, None, self.clean_accuracy
+        return min(figures, key=lambda item: item[2])
 
     @property
     def robust_accuracy(self) -> float:
         """The lowest accuracy any attack of the report reached (the headline figure)."""
-        return self._worst()[1]
+        return self._worst()[2]
 
     @property
     def worst_attack(self) -> str | None:
         """The name of the attack that reached `robust_accuracy` (None without attacks)."""
-        return self._worst()[0]
+        return self._worst()[1]
+
+    @property
+    def worst_case(self) -> dict | None:
+        """The worst case as data: {"attack": key, "name", "accuracy"} (None without attacks).
+
+        The key is the attack's key in `results["attacks"]`, or "autoattack".
+        """
+        key, name, accuracy = self._worst()
+        return None if key is None else {"attack": key, "name": name, "accuracy": accuracy}
+
+    @property
+    def robust_to_all(self) -> float | None:
+        """The fraction of images robust to every white-box attack at once (the
+        per-image worst case, from the per-image masks; None without attacks or masks)."""
+        entries = list(self.results.get("attacks", {}).values())
+        if not entries or any(checks_lib.ROBUST_MASK not in e for e in entries):
+            return None
+        masks = [checks_lib.decode_mask(e[checks_lib.ROBUST_MASK]) for e in entries]
+        return float(np.logical_and.reduce(masks).mean())
 
     @property
     def passed(self) -> bool:
@@ -406,7 +430,7 @@ def robustness_report(
     model: Any,
     dataset: Any,
     *,
-    epsilon: float = 8 / 255,
+    epsilon: float | None = None,
     norm: str = "linf",
     attacks: str | Sequence[str] | None = "standard",
     corruptions: str | Sequence[str] | None = None,
@@ -414,7 +438,7 @@ def robustness_report(
     surrogate: Any = None,
     baseline: "RobustnessReport | dict | None" = None,
     limit: int | None = None,
-    batch_size: int = 250,
+    batch_size: int | None = None,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     progress: bool = True,
     name: str | None = None,
@@ -426,15 +450,19 @@ def robustness_report(
         dataset: `(images, labels)` arrays (uint8 0..255 or float [0, 1]) or a
             `tf.data.Dataset` of such pairs (batched or not).
         epsilon: the budget on the [0, 1] scale (L-inf: at most 1, e.g.
-            8/255; L2: e.g. 0.5).
+            8/255; L2: e.g. 0.5); None: the norm's default,
+            `suites.DEFAULT_EPSILON` (8/255 in L-inf, 0.5 in L2).
         norm: the threat model, "linf" or "l2": every attack, the cascade
             and the curves use it (L2: PGD with step eps / 4; the cascade is
             APGD-CE, APGD-T and FAB-T in L2, with Square when
             `keras_robust.attacks.square` has an L2 version; the report's
             AutoAttack settings line says which ran).
-        attacks: "standard" or "quick" (see `keras_robust.evaluate.suites`), a
-            list of attack keys of the standard suite (e.g. ["fgsm",
-            "pgd20_ce", "pgd20_cw", "autoattack"]), or None for no attacks.
+        attacks: "standard", "quick", "rand" or "summary" (see
+            `keras_robust.evaluate.suites`; "summary" is five attacks, FGSM,
+            PGD-10, PGD-20, PGD-20 CW and APGD-T, whose summary gives the
+            worst case and the CE vs margin-loss check), a list of attack
+            keys of the standard suite (e.g. ["fgsm", "pgd20_ce",
+            "pgd20_cw", "autoattack"]), or None for no attacks.
         corruptions: None, "all", "mtlat" (the 19 of M-TLAT's benchmark) or a
             list of names of `keras_robust.corruptions.NAMES`.
         output_dir: where to write report.json, report.md and PNG plots.
@@ -442,7 +470,9 @@ def robustness_report(
         baseline: a report of a reference model; corruption robustness scores
             are compared to it (+/-).
         limit: evaluate on the first `limit` examples only.
-        batch_size: images per attack batch.
+        batch_size: images per attack batch (None: 250, or 500 for the
+            "summary" suite, the batches of
+            `keras_robust.evaluate.robust_accuracy`).
         severities: corruption severities.
         progress: show progress on stderr when it is a terminal: a bar per
             attack (per batch, with its ETA; per stage of the AutoAttack
@@ -474,7 +504,10 @@ def robustness_report(
     linear: clean ...%, worst case ...% (...) at eps 8.0/255 on 8 images (custom suite)
     """
     check_choice(norm, NORMS, "norm")
+    epsilon = DEFAULT_EPSILON[norm] if epsilon is None else epsilon
     epsilon = float(check_epsilon(epsilon, maximum=1.0 if norm == "linf" else None))
+    if batch_size is None:
+        batch_size = SUMMARY_BATCH_SIZE if attacks == "summary" else BATCH_SIZE
     batch_size = check_positive_int(batch_size, "batch_size")
     x, y = _as_arrays(dataset, limit)
     logits = predict_logits(model, x, batch_size)
@@ -498,17 +531,19 @@ def robustness_report(
         "max_difference": float(np.max(np.abs(again - logits[:probe]))) if probe else 0.0,
         "scale": float(np.max(np.abs(logits[:probe]))) if probe else 0.0,
     }
-    runner = _Runner(model, x, y, correct, batch_size, log, norm)
+    suite, selected = (_select(attacks, epsilon, norm, int(logits.shape[-1])) if attacks
+                       else (None, None))
+    runner = _Runner(model, x, y, correct, batch_size, log, norm,
+                     every_image=bool(suite and suite.every_image))
 
     if attacks:
-        suite, selected = _select(attacks, epsilon, norm, int(logits.shape[-1]))
         for spec in suite.attacks:
             if selected is None or spec.key in selected:
                 results["attacks"][spec.key] = runner.run(spec)
-        if selected is None or "autoattack" in selected:
+        if suite.cascade and (selected is None or "autoattack" in selected):
             results["autoattack"] = runner.cascade(suite.cascade)
             results["autoattack"]["settings"] = suite.settings
-        if selected is None or "curves" in selected:
+        if suite.epsilon_factors and (selected is None or "curves" in selected):
             results["epsilon_curve"] = runner.epsilon_curve(
                 epsilon, suite.epsilon_factors, suite.curve_steps, results["attacks"])
             results["steps_curve"] = runner.steps_curve(epsilon, suite.steps_curve,
@@ -546,9 +581,10 @@ class _Runner:
     """Runs attacks on the images the model classifies correctly (the others
     count as errors under any attack) and keeps per-image outcomes."""
 
-    def __init__(self, model, x, y, correct, batch_size, log, norm="linf"):
+    def __init__(self, model, x, y, correct, batch_size, log, norm="linf", every_image=False):
         self.model, self.x, self.y, self.correct = model, x, y, correct
         self.batch_size, self.log, self.norm = batch_size, log, norm
+        self.every_image = every_image
 
     def robust_mask(self, run: Callable, subset: np.ndarray, title: str = "attack") -> np.ndarray:
         """Per image of `subset` (indices), whether `run` failed to fool the model
@@ -565,12 +601,15 @@ class _Runner:
         return robust
 
     def robust_under(self, run: Callable, title: str = "attack") -> tuple[np.ndarray, float]:
-        """Per image (all of them), correct when clean AND under `run`; seconds."""
+        """Per image (all of them), correct when clean AND under `run`; seconds.
+
+        `run` attacks the images classified correctly, or every image when the
+        suite says so (`Suite.every_image`)."""
         start = time.time()
         robust = self.correct.copy()
-        subset = np.flatnonzero(robust)
+        subset = np.arange(len(robust)) if self.every_image else np.flatnonzero(robust)
         if len(subset):
-            robust[subset] = self.robust_mask(run, subset, title)
+            robust[subset] &= self.robust_mask(run, subset, title)
         return robust, time.time() - start
 
     def accuracy_under(self, run: Callable, title: str = "attack") -> tuple[float, float]:

@@ -8,6 +8,7 @@ list the report runs, plus the AutoAttack cascade and the curves.
 | "standard" | FGSM; PGD-7/20/100 with CE and with CW; PGD-20 CE x 5 restarts | AutoAttack's standard version: APGD-CE 100 (1 restart), APGD-T (DLR, 9 targets x 100), FAB-T (9 targets x 100), Square 5000 | eps x {1/4 ... 8}, PGD-20; steps 1 ... 100 |
 | "quick" | FGSM; PGD-7/20 with CE and with CW; PGD-20 CE x 3 restarts | cheaper than AutoAttack: APGD-CE 50, APGD-T (DLR, 3 targets x 50), Square 1000; no FAB-T | eps x {1/2, 1, 2, 4, 8}, PGD-10; steps 1, 5, 20 |
 | "rand" | as "standard" | AutoAttack's version for randomised defences: APGD-CE and APGD-DLR (untargeted), 100 steps, 1 restart, gradients averaged over 20 passes (EOT) | as "standard" |
+| "summary" | FGSM ("fgsm"); PGD-10 and PGD-20 with CE ("pgd10", "pgd20"); PGD-20 with CW ("cw20"); APGD-T (DLR, 3 targets x 20 steps, "apgd_t") | none | none |
 
 The cascade runs each attack on the images still robust after the previous
 ones (AutoAttack's order); the standard suite's settings are those of
@@ -26,24 +27,35 @@ out for cost: at the same targets x steps it took 1.8 times APGD-T's time
 (9 x 100 on 64 images of a tiny CNN on CPU: 3.2 s against 1.8 s), and after
 APGD-T it rarely breaks more images.
 
+"summary" is the short evaluation the training examples print: five
+attacks, no cascade and no curves; its report's summary gives the worst case
+and check 5 (CE vs margin loss: the strongest of PGD-10/20 CE against the
+strongest of PGD-20 CW and APGD-T). It attacks every image (not only the
+ones classified correctly) in batches of `SUMMARY_BATCH_SIZE`, as
+`keras_robust.evaluate.robust_accuracy` does, so each image draws the random
+start a direct call of the attack on the same batch draws.
+
 L2 (`norm="l2"`): the same attacks in L2 (FGSM is the one-step L2 gradient
-step); PGD's step is eps / 4 under both norms (2/255 at 8/255; for L2 at
-eps 0.5, 0.125), with a random start. The L2 cascade holds Square only when
-`keras_robust.attacks.square` takes a `norm` argument; otherwise it is
-APGD-CE, APGD-T and FAB-T, and `Suite.notes` says so.
+step, Square the L2 Square); PGD's step is eps / 4 under both norms (2/255
+at 8/255; for L2 at eps 0.5, 0.125), with a random start.
 
 FGSM has no random start (the strongest one-step setting, BAT paper 5).
 """
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any, Callable
 
 from keras_robust._validation import check_choice
 from keras_robust.attacks.config import AttackConfig
 
-SUITES = ("standard", "quick", "rand")
+SUITES = ("standard", "quick", "rand", "summary")
+# The report's images per attack batch, and the summary suite's (that of
+# `keras_robust.evaluate.robust_accuracy`).
+BATCH_SIZE = 250
+SUMMARY_BATCH_SIZE = 500
+# The budget a report uses when given none, by norm.
+DEFAULT_EPSILON = {"linf": 8 / 255, "l2": 0.5}
 # AutoAttack's `version="rand"`: passes per gradient (expectation over transformation).
 RAND_EOT_ITER = 20
 NORMS = ("linf", "l2")
@@ -64,8 +76,13 @@ class AttackSpec:
             targets).
         config: the `AttackConfig` that `run` runs, for the attacks of the
             iterative engine (FGSM, PGD); None for the others (APGD, FAB,
-            Square, transfer), whose settings are in `run`.
-        restarts: random restarts (`config.restarts`; 1 without a config).
+            Square), whose settings are in `settings`.
+        attack: the name of the public attack `run` calls ("pgd",
+            "apgd_targeted", ...; None for a spec made by hand).
+        settings: the keyword arguments `run` passes to it (besides the
+            model, images and labels; PGD's `config` is in `config`).
+        restarts: random restarts (`config.restarts`, or the "restarts"
+            setting; 1 without either).
 
     The masking checks (`keras_robust.evaluate.run_checks`) read family,
     loss, steps and restarts from here. The suites' specs come from
@@ -92,11 +109,15 @@ class AttackSpec:
     loss: str
     steps: int
     config: AttackConfig | None = None
+    attack: str | None = None
+    settings: dict = dataclasses.field(default_factory=dict)
 
     @property
     def restarts(self) -> int:
-        """Random restarts of the attack (1 when it has no `AttackConfig`)."""
-        return 1 if self.config is None else self.config.restarts
+        """Random restarts of the attack (1 when neither its config nor its settings say)."""
+        if self.config is not None:
+            return self.config.restarts
+        return int(self.settings.get("restarts", 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +134,11 @@ class Suite:
         steps_curve: PGD step counts of the accuracy-vs-steps curve.
         norm: the threat model, "linf" or "l2".
         settings: one line stating the cascade's settings (the report prints it).
+        every_image: attack every image, not only those the model classifies
+            correctly (as `keras_robust.evaluate.robust_accuracy` does), so
+            that each image's random start is the one a direct call on the
+            same batch draws.
+        batch_size: images per attack batch when the report is given none.
     """
 
     attacks: tuple[AttackSpec, ...]
@@ -122,6 +148,8 @@ class Suite:
     steps_curve: tuple[int, ...]
     norm: str = "linf"
     settings: str = ""
+    every_image: bool = False
+    batch_size: int = BATCH_SIZE
 
 
 def _attack(function: str, **kwargs: Any) -> Callable[[Any, Any, Any], Any]:
@@ -136,58 +164,180 @@ def _attack(function: str, **kwargs: Any) -> Callable[[Any, Any, Any], Any]:
     return run
 
 
-def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1,
-             norm: str = "linf") -> AttackSpec:
-    """A PGD attack with step eps/4 and a random start, in the L-inf or the L2 ball."""
-    key = f"pgd{steps}_{loss}" + (f"_r{restarts}" if restarts > 1 else "")
-    name = (f"{'L2 ' if norm == 'l2' else ''}PGD-{steps} ({loss.upper()})"
-            + (f" x{restarts} restarts" if restarts > 1 else ""))
-    config = AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon / 4, steps=steps,
-                          loss=loss, restarts=restarts)
-    return AttackSpec(key, name, _attack("pgd", epsilon=None, config=config, seed=0), "pgd",
-                      loss, steps, config)
+def attack_spec(key: str, name: str, family: str, loss: str, steps: int, attack: str,
+                config: AttackConfig | None = None, /, **settings: Any) -> AttackSpec:
+    """The one way the report builds an `AttackSpec`: a public attack called by keyword.
 
+    Args:
+        key: the attack's key in the results ("pgd20_ce").
+        name: what the report prints ("PGD-20 (CE)").
+        family: "single_step", "pgd", "apgd", "fab", "square" or "transfer".
+        loss: the objective ("ce", "cw", "dlr", "margin").
+        steps: gradient steps (queries for Square; steps x targets for the
+            targeted attacks).
+        attack: the name of the public function in `keras_robust.attacks`
+            ("pgd", "apgd_targeted", ...).
+        config: the `AttackConfig` of an attack of the iterative engine; it
+            is passed to the call as `config=` when `settings` holds
+            `epsilon=None` (PGD), and only recorded otherwise (FGSM).
+        **settings: the keyword arguments of the call, besides the model,
+            images and labels (the arguments before them are positional
+            only, so a setting may be named `steps` too).
 
-def square_has_norm() -> bool:
-    """Whether `keras_robust.attacks.square` takes a `norm` argument (an L2 Square).
-
-    The L2 cascade holds Square only when it does.
+    Returns:
+        An `AttackSpec` whose `run(model, x, y)` calls
+        `keras_robust.attacks.<attack>(model, x, y, **settings)`.
 
     Example:
 
-    >>> isinstance(square_has_norm(), bool)
-    True
+    >>> spec = attack_spec("apgd_t", "APGD-T", "apgd", "dlr", 60, "apgd_targeted",
+    ...                    epsilon=8 / 255, steps=20, num_targets=3, seed=0)
+    >>> spec.attack, spec.settings["num_targets"], spec.restarts
+    ('apgd_targeted', 3, 1)
     """
-    from keras_robust import attacks
+    call = dict(settings)
+    if config is not None and settings.get("epsilon", 0) is None:
+        call["config"] = config
+    return AttackSpec(key, name, _attack(attack, **call), family, loss, steps, config,
+                      attack=attack, settings=dict(settings))
 
-    return "norm" in inspect.signature(attacks.square).parameters
+
+def pgd_spec(epsilon: float, steps: int, loss: str = "ce", restarts: int = 1,
+             norm: str = "linf", key: str | None = None, model_name: str = "") -> AttackSpec:
+    """A PGD attack with step eps/4 and a random start, in the L-inf or the L2 ball.
+
+    Args:
+        epsilon: the budget on the [0, 1] scale.
+        steps: PGD steps.
+        loss: "ce" or "cw".
+        restarts: random restarts.
+        norm: "linf" or "l2".
+        key: the key in the results (default "pgd<steps>_<loss>[_r<restarts>]").
+        model_name: what the printed name ends with (" from surrogate").
+
+    Returns:
+        An `AttackSpec` of family "pgd" seeded with 0.
+
+    Example:
+
+    >>> spec = pgd_spec(8 / 255, 20, "cw", restarts=3)
+    >>> spec.key, spec.name, spec.restarts
+    ('pgd20_cw_r3', 'PGD-20 (CW) x3 restarts', 3)
+    """
+    key = key or f"pgd{steps}_{loss}" + (f"_r{restarts}" if restarts > 1 else "")
+    name = (f"{'L2 ' if norm == 'l2' else ''}PGD-{steps} ({loss.upper()})"
+            + (f" x{restarts} restarts" if restarts > 1 else "") + model_name)
+    config = AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon / 4, steps=steps,
+                          loss=loss, restarts=restarts)
+    return attack_spec(key, name, "pgd", loss, steps, "pgd", config, epsilon=None, seed=0)
+
+
+def _fgsm(epsilon: float, norm: str) -> AttackSpec:
+    """FGSM without a random start (the strongest one-step setting)."""
+    config = AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon, steps=1,
+                          random_start=False)
+    return attack_spec("fgsm", f"{'L2 ' if norm == 'l2' else ''}FGSM", "single_step", "ce", 1,
+                       "fgsm", config, epsilon=epsilon, norm=norm)
+
+
+def _targets(targets: int, num_classes: int | None) -> int:
+    """At most `num_classes - 1` targets."""
+    return targets if num_classes is None else max(1, min(targets, int(num_classes) - 1))
+
+
+def _white_box(standard: bool, epsilon: float, norm: str) -> list[AttackSpec]:
+    """FGSM; PGD-7/20(/100) with CE and with CW; PGD-20 CE with restarts."""
+    steps = (7, 20, 100) if standard else (7, 20)
+    white_box = [_fgsm(epsilon, norm)]
+    for loss in ("ce", "cw"):
+        white_box += [pgd_spec(epsilon, s, loss, norm=norm) for s in steps]
+    white_box.append(pgd_spec(epsilon, 20, "ce", restarts=5 if standard else 3, norm=norm))
+    return white_box
+
+
+def _cascade(standard: bool, epsilon: float, norm: str,
+             num_classes: int | None) -> list[AttackSpec]:
+    """AutoAttack's standard cascade (or the quick one): APGD-CE, APGD-T, FAB-T, Square."""
+    l2 = "L2 " if norm == "l2" else ""
+    apgd_steps = 100 if standard else 50
+    targets = _targets(9 if standard else 3, num_classes)
+    queries = 5000 if standard else 1000
+    cascade = [
+        attack_spec("apgd_ce", f"{l2}APGD-CE ({apgd_steps})", "apgd", "ce", apgd_steps, "apgd",
+                    epsilon=epsilon, steps=apgd_steps, loss="ce", restarts=1, seed=0, norm=norm,
+                    rule="reference", early_stop=True),
+        attack_spec("apgd_t", f"{l2}APGD-T (DLR, {targets} targets x {apgd_steps})", "apgd",
+                    "dlr", apgd_steps * targets, "apgd_targeted", epsilon=epsilon,
+                    steps=apgd_steps, num_targets=targets, restarts=1, seed=0, norm=norm,
+                    rule="reference", early_stop=True),
+    ]
+    if standard:
+        cascade.append(attack_spec(
+            "fab_t", f"{l2}FAB-T ({targets} targets x {apgd_steps})", "fab", "margin",
+            apgd_steps * targets, "fab", epsilon=epsilon, norm=norm, targeted=True,
+            num_targets=targets, steps=apgd_steps, restarts=1, seed=0))
+    extra = {"norm": norm} if norm == "l2" else {}
+    cascade.append(attack_spec("square", f"{l2}Square ({queries} queries)", "square", "margin",
+                               queries, "square", epsilon=epsilon, queries=queries, seed=0,
+                               **extra))
+    return cascade
+
+
+def _rand_cascade(epsilon: float, norm: str) -> list[AttackSpec]:
+    """fra31/auto-attack version="rand": APGD-CE and APGD-DLR, n_restarts=1, eot_iter=20."""
+    l2 = "L2 " if norm == "l2" else ""
+    return [
+        attack_spec(f"apgd_{loss}", f"{l2}APGD-{loss.upper()} (100, EOT {RAND_EOT_ITER})",
+                    "apgd", loss, 100, "apgd", epsilon=epsilon, steps=100, loss=loss,
+                    restarts=1, seed=0, norm=norm, rule="reference", eot_iter=RAND_EOT_ITER)
+        for loss in ("ce", "dlr")
+    ]
+
+
+def _summary(epsilon: float, norm: str, num_classes: int | None) -> Suite:
+    """The five-attack summary: FGSM, PGD-10 and PGD-20 (CE), PGD-20 (CW), APGD-T (DLR)."""
+    targets = _targets(3, num_classes)
+    attacks = (
+        _fgsm(epsilon, norm),
+        pgd_spec(epsilon, 10, "ce", norm=norm, key="pgd10"),
+        pgd_spec(epsilon, 20, "ce", norm=norm, key="pgd20"),
+        pgd_spec(epsilon, 20, "cw", norm=norm, key="cw20"),
+        attack_spec("apgd_t", f"{'L2 ' if norm == 'l2' else ''}APGD-T (DLR, {targets} targets "
+                    "x 20)", "apgd", "dlr", 20 * targets, "apgd_targeted", epsilon=epsilon,
+                    steps=20, num_targets=targets, seed=0, norm=norm),
+    )
+    return Suite(attacks=attacks, cascade=(), epsilon_factors=(), curve_steps=0, steps_curve=(),
+                 norm=norm, every_image=True, batch_size=SUMMARY_BATCH_SIZE)
 
 
 def build_suite(name: str, epsilon: float, norm: str = "linf",
                 num_classes: int | None = None) -> Suite:
-    """The suite `name` ("standard", "quick" or "rand") at budget `epsilon` in the `norm` ball.
+    """The suite `name` ("standard", "quick", "rand" or "summary") at budget `epsilon`.
 
     The white-box attacks are FGSM, PGD with CE and with CW loss (7, 20 and,
     in "standard", 100 steps) and PGD-20 CE with restarts (5 in "standard",
     3 in "quick"); the cascade is AutoAttack's (APGD-CE, APGD-T with DLR,
-    FAB-T, Square; "quick" is cheaper, see the module's table). Every attack
+    FAB-T, Square; "quick" is cheaper, see the module's table). "summary"
+    is five attacks and nothing else (see the module's table). Every attack
     with randomness is seeded (seed 0), so two runs of a suite draw the same
     random starts.
 
     Args:
-        name: "standard", "quick" or "rand" (for randomised defences: the
+        name: "standard", "quick", "rand" (for randomised defences: the
             standard white-box attacks, and AutoAttack's rand version as the
-            cascade: APGD-CE and APGD-DLR, 1 restart, EOT over 20 passes).
+            cascade: APGD-CE and APGD-DLR, 1 restart, EOT over 20 passes) or
+            "summary".
         epsilon: the budget on the [0, 1] scale (not checked here;
             `robustness_report` checks it). PGD steps are `epsilon / 4`.
-        norm: "linf" or "l2".
+        norm: "linf" or "l2" (the attacks' ball).
         num_classes: the model's class count; the targeted attacks use at
             most `num_classes - 1` targets (None: 9 in "standard", 3 in
-            "quick").
+            "quick" and "summary").
 
     Returns:
         A `Suite`: `attacks` and `cascade` (tuples of `AttackSpec`),
-        `epsilon_factors`, `curve_steps`, `steps_curve`, `norm` and `settings`.
+        `epsilon_factors`, `curve_steps`, `steps_curve`, `norm`, `settings`,
+        `every_image` and `batch_size`.
 
     Raises:
         ValueError: `name` is not one of `SUITES` or `norm` not one of `NORMS`.
@@ -199,69 +349,17 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
     ['fgsm', 'pgd7_ce', 'pgd20_ce']
     >>> [a.key for a in build_suite("standard", 8 / 255).cascade]
     ['apgd_ce', 'apgd_t', 'fab_t', 'square']
+    >>> [a.key for a in build_suite("summary", 8 / 255).attacks]
+    ['fgsm', 'pgd10', 'pgd20', 'cw20', 'apgd_t']
     """
     check_choice(name, SUITES, "attack suite")
     check_choice(norm, NORMS, "norm")
+    if name == "summary":
+        return _summary(epsilon, norm, num_classes)
     rand = name == "rand"
     standard = name in ("standard", "rand")
-    l2 = "L2 " if norm == "l2" else ""
-    fgsm = AttackSpec(
-        "fgsm", f"{l2}FGSM", _attack("fgsm", epsilon=epsilon, norm=norm), "single_step", "ce", 1,
-        AttackConfig(norm=norm, epsilon=epsilon, step_size=epsilon, steps=1, random_start=False),
-    )
-    steps = (7, 20, 100) if standard else (7, 20)
-    white_box = [fgsm]
-    for loss in ("ce", "cw"):
-        white_box += [pgd_spec(epsilon, s, loss, norm=norm) for s in steps]
-    white_box.append(pgd_spec(epsilon, 20, "ce", restarts=5 if standard else 3, norm=norm))
-
-    apgd_steps = 100 if standard else 50
-    targets = 9 if standard else 3
-    if num_classes is not None:
-        targets = max(1, min(targets, int(num_classes) - 1))
-    queries = 5000 if standard else 1000
-    cascade = [
-        AttackSpec(
-            "apgd_ce", f"{l2}APGD-CE ({apgd_steps})",
-            _attack("apgd", epsilon=epsilon, steps=apgd_steps, loss="ce", restarts=1, seed=0,
-                    norm=norm, rule="reference", early_stop=True),
-            "apgd", "ce", apgd_steps,
-        ),
-        AttackSpec(
-            "apgd_t", f"{l2}APGD-T (DLR, {targets} targets x {apgd_steps})",
-            _attack("apgd_targeted", epsilon=epsilon, steps=apgd_steps, num_targets=targets,
-                    restarts=1, seed=0, norm=norm, rule="reference", early_stop=True),
-            "apgd", "dlr", apgd_steps * targets,
-        ),
-    ]
-    if standard:
-        cascade.append(AttackSpec(
-            "fab_t", f"{l2}FAB-T ({targets} targets x {apgd_steps})",
-            _attack("fab", epsilon=epsilon, norm=norm, targeted=True, num_targets=targets,
-                    steps=apgd_steps, restarts=1, seed=0),
-            "fab", "margin", apgd_steps * targets,
-        ))
-    square_note = ""
-    if rand:
-        # fra31/auto-attack version="rand": apgd-ce and apgd-dlr, n_restarts=1, eot_iter=20.
-        cascade = [
-            AttackSpec(
-                f"apgd_{loss}", f"{l2}APGD-{loss.upper()} ({apgd_steps}, EOT {RAND_EOT_ITER})",
-                _attack("apgd", epsilon=epsilon, steps=apgd_steps, loss=loss, restarts=1,
-                        seed=0, norm=norm, rule="reference", eot_iter=RAND_EOT_ITER),
-                "apgd", loss, apgd_steps,
-            )
-            for loss in ("ce", "dlr")
-        ]
-    elif norm == "linf" or square_has_norm():
-        extra = {"norm": norm} if norm == "l2" else {}
-        cascade.append(AttackSpec(
-            "square", f"{l2}Square ({queries} queries)",
-            _attack("square", epsilon=epsilon, queries=queries, seed=0, **extra),
-            "square", "margin", queries,
-        ))
-    else:
-        square_note = "; no Square (keras_robust.attacks.square has no L2 version yet)"
+    cascade = (_rand_cascade(epsilon, norm) if rand
+               else _cascade(standard, epsilon, norm, num_classes))
     budget = f"{epsilon * 255:.1f}/255" if norm == "linf" else f"{epsilon:g}"
     version = ("rand version" if rand else "standard version" if standard
                else "quick: cheaper than the standard version")
@@ -269,10 +367,10 @@ def build_suite(name: str, epsilon: float, norm: str = "linf",
         f"{AUTOATTACK_NAME} ({version}, "
         f"{'L-inf' if norm == 'linf' else 'L2'}, eps {budget}): "
         + ", then ".join(spec.name for spec in cascade)
-        + ", each on the images still robust after the previous ones" + square_note
+        + ", each on the images still robust after the previous ones"
     )
     return Suite(
-        attacks=tuple(white_box),
+        attacks=tuple(_white_box(standard, epsilon, norm)),
         cascade=tuple(cascade),
         epsilon_factors=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0) if standard else (0.5, 1.0, 2.0, 4.0, 8.0),
         curve_steps=20 if standard else 10,
