@@ -20,8 +20,8 @@ gets a WARNING that its CE figures are unchecked.
 `--norm=l2` evaluates in the L2 ball: every attack, the cascade and the
 curves (see `keras_robust.evaluate.robustness_report`). `--epsilon` is on the
 [0, 1] scale of the images under both norms, pixel levels written as a
-fraction (`--epsilon=4/255`); without it the norm's default budget
-(`keras_robust.experiment.DEFAULT_BUDGETS`: 8/255 in L-inf, 0.5 in L2).
+fraction (`--epsilon=4/255`); without it the report's default for the norm
+(`keras_robust.evaluate.suites.DEFAULT_EPSILON`: 8/255 in L-inf, 0.5 in L2).
 
     python examples/evaluate.py --model=runs/bat/model.keras --start=5000 --limit=500
 
@@ -96,7 +96,7 @@ def main(argv):
         with open(FLAGS.baseline_report) as f:
             baseline = json.load(f)
     kr.evaluate.robustness_report(  # prints its summary, FAILs included
-        model, (x_test, y_test), epsilon=experiment.budget(FLAGS.epsilon, FLAGS.norm),
+        model, (x_test, y_test), epsilon=FLAGS.epsilon and experiment.budget(FLAGS.epsilon, FLAGS.norm),
         norm=FLAGS.norm, attacks=attacks,
         corruptions=corruptions, output_dir=FLAGS.output_dir, batch_size=FLAGS.batch_size,
         surrogate=experiment.load_model(FLAGS.surrogate) if FLAGS.surrogate else None,

@@ -31,12 +31,9 @@ LOCAL_COPY_CANDIDATES = (
     "shared/datasets/cifar10_jpeg.npz",
 )
 STRATEGIES = ("default", "mirrored", "multi_worker")
-# The budget a threat model gets when none is given: 8/255 in L-inf, 0.5 in L2
-# (both on the [0, 1] scale of the images).
-DEFAULT_BUDGETS = {"linf": 8 / 255, "l2": 0.5}
 
 
-def budget(value: float | str | None, norm: str = "linf") -> float:
+def budget(value: float | str, norm: str = "linf") -> float:
     """A budget on the [0, 1] scale, from a number or a "8/255"-style string.
 
     The examples' budget flags (`--epsilon`, `--step_size`, `--budgets`, ...)
@@ -44,9 +41,9 @@ def budget(value: float | str | None, norm: str = "linf") -> float:
     arguments are; pixel levels are written as a fraction ("8/255").
 
     Args:
-        value: a number, a string such as "8/255", "0.5" or "2.5/255", or
-            None for the norm's default (`DEFAULT_BUDGETS`: 8/255 in L-inf,
-            0.5 in L2).
+        value: a number, or a string such as "8/255", "0.5" or "2.5/255".
+            (Where a budget is optional, the report's per-norm default is
+            `keras_robust.evaluate.suites.DEFAULT_EPSILON`.)
         norm: "linf" or "l2"; an L-inf budget must lie in (0, 1].
 
     Returns:
@@ -60,19 +57,17 @@ def budget(value: float | str | None, norm: str = "linf") -> float:
 
     >>> budget("8/255") == 8 / 255
     True
-    >>> budget(None, "l2"), budget("0.25", "l2")
-    (0.5, 0.25)
+    >>> budget("0.25", "l2"), budget(0.5, "l2")
+    (0.25, 0.5)
     """
-    check_choice(norm, tuple(DEFAULT_BUDGETS), "norm")
-    if value is None:
-        return DEFAULT_BUDGETS[norm]
+    check_choice(norm, ("linf", "l2"), "norm")
     try:
         if isinstance(value, str):
             numerator, _, denominator = value.strip().partition("/")
             result = float(numerator) / float(denominator) if denominator else float(numerator)
         else:
             result = float(value)
-    except (ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError):
         raise ValueError(f"A budget is a number or a fraction such as '8/255', got {value!r}.") from None
     if not result > 0 or result == float("inf"):
         raise ValueError(f"A budget must be positive and finite, got {value!r}.")
