@@ -285,7 +285,8 @@ def finish(
             surrogate=surrogate, output_dir=os.path.join(output_dir, "report") if output_dir else None,
         )
         summary.update(clean=result.clean_accuracy, robust=result.robust_accuracy,
-                       worst_attack=result.worst_attack, checks_passed=result.passed,
+                       worst_attack=result.worst_attack, worst_case=result.worst_case,
+                       robust_to_all=result.robust_to_all, checks_passed=result.passed,
                        ce_vs_margin=next(c.to_dict() for c in result.checks
                                          if c.name == evaluate.CE_MARGIN_CHECK),
                        attacks={k: v["accuracy"] for k, v in result.results["attacks"].items()},

@@ -137,6 +137,7 @@ def test_train_example_runs_with_the_recipe_flags(tmp_path):
     assert summary["defense_config"]["attack_batchnorm"] == "batch"
     assert summary["defense_config"]["attack"]["epsilon"] == 4 / 255  # [0, 1] scale, from "4/255"
     assert set(summary["attacks"]) == {"fgsm"} and summary["clean"] >= summary["robust"]
+    assert summary["worst_case"]["attack"] == "fgsm"
     assert summary["flags"]["weight_decay"] == 0 and summary["flags"]["kernel_l2"] == 5e-4
     model = keras.saving.load_model(out / "model.keras")
     assert {layer.momentum for layer in _batchnorms(model.backbone)} == {0.9}
