@@ -67,7 +67,7 @@ def main(argv):
     model.fit(train, epochs=FLAGS.epochs, verbose=2)
 
     report = kr.evaluate.robustness_report(model, (x_test, y_test), epsilon=8 / 255,
-                                           attacks="summary",
+                                           attacks="summary", progress=False,
                                            output_dir=os.path.join(FLAGS.output_dir, "report"))
     print(report.summary())  # the worst case first, then each attack, then any FAILed check
     model.save(os.path.join(FLAGS.output_dir, "model.keras"))

@@ -97,10 +97,8 @@ def main(argv):
         "defense_config": {k: v for k, v in model.get_config().items() if k != "backbone"},
         "history": history.history, "flags": _flags.values(),
     }
-    report = experiment.finish(model, test, FLAGS.output_dir, _flags.report_attacks(),
-                               extra=summary)
-    if report is not None:
-        print(report.summary())
+    # The report prints its summary: the worst case first, then each attack and any FAIL.
+    experiment.finish(model, test, FLAGS.output_dir, _flags.report_attacks(), extra=summary)
 
 
 if __name__ == "__main__":
