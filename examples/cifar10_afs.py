@@ -1,10 +1,14 @@
 """Adversarial feature stacking (AFS) on CIFAR-10, the whole pipeline (Liu & Zhao, 2022).
 
     python examples/cifar10_afs.py                       # the paper: WRN-28-10 at 3..8/255
-    python examples/cifar10_afs.py --backbone=small_cnn --budgets=2,5,8 \
+    python examples/cifar10_afs.py --backbone=small_cnn --budgets=2/255,5/255,8/255 \
         --extractor_epochs=5 --extractor_steps=3 --extractor_step_ratio=0.5 \
         --merger_epochs=2 --merger_steps=3 --noaugment --weight_decay=0 --alpha=0.1 \
         --merger_init=most_robust --merger_lr=0.01 --output_dir=runs/afs_noaug  # CPU acceptance
+
+Budgets (`--budgets`, `--epsilon`) are on the [0, 1] scale (`8/255`);
+`--weight_decay` is the optimizer's decoupled weight decay (see
+examples/_flags.py for the shared flags).
 
 1. trains one PGD-AT extractor per budget (resumable: finished extractors in
    `output_dir/extractors/` are not trained again; an existing PGD-AT model can
@@ -27,42 +31,34 @@ import time
 
 from absl import app, flags
 
-import _quiet  # examples/_quiet.py: the --verbose flag
+import _flags  # examples/_flags.py: the shared flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("backbone", "wrn_28_10", "Extractor architecture (keras_robust.backbones).")
-flags.DEFINE_list("budgets", ["3", "4", "5", "6", "7", "8"], "Extractor budgets in pixel levels.")
-flags.DEFINE_string("data", "auto", "auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
-flags.DEFINE_integer("batch_size", 128, "Global batch size.")
+_flags.define_run("runs/cifar10_afs", data_help="auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
+_flags.define_training(None, lr_boundaries=None)
 flags.DEFINE_integer("extractor_epochs", 100, "Epochs per extractor.")
+_flags.define_report("standard")
+flags.DEFINE_string("backbone", "wrn_28_10", "Extractor architecture (keras_robust.backbones).")
+flags.DEFINE_list("budgets", [f"{b}/255" for b in range(3, 9)],
+                  "Extractor budgets on the [0, 1] scale (e.g. 3/255,8/255).")
 flags.DEFINE_integer("extractor_steps", 10, "PGD steps when training extractors.")
 flags.DEFINE_float("extractor_step_ratio", None,
                    "Extractor PGD step as a fraction of its budget (default 2.5 / steps).")
 flags.DEFINE_integer("merger_epochs", 5, "Epochs of the merger (the paper: 5).")
 flags.DEFINE_integer("merger_steps", 10, "PGD steps against the stack when training the merger.")
 flags.DEFINE_float("alpha", 0.5, "Weight of the clean loss in eq. 5.")
-flags.DEFINE_float("epsilon", 8.0, "Merger and evaluation budget in pixel levels.")
-flags.DEFINE_float("lr", 0.1, "Initial learning rate of the extractors (cosine decay).")
+flags.DEFINE_string("epsilon", "8/255", "Merger and evaluation budget on the [0, 1] scale.")
 flags.DEFINE_float("merger_lr", None, "Initial learning rate of the merger (default: --lr).")
-flags.DEFINE_float("weight_decay", 5e-4, "Decoupled weight decay.")
-flags.DEFINE_boolean("augment", True,
-                     "Pad-4 random crop and flip (--noaugment: the 5-epoch CPU recipe).")
 flags.DEFINE_enum("merger_init", "random", ["random", "most_robust"],
                   "random: a fresh linear merger (the paper); most_robust: start from the "
                   "largest-budget extractor's own classifier, all other weights zero, so "
                   "training starts from that extractor's predictions.")
-flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
-flags.DEFINE_integer("eval_limit", 1000, "Evaluate on the first N test images.")
 flags.DEFINE_integer("delta_z_images", 500, "Test images for Delta-z.")
-flags.DEFINE_enum("report", "standard", ["standard", "quick", "none"], "Robustness report suite.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "Distribution.")
-flags.DEFINE_integer("seed", 0, "Seed.")
-flags.DEFINE_string("output_dir", "runs/cifar10_afs", "Where to write everything.")
 
 
 def main(argv):
     del argv
-    _quiet.start()  # before keras or TensorFlow is imported
+    _flags.start()  # before keras or TensorFlow is imported
     import keras
 
     import keras_robust as kr
@@ -71,18 +67,16 @@ def main(argv):
     # A multi-worker strategy must exist before TensorFlow runs anything.
     strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
-    train, steps_per_epoch, (x_test, y_test), info = experiment.load_cifar(
-        FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
-    budgets = [float(b) / 255 for b in FLAGS.budgets]
-    epsilon = FLAGS.epsilon / 255
+    train, steps_per_epoch, (x_test, y_test), info = _flags.load_data()
+    budgets = [experiment.budget(b) for b in FLAGS.budgets]
+    labels = [kr.evaluate.plots.budget_label(b) for b in budgets]
+    epsilon = experiment.budget(FLAGS.epsilon)
 
     def backbone_fn():
-        return kr.backbones.get(FLAGS.backbone, input_shape=info.image_shape,
-                                num_classes=info.num_classes, normalization=info.normalization)
+        return _flags.backbone(FLAGS.backbone, info)
 
     def optimizer_fn(epochs, lr=FLAGS.lr):
-        return lambda: experiment.sgd(epochs, steps_per_epoch, lr, "cosine",
-                                      weight_decay=FLAGS.weight_decay)
+        return lambda: _flags.optimizer(steps_per_epoch, epochs, lr)
 
     start = time.time()
     with strategy.scope():
@@ -96,8 +90,8 @@ def main(argv):
     curve = kr.afs.delta_z_curve(extractors, x_test[: FLAGS.delta_z_images], budgets, epsilon,
                                  plot=os.path.join(FLAGS.output_dir, "delta_z.png"))
     concave = kr.afs.concave_budgets(curve)
-    print("Delta-z at eps %g/255: %s" % (FLAGS.epsilon, ", ".join(
-        f"{255 * p['budget']:g}/255: {p['delta_z']:.3f}" for p in curve)))
+    print("Delta-z at eps %s: %s" % (kr.evaluate.plots.budget_label(epsilon), ", ".join(
+        f"{kr.evaluate.plots.budget_label(p['budget'])}: {p['delta_z']:.3f}" for p in curve)))
     print("budgets on the concave part of the curve:", [round(255 * b, 2) for b in concave])
 
     with strategy.scope():
@@ -111,22 +105,19 @@ def main(argv):
     model.fit(train, epochs=FLAGS.merger_epochs, verbose=2)
     merger_seconds = time.time() - start
     ratios = kr.afs.importance(model, plot=os.path.join(FLAGS.output_dir, "importance.png"),
-                               labels=[f"{b:g}/255" for b in map(float, FLAGS.budgets)])
+                               labels=labels)
 
-    from keras_robust.evaluate.suites import pgd_spec
-
-    # PGD-20 with the CE and with the CW margin loss (step eps/4, random start);
-    # the worst case is the lower one, and check 5 of the report flags a masked CE loss.
-    pgd20, cw20 = pgd_spec(epsilon, 20, "ce"), pgd_spec(epsilon, 20, "cw")
+    # PGD-20 with the CE and with the CW margin loss (the report's pgd20_ce and pgd20_cw);
+    # the worst case is the lower one, and the report's check 5 flags a masked CE loss.
     rows = []
-    candidates = [(f"extractor {b}/255", e) for b, e in zip(FLAGS.budgets, extractors)]
+    candidates = [(f"extractor {label}", e) for label, e in zip(labels, extractors)]
     for name, candidate in candidates + [("AFS", model)]:
-        ce, cw = (kr.evaluate.robust_accuracy(candidate, x_test, y_test, spec.run)
-                  for spec in (pgd20, cw20))
-        rows.append({"model": name, "clean": kr.evaluate.accuracy(candidate, x_test, y_test),
-                     "pgd20": ce, "cw20": cw, "worst": min(ce, cw),
-                     "ce_vs_margin": kr.evaluate.ce_margin_agreement(ce, cw, pgd20.name,
-                                                                     cw20.name).to_dict()})
+        report = kr.evaluate.robustness_report(candidate, (x_test, y_test), epsilon=epsilon,
+                                               attacks=["pgd20_ce", "pgd20_cw"], progress=False)
+        ce, cw = (report.results["attacks"][k]["accuracy"] for k in ("pgd20_ce", "pgd20_cw"))
+        check = next(c for c in report.checks if c.name == kr.evaluate.CE_MARGIN_CHECK)
+        rows.append({"model": name, "clean": report.clean_accuracy, "pgd20": ce, "cw20": cw,
+                     "worst": min(ce, cw), "ce_vs_margin": check.to_dict()})
     print(f"\n{'model':<22}{'clean':>8}{'PGD-20':>8}{'CW-20':>8}{'worst':>8}  (worst: the lower "
           "of the two attacks)")
     for row in rows:

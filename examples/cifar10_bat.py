@@ -2,15 +2,17 @@
 
     python examples/cifar10_bat.py                       # the paper: WRN-28-10, 100 epochs
     python examples/cifar10_bat.py --backbone=small_cnn --epochs=5 --schedule=cosine \
-        --weight_decay=0 --optimizer_weight_decay=5e-4 --variant=R-MC-LS \
+        --kernel_l2=0 --weight_decay=5e-4 --variant=R-MC-LS \
         --output_dir=runs/bat_ls                        # a CPU run of a variant
 
 Defaults are the paper's R-MC-LA: WRN-28-10, eps 8/255, one-step attack toward
 the most confusing class from a random start, adversarial labels with beta 9
 (target and label from the clean image's logits, as the authors' code;
 `--label_source=start` saves a forward pass), SGD momentum 0.9, batch 128,
-lr 0.1 / 0.01 / 0.001 with decays at epochs 60 and 90 of 100, L2 weight decay
-2e-4 on kernels (the authors' code). `--variant` picks any model of the
+lr 0.1 / 0.01 / 0.001 with decays at epochs 60 and 90 of 100, coupled L2
+weight decay 2e-4 on kernels (`--kernel_l2`, the authors' code) and no
+decoupled weight decay (`--weight_decay=0`). `--epsilon` is on the [0, 1]
+scale (`--epsilon=8/255`); see examples/_flags.py for the shared flags. `--variant` picks any model of the
 paper's Tables 3-6 (R-FGSM, R-LL, R-MC, R-FGSM-LS, R-MC-LS, R-MC-LA, Madry-LA).
 The run ends with the robustness report and writes model.keras, a SavedModel
 and the report to `--output_dir`.
@@ -21,20 +23,16 @@ import time
 
 from absl import app, flags
 
-import _quiet  # examples/_quiet.py: the --verbose flag
+import _flags  # examples/_flags.py: the shared flags
 
 FLAGS = flags.FLAGS
+_flags.define_run("runs/cifar10_bat", data_help="auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
+_flags.define_training(100, schedule="piecewise", lr_boundaries=["60", "90"], weight_decay=0.0,
+                       kernel_l2=2e-4)
+_flags.define_report("standard")
 flags.DEFINE_string("variant", "R-MC-LA", "A BAT variant of keras_robust.defenses.BAT_VARIANTS.")
 flags.DEFINE_string("backbone", "wrn_28_10", "A name of keras_robust.backbones.BACKBONES.")
-flags.DEFINE_string("data", "auto", "auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
-flags.DEFINE_integer("epochs", 100, "Training epochs.")
-flags.DEFINE_integer("batch_size", 128, "Global batch size.")
-flags.DEFINE_float("lr", 0.1, "Initial learning rate.")
-flags.DEFINE_enum("schedule", "piecewise", ["piecewise", "cosine", "constant"], "LR schedule.")
-flags.DEFINE_list("lr_boundaries", ["60", "90"], "Epochs of the x0.1 decays (piecewise).")
-flags.DEFINE_float("weight_decay", 2e-4, "L2 weight decay on kernels (coupled, as the authors).")
-flags.DEFINE_float("optimizer_weight_decay", 0.0, "Decoupled weight decay of the optimizer.")
-flags.DEFINE_float("epsilon", 8.0, "Image budget in pixel levels (/255).")
+flags.DEFINE_string("epsilon", "8/255", "Image budget on the [0, 1] scale (e.g. 8/255).")
 flags.DEFINE_integer("steps", None, "Attack steps (default: the variant's, 1 for BAT).")
 flags.DEFINE_float("beta", 9.0, "The adversarial label's multiplier (eq. 16).")
 flags.DEFINE_float("label_epsilon", 0.5, "The budget of smoothed labels (LS variants).")
@@ -46,18 +44,11 @@ flags.DEFINE_enum("label_log", "log_softmax", ["log_softmax", "saturated"],
 flags.DEFINE_float("bn_momentum", None,
                    "BatchNorm moving-average momentum (Keras: 0.99; the authors' code: 0.9). The "
                    "training attack runs on the moving statistics, so this sets how stale they are.")
-flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip (as the paper).")
-flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
-flags.DEFINE_integer("eval_limit", 1000, "Evaluate on the first N test images.")
-flags.DEFINE_enum("report", "standard", ["standard", "quick", "none"], "Robustness report suite.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "Distribution.")
-flags.DEFINE_integer("seed", 0, "Seed.")
-flags.DEFINE_string("output_dir", "runs/cifar10_bat", "Where to write the model and report.")
 
 
 def main(argv):
     del argv
-    _quiet.start()  # before keras or TensorFlow is imported
+    _flags.start()  # before keras or TensorFlow is imported
     import keras
 
     import keras_robust as kr
@@ -66,31 +57,24 @@ def main(argv):
     # A multi-worker strategy must exist before TensorFlow runs anything.
     strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
-    train, steps_per_epoch, test, info = experiment.load_cifar(
-        FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
-    overrides = dict(epsilon=FLAGS.epsilon / 255, beta=FLAGS.beta,
+    train, steps_per_epoch, test, info = _flags.load_data()
+    epsilon = experiment.budget(FLAGS.epsilon)
+    overrides = dict(epsilon=epsilon, beta=FLAGS.beta,
                      label_epsilon=FLAGS.label_epsilon, label_source=FLAGS.label_source,
                      label_log=FLAGS.label_log, seed=FLAGS.seed)
     if FLAGS.steps:
         overrides["steps"] = FLAGS.steps
     with strategy.scope():
-        backbone = kr.backbones.get(
-            FLAGS.backbone, input_shape=info.image_shape, num_classes=info.num_classes,
-            normalization=info.normalization, weight_decay=FLAGS.weight_decay / 2)
+        backbone = _flags.backbone(FLAGS.backbone, info)
         if FLAGS.bn_momentum is not None:
             kr.backbones.set_batchnorm_momentum(backbone, FLAGS.bn_momentum)
         model = kr.BATModel.variant(FLAGS.variant, backbone, **overrides)
-        model.compile(
-            optimizer=experiment.sgd(FLAGS.epochs, steps_per_epoch, FLAGS.lr, FLAGS.schedule,
-                                     weight_decay=FLAGS.optimizer_weight_decay,
-                                     boundaries=[int(b) for b in FLAGS.lr_boundaries]),
-            metrics=["accuracy"],
-        )
+        model.compile(optimizer=_flags.optimizer(steps_per_epoch), metrics=["accuracy"])
     start = time.time()
     model.fit(train, epochs=FLAGS.epochs, verbose=2)
     seconds = time.time() - start
     experiment.finish(
-        model, test, FLAGS.output_dir, FLAGS.report, epsilon=FLAGS.epsilon / 255,
+        model, test, FLAGS.output_dir, FLAGS.report, epsilon=epsilon,
         extra={"variant": FLAGS.variant, "train_seconds": seconds,
                "config": {k: v for k, v in model.get_config().items() if k != "backbone"}},
     )

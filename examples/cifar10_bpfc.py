@@ -2,14 +2,15 @@
 
     python examples/cifar10_bpfc.py                      # the paper: ResNet-18, 100 epochs
     python examples/cifar10_bpfc.py --backbone=small_cnn --epochs=5 --schedule=cosine \
-        --weight_decay=0 --optimizer_weight_decay=5e-4 --lam_boundaries=1 --lam_values=1,9 \
+        --kernel_l2=0 --weight_decay=5e-4 --lam_boundaries=1 --lam_values=1,9 \
         --output_dir=runs/bpfc_small_cnn                 # the CPU acceptance run
 
 Defaults follow the authors' CIFAR-10 code (`val-iisc/BPFC`, `-p_val 5 -l_ce 1
 -l_reg 1 -mul_ru 9`): k = 5, SGD momentum 0.9, batch 128, lr 0.1 divided by 5
 and lambda multiplied by 9 (1, 9, 81, 729) after epochs 25, 50 and 75 of 100
 (0-based, as the authors' loop: the new values apply from epochs 26, 51, 76),
-L2 weight decay 5e-4 on kernels. No adversarial example is used in training;
+coupled L2 weight decay 5e-4 on kernels (`--kernel_l2`; no decoupled
+`--weight_decay`; see examples/_flags.py for the shared flags). No adversarial example is used in training;
 the run ends with the full robustness report (BPFC's claim is robustness
 without gradient masking, so the report's checks matter) and writes
 model.keras, a SavedModel and the report to `--output_dir`.
@@ -20,15 +21,13 @@ import time
 
 from absl import app, flags
 
-import _quiet  # examples/_quiet.py: the --verbose flag
+import _flags  # examples/_flags.py: the shared flags
 
 FLAGS = flags.FLAGS
+_flags.define_run("runs/cifar10_bpfc", data_help="auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
+_flags.define_training(100, schedule="piecewise", weight_decay=0.0, kernel_l2=5e-4)
+_flags.define_report("standard")
 flags.DEFINE_string("backbone", "preact_resnet18", "A name of keras_robust.backbones.BACKBONES.")
-flags.DEFINE_string("data", "auto", "auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
-flags.DEFINE_integer("epochs", 100, "Training epochs.")
-flags.DEFINE_integer("batch_size", 128, "Global batch size.")
-flags.DEFINE_float("lr", 0.1, "Initial learning rate.")
-flags.DEFINE_enum("schedule", "piecewise", ["piecewise", "cosine", "constant"], "LR schedule.")
 flags.DEFINE_float("lr_decay", 0.2, "Piecewise learning-rate factor at each lambda step.")
 flags.DEFINE_integer("k", 5, "Low bits dropped by the quantiser.")
 flags.DEFINE_list("lam_boundaries", None,
@@ -37,20 +36,11 @@ flags.DEFINE_list("lam_boundaries", None,
 flags.DEFINE_list("lam_values", None, "lambda values (default 1, 9, 81, 729).")
 flags.DEFINE_enum("passes", "separate", ["separate", "joint"],
                   "x and q(x) in separate training passes (the authors) or one joint pass.")
-flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay on kernels (coupled, as the authors).")
-flags.DEFINE_float("optimizer_weight_decay", 0.0, "Decoupled weight decay of the optimizer.")
-flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip (as the paper).")
-flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
-flags.DEFINE_integer("eval_limit", 1000, "Evaluate on the first N test images.")
-flags.DEFINE_enum("report", "standard", ["standard", "quick", "none"], "Robustness report suite.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "Distribution.")
-flags.DEFINE_integer("seed", 0, "Seed.")
-flags.DEFINE_string("output_dir", "runs/cifar10_bpfc", "Where to write the model and report.")
 
 
 def main(argv):
     del argv
-    _quiet.start()  # before keras or TensorFlow is imported
+    _flags.start()  # before keras or TensorFlow is imported
     import keras
 
     import keras_robust as kr
@@ -60,24 +50,19 @@ def main(argv):
     # A multi-worker strategy must exist before TensorFlow runs anything.
     strategy = experiment.strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
-    train, steps_per_epoch, test, info = experiment.load_cifar(
-        FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
+    train, steps_per_epoch, test, info = _flags.load_data()
     if FLAGS.lam_boundaries or FLAGS.lam_values:
         schedule = LambdaSchedule([int(b) for b in FLAGS.lam_boundaries or []],
                                   [float(v) for v in FLAGS.lam_values or []])
     else:
         schedule = LambdaSchedule.authors(FLAGS.epochs)
     with strategy.scope():
-        backbone = kr.backbones.get(
-            FLAGS.backbone, input_shape=info.image_shape, num_classes=info.num_classes,
-            normalization=info.normalization, weight_decay=FLAGS.weight_decay / 2)
+        backbone = _flags.backbone(FLAGS.backbone, info)
         model = kr.BPFCModel(backbone, k=FLAGS.k, lam_schedule=schedule, passes=FLAGS.passes,
                              seed=FLAGS.seed)
         model.compile(
-            optimizer=experiment.sgd(
-                FLAGS.epochs, steps_per_epoch, FLAGS.lr, FLAGS.schedule,
-                weight_decay=FLAGS.optimizer_weight_decay,
-                boundaries=LambdaSchedule.authors(FLAGS.epochs).boundaries,
+            optimizer=_flags.optimizer(
+                steps_per_epoch, boundaries=LambdaSchedule.authors(FLAGS.epochs).boundaries,
                 decay_rate=FLAGS.lr_decay),
             metrics=["accuracy"],
         )

@@ -1,7 +1,6 @@
 """Data-centric dataset enhancement on CIFAR-10 (Zhong et al., AAAI 2022), end to end.
 
     python examples/cifar10_datacentric.py                        # 10k subset, 50 iterations
-                                                                  # (BUILD_NOTES, Issue 9)
     python examples/cifar10_datacentric.py --subset=0 --iterations=300 \
         --surrogate_preset=paper --epochs=100                     # the paper's setting (GPU)
 
@@ -26,7 +25,9 @@ depend on, so a run with other settings does not reuse them):
    ensemble's eq. 6 perturbations vs plain PGD from each single test
    surrogate), and write `results_*.json` and `results_*.md`.
 
-Budgets are in pixel levels for L-inf (8 means 8/255) and on [0, 1] pixels for L2.
+Budgets and steps (`--linf_epsilon`, `--linf_step`, `--l2_epsilon`, `--l2_step`)
+are on the [0, 1] scale of the images under both norms, pixel levels written as
+a fraction (`--linf_epsilon=8/255`); see examples/_flags.py for the shared flags.
 """
 from __future__ import annotations
 
@@ -38,18 +39,19 @@ import time
 
 from absl import app, flags
 
-import _quiet  # examples/_quiet.py: the --verbose flag
+import _flags  # examples/_flags.py: the shared flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data", "auto", "auto, a TFDS name or a JPEG .npz copy of CIFAR-10.")
+_flags.define_run("runs/cifar10_datacentric", strategies=("default", "mirrored"),
+                  data_help="auto, a TFDS name or a JPEG .npz copy of CIFAR-10.")
 flags.DEFINE_integer("subset", 10000, "Enhance the first N training images (0: all).")
 flags.DEFINE_integer("test_size", 1000, "Test images per test set (0: all).")
 flags.DEFINE_list("ratio", ["0", "1", "4"], "clean:adversarial:corrupted.")
 flags.DEFINE_integer("iterations", 50, "Steps of each eq. 6 attack (the paper: 300).")
-flags.DEFINE_float("linf_epsilon", 8.0, "L-inf budget in pixel levels (/255).")
-flags.DEFINE_float("linf_step", 2.0, "L-inf step in pixel levels (/255).")
-flags.DEFINE_float("l2_epsilon", 1.0, "L2 budget on [0, 1] pixels.")
-flags.DEFINE_float("l2_step", 0.025, "L2 step.")
+flags.DEFINE_string("linf_epsilon", "8/255", "L-inf budget on the [0, 1] scale.")
+flags.DEFINE_string("linf_step", "2/255", "L-inf step on the [0, 1] scale.")
+flags.DEFINE_string("l2_epsilon", "1.0", "L2 budget on the [0, 1] scale.")
+flags.DEFINE_string("l2_step", "0.025", "L2 step on the [0, 1] scale.")
 flags.DEFINE_float("diversity_prob", 0.7, "Input-diversity probability (Zhao et al.: 0.7).")
 flags.DEFINE_integer("smoothing_kernel", 5, "Gaussian gradient kernel size (Zhao et al.: 5).")
 flags.DEFINE_enum("enhance_loss", None, ["logit", "ce", "cw", "dlr"],
@@ -75,9 +77,6 @@ flags.DEFINE_float("lr", 0.05, "Initial learning rate (SGD momentum 0.9, cosine)
 flags.DEFINE_integer("attack_batch_size", 256, "Images per attack batch.")
 flags.DEFINE_integer("shard_size", 2048, "Examples per TFRecord shard.")
 flags.DEFINE_integer("pgd_steps", 10, "Steps of the plain-PGD transfer baseline.")
-flags.DEFINE_integer("seed", 0, "Seed (the test sets use seed + 1).")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored"], "Distribution strategy.")
-flags.DEFINE_string("output_dir", "runs/cifar10_datacentric", "Where everything goes.")
 flags.DEFINE_boolean("tfds", False, "Also write the enhanced set in the TensorFlow Datasets "
                      "layout to <output_dir>/tfds/ (tfds.load('enhanced_<settings>', "
                      "data_dir=<output_dir>/tfds), with every image's provenance).")
@@ -135,12 +134,15 @@ def _transfer_table(target, test_sets, test_surrogates, x_test, y_test):
         rows[name] = kr.evaluate.accuracy(target, *test_sets.variants[key])
     rows["eq6 ensemble L-inf + L2"] = kr.evaluate.accuracy(target, *test_sets.adversarial)
     x = x_test.astype(np.float32) / 255.0
-    eps, step = FLAGS.linf_epsilon / 255, FLAGS.linf_step / 255
+    from keras_robust import experiment
+
+    eps, step = experiment.budget(FLAGS.linf_epsilon), experiment.budget(FLAGS.linf_step)
+    l2_eps = experiment.budget(FLAGS.l2_epsilon, "l2")
     for surrogate in test_surrogates:
         linf = functools.partial(kr.attacks.pgd, epsilon=eps, step_size=step,
                                  steps=FLAGS.pgd_steps, seed=FLAGS.seed)
-        l2 = functools.partial(kr.attacks.pgd, epsilon=FLAGS.l2_epsilon,
-                               step_size=2.5 * FLAGS.l2_epsilon / FLAGS.pgd_steps,
+        l2 = functools.partial(kr.attacks.pgd, epsilon=l2_eps,
+                               step_size=2.5 * l2_eps / FLAGS.pgd_steps,
                                steps=FLAGS.pgd_steps, norm="l2", seed=FLAGS.seed)
         x_linf = np.concatenate([np.asarray(linf(surrogate, x[i:i + 500], y_test[i:i + 500]))
                                  for i in range(0, len(x), 500)])
@@ -176,7 +178,7 @@ def _markdown(table, transfer, settings) -> str:
 
 def main(argv):
     del argv
-    _quiet.start()  # before keras or TensorFlow is imported
+    _flags.start()  # before keras or TensorFlow is imported
     import numpy as np
     import tensorflow as tf
 
@@ -221,9 +223,10 @@ def main(argv):
                           for m in enhance_surrogates + test_surrogates}
     _log(f"surrogate test accuracies: {surrogate_accuracy}")
 
-    attack = dict(iterations=FLAGS.iterations, linf_epsilon=FLAGS.linf_epsilon / 255,
-                  linf_step=FLAGS.linf_step / 255, l2_epsilon=FLAGS.l2_epsilon,
-                  l2_step=FLAGS.l2_step, diversity_prob=FLAGS.diversity_prob,
+    attack = dict(iterations=FLAGS.iterations, linf_epsilon=experiment.budget(FLAGS.linf_epsilon),
+                  linf_step=experiment.budget(FLAGS.linf_step),
+                  l2_epsilon=experiment.budget(FLAGS.l2_epsilon, "l2"),
+                  l2_step=experiment.budget(FLAGS.l2_step, "l2"), diversity_prob=FLAGS.diversity_prob,
                   smoothing_kernel=FLAGS.smoothing_kernel)
     enhance_attack = dict(attack)
     if FLAGS.enhance_loss is not None:

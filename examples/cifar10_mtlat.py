@@ -3,7 +3,7 @@
     python examples/cifar10_mtlat.py                         # small_cnn, 10 epochs, both models
     python examples/cifar10_mtlat.py --variants=M-TLAT,Mixup,TLAT   # with the ablations
     python examples/cifar10_mtlat.py --optimizer=adam --epochs=90 --backbone=preact_resnet18
-        # the paper's schedule: Adam 0.002, weight decay 1e-4, lr / 10 at epochs 30, 60, 80
+        # the paper's schedule: Adam 0.002, coupled L2 1e-4 (--kernel_l2), lr / 10 at 30, 60, 80
 
 Trains a standard model (`RobustModel`, plain training) and each M-TLAT
 variant with the same backbone, data and schedule (by default the
@@ -13,7 +13,10 @@ M-TLAT perturbation benchmark (19 corruptions x 5 severities; PGD, PGD_LL,
 CW_L2, MI-FGSM 0.04 / 0.08) on the first `--eval_limit` test images, prints
 the paper's table and writes to `--output_dir`: `benchmark/` (Markdown, JSON,
 PNG), and per model `model.keras`, a SavedModel `savedmodel/` and
-`summary.json`.
+`summary.json`. `--weight_decay` is the optimizer's decoupled weight decay
+(default 5e-4 with SGD, 0 with Adam) and `--kernel_l2` the coupled L2 penalty on
+kernels (default 0 with SGD, the paper's 1e-4 with Adam); `--epsilon_max` is on
+the [0, 1] scale (see examples/_flags.py for the shared flags).
 """
 from __future__ import annotations
 
@@ -23,43 +26,32 @@ import time
 
 from absl import app, flags
 
-import _quiet  # examples/_quiet.py: the --verbose flag
+import _flags  # examples/_flags.py: the shared flags
 
 FLAGS = flags.FLAGS
+_flags.define_run("runs/cifar10_mtlat", data_help="auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
+_flags.define_training(10, lr=None, schedule=None, lr_boundaries=None, weight_decay=None,
+                       kernel_l2=None)
 flags.DEFINE_string("backbone", "small_cnn", "A name of keras_robust.backbones.BACKBONES.")
-flags.DEFINE_string("data", "auto", "auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
-flags.DEFINE_integer("epochs", 10, "Training epochs (both models).")
-flags.DEFINE_integer("batch_size", 128, "Global batch size.")
 flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"],
                   "sgd: momentum 0.9, decoupled weight decay (the foundation's recipe); adam: "
-                  "the paper's (coupled L2 weight decay on kernels).")
-flags.DEFINE_float("lr", None, "Initial learning rate (default 0.1 for sgd, 0.002 for adam).")
-flags.DEFINE_enum("schedule", None, ["cosine", "piecewise", "constant"],
-                  "LR schedule (default cosine for sgd, piecewise for adam).")
-flags.DEFINE_list("lr_boundaries", None,
-                  "Epochs of the x0.1 decays for piecewise (default 30,60,80 for adam).")
-flags.DEFINE_float("weight_decay", None,
-                   "Weight decay (default 5e-4 decoupled for sgd, 1e-4 coupled for adam).")
-flags.DEFINE_boolean("augment", True, "Pad-4 random crop and flip.")
+                  "the paper's (coupled L2 weight decay on kernels). Defaults by optimizer: "
+                  "--lr 0.1 / 0.002, --schedule cosine / piecewise, --lr_boundaries none / "
+                  "30,60,80, --weight_decay 5e-4 / 0, --kernel_l2 0 / 1e-4.")
 flags.DEFINE_list("variants", ["M-TLAT"], "M-TLAT variants to train: M-TLAT, IAT (Table 1), "
                   "Mixup, TLAT (Table 2), FGSM, target-FGSM, LS (Table 3).")
 flags.DEFINE_float("mixup_alpha", 0.4, "Beta(alpha, alpha) of Mixup.")
 flags.DEFINE_float("epsilon_max", 0.025, "Largest TLAT budget on the [0, 1] scale.")
 flags.DEFINE_enum("halves", "sum", ["sum", "mean"],
                   "Loss over Algorithm 1's two halves: sum (L1 + L2, the paper) or mean "
-                  "((L1 + L2) / 2, the library's default before session 11).")
+                  "((L1 + L2) / 2, the library's former default).")
 flags.DEFINE_integer("surrogate_depth", 11, "VGG depth of the black-box surrogate.")
 flags.DEFINE_float("surrogate_width", 0.25, "VGG width multiplier of the surrogate.")
 flags.DEFINE_integer("surrogate_epochs", 10, "Surrogate training epochs.")
-flags.DEFINE_integer("train_limit", None, "Use only the first N training images.")
-flags.DEFINE_integer("eval_limit", 1000, "Benchmark on the first N test images.")
 flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "Corruption severities.")
 flags.DEFINE_list("extra_attacks", [],
                   "Benchmark attacks beyond the paper's five (e.g. cw_l2_misclassified).")
 flags.DEFINE_boolean("reuse", False, "Load models already in output_dir instead of training.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "Distribution.")
-flags.DEFINE_integer("seed", 0, "Seed of weights, data order and the defences' randomness.")
-flags.DEFINE_string("output_dir", "runs/cifar10_mtlat", "Where to write models and results.")
 
 _DIRS = {"standard": "standard", "M-TLAT": "mtlat", "Mixup": "mixup", "TLAT": "tlat", "IAT": "iat",
          "FGSM": "fgsm", "target-FGSM": "target_fgsm", "LS": "label_smoothing"}
@@ -75,7 +67,8 @@ def _recipe() -> dict:
         "boundaries": [int(b) for b in
                        (FLAGS.lr_boundaries or (["30", "60", "80"] if adam else []))],
         "weight_decay": FLAGS.weight_decay if FLAGS.weight_decay is not None
-        else (1e-4 if adam else 5e-4),
+        else (0.0 if adam else 5e-4),
+        "kernel_l2": FLAGS.kernel_l2 if FLAGS.kernel_l2 is not None else (1e-4 if adam else 0.0),
     }
 
 
@@ -87,7 +80,7 @@ def _optimizer(recipe: dict, epochs: int, steps_per_epoch: int):
     if recipe["optimizer"] == "sgd":
         return experiment.sgd(epochs, steps_per_epoch, recipe["lr"], recipe["schedule"],
                               weight_decay=recipe["weight_decay"], boundaries=recipe["boundaries"])
-    # Adam (the paper): the same schedules; weight decay is coupled L2 inside the backbone.
+    # Adam (the paper): the same schedules; its weight decay is --kernel_l2, inside the backbone.
     rate = recipe["lr"]
     if recipe["schedule"] == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, epochs * steps_per_epoch)
@@ -95,7 +88,7 @@ def _optimizer(recipe: dict, epochs: int, steps_per_epoch: int):
         steps = [b * steps_per_epoch for b in recipe["boundaries"]]
         rate = keras.optimizers.schedules.PiecewiseConstantDecay(
             steps, [recipe["lr"] * 0.1**i for i in range(len(steps) + 1)])
-    return keras.optimizers.Adam(rate)
+    return keras.optimizers.Adam(rate, weight_decay=recipe["weight_decay"] or None)
 
 
 def _train(name: str, make_model, backbone_fn, train, steps_per_epoch, epochs, recipe, test,
@@ -128,7 +121,7 @@ def _train(name: str, make_model, backbone_fn, train, steps_per_epoch, epochs, r
 
 def main(argv):
     del argv
-    _quiet.start()  # before keras or TensorFlow is imported
+    _flags.start()  # before keras or TensorFlow is imported
     import keras
 
     import keras_robust as kr
@@ -140,17 +133,14 @@ def main(argv):
         if variant not in VARIANTS:
             raise app.UsageError(f"--variants: {variant!r} is not one of {sorted(VARIANTS)}.")
     keras.utils.set_random_seed(FLAGS.seed)
-    train, steps_per_epoch, test, info = experiment.load_cifar(
-        FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit, FLAGS.eval_limit,
-        FLAGS.seed)
+    train, steps_per_epoch, test, info = _flags.load_data()
     recipe = _recipe()
-    coupled_l2 = recipe["weight_decay"] / 2 if recipe["optimizer"] == "adam" else 0.0
 
     def backbone(name=FLAGS.backbone, **kwargs):
         keras.utils.set_random_seed(FLAGS.seed)  # the same initial weights for every model
         return kr.backbones.get(name, input_shape=info.image_shape,
                                 num_classes=info.num_classes, normalization=info.normalization,
-                                weight_decay=coupled_l2, **kwargs)
+                                weight_decay=recipe["kernel_l2"] / 2, **kwargs)
 
     models, train_seconds = {}, {}
     models["standard"], train_seconds["standard"] = _train(
@@ -184,7 +174,7 @@ def main(argv):
         "clean": result.clean, "robustness": result.robustness,
         "better_count": {m: result.better_count(m) for m in result.models if m != "standard"},
         "recipe": recipe, "data": info.name, "command": " ".join(sys.argv),
-        "flags": {f.name: f.value for f in FLAGS.get_flags_for_module(sys.argv[0])},
+        "flags": _flags.values(),
     })
     print(f"train seconds: {train_seconds}; benchmark {benchmark_seconds:.0f} s; "
           f"wrote {FLAGS.output_dir}/")

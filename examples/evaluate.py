@@ -18,13 +18,15 @@ gets a WARNING that its CE figures are unchecked.
     python examples/evaluate.py --model=runs/bat/model.keras --norm=l2   # L2, eps 0.5
 
 `--norm=l2` evaluates in the L2 ball: every attack, the cascade and the
-curves (see `keras_robust.evaluate.robustness_report`); there `--epsilon` is
-the L2 budget on the [0, 1] scale (default 0.5), while in L-inf it is in
-pixel levels (default 8, i.e. 8/255).
+curves (see `keras_robust.evaluate.robustness_report`). `--epsilon` is on the
+[0, 1] scale of the images under both norms, pixel levels written as a
+fraction (`--epsilon=4/255`); without it the report's default for the norm
+(`keras_robust.evaluate.suites.DEFAULT_EPSILON`: 8/255 in L-inf, 0.5 in L2).
 
     python examples/evaluate.py --model=runs/bat/model.keras --start=5000 --limit=500
 
-evaluates test images 5000-5499 only (disjoint sets for repeated checks).
+evaluates test images 5000-5499 only (disjoint sets for repeated checks;
+`keras_robust.data.load_arrays(..., start=5000, limit=500)`).
 
     python examples/evaluate.py --recheck=runs/bat/report
 
@@ -35,20 +37,20 @@ from __future__ import annotations
 
 from absl import app, flags
 
-import _quiet  # examples/_quiet.py: the --verbose flag
+import _flags  # examples/_flags.py: the shared flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A .keras file or a SavedModel directory.")
 flags.DEFINE_string("recheck", None,
                     "A saved report.json (or its folder) to re-judge with the current checks "
                     "instead of evaluating --model.")
-flags.DEFINE_string("data", "auto", "auto, a TFDS name, a JPEG .npz copy or an image folder.")
+_flags.define_data()
 flags.DEFINE_integer("start", 0, "Skip the first N test images (with --limit: disjoint sets, "
                      "e.g. --start=5000 --limit=500).")
 flags.DEFINE_integer("limit", 1000, "Evaluate on N test images (from --start).")
 flags.DEFINE_enum("norm", "linf", ["linf", "l2"], "The threat model: linf or l2.")
-flags.DEFINE_float("epsilon", None, "The budget: with --norm=linf in pixel levels (/255, default "
-                   "8); with --norm=l2 on the [0, 1] scale (default 0.5).")
+flags.DEFINE_string("epsilon", None, "The budget on the [0, 1] scale, e.g. 8/255 (default: "
+                    "8/255 with --norm=linf, 0.5 with --norm=l2).")
 flags.DEFINE_string("attacks", "standard", "standard, quick, none, or comma-separated keys.")
 flags.DEFINE_string("corruptions", None, "None, all, mtlat, datacentric or comma-separated names.")
 flags.DEFINE_string("surrogate", None, "A model (.keras or SavedModel) for the transfer attack.")
@@ -57,51 +59,9 @@ flags.DEFINE_string("output_dir", None, "Where to write report.json, report.md a
 flags.DEFINE_integer("batch_size", 250, "Images per attack batch.")
 
 
-def report_epsilon(norm: str, epsilon: float | None) -> float:
-    """The report's budget on the [0, 1] scale from the `--norm` and `--epsilon` flags.
-
-    Args:
-        norm: "linf" or "l2".
-        epsilon: the `--epsilon` flag: pixel levels in L-inf, the [0, 1] scale
-            in L2; None for the default (8/255 in L-inf, 0.5 in L2).
-
-    Returns:
-        The budget to pass to `robustness_report`.
-    """
-    if epsilon is None:
-        return 8 / 255 if norm == "linf" else 0.5
-    return epsilon / 255 if norm == "linf" else float(epsilon)
-
-
-def test_images(source: str, start: int, limit: int):
-    """Test images `start` to `start + limit - 1` of `source` (the `--start` and `--limit` flags).
-
-    Args:
-        source: what `keras_robust.data.load_arrays` reads (a JPEG .npz copy,
-            an image folder or a TFDS name).
-        start: how many test images to skip (>= 0).
-        limit: how many to keep (> 0).
-
-    Returns:
-        `(images, labels)` arrays.
-
-    Raises:
-        ValueError: a negative `start`, or a split with `start` images or fewer.
-    """
-    import keras_robust as kr
-
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise ValueError(f"--start must be a whole number >= 0, got {start!r}.")
-    x, y = kr.data.load_arrays(source, "test", limit=start + limit)
-    if len(x) <= start:
-        raise ValueError(f"--start={start} skips every test image: {source} has {len(x)}; "
-                         f"give a smaller --start.")
-    return x[start:], y[start:]
-
-
 def main(argv):
     del argv
-    _quiet.start()  # before keras or TensorFlow is imported
+    _flags.start()  # before keras or TensorFlow is imported
     import json
     import os
 
@@ -122,7 +82,7 @@ def main(argv):
         return
     model = experiment.load_model(FLAGS.model)
     source = experiment.resolve_source(FLAGS.data)
-    x_test, y_test = test_images(source, FLAGS.start, FLAGS.limit)
+    x_test, y_test = kr.data.load_arrays(source, "test", start=FLAGS.start, limit=FLAGS.limit)
     attacks = FLAGS.attacks
     if attacks == "none":
         attacks = None
@@ -136,7 +96,7 @@ def main(argv):
         with open(FLAGS.baseline_report) as f:
             baseline = json.load(f)
     kr.evaluate.robustness_report(  # prints its summary, FAILs included
-        model, (x_test, y_test), epsilon=report_epsilon(FLAGS.norm, FLAGS.epsilon),
+        model, (x_test, y_test), epsilon=FLAGS.epsilon and experiment.budget(FLAGS.epsilon, FLAGS.norm),
         norm=FLAGS.norm, attacks=attacks,
         corruptions=corruptions, output_dir=FLAGS.output_dir, batch_size=FLAGS.batch_size,
         surrogate=experiment.load_model(FLAGS.surrogate) if FLAGS.surrogate else None,

@@ -340,29 +340,55 @@ def pipeline(
 
 
 def load_arrays(
-    source: str, split: str = "test", *, limit: int | None = None, data_dir: str | None = None
+    source: str,
+    split: str = "test",
+    *,
+    limit: int | None = None,
+    data_dir: str | None = None,
+    start: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Loads a split as uint8 NHWC images and int32 labels in memory.
 
     Used where a whole split must be at hand (corruption benchmarks, data-set
-    enhancement). Decoded `.npz` copies are cached per process.
+    enhancement, evaluation). Decoded `.npz` copies are cached per process.
 
     Args:
         source: see `load`.
         split: "train" or "test".
-        limit: keep only the first `limit` examples.
+        limit: keep only `limit` examples (from `start`; fewer when the split
+            ends first).
         data_dir: TFDS data directory.
+        start: skip the first `start` examples, so that `start` and `limit`
+            pick disjoint sets for repeated checks (e.g. images 5000-5499 with
+            `start=5000, limit=500`).
 
     Returns:
         `(images, labels)`: uint8 [N, H, W, C] and int32 [N] (read-only arrays
         for `.npz` sources).
 
+    Raises:
+        ValueError: a negative `start`, a `limit` below 1, or a `start` that
+            skips every example of the split.
+
     Example:
 
     >>> x, y = load_arrays("../shared/datasets/cifar10_jpeg.npz", "test", limit=1000)
+    >>> later, _ = load_arrays("../shared/datasets/cifar10_jpeg.npz", "test", start=5000, limit=500)
+    >>> len(later)
+    500
     """
     if limit is not None:
         limit = check_positive_int(limit, "limit")
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise ValueError(f"`start` must be a whole number >= 0, got {start!r}.")
+    start = int(start)
+    if start:
+        end = None if limit is None else start + limit
+        images, labels = load_arrays(source, split, limit=end, data_dir=data_dir)
+        if len(images) <= start:
+            raise ValueError(f"start={start} skips every {split!r} image: {source} has "
+                             f"{len(images)}; give a smaller start.")
+        return images[start:], labels[start:]
     if _source_kind(source) == "npz":
         images, labels = _decode_npz(os.path.abspath(source), split)
         return (images[:limit], labels[:limit]) if limit else (images, labels)

@@ -6,6 +6,7 @@ Example:
 ```python
 from keras_robust import experiment
 source = experiment.resolve_source("auto")
+epsilon = experiment.budget("8/255")
 optimizer = experiment.sgd(epochs=5, steps_per_epoch=391, learning_rate=0.1, schedule="cosine")
 strategy = experiment.strategy("mirrored")
 ```
@@ -30,6 +31,51 @@ LOCAL_COPY_CANDIDATES = (
     "shared/datasets/cifar10_jpeg.npz",
 )
 STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def budget(value: float | str, norm: str = "linf") -> float:
+    """A budget on the [0, 1] scale, from a number or a "8/255"-style string.
+
+    The examples' budget flags (`--epsilon`, `--step_size`, `--budgets`, ...)
+    are on the [0, 1] scale of the images under every norm, as the library's
+    arguments are; pixel levels are written as a fraction ("8/255").
+
+    Args:
+        value: a number, or a string such as "8/255", "0.5" or "2.5/255".
+            (Where a budget is optional, the report's per-norm default is
+            `keras_robust.evaluate.suites.DEFAULT_EPSILON`.)
+        norm: "linf" or "l2"; an L-inf budget must lie in (0, 1].
+
+    Returns:
+        The budget as a float (exactly `8 / 255` for "8/255").
+
+    Raises:
+        ValueError: not a positive number or fraction, or an L-inf budget
+            above 1 (a pixel level without "/255").
+
+    Example:
+
+    >>> budget("8/255") == 8 / 255
+    True
+    >>> budget("0.25", "l2"), budget(0.5, "l2")
+    (0.25, 0.5)
+    """
+    check_choice(norm, ("linf", "l2"), "norm")
+    try:
+        if isinstance(value, str):
+            numerator, _, denominator = value.strip().partition("/")
+            result = float(numerator) / float(denominator) if denominator else float(numerator)
+        else:
+            result = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ValueError(f"A budget is a number or a fraction such as '8/255', got {value!r}.") from None
+    if not result > 0 or result == float("inf"):
+        raise ValueError(f"A budget must be positive and finite, got {value!r}.")
+    if norm == "linf" and result > 1:
+        raise ValueError(
+            f"An L-inf budget is on the [0, 1] scale of the images, got {value!r}; for "
+            f"{value} pixel levels write '{value}/255'.")
+    return result
 
 
 def resolve_source(source: str) -> str:
@@ -202,7 +248,7 @@ def finish(
     model,
     test: tuple[np.ndarray, np.ndarray],
     output_dir: str | None,
-    report: str = "quick",
+    report: str | list[str] = "quick",
     epsilon: float = 8 / 255,
     extra: dict | None = None,
     corruptions: str | None = None,
@@ -218,7 +264,8 @@ def finish(
         model: the trained defence.
         test: uint8 or float test images and labels.
         output_dir: where to write (None: print only).
-        report: "standard", "quick" or "none".
+        report: the report's attacks: a suite name of
+            `keras_robust.evaluate.SUITES`, a list of attack keys, or "none".
         epsilon: the report's budget.
         extra: more fields for summary.json (timings, flags...).
         corruptions: the report's corruption set (None, "all", "mtlat").
@@ -238,7 +285,8 @@ def finish(
             surrogate=surrogate, output_dir=os.path.join(output_dir, "report") if output_dir else None,
         )
         summary.update(clean=result.clean_accuracy, robust=result.robust_accuracy,
-                       worst_attack=result.worst_attack, checks_passed=result.passed,
+                       worst_attack=result.worst_attack, worst_case=result.worst_case,
+                       robust_to_all=result.robust_to_all, checks_passed=result.passed,
                        ce_vs_margin=next(c.to_dict() for c in result.checks
                                          if c.name == evaluate.CE_MARGIN_CHECK),
                        attacks={k: v["accuracy"] for k, v in result.results["attacks"].items()},

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # TensorFlow's C++ start-up lines, and the SavedModel writer's INFO lines, that the
 # examples and benches print only with --verbose (keras_robust/_startup.py,
-# examples/_quiet.py).
+# examples/_flags.py).
 STARTUP_NOISE = ("oneDNN custom operations are on", "Could not find cuda drivers",
                  "failed call to cuInit", "cpu_feature_guard", "InitializeLog",
                  "signature_serialization", "Assets written to", "Writing fingerprint")

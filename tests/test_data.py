@@ -111,6 +111,28 @@ def test_auto_source_prefers_a_local_copy(tmp_path, monkeypatch):
     assert kr.experiment.resolve_source("auto") == "cifar10"
 
 
+def test_load_arrays_start_selects_disjoint_ranges(tmp_path):
+    """`start` with `limit`: examples start..start+limit-1, in order, from an .npz copy and
+    from an image folder alike; a start past the split or below 0 is refused."""
+    archive = jpeg_npz(str(tmp_path / "cifar.npz"), n_train=8, n_test=16)
+    x_all, y_all = data.load_arrays(archive, "test")
+    x, y = data.load_arrays(archive, "test", start=10, limit=4)
+    np.testing.assert_array_equal(x, x_all[10:14])
+    np.testing.assert_array_equal(y, y_all[10:14])
+    x, _ = data.load_arrays(archive, "test", start=12, limit=100)  # fewer left: the rest
+    assert len(x) == 4 and len(data.load_arrays(archive, "test", start=3)[0]) == 13
+    with pytest.raises(ValueError, match="skips every 'test' image"):
+        data.load_arrays(archive, "test", start=16, limit=4)
+    with pytest.raises(ValueError, match="`start` must be"):
+        data.load_arrays(archive, "test", start=-1, limit=4)
+    for i in range(5):
+        os.makedirs(tmp_path / "folder" / "test" / f"c{i}")
+        tf.io.write_file(str(tmp_path / "folder" / "test" / f"c{i}" / "0.png"),
+                         tf.io.encode_png(np.full((4, 4, 3), 40 * i, np.uint8)))
+    x, y = data.load_arrays(str(tmp_path / "folder"), "test", start=1, limit=3)
+    assert y.tolist() == [1, 2, 3] and x[:, 0, 0, 0].tolist() == [40, 80, 120]
+
+
 # ---------------------------------------------------------------------------- damaged archives
 
 

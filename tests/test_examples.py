@@ -4,9 +4,11 @@ Each example is started as a user starts it (a subprocess with absl flags) on
 48 training and 16 test images, with every stage it has but at the smallest
 size, and its outputs are checked: the files its docstring promises, a
 `model.keras` that loads and predicts, and the figures of its summary.
-(`examples/cifar10_datacentric.py` has its own test module;
-`examples/evaluate.py` is run by `tests/test_report.py`; `examples/train.py`
-by `tests/test_recipes.py`.)
+No test imports or executes an example's code in its own process: what tests
+need from the examples is in the package (`keras_robust.experiment`,
+`keras_robust.data`). (`examples/cifar10_datacentric.py` has its own test
+module; `examples/evaluate.py` is also run by `tests/test_report.py`;
+`examples/train.py` with its recipe flags by `tests/test_recipes.py`.)
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from tests.helpers import ROOT, STARTUP_NOISE, jpeg_npz, run_example
+from tests.helpers import STARTUP_NOISE, jpeg_npz, run_example
 
 TINY = ["--batch_size=16", "--train_limit=32", "--eval_limit=16"]
 
@@ -36,50 +38,6 @@ def _run(example: str, archive: str, output_dir, *flags: str) -> dict:
                        timeout=600)
     with open(os.path.join(output_dir, "summary.json")) as f:
         return {**json.load(f), "_stdout": done.stdout, "_stderr": done.stderr}
-
-
-def test_train_summary_verdict_on_hand_made_figures():
-    """The summary's headline and warning (examples/train.py `verdict`) on figures made by hand."""
-    sys.path.insert(0, os.path.join(ROOT, "examples"))
-    try:
-        import train  # examples/train.py: its absl flags are only defined, never parsed here
-    finally:
-        sys.path.pop(0)
-    cases = [
-        {"clean": 0.5, "fgsm": 0.35, "pgd20": 0.30, "cw20": 0.15},   # 15 points: masked CE
-        {"clean": 0.5, "fgsm": 0.35, "pgd20": 0.30, "cw20": 0.29},   # 1 point: agree
-        {"clean": 0.5, "pgd10": 0.12, "pgd20": 0.10, "apgd_t": 0.07},  # 3 points, 30% of 10%
-        {"clean": 0.5, "fgsm": 0.35, "pgd20": 0.30},                 # no margin-loss attack
-    ]
-    masked, close, relative, unchecked = (
-        dict(zip(("worst", "check", "lines"), train.verdict(figures))) for figures in cases)
-    assert masked["worst"] == {"attack": "cw20", "name": "PGD-20 (CW)", "accuracy": 0.15}
-    assert masked["check"]["status"] == "FAIL"
-    assert masked["lines"] == [
-        "  robust accuracy, worst case over 3 attacks: 15.0% (PGD-20 (CW))",
-        "  WARNING: cross-entropy and margin-loss attacks agree FAILED: "
-        + masked["check"]["detail"]]
-    assert close["check"]["status"] == "PASS" and close["worst"]["attack"] == "cw20"
-    assert not any("WARNING" in line for line in close["lines"])
-    # The strongest CE-PGD (PGD-20 10%) against APGD-T (DLR) 7%.
-    assert relative["check"]["status"] == "FAIL"
-    assert relative["check"]["values"] == {"PGD-20 (CE)": 0.10,
-                                           "APGD-T (DLR, 3 targets x 20)": 0.07}
-    assert unchecked["check"] is None and unchecked["worst"]["attack"] == "pgd20"
-    assert "WARNING: no margin-loss attack" in unchecked["lines"][-1]
-
-    # Paired by per-image masks (100 images): 15 images robust to PGD-20 (CE) that CW-20
-    # breaks and none the other way is a real gap; the 3-point gap above, paired as 4
-    # images one way and 1 the other (exact McNemar p = 0.375), is sampling noise.
-    pgd = np.zeros(100, bool); pgd[:30] = True
-    cw = np.zeros(100, bool); cw[:15] = True
-    _, check, _ = train.verdict(cases[0] | {"clean": 0.5}, {"pgd20": pgd, "cw20": cw})
-    assert check["status"] == "FAIL" and (check["values"]["b"], check["values"]["c"]) == (15, 0)
-    pgd = np.zeros(100, bool); pgd[:10] = True
-    apgd = np.zeros(100, bool); apgd[:6] = True; apgd[50] = True
-    _, check, lines = train.verdict(cases[2], {"pgd10": pgd, "pgd20": pgd, "apgd_t": apgd})
-    assert (check["values"]["b"], check["values"]["c"]) == (4, 1)
-    assert check["status"] == "PASS" and not any("WARNING" in line for line in lines)
 
 
 def test_evaluate_example_is_quiet_unless_verbose(archive, tmp_path):
@@ -113,51 +71,30 @@ def _loads_and_predicts(model_dir) -> keras.Model:
     return model
 
 
-def assert_honest_summary(summary: dict, out: str) -> None:
-    """The summary of examples/train.py (summary.json and printed `out`) with its defaults."""
-    # Every attack of the default list, a margin-loss one (CW) among them, each
-    # counted on images also right clean: none can beat clean accuracy.
-    accuracy = summary["accuracy"]
-    assert set(accuracy) == {"clean", "fgsm", "pgd10", "pgd20", "cw20", "apgd_t"}
-    assert all(accuracy[k] <= accuracy["clean"] for k in accuracy)
-    # The headline is the worst attack; robust to all at once is at most that.
-    worst = summary["worst_case"]
-    assert worst["accuracy"] == min(v for k, v in accuracy.items() if k != "clean")
-    assert accuracy[worst["attack"]] == worst["accuracy"]
-    assert summary["robust_to_all_attacks"] <= worst["accuracy"]
-    # The verdict is check 5 on the strongest CE-PGD and margin-loss figures.
-    names = {"pgd10": "PGD-10 (CE)", "pgd20": "PGD-20 (CE)", "cw20": "PGD-20 (CW)",
-             "apgd_t": "APGD-T (DLR, 3 targets x 20)"}
-    ce, margin = (min(keys, key=accuracy.get) for keys in (("pgd10", "pgd20"), ("cw20", "apgd_t")))
-    check = summary["ce_vs_margin"]
-    values = check["values"]
-    assert {k: values[k] for k in (names[ce], names[margin])} == {
-        names[ce]: accuracy[ce], names[margin]: accuracy[margin]}
-    # Paired: the two masks differ on b + c images and the gap is (b - c) / n, so b - c
-    # has the gap's sign (n: the summary's test images).
-    assert values["b"] >= 0 and values["c"] >= 0
-    assert np.sign(values["b"] - values["c"]) == np.sign(round(accuracy[ce] - accuracy[margin], 9))
-    assert check["status"] == kr.evaluate.ce_margin_agreement(
-        accuracy[ce], accuracy[margin], b=values["b"], c=values["c"]).status
-    for key in ("cw20", "apgd_t"):
-        assert f"{key}: {100 * accuracy[key]:5.1f}%  {names[key]}" in out
-    assert (f"robust accuracy, worst case over {len(accuracy) - 1} attacks: "
-            f"{100 * worst['accuracy']:.1f}% ({worst['name']})") in out
-    assert ("WARNING: cross-entropy and margin-loss attacks agree FAILED" in out) == (
-        check["status"] == "FAIL")
+def assert_honest_summary(out: str, report_dir) -> None:
+    """The summary a run printed (`out`) is its saved report's: the summary suite's attacks,
+    none above clean accuracy, the worst case first, check 5's FAIL line when it fails."""
+    report = kr.evaluate.RobustnessReport.load(str(report_dir))
+    attacks = report.results["attacks"]
+    assert list(attacks) == [spec.key for spec in kr.evaluate.build_suite("summary", 8 / 255).attacks]
+    assert all(a["accuracy"] <= report.clean_accuracy for a in attacks.values())
+    assert report.robust_accuracy <= min(a["accuracy"] for a in attacks.values())
+    assert report.summary().splitlines()[0] in out  # the worst case and its attack first
+    check = next(c for c in report.checks if c.name == kr.evaluate.CE_MARGIN_CHECK)
+    assert check.status in ("PASS", "FAIL")  # a margin-loss attack ran: check 5 is judged
+    assert (f"FAIL {check.name}" in out) == check.failed
 
 
 @pytest.mark.slow
 def test_quickstart_runs_its_defaults_and_serves_the_same_logits(archive, tmp_path):
-    summary = _run("quickstart", archive, tmp_path)
+    done = run_example("quickstart", f"--data={archive}", f"--output_dir={tmp_path}",
+                       "--train_limit=32", "--eval_limit=16", "--epochs=1", timeout=600)
     # Quiet by default: no TensorFlow start-up lines, no SavedModel export INFO dump.
-    assert [n for n in STARTUP_NOISE if n in summary["_stderr"]] == [], summary["_stderr"][-3000:]
-    # The main job's own defaults: BAT R-MC-LA, 2 epochs, no augmentation or weight decay.
-    assert summary["defense"] == "bat" and summary["epochs"] == 2
-    assert summary["defense_config"]["attack"]["target"] == "mc"  # the attack config
-    assert summary["defense_config"]["label"] == "adversarial"
-    assert_honest_summary(summary, summary["_stdout"])
+    assert [n for n in STARTUP_NOISE if n in done.stderr] == [], done.stderr[-3000:]
+    assert_honest_summary(done.stdout, tmp_path / "report")
     model = _loads_and_predicts(tmp_path)
+    assert isinstance(model, kr.BATModel)  # R-MC-LA: the most confusing class, adversarial labels
+    assert model.label == "adversarial" and model.beta == 9.0
     x = np.random.default_rng(1).random((4, 32, 32, 3), "float32")
     served = tf.saved_model.load(str(tmp_path / "savedmodel")).signatures["serving_default"]
     (out,) = served(tf.constant(x)).values()
@@ -189,7 +126,7 @@ def test_bpfc_example_follows_the_authors_lambda_schedule(archive, tmp_path):
 
 @pytest.mark.slow
 def test_afs_example_trains_extractors_and_merger_and_explains_them(archive, tmp_path):
-    summary = _run("cifar10_afs", archive, tmp_path, "--backbone=small_cnn", "--budgets=2,8",
+    summary = _run("cifar10_afs", archive, tmp_path, "--backbone=small_cnn", "--budgets=2/255,8/255",
                    "--extractor_epochs=1", "--extractor_steps=1", "--merger_epochs=1",
                    "--merger_steps=1", "--delta_z_images=16", "--report=none",
                    "--merger_init=most_robust")

@@ -1,5 +1,7 @@
 """Training-recipe options: the training attack's BatchNorm mode, BatchNorm
-momentum, coupled weight decay, and the train example that exposes them."""
+momentum, coupled weight decay, and the train example that exposes them
+(`--kernel_l2` the coupled penalty, `--weight_decay` the decoupled one,
+budgets on the [0, 1] scale)."""
 from __future__ import annotations
 
 import json
@@ -128,12 +130,15 @@ def test_train_example_runs_with_the_recipe_flags(tmp_path):
     data = jpeg_npz(str(tmp_path / "copy.npz"), n_train=64, n_test=16)
     out = tmp_path / "run"
     run_example("train", f"--data={data}", "--defense=pgd_at", "--steps=1", "--epochs=1",
-                "--batch_size=32", "--eval_limit=16", "--eval_attacks=fgsm",
-                "--attack_batchnorm=batch", "--bn_momentum=0.9", "--kernel_l2=5e-4",
-                "--weight_decay=0", f"--output_dir={out}", timeout=600)
+                "--batch_size=32", "--eval_limit=16", "--report=fgsm", "--epsilon=4/255",
+                "--step_size=4/255", "--attack_batchnorm=batch", "--bn_momentum=0.9",
+                "--kernel_l2=5e-4", "--weight_decay=0", f"--output_dir={out}", timeout=600)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["defense_config"]["attack_batchnorm"] == "batch"
-    assert set(summary["accuracy"]) == {"clean", "fgsm"}
+    assert summary["defense_config"]["attack"]["epsilon"] == 4 / 255  # [0, 1] scale, from "4/255"
+    assert set(summary["attacks"]) == {"fgsm"} and summary["clean"] >= summary["robust"]
+    assert summary["worst_case"]["attack"] == "fgsm"
+    assert summary["flags"]["weight_decay"] == 0 and summary["flags"]["kernel_l2"] == 5e-4
     model = keras.saving.load_model(out / "model.keras")
     assert {layer.momentum for layer in _batchnorms(model.backbone)} == {0.9}
     assert model.backbone.losses  # the kernel penalty came with the model
