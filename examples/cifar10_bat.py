@@ -30,7 +30,7 @@ _flags.define_run("runs/cifar10_bat", data_help="auto, cifar10 (TFDS), a JPEG .n
 _flags.define_training(100, schedule="piecewise", lr_boundaries=["60", "90"], weight_decay=0.0,
                        kernel_l2=2e-4)
 _flags.define_report("standard")
-flags.DEFINE_string("variant", "R-MC-LA", "A BAT variant of keras_robust.defenses.BAT_VARIANTS.")
+flags.DEFINE_string("variant", "R-MC-LA", "A BAT variant: one of keras_robust.BATModel.list_presets().")
 flags.DEFINE_string("backbone", "wrn_28_10", "A name of keras_robust.backbones.BACKBONES.")
 flags.DEFINE_string("epsilon", "8/255", "Image budget on the [0, 1] scale (e.g. 8/255).")
 flags.DEFINE_integer("steps", None, "Attack steps (default: the variant's, 1 for BAT).")
@@ -68,7 +68,7 @@ def main(argv):
         backbone = _flags.backbone(FLAGS.backbone, info)
         if FLAGS.bn_momentum is not None:
             kr.backbones.set_batchnorm_momentum(backbone, FLAGS.bn_momentum)
-        model = kr.BATModel.variant(FLAGS.variant, backbone, **overrides)
+        model = kr.BATModel.from_preset(FLAGS.variant, backbone, **overrides)
         model.compile(optimizer=_flags.optimizer(steps_per_epoch), metrics=["accuracy"])
     start = time.time()
     model.fit(train, epochs=FLAGS.epochs, verbose=2)

@@ -45,7 +45,7 @@ def main(argv):
 
     import keras_robust as kr
     from keras_robust import experiment
-    from keras_robust.defenses import LambdaSchedule
+    from keras_robust.bpfc import LambdaSchedule
 
     # A multi-worker strategy must exist before TensorFlow runs anything.
     strategy = experiment.strategy(FLAGS.strategy)

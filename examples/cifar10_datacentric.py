@@ -90,10 +90,11 @@ def _enhanced_tag(iterations, ratio, settings, test_settings) -> str:
     """The enhanced folder's name: iterations, ratio, and what the enhancement's attack
     changes from the test sets' eq. 6 (nothing by default, so older folders keep their names)."""
     tag = f"it{iterations}_r" + "-".join(f"{float(r):g}" for r in ratio)
-    if settings.loss != test_settings.loss:
-        tag += f"_{settings.loss}"
-    if settings.smoothing_kernel != test_settings.smoothing_kernel:
-        tag += f"_ti{settings.smoothing_kernel}"
+    ball, test_ball = settings.balls()[0][1], test_settings.balls()[0][1]
+    if ball.loss != test_ball.loss:
+        tag += f"_{ball.loss}"
+    if ball.smoothing_kernel != test_ball.smoothing_kernel:
+        tag += f"_ti{ball.smoothing_kernel}"
     return tag
 
 
@@ -228,22 +229,23 @@ def main(argv):
                   l2_epsilon=experiment.budget(FLAGS.l2_epsilon, "l2"),
                   l2_step=experiment.budget(FLAGS.l2_step, "l2"), diversity_prob=FLAGS.diversity_prob,
                   smoothing_kernel=FLAGS.smoothing_kernel)
-    enhance_attack = dict(attack)
+    test_settings = dc.Eq6Config.from_config(attack)
+    enhance_settings = test_settings
     if FLAGS.enhance_loss is not None:
-        enhance_attack["loss"] = FLAGS.enhance_loss
+        enhance_settings = enhance_settings.replace(loss=FLAGS.enhance_loss)
     if FLAGS.enhance_smoothing_kernel is not None:
-        enhance_attack["smoothing_kernel"] = FLAGS.enhance_smoothing_kernel
-    test_settings = dc.AttackSettings(**attack)
-    enhance_settings = dc.AttackSettings(**enhance_attack)
+        enhance_settings = enhance_settings.replace(smoothing_kernel=FLAGS.enhance_smoothing_kernel)
     # A different run in this folder (other surrogates or settings) makes enhance raise.
     enhanced_tag = _enhanced_tag(FLAGS.iterations, FLAGS.ratio, enhance_settings, test_settings)
     enhanced_dir = os.path.join(FLAGS.output_dir, f"enhanced_{enhanced_tag}")
     start = time.time()
     with strategy.scope():
         result = dc.enhance(x_train, y_train, enhance_surrogates,
-                            ratio=tuple(float(r) for r in FLAGS.ratio), seed=FLAGS.seed,
-                            batch_size=FLAGS.attack_batch_size, shard_size=FLAGS.shard_size,
-                            output_dir=enhanced_dir, **enhance_attack)
+                            ratio=tuple(float(r) for r in FLAGS.ratio), attack=enhance_settings,
+                            options=dc.RunOptions(seed=FLAGS.seed,
+                                                  batch_size=FLAGS.attack_batch_size,
+                                                  shard_size=FLAGS.shard_size,
+                                                  output_dir=enhanced_dir))
     timings["enhance_s"] = time.time() - start
     _log(f"enhanced: {result.counts} in {timings['enhance_s']:.0f} s -> {enhanced_dir}")
     if FLAGS.tfds:
@@ -260,7 +262,7 @@ def main(argv):
     start = time.time()
     test_sets = dc.TestSets.load(sets_path) if os.path.isfile(sets_path) else None
     if test_sets is not None and (
-            dc.AttackSettings.from_dict(test_sets.details["attack"]) != test_settings
+            dc.Eq6Config.from_config(test_sets.details["attack"]) != test_settings
             or [s["name"] for s in test_sets.details["surrogates"]]
             != [m.name for m in test_surrogates]):
         _log(f"test sets: {sets_path} was built with other settings; rebuilding")
@@ -270,8 +272,10 @@ def main(argv):
     else:
         with strategy.scope():
             test_sets = dc.build_test_sets(x_test, y_test, test_surrogates, exclude=enhanced_dir,
-                                           seed=FLAGS.seed + 1,
-                                           batch_size=FLAGS.attack_batch_size, **attack)
+                                           attack=test_settings,
+                                           options=dc.RunOptions(
+                                               seed=FLAGS.seed + 1,
+                                               batch_size=FLAGS.attack_batch_size))
         test_sets.save(sets_path)
     timings["test_sets_s"] = time.time() - start
 
@@ -306,7 +310,7 @@ def main(argv):
     settings = {"subset": len(x_train), "test_size": len(x_test), "ratio": FLAGS.ratio,
                 "enhance_surrogates": [m.name for m in enhance_surrogates],
                 "test_surrogates": [m.name for m in test_surrogates], **attack,
-                "enhance_attack": enhance_settings.as_dict(),
+                "enhance_attack": enhance_settings.get_config(),
                 "epochs": FLAGS.epochs, "surrogate_epochs": FLAGS.surrogate_epochs,
                 "model": FLAGS.model, "seed": FLAGS.seed}
     payload = {"settings": settings, "table": table, "transfer": transfer,

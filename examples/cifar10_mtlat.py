@@ -126,12 +126,13 @@ def main(argv):
 
     import keras_robust as kr
     from keras_robust import experiment
-    from keras_robust.mtlat import VARIANTS, MTLATModel
+    from keras_robust.mtlat import MTLATModel
     from keras_robust.evaluate.benchmark import PAPER_ATTACKS, perturbation_benchmark
 
     for variant in FLAGS.variants:
-        if variant not in VARIANTS:
-            raise app.UsageError(f"--variants: {variant!r} is not one of {sorted(VARIANTS)}.")
+        if variant not in MTLATModel.list_presets():
+            raise app.UsageError(
+                f"--variants: {variant!r} is not one of {MTLATModel.list_presets()}.")
     keras.utils.set_random_seed(FLAGS.seed)
     train, steps_per_epoch, test, info = _flags.load_data()
     recipe = _recipe()
@@ -148,7 +149,7 @@ def main(argv):
         steps_per_epoch, FLAGS.epochs, recipe, test,
         os.path.join(FLAGS.output_dir, _DIRS["standard"]))
     for variant in FLAGS.variants:
-        make = lambda bb, v=variant: MTLATModel.variant(  # noqa: E731
+        make = lambda bb, v=variant: MTLATModel.from_preset(  # noqa: E731
             v, bb, mixup_alpha=FLAGS.mixup_alpha, epsilon_max=FLAGS.epsilon_max, seed=FLAGS.seed,
             halves=FLAGS.halves)
         models[variant], train_seconds[variant] = _train(

@@ -59,8 +59,8 @@ def main(argv):
 
     backbone = kr.backbones.small_cnn(input_shape=info.image_shape, num_classes=info.num_classes,
                                       normalization=info.normalization)
-    model = kr.BATModel(backbone, epsilon=8 / 255, step_size=8 / 255, steps=1, target="mc",
-                        random_start=True, label="adversarial", beta=9.0, seed=0)
+    # R-MC-LA: one step toward the most confusing class, adversarial labels (beta 9), eps 8/255.
+    model = kr.BATModel.from_preset("R-MC-LA", backbone, seed=0)
     model.compile(optimizer=kr.optimizers.sgd(FLAGS.epochs, len(train), learning_rate=0.1,
                                               schedule="cosine", weight_decay=0.0),
                   metrics=["accuracy"])

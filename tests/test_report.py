@@ -151,7 +151,7 @@ def _ce_vs_margin(ce: float, cw: float, auto: float | None) -> str:
     (0.500, 0.460, 0.455, "PASS"),  # 4.5 points, 9%
 ])
 def test_cross_entropy_against_the_best_margin_loss_figure(ce, cw, auto, expected):
-    # The figures of the first three rows are the reports in BUILD_NOTES.md (issue 3).
+    # The figures of the first three rows are the reports of docs/results/attacks.md.
     assert _ce_vs_margin(ce, cw, auto) == expected
 
 
@@ -236,7 +236,7 @@ def test_corruptions_in_the_report_with_a_baseline(tmp_path):
 
 
 def test_a_report_that_checked_nothing_does_not_claim_a_pass(tmp_path):
-    # Issue 21: the report on one image printed "all passed (0 pass, 7 skipped)".
+    # The report on one image printed "all passed (0 pass, 7 skipped)".
     model = linear_model(num_classes=4, scale=2.0)
     x, y = _data(model, n=1)
     report = kr.evaluate.robustness_report(model, (x, y), attacks=["fgsm"], progress=False,
@@ -426,7 +426,7 @@ def test_the_cascade_attacks_only_what_is_still_robust_and_measures_square_alone
     assert result["apgd_only"] == 0.6 and result["square_alone"] == 0.6  # 9 correct, 3 broken
 
 
-# Issue 22: figures one can cite, paired masking verdicts.
+# Figures one can cite, paired masking verdicts.
 
 def _wilson_numpy(k: int, n: int, z: float) -> tuple[float, float]:
     """The closed form (Wilson 1927), written out independently of the library."""
@@ -543,7 +543,7 @@ def test_a_report_without_masks_is_rechecked_unpaired(tmp_path):
                                   output_dir=str(tmp_path), progress=False)
     path = tmp_path / "report.json"
     old = json.loads(path.read_text())
-    for entry in old["attacks"].values():  # as written before issue 22
+    for entry in old["attacks"].values():  # as written before reports held counts
         for key in ("robust_mask", "count", "ci95"):
             entry.pop(key)
     for key in ("checks", "clean_count", "clean_ci95"):
