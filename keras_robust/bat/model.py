@@ -74,11 +74,10 @@ class BATModel(PGDATModel):
         label_log: how eq. 13's v_k = -log p_k is computed: "log_softmax"
             (the equation) or "saturated" (the authors' -log(p_k + 1e-8);
             see `keras_robust.losses.adversarial_labels`).
-        attack: the image attack, an `AttackConfig` (or its dict); default
-            R-MC-LA's: one step toward the most confusing class from a random
-            start, budget 8/255. Its `step_size`, if unset, is
-            `epsilon / steps`.
-        **kwargs: passed to `PGDATModel`: `seed`, and the attack's fields by
+        **kwargs: passed to `PGDATModel`: `seed`; `attack`, the image attack
+            (an `AttackConfig` or its dict; default R-MC-LA's: one step toward
+            the most confusing class from a random start, budget 8/255; its
+            `step_size`, if unset, is `epsilon / steps`); and the attack's fields by
             keyword (`epsilon`, `steps`, `target` ("mc", "ll", "random", or
             None for R-FGSM's untargeted attack), `step_size`, `random_start`,
             `norm`, `loss`), which replace those of `attack`.

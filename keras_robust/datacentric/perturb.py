@@ -289,12 +289,10 @@ class AttackSettings:
 
     `AttackSettings(**settings)` returns the `Eq6Config` of those settings,
     and `AttackSettings.from_dict(values)` is `Eq6Config.from_config(values)`;
-    both warn (`DeprecationWarning`).
-
-    Args:
-        **settings: `iterations`, `linf_epsilon`, `linf_step`, `l2_epsilon`,
-            `l2_step`, `decay`, `diversity_prob`, `smoothing_kernel`,
-            `random_start`, `loss` (see `Eq6Config.from_config`).
+    both warn (`DeprecationWarning`). The former keywords are `iterations`,
+    `linf_epsilon`, `linf_step`, `l2_epsilon`, `l2_step`, `decay`,
+    `diversity_prob`, `smoothing_kernel`, `random_start` and `loss` (see
+    `Eq6Config.from_config`).
 
     Example:
 
