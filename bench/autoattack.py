@@ -221,14 +221,16 @@ def library_attack(component: str, model: Any, settings: Settings,
 
     eps, norm, steps, seed = settings.epsilon, settings.norm, settings.apgd_steps, settings.seed
     targets = max(1, min(settings.targets, num_classes - 1))
+    reference = kr.attacks.APGDConfig(rule="reference")
+    reference_t = kr.attacks.APGDTargetedConfig(rule="reference")
     calls = {
         "apgd-ce": lambda x, y: kr.attacks.apgd(model, x, y, eps, steps, norm=norm, loss="ce",
-                                                restarts=1, rule="reference", seed=seed),
+                                                restarts=1, config=reference, seed=seed),
         "apgd-dlr": lambda x, y: kr.attacks.apgd(model, x, y, eps, steps, norm=norm, loss="dlr",
-                                                 restarts=1, rule="reference", seed=seed),
+                                                 restarts=1, config=reference, seed=seed),
         "apgd-t": lambda x, y: kr.attacks.apgd_targeted(model, x, y, eps, steps, targets,
                                                         norm=norm, loss="dlr", restarts=1,
-                                                        rule="reference", seed=seed),
+                                                        config=reference_t, seed=seed),
         "square": lambda x, y: kr.attacks.square(model, x, y, eps, settings.square_queries,
                                                  p_init=0.8, seed=seed, norm=norm),
         "fab": lambda x, y: kr.attacks.fab(model, x, y, eps, norm=norm, targeted=True,

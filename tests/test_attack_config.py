@@ -249,13 +249,14 @@ def test_apgd_with_eot_attacks_a_random_model_at_least_as_well():
 
     plain = np.mean([accuracy(kr.attacks.apgd(model, x, y, 0.1, steps=10, seed=seed))
                      for seed in range(3)])
-    eot = np.mean([accuracy(kr.attacks.apgd(model, x, y, 0.1, steps=10, seed=seed, eot_iter=20))
+    eot = np.mean([accuracy(kr.attacks.apgd(model, x, y, 0.1, steps=10, seed=seed,
+                                                   config=APGDConfig(eot_iter=20)))
                    for seed in range(3)])
     # Measured over seeds 0-2: 0.644 without EOT, 0.589 with it (averaged gradients are
     # less noisy); with the 20 passes run but one pass's gradient kept, 0.631 (noise).
     assert eot < plain - 0.03, (plain, eot)
     with pytest.raises(ValueError, match="`eot_iter` must be an integer >= 1"):
-        kr.attacks.apgd(model, x, y, 0.1, steps=1, eot_iter=0)
+        kr.attacks.apgd(model, x, y, 0.1, steps=1, config=APGDConfig(eot_iter=0))
 
 
 def test_the_rand_suite_is_autoattacks_rand_version():
@@ -340,11 +341,11 @@ def _batch(classes=4, count=4, seed=0):
 
 
 @pytest.mark.parametrize("attack, keywords, config", [
-    (kr.attacks.apgd, dict(steps=4, loss="dlr", restarts=2, rho=0.5, rule="paper"),
+    (kr.attacks.apgd, dict(steps=4, loss="dlr", restarts=2, config=APGDConfig(rho=0.5, rule="paper")),
      APGDConfig(steps=4, loss="dlr", restarts=2, rho=0.5, rule="paper")),
     (kr.attacks.apgd_targeted, dict(steps=3, num_targets=2, restarts=1),
      APGDTargetedConfig(steps=3, num_targets=2)),
-    (kr.attacks.fab, dict(steps=3, num_targets=2, restarts=2, eta=1.1),
+    (kr.attacks.fab, dict(steps=3, num_targets=2, restarts=2, config=FABConfig(eta=1.1)),
      FABConfig(steps=3, num_targets=2, restarts=2, eta=1.1)),
     (kr.attacks.square, dict(queries=15, p_init=0.5, loss="ce"),
      SquareConfig(queries=15, p_init=0.5, loss="ce")),

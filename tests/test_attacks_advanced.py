@@ -147,8 +147,10 @@ def test_apgd_default_rule_is_the_reference_code(tanh_net):
     # default give the same images, and rule="paper" is accepted (DLR, where they differ).
     model, _, x, y, eps, _, _ = tanh_net
     default = kr.attacks.apgd(model, x, y, eps, steps=23, loss="dlr", seed=3)
-    reference = kr.attacks.apgd(model, x, y, eps, steps=23, loss="dlr", seed=3, rule="reference")
-    paper = kr.attacks.apgd(model, x, y, eps, steps=23, loss="dlr", seed=3, rule="paper")
+    reference = kr.attacks.apgd(model, x, y, eps, steps=23, loss="dlr", seed=3,
+                                config=kr.attacks.APGDConfig(rule="reference"))
+    paper = kr.attacks.apgd(model, x, y, eps, steps=23, loss="dlr", seed=3,
+                            config=kr.attacks.APGDConfig(rule="paper"))
     np.testing.assert_array_equal(default.numpy(), reference.numpy())
     assert_in_ball(paper, x, eps, "linf")
 
@@ -469,9 +471,10 @@ def test_transfer_attack_crafts_on_the_surrogate_only(separable):
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, loss="cw"), ValueError, "'dlr'"),
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, norm="l1"), ValueError, "'l2'"),
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, steps=0), ValueError, "steps"),
-        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, rho=1.5), ValueError, "rho"),
-        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, rule="code"), ValueError, "'paper'"),
-        (lambda m, x, y: kr.attacks.apgd_targeted(m, x, y, EPS, num_targets=2, rule="<="),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, config=kr.attacks.APGDConfig(rho=1.5)), ValueError, "rho"),
+        (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, config=kr.attacks.APGDConfig(rule="code")), ValueError, "'paper'"),
+        (lambda m, x, y: kr.attacks.apgd_targeted(m, x, y, EPS, num_targets=2,
+                                                    config=kr.attacks.APGDTargetedConfig(rule="<=")),
          ValueError, "'reference'"),
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, target="most"), ValueError, "'mc'"),
         (lambda m, x, y: kr.attacks.apgd(m, x, y, EPS, restarts=1.5), TypeError, "restarts"),

@@ -197,6 +197,6 @@ def test_the_report_cascade_runs_apgd_with_early_stop(ten_class_case):
     rand = {s.key: s for s in kr.evaluate.build_suite("rand", 2 / 255).cascade}
     counted, plain_model = _CountingModel(model), _CountingModel(model)
     rand["apgd_ce"].run(counted, x, y)
-    kr.attacks.apgd(plain_model, x, y, 2 / 255, steps=100, loss="ce", seed=0, rule="reference",
-                    eot_iter=kr.evaluate.suites.RAND_EOT_ITER)
+    kr.attacks.apgd(plain_model, x, y, 2 / 255, steps=100, loss="ce", seed=0,
+                    config=kr.attacks.APGDConfig(eot_iter=kr.evaluate.suites.RAND_EOT_ITER))
     assert int(counted.rows.numpy()) == int(plain_model.rows.numpy())

@@ -152,9 +152,9 @@ def test_bad_arguments_are_refused_at_the_entry_point():
     with pytest.raises(ValueError, match="num_targets"):
         kr.attacks.fab(model, x, [0, 1], 0.1, num_targets=4)
     with pytest.raises(ValueError, match="eta"):
-        kr.attacks.fab(model, x, [0, 1], 0.1, eta=0.9, num_targets=3)
+        kr.attacks.fab(model, x, [0, 1], 0.1, num_targets=3, config=kr.attacks.FABConfig(eta=0.9))
     with pytest.raises(ValueError, match="beta"):
-        kr.attacks.fab(model, x, [0, 1], 0.1, beta=0.0, num_targets=3)
+        kr.attacks.fab(model, x, [0, 1], 0.1, num_targets=3, config=kr.attacks.FABConfig(beta=0.0))
     with pytest.raises(ValueError, match="norm"):
         kr.attacks.fab(model, x, [0, 1], 0.1, norm="l1", num_targets=3)
     with pytest.raises(ValueError, match="one label per image"):

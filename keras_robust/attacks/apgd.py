@@ -418,11 +418,8 @@ def apgd(
     loss: str | None = None,
     target: Any = None,
     restarts: int | None = None,
-    rho: float | None = None,
-    rule: str | None = None,
     seed: int | Any | None = None,
     jit_compile: bool = False,
-    eot_iter: int | None = None,
     early_stop: bool | None = None,
     config: APGDConfig | None = None,
 ) -> tf.Tensor:
@@ -451,22 +448,9 @@ def apgd(
             classified as its target. For AutoAttack's APGD-T over the top-k
             classes use `apgd_targeted`.
         restarts: random restarts.
-        rho: the checkpoint threshold: the step is halved when at most
-            (`rule="paper"`: fewer than) rho * (interval length) steps raised
-            the objective.
-        rule: "reference" (default: the authors' code, `attack_single_run`
-            of fra31/auto-attack, so figures compare with published
-            AutoAttack ones) or "paper" (the paper's condition 1: fewer than
-            rho * interval rises, the first step compared with the start
-            point). They differ only for DLR objectives and rise counts at
-            the threshold; see the module docstring.
         seed: an int (or [2] ints) for reproducible randomness.
         jit_compile: compile with XLA (every restart then attacks the whole
             batch, since XLA needs static shapes).
-        eot_iter: gradients averaged per iterate over this many
-            forward/backward passes (expectation over transformation; 20 in
-            AutoAttack's `version="rand"` for randomised defences). 1 (the
-            default) is the deterministic attack.
         early_stop: for evaluation: each sample stops at its first adversarial
             iterate, and later steps run on the samples still standing only
             (a smaller batch). Which samples are broken is the same as
@@ -476,7 +460,21 @@ def apgd(
             it. Not with `jit_compile` (dynamic shapes).
         config: an `APGDConfig` holding these settings (its defaults are
             AutoAttack's: 100 steps, rho 0.75); the keywords above that are
-            given (not None) override its fields, `epsilon` its budget.
+            given (not None) override its fields, `epsilon` its budget. The
+            rarely changed settings are set here only:
+            `APGDConfig(rho=...)`, the checkpoint threshold (the step is
+            halved when at most, `rule="paper"`: fewer than, rho * (interval
+            length) steps raised the objective); `APGDConfig(rule=...)`,
+            "reference" (default: the authors' code, `attack_single_run` of
+            fra31/auto-attack, so figures compare with published AutoAttack
+            ones) or "paper" (the paper's condition 1: fewer than rho *
+            interval rises, the first step compared with the start point;
+            they differ only for DLR objectives and rise counts at the
+            threshold, see the module docstring); and
+            `APGDConfig(eot_iter=...)`, the forward/backward passes whose
+            gradients are averaged per iterate (expectation over
+            transformation; 20 in AutoAttack's `version="rand"` for
+            randomised defences; 1, the default, is the deterministic attack).
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -486,6 +484,8 @@ def apgd(
     >>> x_adv = apgd(model, x_test, y_test, epsilon=8 / 255, steps=100, seed=0)  # doctest: +SKIP
     >>> x_l2 = apgd(model, x_test, y_test, epsilon=0.5, norm="l2", loss="dlr",
     ...             restarts=3)  # doctest: +SKIP
+    >>> x_eot = apgd(model, x_test, y_test, epsilon=8 / 255,
+    ...              config=APGDConfig(rule="paper", eot_iter=20))  # doctest: +SKIP
     >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                           keras.layers.Dense(10)])
     >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
@@ -496,8 +496,8 @@ def apgd(
     """
     check_target(target)
     config = build_config(
-        APGDConfig, config, norm=norm, steps=steps, loss=loss, restarts=restarts, rho=rho,
-        rule=rule, eot_iter=eot_iter, early_stop=early_stop,
+        APGDConfig, config, norm=norm, steps=steps, loss=loss, restarts=restarts,
+        early_stop=early_stop,
         target=target if isinstance(target, str) else None)
     epsilon, x = _budget_and_images(x, epsilon, config, jit_compile)
     labels = None if target is None or isinstance(target, str) else tf.convert_to_tensor(target)
@@ -554,11 +554,8 @@ def apgd_targeted(
     norm: str | None = None,
     loss: str | None = None,
     restarts: int | None = None,
-    rho: float | None = None,
-    rule: str | None = None,
     seed: int | Any | None = None,
     jit_compile: bool = False,
-    eot_iter: int | None = None,
     early_stop: bool | None = None,
     config: APGDTargetedConfig | None = None,
 ) -> tf.Tensor:
@@ -581,17 +578,16 @@ def apgd_targeted(
         loss: "dlr" (the targeted DLR of APGD-T; needs 4 classes) or "ce"
             (targeted cross-entropy).
         restarts: random restarts per target.
-        rho: the checkpoint threshold (see `apgd`).
-        rule: "reference" (the authors' code, default) or "paper" (see `apgd`).
         seed: an int (or [2] ints) for reproducible randomness.
         jit_compile: compile with XLA.
-        eot_iter: gradients averaged per iterate over this many
-            forward/backward passes (see `apgd`); 1 is the deterministic attack.
         early_stop: stop each sample at its first misclassified iterate (see
             `apgd`); not with `jit_compile`.
         config: an `APGDTargetedConfig` holding these settings (defaults:
             100 steps, 9 targets, the DLR loss); the keywords above that are
-            given (not None) override its fields, `epsilon` its budget.
+            given (not None) override its fields, `epsilon` its budget. The
+            checkpoint threshold `rho`, the halving `rule` and `eot_iter` are
+            set here only, e.g. `APGDTargetedConfig(rule="paper",
+            eot_iter=20)` (see `apgd`).
 
     Returns:
         float32 adversarial images inside the ball and [0, 1].
@@ -610,7 +606,7 @@ def apgd_targeted(
     """
     config = build_config(
         APGDTargetedConfig, config, norm=norm, steps=steps, num_targets=num_targets, loss=loss,
-        restarts=restarts, rho=rho, rule=rule, eot_iter=eot_iter, early_stop=early_stop)
+        restarts=restarts, early_stop=early_stop)
     epsilon, x = _budget_and_images(x, epsilon, config, jit_compile)
     return _apgd_targeted_impl(
         model, x, y, config.graph_key(), jit_compile=jit_compile, compact=not jit_compile,

@@ -325,9 +325,6 @@ def fab(
     num_targets: int | None = None,
     steps: int | None = None,
     restarts: int | None = None,
-    alpha_max: float | None = None,
-    eta: float | None = None,
-    beta: float | None = None,
     seed: int | Any | None = 0,
     minimal: bool | None = None,
     batch_size: int | None = None,
@@ -372,9 +369,6 @@ def fab(
         steps: iterations per target and restart (AutoAttack uses 100).
         restarts: runs per target; the first starts at x, later ones at a
             random point at half of `epsilon` (AutoAttack's FAB-T uses 1).
-        alpha_max: the largest weight of the step from the original image.
-        eta: the overshoot of the linearised boundary (>= 1).
-        beta: the backward step toward x after a success, in (0, 1].
         seed: an int (or [2] ints) for the random starts of later restarts.
         minimal: attack every correctly classified image with every target
             and restart, keeping the smallest perturbation found (the
@@ -385,7 +379,11 @@ def fab(
             batch, since XLA needs static shapes).
         config: a `FABConfig` holding these settings (defaults: AutoAttack's
             FAB-T); the keywords above that are given (not None) override its
-            fields, `epsilon` its budget.
+            fields, `epsilon` its budget. The step's shape is set here only:
+            `FABConfig(alpha_max=...)`, the largest weight of the step from
+            the original image; `FABConfig(eta=...)`, the overshoot of the
+            linearised boundary (>= 1); `FABConfig(beta=...)`, the backward
+            step toward x after a success, in (0, 1].
 
     Returns:
         float32 images: per sample a misclassified image within `epsilon`
@@ -394,6 +392,8 @@ def fab(
     Example:
 
     >>> x_adv = fab(model, x_test, y_test, epsilon=8 / 255)  # doctest: +SKIP
+    >>> x_adv = fab(model, x_test, y_test, epsilon=8 / 255,
+    ...             config=FABConfig(eta=1.1, beta=0.8))  # doctest: +SKIP
     >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
     ...                           keras.layers.Dense(10)])
     >>> x = np.random.default_rng(0).random((4, 8, 8, 3), "float32")
@@ -403,7 +403,7 @@ def fab(
     """
     config = build_config(
         FABConfig, config, norm=norm, targeted=targeted, num_targets=num_targets, steps=steps,
-        restarts=restarts, alpha_max=alpha_max, eta=eta, beta=beta, minimal=minimal)
+        restarts=restarts, minimal=minimal)
     epsilon = config.epsilon if epsilon is None else epsilon
     if epsilon is None:
         raise ValueError("No budget: pass `epsilon` or a `config` with one.")

@@ -15,7 +15,7 @@ ones (AutoAttack's order); the standard suite's settings are those of
 fra31/auto-attack `version="standard"` (apgd n_restarts=1, apgd_targeted
 n_target_classes=9, fab n_target_classes=9 n_restarts=1, square
 n_queries=5000, 100 iterations each), with APGD following the authors' code
-(`apgd(..., rule="reference")`). In the cascade the APGD stages run with
+(`APGDConfig(rule="reference")`). In the cascade the APGD stages run with
 `early_stop=True`: each image stops at its first adversarial iterate and
 later steps run on the images still standing, which breaks the same images
 (a path is unchanged until it breaks) at a fraction of the cost; the
@@ -44,11 +44,14 @@ FGSM has no random start (the strongest one-step setting, BAT paper 5).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from typing import Any, Callable
 
 from keras_robust._validation import check_choice
-from keras_robust.attacks.config import APGDConfig, APGDTargetedConfig, AttackConfig, SquareConfig
+from keras_robust.attacks.config import (
+    APGDConfig, APGDTargetedConfig, AttackConfig, FABConfig, SquareConfig, build_config,
+)
 
 SUITES = ("standard", "quick", "rand", "summary")
 # The report's images per attack batch, and the summary suite's (that of
@@ -215,14 +218,34 @@ class Suite:
     batch_size: int = BATCH_SIZE
 
 
+# The config of each attack whose rarely changed settings are config-only.
+_SETTING_CONFIGS = {"apgd": APGDConfig, "apgd_targeted": APGDTargetedConfig, "fab": FABConfig}
+
+
+def _call_keywords(function: str, attack: Callable, kwargs: dict) -> dict:
+    """`kwargs` with the settings `attack` takes only in its config (APGD's `rule` and
+    `eot_iter`, FAB's `eta`, ...) moved into `config=`, so that a spec's settings (and
+    report.json's, old files included) stay flat keyword data."""
+    names = inspect.signature(attack).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in names.values()):
+        return kwargs  # a stand-in that takes any keyword (a test's recorder)
+    config_only = {k: v for k, v in kwargs.items() if k not in names}
+    if not config_only or function not in _SETTING_CONFIGS:
+        return kwargs
+    call = {k: v for k, v in kwargs.items() if k in names}
+    call["config"] = build_config(_SETTING_CONFIGS[function], call.get("config"), **config_only)
+    return call
+
+
 def _attack(function: str, **kwargs: Any) -> Callable[[Any, Any, Any], Any]:
     """`(model, x, y) -> keras_robust.attacks.<function>(model, x, y, **kwargs)`, looked up
-    when called."""
+    when called (settings the function takes only in its config go into `config=`)."""
 
     def run(model, x, y):
         from keras_robust import attacks
 
-        return getattr(attacks, function)(model, x, y, **kwargs)
+        attack = getattr(attacks, function)
+        return attack(model, x, y, **_call_keywords(function, attack, kwargs))
 
     return run
 
