@@ -142,19 +142,27 @@ def _check_target_mode(target: Any, owner: str) -> None:
 
 
 def resolve_step_size(epsilon: Any, steps: int, step_size: Any = None,
-                      rel_stepsize: float | None = None) -> Any:
+                      rel_stepsize: float | None = None, span: float = 2.5) -> Any:
     """The step of an iterative attack: the absolute `step_size`, else `rel_stepsize * epsilon`,
-    else the PGD default `2.5 * epsilon / steps` (as a float32 tensor).
+    else the default `span * epsilon / steps` (as a float32 tensor).
 
     The one place the step is derived from the budget (foolbox's `rel_stepsize`
     is the model: the step as a multiple of epsilon, the absolute step an
-    override).
+    override). The default rule spreads `span` budgets over the steps: 2.5
+    for PGD (Madry et al.), 1.0 for MI-FGSM (Dong et al.: `epsilon / steps`).
+    It divides by `steps` rather than multiplying by `rel_stepsize=1 / steps`
+    because the two differ in the last bit of float32 for about a quarter of
+    the budgets k/255 and step counts up to 100, and the division is what
+    these attacks have always computed.
 
     Args:
         epsilon: the budget (a number or a [B] tensor).
         steps: the number of steps.
         step_size: an absolute step, or None.
-        rel_stepsize: the step as a multiple of epsilon, or None.
+        rel_stepsize: the step as a multiple of epsilon, or None (FGSM's
+            step is `rel_stepsize=1.0`, epsilon itself).
+        span: the default rule's number of budgets covered by all the steps
+            together, used when both `step_size` and `rel_stepsize` are None.
 
     Returns:
         `step_size` as given, or the derived step (float32).
@@ -165,12 +173,14 @@ def resolve_step_size(epsilon: Any, steps: int, step_size: Any = None,
     0.025
     >>> round(float(resolve_step_size(0.1, 10)), 6)
     0.025
+    >>> round(float(resolve_step_size(0.1, 10, span=1.0)), 6)  # MI-FGSM's epsilon / steps
+    0.01
     """
     if step_size is not None:
         return step_size
     if rel_stepsize is not None:
         return rel_stepsize * tf.cast(epsilon, tf.float32)
-    return 2.5 * tf.cast(epsilon, tf.float32) / steps
+    return span * tf.cast(epsilon, tf.float32) / steps
 
 
 @keras.saving.register_keras_serializable(package="keras_robust")

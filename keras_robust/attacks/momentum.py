@@ -10,9 +10,12 @@ import tensorflow as tf
 
 from keras_robust._validation import check_fraction, check_positive
 from keras_robust.attacks.common import as_seed, refuse_diversity_with_xla, validate_common
-from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.config import AttackConfig, resolve_step_size
 from keras_robust.attacks.pgd import _as_target_arg, _static_number, iterative
 from keras_robust.attacks.targets import check_target
+
+# MI-FGSM's default step (Dong et al.): the steps together cover one budget, epsilon / steps.
+MI_FGSM_SPAN = 1.0
 
 
 def mi_fgsm(
@@ -49,7 +52,9 @@ def mi_fgsm(
         x: float images in [0, 1], [B, H, W, C].
         y: true labels.
         epsilon: the budget (scalar or one per sample).
-        step_size: the step; default `epsilon / steps` (Dong et al.).
+        step_size: the step; default `epsilon / steps` (Dong et al.: the
+            steps together cover one budget, `MI_FGSM_SPAN`; see
+            `attacks.config.resolve_step_size`).
         steps: number of steps.
         decay: the momentum decay mu (1.0 in Dong et al.).
         norm: "linf" or "l2".
@@ -87,8 +92,7 @@ def mi_fgsm(
         smoothing_kernel=smoothing_kernel, step_size=_static_number(step_size, "step_size"),
     )
     refuse_diversity_with_xla(input_diversity, jit_compile)
-    if step_size is None:
-        step_size = tf.cast(epsilon, tf.float32) / config.steps
+    step_size = resolve_step_size(epsilon, config.steps, step_size, span=MI_FGSM_SPAN)
     return iterative(
         model, x, y, config, jit_compile=jit_compile, epsilon=tf.cast(epsilon, tf.float32),
         step_size=tf.cast(step_size, tf.float32), seed=as_seed(seed),

@@ -15,6 +15,9 @@ from keras_robust.attacks.config import AttackConfig, resolve_step_size
 from keras_robust.attacks.engine import compiled_attack, with_restarts
 from keras_robust.attacks.targets import check_target
 
+# FGSM's step as a multiple of epsilon: one step of the whole budget.
+FGSM_REL_STEPSIZE = 1.0
+
 
 @compiled_attack
 def iterative(model, x, y, config: AttackConfig, *, epsilon, step_size, seed, target=None):
@@ -154,7 +157,8 @@ def fgsm(
         epsilon: the budget (scalar or one per sample).
         target: None, "mc", "ll", "random", or target labels.
         random_start: start from a uniformly random point of the ball.
-        step_size: the step; default `epsilon`.
+        step_size: the step; default `epsilon` (`rel_stepsize` 1.0,
+            `FGSM_REL_STEPSIZE`; see `attacks.config.resolve_step_size`).
         loss: see `pgd`.
         norm: "linf" (sign step) or "l2" (normalised gradient step).
         seed: an int (or [2] ints) for reproducible randomness.
@@ -176,8 +180,7 @@ def fgsm(
     >>> bool(np.abs(x_rfgsm - x).max() <= 8 / 255 + 1e-6)
     True
     """
-    if step_size is None:
-        step_size = epsilon
+    step_size = resolve_step_size(epsilon, 1, step_size, rel_stepsize=FGSM_REL_STEPSIZE)
     return pgd(
         model, x, y, epsilon, step_size, 1, norm=norm, target=target, loss=loss,
         random_start=random_start, seed=seed, jit_compile=jit_compile,

@@ -52,6 +52,7 @@ from keras_robust._validation import check_choice
 from keras_robust.attacks.config import (
     APGDConfig, APGDTargetedConfig, AttackConfig, FABConfig, SquareConfig, build_config,
 )
+from keras_robust.attacks.pgd import FGSM_REL_STEPSIZE
 
 SUITES = ("standard", "quick", "rand", "summary")
 # The report's images per attack batch, and the summary suite's (that of
@@ -406,7 +407,7 @@ def transfer_spec(epsilon: float, norm: str = "linf") -> AttackSpec:
 
 def _fgsm(epsilon: float, norm: str) -> AttackSpec:
     """FGSM without a random start (the strongest one-step setting)."""
-    config = AttackConfig(norm=norm, epsilon=epsilon, rel_stepsize=1.0, steps=1,
+    config = AttackConfig(norm=norm, epsilon=epsilon, rel_stepsize=FGSM_REL_STEPSIZE, steps=1,
                           random_start=False)
     return attack_spec("fgsm", f"{'L2 ' if norm == 'l2' else ''}FGSM", "single_step", "ce", 1,
                        "fgsm", config, epsilon=epsilon, norm=norm)
