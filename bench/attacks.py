@@ -452,28 +452,20 @@ def time_once(fn):
     return time.perf_counter() - start, out
 
 
-def main(argv):
-    del argv
+def timing_rounds(model, x, y, methods: dict, notes: dict) -> tuple[list, dict, dict]:
+    """The interleaved rounds: each method on a fresh trace, in a rotated order.
+
+    A method that fails is noted in `notes` and dropped from `methods`.
+    Returns the names still standing, and per name the seconds and the robust
+    accuracy of every round.
+    """
     import numpy as np
-    import tensorflow as tf
 
-    import keras_robust as kr
+    from keras_robust import progress as _progress
 
-    model, model_name = load_or_train_model()
-    x_all, y_all = kr.data.load_arrays(data_source(), "test",
-                                       limit=max(FLAGS.images, FLAGS.at_images,
-                                                 FLAGS.slow_images))
-    x_all, y_all = kr.data.to_float(x_all), np.asarray(y_all, np.int32)
-    x, y = x_all[:FLAGS.images], y_all[:FLAGS.images]
-    clean = accuracy(model, x, y)
-    print(f"model: {model_name}; clean accuracy on {len(x)} test images: {clean:.3f}")
-
-    methods, notes = make_methods(model, x, y)
     names = list(methods)
     times = {n: [] for n in names}
     accs = {n: [] for n in names}
-    from keras_robust import progress as _progress
-
     for r in range(FLAGS.rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         bar = _progress.bar(f"[bench attacks] round {r + 1}/{FLAGS.rounds} ", len(order),
@@ -498,44 +490,52 @@ def main(argv):
             bar.update()
         print(f"round {r + 1}: " + ", ".join(
             f"{n} {len(x) / times[n][-1]:.0f}/s" for n in names if n in methods))
-    names = [n for n in names if n in methods]
+    return [n for n in names if n in methods], times, accs
+
+
+def pgd_results(names: list, times: dict, accs: dict, count: int) -> dict:
+    """Per method: images/s of the median and the best round, robust accuracy."""
+    import numpy as np
 
     results = {}
     for name in names:
         median = statistics.median(times[name])
         results[name] = {
-            "images_per_second": len(x) / median,
-            "images_per_second_best_round": len(x) / min(times[name]),
+            "images_per_second": count / median,
+            "images_per_second_best_round": count / min(times[name]),
             "seconds_per_round": times[name],
             "robust_accuracy": float(np.mean(accs[name])),
             "robust_accuracy_per_round": accs[name],
         }
-    lib = results.get("keras_robust")
+    return results
 
-    def ratio(a, b):
-        """Speed of a over speed of b: the median over rounds of the per-round
-        ratio (the two ran minutes apart at most, under the same load)."""
-        if a in results and b in results and len(times[a]) == len(times[b]):
-            return statistics.median(tb / ta for ta, tb in zip(times[a], times[b]))
-        return None
 
-    ratios = {
-        "keras_robust / bare_loop": ratio("keras_robust", "bare_loop"),
-        "keras_robust / bare_unrolled": ratio("keras_robust", "bare_unrolled"),
-        "keras_robust / art": ratio("keras_robust", "art"),
-        "keras_robust / cleverhans": ratio("keras_robust", "cleverhans"),
-        "keras_robust / eager_loop": ratio("keras_robust", "eager_loop"),
-        "eager_loop / art": ratio("eager_loop", "art"),
-        "keras_robust_early_stop / art": ratio("keras_robust_early_stop", "art"),
-        "keras_robust_early_stop / keras_robust": ratio("keras_robust_early_stop",
-                                                        "keras_robust"),
-        "keras_robust_early_stop / bare_loop": ratio("keras_robust_early_stop", "bare_loop"),
-    }
+def ratio(results: dict, times: dict, a: str, b: str) -> float | None:
+    """Speed of a over speed of b: the median over rounds of the per-round
+    ratio (the two ran minutes apart at most, under the same load)."""
+    if a in results and b in results and len(times[a]) == len(times[b]):
+        return statistics.median(tb / ta for ta, tb in zip(times[a], times[b]))
+    return None
+
+
+def speed_ratios(results: dict, times: dict) -> dict:
+    """The ratios the JSON records (the library against each other method)."""
+    pairs = [("keras_robust", "bare_loop"), ("keras_robust", "bare_unrolled"),
+             ("keras_robust", "art"), ("keras_robust", "cleverhans"),
+             ("keras_robust", "eager_loop"), ("eager_loop", "art"),
+             ("keras_robust_early_stop", "art"), ("keras_robust_early_stop", "keras_robust"),
+             ("keras_robust_early_stop", "bare_loop")]
     if FLAGS.jit_compile:
-        ratios["keras_robust_xla / bare_loop_xla"] = ratio("keras_robust_xla", "bare_loop_xla")
-        ratios["bare_loop_xla / bare_loop"] = ratio("bare_loop_xla", "bare_loop")
+        pairs += [("keras_robust_xla", "bare_loop_xla"), ("bare_loop_xla", "bare_loop")]
+    return {f"{a} / {b}": ratio(results, times, a, b) for a, b in pairs}
 
-    # APGD-100 and Square-1000 per image.
+
+def per_image_timings(model, x_all, y_all) -> dict:
+    """APGD-100, Square-1000 and PGD per image, with their robust accuracy."""
+    import numpy as np
+
+    import keras_robust as kr
+
     xs, ys = x_all[:FLAGS.slow_images], y_all[:FLAGS.slow_images]
     slow = {}
     per_batch = [(xs[i:i + FLAGS.batch_size], ys[i:i + FLAGS.batch_size])
@@ -556,17 +556,14 @@ def main(argv):
                      "robust_accuracy": accuracy(model, np.concatenate(outs), ys)}
         print(f"{key}: {1000 * seconds / len(xs):.1f} ms/image, "
               f"robust accuracy {slow[key]['robust_accuracy']:.3f}")
+    return slow
 
-    unrolling = (unrolling_effect(model, x, y, FLAGS.unrolling_rounds)
-                 if FLAGS.unrolling_rounds else None)
-    overhead = engine_overhead() if FLAGS.overhead else None
 
-    at = None
-    if FLAGS.at_model:
-        at = at_checks(x_all[:FLAGS.at_images], y_all[:FLAGS.at_images])
-
+def print_summary(out: dict, names: list, times: dict) -> None:
+    """The run's tables on stdout (what the JSON `out` holds)."""
+    results, clean = out["pgd"], out["clean_accuracy"]
     print(f"\nPGD-{FLAGS.steps}, eps {FLAGS.epsilon * 255:.0f}/255, step "
-          f"{FLAGS.step_size * 255:.0f}/255, {len(x)} images, batch {FLAGS.batch_size}, "
+          f"{FLAGS.step_size * 255:.0f}/255, {out['images']} images, batch {FLAGS.batch_size}, "
           f"{FLAGS.rounds} rounds; clean accuracy {clean:.3f}")
     print("images/s: median round; lib / it: median over rounds of the per-round speed ratio; "
           "robust acc: mean over rounds")
@@ -574,27 +571,56 @@ def main(argv):
           f"{'robust acc':>12}")
     for name in names:
         res = results[name]
-        rel = ratio("keras_robust", name) if lib else None
+        rel = ratio(results, times, "keras_robust", name) if results.get("keras_robust") else None
         rel = float("nan") if rel is None else rel
         print(f"{name:<20}{res['images_per_second']:>10.1f}"
               f"{res['images_per_second_best_round']:>12.1f}{rel:>10.2f}"
               f"{res['robust_accuracy']:>12.3f}")
-    for name, note in notes.items():
+    for name, note in out["notes"].items():
         print(f"  {name}: {note}")
-    for key, value in ratios.items():
+    for key, value in out["ratios"].items():
         if value is not None:
             print(f"{key}: {value:.3f}")
-    for key, value in slow.items():
+    for key, value in out["per_image"].items():
         print(f"{key}: {1000 * value['seconds_per_image']:.1f} ms/image, robust accuracy "
               f"{value['robust_accuracy']:.3f}")
-    if unrolling:
-        for key, value in unrolling.items():
+    if out["unrolling"]:
+        for key, value in out["unrolling"].items():
             print(f"{key}: unrolled / while-loop speed {value['speedup_unrolled_over_while_loop']:.3f}"
                   " (median over rounds)")
-    if overhead:
+    if out["engine_overhead_linear_model"]:
         print(f"\nPGD-{FLAGS.steps} on a linear model (batch 128): where the time goes")
-        for key, value in overhead.items():
+        for key, value in out["engine_overhead_linear_model"].items():
             print(f"  {key:<34}{value['ms']:8.2f} ms {value['extra_ms']:+7.2f} ms")
+
+
+def main(argv):
+    del argv
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_robust as kr
+
+    model, model_name = load_or_train_model()
+    x_all, y_all = kr.data.load_arrays(data_source(), "test",
+                                       limit=max(FLAGS.images, FLAGS.at_images,
+                                                 FLAGS.slow_images))
+    x_all, y_all = kr.data.to_float(x_all), np.asarray(y_all, np.int32)
+    x, y = x_all[:FLAGS.images], y_all[:FLAGS.images]
+    clean = accuracy(model, x, y)
+    print(f"model: {model_name}; clean accuracy on {len(x)} test images: {clean:.3f}")
+
+    methods, notes = make_methods(model, x, y)
+    names, times, accs = timing_rounds(model, x, y, methods, notes)
+    results = pgd_results(names, times, accs, len(x))
+    ratios = speed_ratios(results, times)
+    slow = per_image_timings(model, x_all, y_all)
+    unrolling = (unrolling_effect(model, x, y, FLAGS.unrolling_rounds)
+                 if FLAGS.unrolling_rounds else None)
+    overhead = engine_overhead() if FLAGS.overhead else None
+    at = None
+    if FLAGS.at_model:
+        at = at_checks(x_all[:FLAGS.at_images], y_all[:FLAGS.at_images])
 
     out = {
         "model": model_name, "clean_accuracy": clean, "images": len(x),
@@ -605,6 +631,7 @@ def main(argv):
         "engine_overhead_linear_model": overhead,
         "tensorflow": tf.__version__,
     }
+    print_summary(out, names, times)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output, "w") as f:
         json.dump(out, f, indent=2)

@@ -85,6 +85,103 @@ class _BatchTimer:
         return (self.callback.end - self.callback.start) / self.callback.count
 
 
+def build_models(configs: list, dataset, initial: list) -> list:
+    """One compiled, traced model per configuration, all from the same initial weights."""
+    import keras
+
+    import keras_robust as kr
+
+    models = []
+    for name, kwargs in configs:
+        run = {key: kwargs.pop(key) for key in RUN_KEYS if key in kwargs}
+        keras.mixed_precision.set_global_policy(run.get("policy", "float32"))
+        backbone = kr.backbones.get(FLAGS.backbone, num_classes=10)
+        backbone.set_weights(initial)
+        model = kr.defenses.get(name, backbone, seed=0, **kwargs)
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                      jit_compile=bool(run.get("jit", FLAGS.jit_compile)))
+        keras.mixed_precision.set_global_policy("float32")
+        model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)  # trace
+        models.append(model)
+    return models
+
+
+def reference_passes(reference):
+    """The plain backbone's input-gradient pass and inference forward pass, compiled."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=FLAGS.jit_compile)
+    def input_gradient(images, labels):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(images)
+            logits = reference(images, training=False)
+            loss = tf.reduce_sum(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            )
+        return tape.gradient(loss, images)
+
+    @tf.function(jit_compile=FLAGS.jit_compile)
+    def forward(images):
+        return reference(images, training=False)
+
+    return input_gradient, forward
+
+
+def timing_rounds(models: list, dataset, passes: tuple, batch_x, batch_y) -> tuple:
+    """The interleaved rounds: per round the two passes, then every model's `fit`.
+
+    Returns the seconds per batch of each model (by index) per round, and of
+    the input-gradient and the forward pass per round.
+    """
+    from keras_robust import progress as _progress
+
+    input_gradient, forward = passes
+    input_gradient(batch_x, batch_y).numpy()
+    forward(batch_x).numpy()
+    timings = {i: [] for i in range(len(models))}
+    gradient_times, forward_times = [], []
+    bar = _progress.bar("[bench throughput] ", FLAGS.rounds * len(models), FLAGS.progress,
+                        unit="fit")
+    for _ in range(FLAGS.rounds):
+        for function, args, times in ((input_gradient, (batch_x, batch_y), gradient_times),
+                                      (forward, (batch_x,), forward_times)):
+            start = time.perf_counter()
+            for _ in range(FLAGS.batches):
+                result = function(*args)
+            result.numpy()
+            times.append((time.perf_counter() - start) / FLAGS.batches)
+        for index, model in enumerate(models):
+            timer = _BatchTimer()
+            model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.batches, verbose=0,
+                      callbacks=[timer.callback])
+            timings[index].append(timer.seconds_per_batch())
+            bar.update()  # outside the timed fit
+    return timings, gradient_times, forward_times
+
+
+def table_rows(configs: list, timings: dict, step: dict, grad: float, c: float,
+               f: float) -> list:
+    """Prints the table (speed, ratio to plain, op-count bound) and returns its rows."""
+    rows = []
+    print(f"\n{FLAGS.backbone}, batch {FLAGS.batch_size}, {FLAGS.rounds} rounds x "
+          f"{FLAGS.batches} batches, jit_compile={FLAGS.jit_compile}")
+    print(f"plain step {1000 * step[0]:.1f} ms, input-gradient pass {1000 * grad:.1f} ms: "
+          f"c = {c:.3f}; inference forward pass: f = {f:.3f}\n")
+    print(f"{'defence':<28}{'images/s':>10}{'ratio':>8}{'bound':>8}{'ratio/bound':>13}")
+    for index, (name, kwargs) in enumerate(configs):
+        ratio = step[0] / step[index]
+        bound = 1.0 / OP_COUNTS[name](kwargs, c, f)
+        label = FLAGS.defenses[index]
+        rows.append({
+            "defense": label, "images_per_second": FLAGS.batch_size / step[index],
+            "seconds_per_step": step[index], "ratio_to_plain": ratio, "op_count_bound": bound,
+            "ratio_over_bound": ratio / bound, "rounds_seconds_per_step": timings[index],
+        })
+        print(f"{label:<28}{FLAGS.batch_size / step[index]:>10.0f}{ratio:>8.3f}{bound:>8.3f}"
+              f"{ratio / bound:>13.3f}")
+    return rows
+
+
 def main(argv):
     del argv
     import keras
@@ -104,80 +201,16 @@ def main(argv):
     configs = [parse_config(text) for text in FLAGS.defenses]
     if configs[0][0] != "plain":
         raise ValueError("The first configuration must be 'plain' (the reference).")
-    models = []
-    for name, kwargs in configs:
-        run = {key: kwargs.pop(key) for key in RUN_KEYS if key in kwargs}
-        keras.mixed_precision.set_global_policy(run.get("policy", "float32"))
-        backbone = kr.backbones.get(FLAGS.backbone, num_classes=10)
-        backbone.set_weights(initial)
-        model = kr.defenses.get(name, backbone, seed=0, **kwargs)
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                      jit_compile=bool(run.get("jit", FLAGS.jit_compile)))
-        keras.mixed_precision.set_global_policy("float32")
-        model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)  # trace
-        models.append(model)
-
-    reference = models[0].backbone
+    models = build_models(configs, dataset, initial)
     batch_x, batch_y = tf.constant(x[: FLAGS.batch_size]), tf.constant(y[: FLAGS.batch_size])
-
-    @tf.function(jit_compile=FLAGS.jit_compile)
-    def input_gradient(images, labels):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(images)
-            logits = reference(images, training=False)
-            loss = tf.reduce_sum(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-            )
-        return tape.gradient(loss, images)
-
-    @tf.function(jit_compile=FLAGS.jit_compile)
-    def forward(images):
-        return reference(images, training=False)
-
-    input_gradient(batch_x, batch_y).numpy()
-    forward(batch_x).numpy()
-    timings = {i: [] for i in range(len(configs))}
-    gradient_times, forward_times = [], []
-    from keras_robust import progress as _progress
-
-    bar = _progress.bar("[bench throughput] ", FLAGS.rounds * len(models), FLAGS.progress,
-                        unit="fit")
-    for _ in range(FLAGS.rounds):
-        for function, args, times in ((input_gradient, (batch_x, batch_y), gradient_times),
-                                      (forward, (batch_x,), forward_times)):
-            start = time.perf_counter()
-            for _ in range(FLAGS.batches):
-                result = function(*args)
-            result.numpy()
-            times.append((time.perf_counter() - start) / FLAGS.batches)
-        for index, model in enumerate(models):
-            timer = _BatchTimer()
-            model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.batches, verbose=0,
-                      callbacks=[timer.callback])
-            timings[index].append(timer.seconds_per_batch())
-            bar.update()  # outside the timed fit
+    timings, gradient_times, forward_times = timing_rounds(
+        models, dataset, reference_passes(models[0].backbone), batch_x, batch_y)
 
     step = {i: statistics.median(t) for i, t in timings.items()}
     grad = statistics.median(gradient_times)
     c = grad / step[0]
     f = statistics.median(forward_times) / step[0]
-    rows = []
-    print(f"\n{FLAGS.backbone}, batch {FLAGS.batch_size}, {FLAGS.rounds} rounds x "
-          f"{FLAGS.batches} batches, jit_compile={FLAGS.jit_compile}")
-    print(f"plain step {1000 * step[0]:.1f} ms, input-gradient pass {1000 * grad:.1f} ms: "
-          f"c = {c:.3f}; inference forward pass: f = {f:.3f}\n")
-    print(f"{'defence':<28}{'images/s':>10}{'ratio':>8}{'bound':>8}{'ratio/bound':>13}")
-    for index, (name, kwargs) in enumerate(configs):
-        ratio = step[0] / step[index]
-        bound = 1.0 / OP_COUNTS[name](kwargs, c, f)
-        label = FLAGS.defenses[index]
-        rows.append({
-            "defense": label, "images_per_second": FLAGS.batch_size / step[index],
-            "seconds_per_step": step[index], "ratio_to_plain": ratio, "op_count_bound": bound,
-            "ratio_over_bound": ratio / bound, "rounds_seconds_per_step": timings[index],
-        })
-        print(f"{label:<28}{FLAGS.batch_size / step[index]:>10.0f}{ratio:>8.3f}{bound:>8.3f}"
-              f"{ratio / bound:>13.3f}")
+    rows = table_rows(configs, timings, step, grad, c, f)
     payload = {
         "backbone": FLAGS.backbone, "batch_size": FLAGS.batch_size, "batches": FLAGS.batches,
         "rounds": FLAGS.rounds, "jit_compile": FLAGS.jit_compile, "c": c, "f": f,

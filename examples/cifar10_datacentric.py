@@ -177,20 +177,12 @@ def _markdown(table, transfer, settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv):
-    del argv
-    _flags.start()  # before keras or TensorFlow is imported
+def _load_data(source: str):
+    """The training subset, the test ensemble's other training images and the test images."""
     import numpy as np
-    import tensorflow as tf
 
     import keras_robust as kr
-    from keras_robust import datacentric as dc
-    from keras_robust import experiment
 
-    timings = {}
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    source = experiment.resolve_source(FLAGS.data)
-    info = kr.data.info(source)
     x_all, y_all = kr.data.load_arrays(source, "train")
     subset = FLAGS.subset or len(x_all)
     x_train, y_train = np.asarray(x_all[:subset]), np.asarray(y_all[:subset])
@@ -203,26 +195,46 @@ def main(argv):
     x_test, y_test = kr.data.load_arrays(source, "test", limit=FLAGS.test_size or None)
     x_test, y_test = np.asarray(x_test), np.asarray(y_test)
     _log(f"data: {source}: {len(x_train)} training images to enhance, {len(x_test)} test images")
-    strategy = experiment.strategy(FLAGS.strategy)
+    return (x_train, y_train), (x_other, y_other), (x_test, y_test)
+
+
+def _loader():
+    """The training pipeline of the surrogates and the compared models."""
+    import keras_robust as kr
+
+    return functools.partial(kr.data.from_arrays, batch_size=FLAGS.batch_size, shuffle=True,
+                             augment=True, seed=FLAGS.seed)
+
+
+def _train_surrogates(info, strategy, train, other, test, timings):
+    """Step 1: the enhancement and the test ensembles, and their test accuracies."""
+    import keras_robust as kr
+    from keras_robust import datacentric as dc
 
     start = time.time()
-    loader = functools.partial(kr.data.from_arrays, batch_size=FLAGS.batch_size, shuffle=True,
-                               augment=True, seed=FLAGS.seed)
+    loader = _loader()
     common = dict(preset=FLAGS.surrogate_preset, num_classes=info.num_classes,
                   normalization=info.normalization, strategy=strategy)
-    tag = f"{FLAGS.surrogate_preset}_e{FLAGS.surrogate_epochs}_n{len(x_train)}_s{FLAGS.seed}"
+    tag = f"{FLAGS.surrogate_preset}_e{FLAGS.surrogate_epochs}_n{len(train[0])}_s{FLAGS.seed}"
     enhance_surrogates = dc.surrogates.train_surrogates(
-        FLAGS.enhance_surrogates, loader(x_train, y_train), FLAGS.surrogate_epochs,
+        FLAGS.enhance_surrogates, loader(*train), FLAGS.surrogate_epochs,
         directory=os.path.join(FLAGS.output_dir, f"surrogates_enhance_{tag}"), seed=FLAGS.seed,
         **common)
     test_surrogates = dc.surrogates.train_surrogates(
-        FLAGS.test_surrogates, loader(x_other, y_other), FLAGS.surrogate_epochs,
+        FLAGS.test_surrogates, loader(*other), FLAGS.surrogate_epochs,
         directory=os.path.join(FLAGS.output_dir, f"surrogates_test_{tag}"), seed=FLAGS.seed + 100,
         name_suffix="_test", **common)
     timings["surrogates_s"] = time.time() - start
-    surrogate_accuracy = {m.name: kr.evaluate.accuracy(m, x_test, y_test)
+    surrogate_accuracy = {m.name: kr.evaluate.accuracy(m, *test)
                           for m in enhance_surrogates + test_surrogates}
     _log(f"surrogate test accuracies: {surrogate_accuracy}")
+    return enhance_surrogates, test_surrogates, surrogate_accuracy
+
+
+def _attack_settings():
+    """The eq. 6 settings of the flags: (flag values, test sets' config, enhancement's config)."""
+    from keras_robust import datacentric as dc
+    from keras_robust import experiment
 
     attack = dict(iterations=FLAGS.iterations, linf_epsilon=experiment.budget(FLAGS.linf_epsilon),
                   linf_step=experiment.budget(FLAGS.linf_step),
@@ -235,34 +247,49 @@ def main(argv):
         enhance_settings = enhance_settings.replace(loss=FLAGS.enhance_loss)
     if FLAGS.enhance_smoothing_kernel is not None:
         enhance_settings = enhance_settings.replace(smoothing_kernel=FLAGS.enhance_smoothing_kernel)
-    # A different run in this folder (other surrogates or settings) makes enhance raise.
-    enhanced_tag = _enhanced_tag(FLAGS.iterations, FLAGS.ratio, enhance_settings, test_settings)
-    enhanced_dir = os.path.join(FLAGS.output_dir, f"enhanced_{enhanced_tag}")
+    return attack, test_settings, enhance_settings
+
+
+def _enhance(train, surrogates, settings, enhanced_dir, strategy, timings):
+    """Step 2: the enhanced subset as TFRecord shards in `enhanced_dir`."""
+    from keras_robust import datacentric as dc
+
     start = time.time()
     with strategy.scope():
-        result = dc.enhance(x_train, y_train, enhance_surrogates,
-                            ratio=tuple(float(r) for r in FLAGS.ratio), attack=enhance_settings,
+        result = dc.enhance(*train, surrogates,
+                            ratio=tuple(float(r) for r in FLAGS.ratio), attack=settings,
                             options=dc.RunOptions(seed=FLAGS.seed,
                                                   batch_size=FLAGS.attack_batch_size,
                                                   shard_size=FLAGS.shard_size,
                                                   output_dir=enhanced_dir))
     timings["enhance_s"] = time.time() - start
     _log(f"enhanced: {result.counts} in {timings['enhance_s']:.0f} s -> {enhanced_dir}")
-    if FLAGS.tfds:
-        tfds_dir = os.path.join(FLAGS.output_dir, "tfds")
-        tfds_name = f"enhanced_{enhanced_tag}".replace("-", "_").lower()
-        tfds_folder = os.path.join(tfds_dir, tfds_name, "1.0.0")
-        if os.path.isfile(os.path.join(tfds_folder, "dataset_info.json")):
-            _log(f"TFDS copy: {tfds_folder} already written")
-        else:
-            dc.write_tfds(enhanced_dir, tfds_dir, name=tfds_name)
-            _log(f"TFDS copy: wrote {tfds_folder} (tfds.load({tfds_name!r}, data_dir={tfds_dir!r}))")
+    return result
 
-    sets_path = os.path.join(FLAGS.output_dir, f"test_sets_it{FLAGS.iterations}_n{len(x_test)}.npz")
+
+def _write_tfds(enhanced_dir, enhanced_tag):
+    """With --tfds: the enhanced set in the TensorFlow Datasets layout (once)."""
+    from keras_robust import datacentric as dc
+
+    tfds_dir = os.path.join(FLAGS.output_dir, "tfds")
+    tfds_name = f"enhanced_{enhanced_tag}".replace("-", "_").lower()
+    tfds_folder = os.path.join(tfds_dir, tfds_name, "1.0.0")
+    if os.path.isfile(os.path.join(tfds_folder, "dataset_info.json")):
+        _log(f"TFDS copy: {tfds_folder} already written")
+    else:
+        dc.write_tfds(enhanced_dir, tfds_dir, name=tfds_name)
+        _log(f"TFDS copy: wrote {tfds_folder} (tfds.load({tfds_name!r}, data_dir={tfds_dir!r}))")
+
+
+def _test_sets(test, test_surrogates, settings, enhanced_dir, strategy, timings):
+    """Step 3: P_ori, P_adv and P_cor, loaded when built before with the same settings."""
+    from keras_robust import datacentric as dc
+
+    sets_path = os.path.join(FLAGS.output_dir, f"test_sets_it{FLAGS.iterations}_n{len(test[0])}.npz")
     start = time.time()
     test_sets = dc.TestSets.load(sets_path) if os.path.isfile(sets_path) else None
     if test_sets is not None and (
-            dc.Eq6Config.from_config(test_sets.details["attack"]) != test_settings
+            dc.Eq6Config.from_config(test_sets.details["attack"]) != settings
             or [s["name"] for s in test_sets.details["surrogates"]]
             != [m.name for m in test_surrogates]):
         _log(f"test sets: {sets_path} was built with other settings; rebuilding")
@@ -271,18 +298,24 @@ def main(argv):
         _log(f"test sets: loaded {sets_path}")
     else:
         with strategy.scope():
-            test_sets = dc.build_test_sets(x_test, y_test, test_surrogates, exclude=enhanced_dir,
-                                           attack=test_settings,
+            test_sets = dc.build_test_sets(*test, test_surrogates, exclude=enhanced_dir,
+                                           attack=settings,
                                            options=dc.RunOptions(
                                                seed=FLAGS.seed + 1,
                                                batch_size=FLAGS.attack_batch_size))
         test_sets.save(sets_path)
     timings["test_sets_s"] = time.time() - start
+    return test_sets
 
-    steps = -(-len(x_train) // FLAGS.batch_size)
+
+def _train_both(train, enhanced_dir, enhanced_tag, info, timings):
+    """Step 4: the same model trained on the original and on the enhanced subset."""
+    from keras_robust import datacentric as dc
+
+    steps = -(-len(train[0]) // FLAGS.batch_size)
     model_tag = f"{FLAGS.model}_e{FLAGS.epochs}_lr{FLAGS.lr:g}_b{FLAGS.batch_size}_s{FLAGS.seed}"
     original, timings["train_original_s"] = _train_model(
-        "original", loader(x_train, y_train), steps,
+        "original", _loader()(*train), steps,
         os.path.join(FLAGS.output_dir, f"model_original_{model_tag}.keras"), info)
     enhanced_train = dc.load(enhanced_dir, batch_size=FLAGS.batch_size, shuffle=True, augment=True,
                              seed=FLAGS.seed)
@@ -290,14 +323,13 @@ def main(argv):
         "enhanced", enhanced_train, steps,
         os.path.join(FLAGS.output_dir, f"model_enhanced_{enhanced_tag}_{model_tag}.keras"),
         info)
+    return original, enhanced, model_tag
 
-    table = {"original": dc.score(original, test_sets), "enhanced": dc.score(enhanced, test_sets)}
-    start = time.time()
-    transfer = _transfer_table(original, test_sets, test_surrogates, x_test, y_test)
-    timings["transfer_s"] = time.time() - start
 
+def _print_tables(table, transfer, num_train, num_test):
+    """Step 5: the paper's Table 1 layout and the transferability table."""
     print(f"\nPerformance of {FLAGS.model} trained on original / enhanced CIFAR-10 subset "
-          f"({len(x_train)} images; {len(x_test)} test images per set) (%)")
+          f"({num_train} images; {num_test} test images per set) (%)")
     print(f"{'':14s}{'original':>10s}{'enhanced':>10s}")
     for key, label in (("clean", "ACC(P_ori)"), ("adversarial", "ACC(P_adv)"),
                        ("corrupted", "ACC(P_cor)"), ("R", "R(f,theta)")):
@@ -307,7 +339,52 @@ def main(argv):
     for name, value in transfer.items():
         print(f"  {name:40s}{100 * value:7.2f}{100 * (transfer['clean'] - value):8.2f}")
 
-    settings = {"subset": len(x_train), "test_size": len(x_test), "ratio": FLAGS.ratio,
+
+def _save_results(name, settings, payload, table, transfer):
+    """Step 5: results_<settings>.json and .md in --output_dir."""
+    from keras_robust import experiment
+
+    experiment.save_json(os.path.join(FLAGS.output_dir, f"{name}.json"), payload)
+    with open(os.path.join(FLAGS.output_dir, f"{name}.md"), "w") as f:
+        f.write(_markdown(table, transfer, settings))
+    _log(f"wrote {FLAGS.output_dir}/{name}.json and .md; timings {payload['timings']}")
+
+
+def main(argv):
+    del argv
+    _flags.start()  # before keras or TensorFlow is imported
+    import tensorflow as tf
+
+    import keras_robust as kr
+    from keras_robust import datacentric as dc
+    from keras_robust import experiment
+
+    timings = {}
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    source = experiment.resolve_source(FLAGS.data)
+    info = kr.data.info(source)
+    train, other, test = _load_data(source)
+    strategy = experiment.strategy(FLAGS.strategy)
+    enhance_surrogates, test_surrogates, surrogate_accuracy = _train_surrogates(
+        info, strategy, train, other, test, timings)
+
+    attack, test_settings, enhance_settings = _attack_settings()
+    # A different run in this folder (other surrogates or settings) makes enhance raise.
+    enhanced_tag = _enhanced_tag(FLAGS.iterations, FLAGS.ratio, enhance_settings, test_settings)
+    enhanced_dir = os.path.join(FLAGS.output_dir, f"enhanced_{enhanced_tag}")
+    result = _enhance(train, enhance_surrogates, enhance_settings, enhanced_dir, strategy, timings)
+    if FLAGS.tfds:
+        _write_tfds(enhanced_dir, enhanced_tag)
+    test_sets = _test_sets(test, test_surrogates, test_settings, enhanced_dir, strategy, timings)
+    original, enhanced, model_tag = _train_both(train, enhanced_dir, enhanced_tag, info, timings)
+
+    table = {"original": dc.score(original, test_sets), "enhanced": dc.score(enhanced, test_sets)}
+    start = time.time()
+    transfer = _transfer_table(original, test_sets, test_surrogates, *test)
+    timings["transfer_s"] = time.time() - start
+    _print_tables(table, transfer, len(train[0]), len(test[0]))
+
+    settings = {"subset": len(train[0]), "test_size": len(test[0]), "ratio": FLAGS.ratio,
                 "enhance_surrogates": [m.name for m in enhance_surrogates],
                 "test_surrogates": [m.name for m in test_surrogates], **attack,
                 "enhance_attack": enhance_settings.get_config(),
@@ -316,11 +393,7 @@ def main(argv):
     payload = {"settings": settings, "table": table, "transfer": transfer,
                "surrogate_accuracy": surrogate_accuracy, "counts": result.counts,
                "timings": timings, "device": [d.name for d in tf.config.list_logical_devices()]}
-    name = f"results_{enhanced_tag}_{model_tag}"
-    experiment.save_json(os.path.join(FLAGS.output_dir, f"{name}.json"), payload)
-    with open(os.path.join(FLAGS.output_dir, f"{name}.md"), "w") as f:
-        f.write(_markdown(table, transfer, settings))
-    _log(f"wrote {FLAGS.output_dir}/{name}.json and .md; timings {timings}")
+    _save_results(f"results_{enhanced_tag}_{model_tag}", settings, payload, table, transfer)
 
 
 if __name__ == "__main__":
