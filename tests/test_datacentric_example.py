@@ -49,11 +49,12 @@ def test_the_example_scores_both_models_and_keeps_runs_of_several_ratios_apart(t
         "enhanced_it2_r0-1-4", "enhanced_it2_r0-1-4_ce_ti0", "enhanced_it2_r1-1-3"]
     with open(os.path.join(out, "enhanced_it2_r0-1-4_ce_ti0", "plan.json")) as f:
         plan = json.load(f)["attack"]
-    assert (plan["loss"], plan["smoothing_kernel"]) == ("ce", 0)
+    # The attack is stored per ball (an Eq6Config: its L-inf and L2 AttackConfigs).
+    assert {(ball["loss"], ball["smoothing_kernel"]) for ball in plan.values()} == {("ce", 0)}
     (path,) = glob.glob(os.path.join(out, "results_it2_r0-1-4_ce_ti0_*.json"))
     with open(path) as f:
         settings = json.load(f)["settings"]
-    assert settings["enhance_attack"]["loss"] == "ce" and settings["smoothing_kernel"] == 5
+    assert settings["enhance_attack"]["linf"]["loss"] == "ce" and settings["smoothing_kernel"] == 5
     with np.load(os.path.join(out, "test_sets_it2_n20.npz")) as archive:
         sets = dict(archive)
     for ratio, parts in (("0-1-4", {"clean": 0, "adversarial": 8, "corrupted": 32}),
