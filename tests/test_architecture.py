@@ -56,10 +56,10 @@ FACES = ("keras_robust", "keras_robust.layers", "keras_robust.losses",
 ALLOWED = {
     # Tests of a private module or name itself.
     ("tests/test_keras_compat.py", "keras_robust._keras_compat"),
-    ("tests/test_corruptions.py", "keras_robust.corruptions._imgaug"),
-    ("tests/test_fab.py", "keras_robust.attacks.fab._project"),
-    ("tests/test_report.py", "keras_robust.evaluate.report._Progress"),
-    ("tests/test_report.py", "keras_robust.evaluate.report._Runner"),
+    ("tests/corruptions/test_corruptions.py", "keras_robust.corruptions._imgaug"),
+    ("tests/attacks/test_fab.py", "keras_robust.attacks.fab._project"),
+    ("tests/evaluate/test_report.py", "keras_robust.evaluate.report._Progress"),
+    ("tests/evaluate/test_report.py", "keras_robust.evaluate.report._Runner"),
 }
 
 

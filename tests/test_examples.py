@@ -7,7 +7,7 @@ size, and its outputs are checked: the files its docstring promises, a
 No test imports or executes an example's code in its own process: what tests
 need from the examples is in the package (`keras_robust.experiment`,
 `keras_robust.data`). (`examples/cifar10_datacentric.py` has its own test
-module; `examples/evaluate.py` is also run by `tests/test_report.py`;
+module; `examples/evaluate.py` is also run by `tests/evaluate/test_report.py`;
 `examples/train.py` with its recipe flags by `tests/test_recipes.py`.)
 """
 from __future__ import annotations

@@ -106,7 +106,7 @@ def test_the_problems_check_finds_what_it_should():
     assert _problems(good) == []
     broken = {**good, "name": "Not Kebab", "area": "training",
               "original": "text found nowhere in the file", "tests": ["tests/nope.py::test_x",
-                                                                      "tests/test_bat.py::nope"]}
+                                                                      "tests/bat/test_bat.py::nope"]}
     problems = "; ".join(_problems(broken))
     for expected in ("kebab", "area", "occurs 0 times", "nope.py", "defines no test"):
         assert expected in problems, problems

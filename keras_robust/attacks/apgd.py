@@ -31,7 +31,7 @@ iterate returned is the one of highest objective, where the code keeps the
 last one: which image is returned changes, whether a sample is broken does
 not, so robust accuracy is the same. Everything else (the checkpoints,
 2 * eps, the momentum, condition 2, the restart from the best point with its
-gradient, the L-inf start) is the code's; tests/test_attacks_advanced.py
+gradient, the L-inf start) is the code's; tests/attacks/test_apgd.py
 compares the best objective after 1 to 23 steps with a NumPy port of
 `attack_single_run` (tests/reference_autoattack.py, whose switches give
 either rule) and finds them equal to 1e-5 under each rule, and different

@@ -1,4 +1,5 @@
-"""Invariants and hand-checked equations of the first-order attacks."""
+"""Invariants and hand-checked equations of the first-order attacks (PGD, FGSM, MI-FGSM)
+and of the engine they share: targets, objectives, unrolled steps, the L2 random start."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,8 @@ import tensorflow as tf
 
 import keras_robust as kr
 from keras_robust.attacks import objectives
+from keras_robust.attacks.config import AttackConfig
+from keras_robust.attacks.engine import run_attack
 from tests.helpers import assert_in_ball, linear_model
 
 EPS = 8 / 255
@@ -330,3 +333,30 @@ def test_dlr_needs_enough_classes(model_and_data):
     kr.attacks.pgd(model, x, y, EPS, 2 / 255, 1, loss="dlr")
     with pytest.raises(ValueError, match="at least 4 classes"):
         kr.attacks.pgd(model, x, y, EPS, 2 / 255, 1, loss="dlr", target="mc")
+
+
+def _identity_logits(images: tf.Tensor) -> tf.Tensor:
+    """A "model" whose logits are its input pixels, so the start logits show the start."""
+    return tf.reshape(images, [tf.shape(images)[0], -1])
+
+
+def test_l2_random_start_has_a_uniform_radius_and_direction():
+    # The L2 random start as `pgd` documents it: "a uniform direction at a uniformly
+    # drawn radius", so ||delta|| / eps ~ U(0, 1) and the direction has mean 0. Pixels in
+    # [0.3, 0.7] and eps 0.2 keep the [0, 1] clip out of the way; the engine's start
+    # logits are then the start image itself.
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    n, eps = 400, 0.2
+    x = tf.constant(0.3 + 0.4 * rng.random((n, 4, 4, 1)), tf.float32)
+    y = tf.constant(rng.integers(0, 16, n), tf.int32)
+    config = AttackConfig(norm="l2", epsilon=eps, step_size=eps / 4, steps=1, random_start=True)
+    result = run_attack(_identity_logits, x, y, config, seed=tf.constant([3, 4], tf.int64))
+    delta = result.start_logits.numpy().astype(np.float64) - x.numpy().reshape(n, -1)
+    radius = np.linalg.norm(delta, axis=1) / eps
+    assert radius.max() <= 1 + 1e-5
+    # Kolmogorov-Smirnov against U(0, 1); a start on the sphere (radius 1) has p ~ 0.
+    assert scipy_stats.kstest(radius, "uniform").pvalue > 1e-3
+    direction = delta / np.linalg.norm(delta, axis=1, keepdims=True)
+    # No preferred direction: each coordinate of the mean within 4 standard errors of 0.
+    assert np.abs(direction.mean(axis=0)).max() < 4 / np.sqrt(n * direction.shape[1])

@@ -370,7 +370,7 @@ _KILL_SCRIPT = textwrap.dedent("""
 @pytest.mark.slow
 def test_sigkilled_process_resumes_to_the_same_bytes_as_an_uninterrupted_one(tmp_path):
     script = tmp_path / "run.py"
-    script.write_text(_KILL_SCRIPT.format(tests=os.path.dirname(__file__)))
+    script.write_text(_KILL_SCRIPT.format(tests=os.path.dirname(os.path.dirname(__file__))))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     fresh, killed = str(tmp_path / "fresh"), str(tmp_path / "killed")
     subprocess.run([sys.executable, str(script), fresh], check=True, env=env)
@@ -633,7 +633,7 @@ def test_bad_inputs_fail_with_clear_errors(tmp_path, data, ensemble):
 # ----------------------------------------------------------------- configs and run options
 
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
 
 
 def test_the_paper_settings_are_the_defaults():

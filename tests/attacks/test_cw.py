@@ -1,12 +1,15 @@
-"""CW-L2: Carlini and Wagner's preset against the closed form of a linear model."""
+"""CW-L2: Carlini and Wagner's preset against the closed form of a linear model, smaller
+perturbations than a large fixed budget, the confidence and the fallback."""
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_robust as kr
-from keras_robust.attacks.cw import CW_PRESETS
+from keras_robust.attacks.cw import CW_PRESETS, cw_margin
+from tests.attacks._helpers import _accuracy
 
 
 def _linear_problem(n=12, scale=0.3):
@@ -167,3 +170,45 @@ def test_the_hand_written_gradient_equals_automatic_differentiation(targeted):
     np.testing.assert_allclose(np.asarray(distance),
                                np.sum((np.asarray(image) - x) ** 2, axis=(1, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(grad), np.asarray(reference), rtol=1e-4, atol=1e-6)
+
+
+def test_cw_finds_smaller_perturbations_than_a_large_fixed_budget(separable):
+    model, x, y = separable
+    x_cw = np.asarray(kr.attacks.cw_l2(model, x, y, steps=100, learning_rate=0.05))
+    assert x_cw.dtype == np.float32 and x_cw.min() >= 0.0 and x_cw.max() <= 1.0
+    assert _accuracy(model, x_cw, y) == 0.0
+    l2_cw = np.linalg.norm((x_cw - x).reshape(len(x), -1), axis=1)
+    x_pgd = np.asarray(kr.attacks.pgd(model, x, y, 3.0, 0.3, 20, norm="l2", loss="cw", seed=0))
+    assert _accuracy(model, x_pgd, y) == 0.0
+    l2_pgd = np.linalg.norm((x_pgd - x).reshape(len(x), -1), axis=1)
+    assert np.all(l2_cw < l2_pgd)
+    # The binary search over c never does worse than a fixed c.
+    x_bs = np.asarray(kr.attacks.cw_l2(model, x, y, steps=100, learning_rate=0.05,
+                                       binary_search_steps=4))
+    l2_bs = np.linalg.norm((x_bs - x).reshape(len(x), -1), axis=1)
+    assert _accuracy(model, x_bs, y) == 0.0
+    assert np.median(l2_bs) <= np.median(l2_cw) + 1e-3
+
+
+def test_cw_respects_its_confidence_and_its_fallback(separable):
+    model, x, y = separable
+    x_adv = np.asarray(kr.attacks.cw_l2(model, x, y, confidence=3.0, steps=100,
+                                        learning_rate=0.05))
+    margin = cw_margin(model(x_adv), tf.constant(y)).numpy()
+    moved = np.abs(x_adv - x).reshape(len(x), -1).max(axis=1) > 1e-4
+    assert moved.all()
+    assert np.all(margin >= 3.0 - 1e-3)
+    # Unreachable confidence: "input" returns x, "misclassified" (the default)
+    # the closest misclassified iterate.
+    kwargs = dict(confidence=1e4, steps=20, learning_rate=0.05)
+    x_in = np.asarray(kr.attacks.cw_l2(model, x, y, fallback="input", **kwargs))
+    np.testing.assert_allclose(x_in, x, atol=1e-5)
+    x_mis = np.asarray(kr.attacks.cw_l2(model, x, y, **kwargs))
+    assert _accuracy(model, x_mis, y) == 0.0
+    assert np.all(cw_margin(model(x_mis), tf.constant(y)).numpy() > 0)
+    # Targeted: the target wins by the margin.
+    target = (y + 1) % 4
+    x_t = np.asarray(kr.attacks.cw_l2(model, x, y, target=target, confidence=1.0, steps=100,
+                                      learning_rate=0.05))
+    np.testing.assert_array_equal(np.argmax(model.predict(x_t, verbose=0), -1), target)
+    assert np.all(cw_margin(model(x_t), tf.constant(y), tf.constant(target)).numpy() >= 1.0 - 1e-3)

@@ -684,7 +684,7 @@ def test_the_report_defaults_to_the_norms_budget():
         assert report.results["epsilon"] == eps, norm
 
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
 
 
 def test_a_report_json_written_before_attack_specs_were_stored_loads_as_it_was_judged():
