@@ -2,6 +2,8 @@
 
     python examples/train.py --defense=pgd_at --steps=3 --epochs=5
     python examples/train.py --defense=plain --data=../shared/datasets/cifar10_jpeg.npz
+    python examples/train.py --defense=trades --steps=3 --step_size=3/255 --defense_kwargs='{"beta": 6}'
+    python examples/train.py --defense=mart --steps=3 --step_size=3/255 --defense_kwargs='{"lam": 5}'
 
 `--data=auto` (the default) uses a local CIFAR-10 copy when one is found
 (`$KERAS_ROBUST_CIFAR10`, `../shared/datasets/cifar10_jpeg.npz`) and TFDS
@@ -54,7 +56,9 @@ def _defense_kwargs(defense_cls) -> dict:
     from keras_robust import experiment
 
     kwargs = json.loads(FLAGS.defense_kwargs)
-    accepted = inspect.signature(defense_cls.__init__).parameters
+    # A defence may take the attack keywords through **kwargs (TRADES, MART: PGDATModel's).
+    accepted = {name for cls in defense_cls.__mro__ if "__init__" in vars(cls)
+                for name in inspect.signature(cls.__init__).parameters}
     for name, value in (("epsilon", experiment.budget(FLAGS.epsilon)),
                         ("step_size", experiment.budget(FLAGS.step_size)),
                         ("steps", FLAGS.steps)):

@@ -57,4 +57,12 @@ CASES: dict[str, Case] = {
     "bpfc": Case(lambda b: kr.BPFCModel(b(), seed=0), lambda b: kr.BPFCModel(b(), noise=False, seed=0)),
     "afs": Case(_afs, lambda b: _afs(b, random_start=False)),
     "mtlat": Case(lambda b: kr.MTLATModel(b(), epsilon_max=0.05, seed=0), _mtlat_deterministic),
+    # TRADES' KL attack needs its Gaussian start, which each replica draws apart: the
+    # deterministic case keeps the TRADES loss on a CE attack from x.
+    "trades": Case(lambda b: kr.TRADESModel(b(), epsilon=0.05, step_size=0.02, steps=2, seed=0),
+                   lambda b: kr.TRADESModel(b(), epsilon=0.05, step_size=0.02, steps=2, loss="ce",
+                                            random_start=False, seed=0)),
+    "mart": Case(lambda b: kr.MARTModel(b(), epsilon=0.05, step_size=0.02, steps=2, seed=0),
+                 lambda b: kr.MARTModel(b(), epsilon=0.05, step_size=0.02, steps=2,
+                                        random_start=False, seed=0)),
 }

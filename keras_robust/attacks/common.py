@@ -251,6 +251,21 @@ def random_start(x: tf.Tensor, epsilon: tf.Tensor, norm: str, seed: tf.Tensor | 
     return tf.clip_by_value(x + delta, 0.0, 1.0)
 
 
+def gaussian_start(x: tf.Tensor, scale: float, seed: tf.Tensor | None) -> tf.Tensor:
+    """x + scale * N(0, 1), not clipped: the start of TRADES' and MART's attacks.
+
+    The authors' code takes the first gradient at this point as it is and
+    clips to the ball and [0, 1] only after the first step.
+
+    Example:
+
+    >>> x = tf.fill([1, 2, 2, 1], 0.5)
+    >>> bool(tf.reduce_max(tf.abs(gaussian_start(x, 0.001, tf.constant([0, 1])) - x)) < 0.01)
+    True
+    """
+    return x + scale * random_normal(tf.shape(x), seed)
+
+
 # Loop iterations unrolled into one straight graph by `unrolled_loop`.
 # Measured on the 3-conv CNN of bench/attacks.py (CPU, oneDNN): a PGD-10
 # traced as a while-loop ran at ~400 images/s in about 40% of its traces and

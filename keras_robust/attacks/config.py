@@ -32,6 +32,7 @@ from keras_robust.attacks.objectives import OBJECTIVES
 from keras_robust.attacks.targets import TARGET_MODES
 
 TARGET_SOURCES = ("clean", "start")
+STARTS = ("uniform", "gaussian")
 APGD_LOSSES = ("ce", "dlr")
 APGD_RULES = ("reference", "paper")
 SQUARE_LOSSES = ("margin", "ce")
@@ -201,14 +202,22 @@ class AttackConfig(ConfigBase):
             for `rel_stepsize * epsilon`, or, with both None, the PGD default
             `2.5 * epsilon / steps` (see `resolve_step_size`).
         steps: number of ascent steps (an int >= 1).
-        loss: the objective: "ce", "cw", "dlr" or "logit" (see
+        loss: the objective: "ce", "cw", "dlr", "logit" or "kl" (TRADES:
+            KL(p(x) || p(x')) from the model's own clean prediction; see
             `keras_robust.attacks.objectives`), or a callable
             `(logits, y, target) -> [B]` to maximise (not serialisable).
         target: None (untargeted), "mc" (most confusing class), "ll" (least
             likely class) or "random"; target labels are passed per call.
         target_source: where "mc"/"ll" targets are chosen: "clean" (at x, one
             extra forward pass) or "start" (at the first iterate).
-        random_start: start from a random point of the ball.
+        random_start: start from a random point instead of x itself.
+        start: the random start's law: "uniform" (a uniform point of the
+            ball: L-inf uniform in the box, L2 a uniform direction at a
+            uniform radius; Madry's PGD) or "gaussian" (x + `start_scale` *
+            N(0, 1), not clipped before the first gradient: the start of
+            TRADES' and MART's attacks).
+        start_scale: the standard deviation of the "gaussian" start (0.001,
+            the TRADES and MART authors' value).
         restarts: runs of the attack; per sample the worst case is kept.
         momentum: the MI-FGSM decay mu (>= 0), or None for plain steps.
         input_diversity: probability of the DI resize-and-pad per step (0 = off).
@@ -242,6 +251,8 @@ class AttackConfig(ConfigBase):
     target: str | None = None
     target_source: str = "clean"
     random_start: bool = True
+    start: str = "uniform"
+    start_scale: float = 0.001
     restarts: int = 1
     momentum: float | None = None
     input_diversity: float = 0.0
@@ -267,6 +278,8 @@ class AttackConfig(ConfigBase):
         _check_target_mode(self.target, "AttackConfig")
         check_choice(self.target_source, TARGET_SOURCES, "target_source")
         set_("random_start", bool(self.random_start))
+        check_choice(self.start, STARTS, "start")
+        set_("start_scale", check_positive(self.start_scale, "start_scale"))
         if self.momentum is not None:
             set_("momentum", check_fraction(self.momentum, "momentum", 0.0, float("inf")))
         set_("input_diversity", check_fraction(self.input_diversity, "input_diversity"))
@@ -278,6 +291,8 @@ class AttackConfig(ConfigBase):
         set_("smoothing_kernel", int(kernel))
         set_("early_stop", check_bool(self.early_stop, "early_stop"))
         refuse_diversity_with_early_stop(self.input_diversity, self.early_stop)
+        if self.loss == "kl":
+            _check_kl(self)
 
     def get_config(self) -> dict:
         """The settings as a JSON-safe dict (`from_config` rebuilds the config).
@@ -315,6 +330,24 @@ class AttackConfig(ConfigBase):
         """
         return resolve_step_size(self.epsilon if epsilon is None else epsilon, self.steps,
                                  self.step_size, self.rel_stepsize)
+
+
+def _check_kl(config: "AttackConfig") -> None:
+    """Refuses the settings under which the KL objective cannot work (see `AttackConfig`)."""
+    if not config.random_start:
+        raise ValueError(
+            "The KL objective (loss='kl', TRADES) has zero gradient at x' = x, so an attack "
+            "started at x never moves and TRADES silently becomes clean training; set "
+            "random_start=True (start='gaussian', as the TRADES authors).")
+    if config.target is not None:
+        raise ValueError(
+            f"The KL objective is untargeted (it pushes p(x') away from p(x)), got "
+            f"target={config.target!r}; use target=None.")
+    if config.early_stop or config.restarts > 1:
+        raise ValueError(
+            "The KL objective is a training attack: early_stop and restarts > 1 judge success "
+            "by the label, which KL does not aim at; use early_stop=False and restarts=1 (or "
+            "loss='ce' to evaluate).")
 
 
 def _check_apgd(config: Any) -> None:

@@ -24,6 +24,7 @@ from keras_robust.attacks.common import (
     LogitsFn,
     check_batch,
     fold_seed,
+    gaussian_start,
     normalize,
     per_sample,
     project,
@@ -116,7 +117,11 @@ def _prepare(logits_fn: LogitsFn, x: tf.Tensor, y: Any, config: AttackConfig,
     y = label_indices(y)
     eps = per_sample(epsilon, x)
     alpha = per_sample(step_size, x)
-    objective_fn = loss if callable(loss) else (lambda z, y_, t: objective(loss, z, y_, t))
+    reference = None
+    if loss == "kl":  # TRADES: the clean prediction, once per batch, is what x' moves away from
+        reference = tf.stop_gradient(tf.nn.softmax(tf.cast(logits_fn(x), tf.float32)))
+    objective_fn = loss if callable(loss) else (
+        lambda z, y_, t: objective(loss, z, y_, t, reference=reference))
     kernel = (gaussian_kernel(config.smoothing_kernel, int(x.shape[-1]))
               if config.smoothing_kernel else None)
 
@@ -172,7 +177,11 @@ def _prepare(logits_fn: LogitsFn, x: tf.Tensor, y: Any, config: AttackConfig,
                         bounds["eps"], norm)
         return x_adv, velocity
 
-    x_adv = draw_random_start(x, eps, norm, fold_seed(seed, 1)) if config.random_start else x
+    x_adv = x
+    if config.random_start and config.start == "gaussian":
+        x_adv = gaussian_start(x, config.start_scale, fold_seed(seed, 1))
+    elif config.random_start:
+        x_adv = draw_random_start(x, eps, norm, fold_seed(seed, 1))
     # The first step is peeled off the loop: it fixes the target when chosen at
     # the start point and returns the start logits that defences reuse.
     grad, start_logits, target_classes = gradient(x_adv, target_classes, 0)
@@ -289,6 +298,9 @@ def early_stop_attack(
     TensorShape([4, 8, 8, 3])
     """
     refuse_diversity_with_early_stop(config.input_diversity, True)
+    if config.loss == "kl":
+        raise ValueError("early_stop_attack cannot run the KL objective (TRADES' training "
+                         "attack); use run_attack, or loss='ce' to evaluate.")
     p = _prepare(logits_fn, x, y, config, seed, epsilon, step_size, target)
     y, target_classes, bounds = p.y, p.target_classes, p.bounds
     standing = ~succeeded(p.start_logits, y, target_classes)

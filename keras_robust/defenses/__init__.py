@@ -22,6 +22,7 @@ import keras
 
 from keras_robust._validation import check_choice
 from keras_robust.defenses.base import DEFENSES, RobustModel, TrainingBatch, register_defense, replica_scale
+from keras_robust.defenses.paired import PairedModel
 from keras_robust.defenses.pgd_at import PGDATModel
 
 
@@ -29,7 +30,7 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
     """Builds a defence by name around `backbone`.
 
     The names are those of `DEFENSES`: "plain" (ordinary training),
-    "pgd_at", and each paper's ("bat", "bpfc", "mtlat"), which their
+    "pgd_at", and each paper's ("bat", "bpfc", "mtlat", "trades", "mart"), which their
     packages register when `keras_robust` is imported.
 
     Args:
@@ -49,10 +50,10 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
     >>> type(get("plain", backbone)).__name__
     'RobustModel'
     >>> sorted(DEFENSES)
-    ['bat', 'bpfc', 'mtlat', 'pgd_at', 'plain']
+    ['bat', 'bpfc', 'mart', 'mtlat', 'pgd_at', 'plain', 'trades']
     """
     check_choice(name, DEFENSES, "defense")
     return DEFENSES[name](backbone, **kwargs)
 
 
-__all__ = ["DEFENSES", "PGDATModel", "RobustModel", "TrainingBatch", "get", "register_defense", "replica_scale"]
+__all__ = ["DEFENSES", "PGDATModel", "PairedModel", "RobustModel", "TrainingBatch", "get", "register_defense", "replica_scale"]

@@ -49,6 +49,12 @@ def dataclasses_frozen_error():
     (dict(input_diversity=1.5), r"`input_diversity` must be in \[0.0, 1.0\]"),
     (dict(early_stop=True, input_diversity=0.5), "input diversity"),
     (dict(step_size=-1.0), "`step_size` must be a positive"),
+    (dict(start="normal"), "Unknown start 'normal'"),
+    (dict(start_scale=0.0), "`start_scale` must be a positive"),
+    (dict(loss="kl", random_start=False), "zero gradient at x' = x"),
+    (dict(loss="kl", target="mc"), "KL objective is untargeted"),
+    (dict(loss="kl", early_stop=True), "training attack"),
+    (dict(loss="kl", restarts=2), "training attack"),
 ])
 def test_config_refuses_bad_settings_with_the_fix(changes, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -248,6 +248,15 @@ def test_objectives_match_hand_computation():
     np.testing.assert_allclose(objectives.objective("dlr", logits, y, t), [-0.5 / 3.25], rtol=1e-6)
     ce = -np.log(np.exp(1.0) / np.exp([3.0, 1.0, 0.5, -1.0]).sum())
     np.testing.assert_allclose(objectives.objective("ce", logits, y), [ce], rtol=1e-6)
+    # KL(p || softmax(z)) = sum p log p - sum p log q, with 0 log 0 = 0 (PyTorch's KLDivLoss).
+    p = np.array([0.5, 0.5, 0.0, 0.0])
+    log_q = np.log(np.exp([3.0, 1.0, 0.5, -1.0]) / np.exp([3.0, 1.0, 0.5, -1.0]).sum())
+    kl = 0.5 * np.log(0.5) * 2 - 0.5 * (log_q[0] + log_q[1])
+    np.testing.assert_allclose(
+        objectives.objective("kl", logits, y, reference=tf.constant([p], tf.float32)), [kl],
+        rtol=1e-6)
+    with pytest.raises(ValueError, match="reference distributions"):
+        objectives.objective("kl", logits, y)
 
 
 def test_targets_never_pick_the_true_class():
