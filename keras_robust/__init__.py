@@ -19,12 +19,12 @@ from keras_robust import (afs, attacks, backbones, bat, bpfc, data, datacentric,
 from keras_robust.afs import AFSModel
 from keras_robust.bat import BATModel
 from keras_robust.bpfc import BPFCModel
-from keras_robust.defenses import PGDATModel, RobustModel
+from keras_robust.defenses import AWP_PRESETS, AWPConfig, AWPScheduler, PGDATModel, RobustModel
 from keras_robust.mtlat import MTLATModel
 from keras_robust.version import __version__
 
 __all__ = [
-    "AFSModel", "BATModel", "BPFCModel", "MTLATModel", "PGDATModel", "RobustModel", "__version__", "afs",
+    "AWPConfig", "AWPScheduler", "AWP_PRESETS", "AFSModel", "BATModel", "BPFCModel", "MTLATModel", "PGDATModel", "RobustModel", "__version__", "afs",
     "attacks", "backbones", "bat", "bpfc", "data", "datacentric", "defenses", "evaluate", "experiment", "layers", "losses",
     "mtlat", "optimizers", "progress",
 ]
