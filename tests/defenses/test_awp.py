@@ -181,7 +181,7 @@ def test_the_scheduler_holds_gamma_at_zero_through_the_warmup():
     (dict(gamma="0.01"), TypeError, "`gamma` must be a number >= 0"),
     (dict(warmup_epochs=1.5), TypeError, "`warmup_epochs` must be an integer >= 0"),
     (dict(warmup_epochs=-1), ValueError, "`warmup_epochs` must be an integer >= 0"),
-])
+], ids=["negative-gamma", "nan-gamma", "text-gamma", "fractional-warmup", "negative-warmup"])
 def test_bad_settings_are_refused_with_what_was_expected(settings, error, words):
     with pytest.raises(error, match=words):
         kr.AWPConfig(**settings)
