@@ -263,7 +263,7 @@ def sum_over_replicas(values: Sequence[tf.Tensor]) -> list[tf.Tensor]:
 
     Example:
 
-    >>> sum_over_replicas([tf.constant(2.0)])[0].numpy()   # default strategy: one replica
+    >>> float(sum_over_replicas([tf.constant(2.0)])[0])   # default strategy: one replica
     2.0
     """
     values = list(values)
