@@ -1,13 +1,18 @@
 """The shared defence wrapper: a `keras.Model` that holds a backbone.
 
 Every defence of the library subclasses `RobustModel` and adds only what is its
-own, through two hooks:
+own, through three hooks:
 
 - `training_batch(x, y, sample_weight)` builds the pair the weights are trained
   on, outside the gradient tape (attacks, mixing, adversarial labels, a
   quantised copy, clean + adversarial halves...);
+- `training_logits(batch)` runs the backbone on that batch inside the tape;
 - `training_loss(batch, y_pred)` turns the backbone's logits on that batch into
   the loss (cross-entropy by default; BPFC adds its consistency term).
+
+One setting of the wrapper itself runs over any defence through those hooks:
+`weight_perturbation=AWPConfig(...)` (adversarial weight perturbation, see
+`keras_robust.defenses.awp` and `RobustModel.train_step`).
 
 Everything else is shared: labels become probability rows (sparse, one-hot and
 soft labels all work), `call` is the backbone alone (inference and export never
@@ -38,6 +43,15 @@ from keras_robust._validation import (
 )
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.backbones import batchnorm_layers
+from keras_robust.defenses.awp import (
+    AWPConfig,
+    AWPScheduler,
+    assign_in_sync,
+    awp_kernels,
+    resolve_weight_perturbation,
+    scaled_perturbation,
+    sum_over_replicas,
+)
 
 _PACKAGE = "keras_robust"
 
@@ -248,7 +262,24 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
             being attacked, as PyTorch references that attack in
             `model.train()`, but without updating the moving statistics;
             dropout is then active during the attack too).
+        weight_perturbation: adversarial weight perturbation (AWP, Wu et
+            al. 2020) over this defence: an `AWPConfig`, its config dict, a
+            name of `AWP_PRESETS` ("at-awp", "trades-awp"), or None (off).
+            See "Weight perturbation" below.
         **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Weight perturbation: with `weight_perturbation` set, each training step
+    takes its gradient at adversarially perturbed weights. After the batch
+    is built, the gradient g of the defence's own loss
+    (`training_loss(batch, training_logits(batch))`) is taken at the
+    current weights, BatchNorm running on the batch's statistics without
+    updating its moving ones; every kernel W (trainable, rank > 1) moves to
+    W + gamma * ||W|| * g / ||g||; the step's gradient is taken there; each
+    kernel gets its saved value back exactly; then the optimizer applies the
+    gradient to W (so weight decay and EMA see the unperturbed weights).
+    gamma is the model's `awp_gamma` variable, set each epoch by an
+    `AWPScheduler` (which `fit` adds). Any defence gets it, since it uses
+    only the three hooks above.
 
     Example:
 
@@ -258,6 +289,8 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
     model.compile(optimizer="sgd", metrics=["accuracy"])  # loss: soft-label CE
     model.fit(train_ds, epochs=5)
     model.export("serving")                               # SavedModel, `serve` = backbone
+
+    awp = keras_robust.PGDATModel(backbone, weight_perturbation=keras_robust.AWPConfig(gamma=0.01))
     ```
     """
 
@@ -270,6 +303,7 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         backbone: keras.Model,
         seed: int | None = None,
         attack_batchnorm: str = "moving",
+        weight_perturbation: AWPConfig | dict | str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -305,6 +339,12 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         # Keras' own loss tracker is updated only by the `train_step` this class
         # replaces; this one reports the loss as the global mean (see `_track_loss`).
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.weight_perturbation = resolve_weight_perturbation(weight_perturbation)
+        # AWP's gamma as a variable, so that `AWPScheduler` changes it between epochs
+        # without retracing the step.
+        self.awp_gamma = None if self.weight_perturbation is None else keras.Variable(
+            self.weight_perturbation.gamma_at(0), trainable=False, dtype="float32",
+            name="awp_gamma")
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -510,21 +550,84 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
 
     # ------------------------------------------------------------------ steps
     def train_step(self, data: Any) -> dict:
+        """One training step: build the batch, take the loss gradient, apply it.
+
+        The defence's hooks build the batch (`training_batch`, outside the
+        tape) and the loss (`training_logits`, `training_loss`, inside it).
+        With `weight_perturbation` set, AWP's hook runs around the tape:
+
+        1. `_perturb_weights`: the gradient of the same loss at the current
+           weights (BatchNorm frozen: batch statistics, moving ones kept),
+           summed over replicas; each kernel saved, then moved to W + v;
+        2. the tape: logits, loss and gradients at W + v;
+        3. `_restore_weights`: each kernel assigned its saved value (exact);
+        4. the optimizer applies the gradients to W.
+
+        Without it the step is the tape and the optimizer alone.
+
+        Args:
+            data: a batch, (x, y) or (x, y, sample_weight).
+
+        Returns:
+            The logs: the loss and the compiled metrics.
+        """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, y = self._checked_batch(x, y, "fit")
         batch = self.training_batch(x, self.label_probabilities(y), sample_weight)
         batch = TrainingBatch(
             tf.stop_gradient(batch.x), tf.stop_gradient(batch.y), batch.sample_weight
         )
+        saved = None if self.weight_perturbation is None else self._perturb_weights(batch)
         with tf.GradientTape() as tape:
             y_pred = self.training_logits(batch)
             loss = self.training_loss(batch, y_pred)
             self._track_loss(loss, batch.x)
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        if saved is not None:
+            self._restore_weights(saved)
         self.optimizer.apply(gradients, self.trainable_weights)
         return _multi_worker_logs(
             self.compute_metrics(batch.x, batch.y, y_pred, sample_weight=batch.sample_weight))
+
+    # ------------------------------------------------------------------ weight perturbation
+    def _perturb_weights(self, batch: TrainingBatch) -> list[tf.Tensor]:
+        """AWP: moves each kernel W to W + v; returns the saved values of W.
+
+        v = gamma * ||W|| * g / (||g|| + 1e-20) per kernel (`scaled_perturbation`),
+        g from `_ascent_directions`, the same on every replica.
+        """
+        kernels = awp_kernels(self)
+        directions = self._ascent_directions(batch, kernels)
+        saved = [tf.identity(tf.convert_to_tensor(kernel)) for kernel in kernels]
+        perturbed = [
+            weight + scaled_perturbation(weight, direction, self.awp_gamma)
+            for weight, direction in zip(saved, directions)
+        ]
+        assign_in_sync(kernels, perturbed)
+        return saved
+
+    def _ascent_directions(self, batch: TrainingBatch, kernels: list) -> list[tf.Tensor]:
+        """The gradient of the defence's loss w.r.t. `kernels`, summed over replicas.
+
+        The pass runs in training mode with every BatchNorm's momentum held at
+        1 (`frozen_batchnorm`): the batch statistics normalise it, the moving
+        ones are not updated. A kernel the loss does not reach gets zeros.
+        """
+        with frozen_batchnorm(self.backbone):
+            with tf.GradientTape() as tape:
+                loss = self.training_loss(batch, self.training_logits(batch))
+        gradients = tape.gradient(loss, kernels)
+        gradients = [
+            tf.zeros_like(tf.convert_to_tensor(kernel)) if gradient is None
+            else tf.convert_to_tensor(gradient)
+            for kernel, gradient in zip(kernels, gradients)
+        ]
+        return sum_over_replicas(gradients)
+
+    def _restore_weights(self, saved: list[tf.Tensor]) -> None:
+        """AWP: assigns each kernel its value before `_perturb_weights` (not W + v - v)."""
+        assign_in_sync(awp_kernels(self), saved)
 
     def test_step(self, data: Any) -> dict:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -592,6 +695,9 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         Every later batch is checked in the training step (images finite and
         in [0, 1], labels in range), so a bad batch deep in a dataset stops
         training with the same message instead of training on it.
+
+        With `weight_perturbation` set, an `AWPScheduler` (gamma per epoch,
+        logged as "awp_gamma") is added unless one is among the callbacks.
         """
         sample = self._check_data(x, y, "fit")
         self.ensure_built()  # callbacks such as BackupAndRestore need a built model at once
@@ -609,6 +715,8 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
             # Keras ignores `shuffle` for a dataset (it must shuffle itself) but warns
             # on every call, since fit's default is True: say False, which is what happens.
             kwargs["shuffle"] = False
+        if self.weight_perturbation is not None:
+            args, kwargs = _with_awp_scheduler(args, kwargs)
         with _clear_graph_check_errors():
             return super().fit(self._checked_dataset(x, "fit"), y, *args, **kwargs)
 
@@ -665,6 +773,8 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
                 "backbone": keras.saving.serialize_keras_object(self.backbone),
                 "seed": self.seed,
                 "attack_batchnorm": self.attack_batchnorm,
+                "weight_perturbation": None if self.weight_perturbation is None
+                else self.weight_perturbation.get_config(),
             }
         )
         return config
@@ -722,6 +832,17 @@ def _clear_graph_check_errors():
         if message is None:
             raise
         raise ValueError(message) from None
+
+
+def _with_awp_scheduler(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """`fit`'s arguments after (x, y) with an `AWPScheduler` among the callbacks."""
+    positional = len(args) > 3  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
+    callbacks = list((args[3] if positional else kwargs.get("callbacks")) or [])
+    if not any(isinstance(callback, AWPScheduler) for callback in callbacks):
+        callbacks.append(AWPScheduler())
+    if positional:
+        return (*args[:3], callbacks, *args[4:]), kwargs
+    return args, {**kwargs, "callbacks": callbacks}
 
 
 def _multi_worker_logs(logs: dict) -> dict:
