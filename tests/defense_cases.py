@@ -62,7 +62,12 @@ CASES: dict[str, Case] = {
     "trades": Case(lambda b: kr.TRADESModel(b(), epsilon=0.05, step_size=0.02, steps=2, seed=0),
                    lambda b: kr.TRADESModel(b(), epsilon=0.05, step_size=0.02, steps=2, loss="ce",
                                             random_start=False, seed=0)),
-    "mart": Case(lambda b: kr.MARTModel(b(), epsilon=0.05, step_size=0.02, steps=2, seed=0),
-                 lambda b: kr.MARTModel(b(), epsilon=0.05, step_size=0.02, steps=2,
-                                        random_start=False, seed=0)),
+    # MART shares TRADES' PairedModel; its own part, the loss, is tested in tests/mart/.
+    # Adversarial weight perturbation over PGD-AT: the extra `awp_gamma` variable and the
+    # weight restore through saving, export, resume, XLA and two replicas.
+    "pgd_at_awp": Case(
+        lambda b: kr.PGDATModel(b(), epsilon=0.05, step_size=0.02, steps=2, seed=0,
+                                weight_perturbation=kr.AWPConfig(gamma=0.01)),
+        lambda b: kr.PGDATModel(b(), epsilon=0.05, step_size=0.02, steps=2, random_start=False,
+                                seed=0, weight_perturbation=kr.AWPConfig(gamma=0.01))),
 }

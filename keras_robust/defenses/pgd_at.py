@@ -8,13 +8,17 @@ import tensorflow as tf
 
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.attacks.engine import run_attack
+from keras_robust.defenses.awp import AWP_PRESETS
 from keras_robust.defenses.base import UNSET, RobustModel, TrainingBatch, register_defense, resolve_attack
 
 
-# The settings of Madry et al. (2018), Sec. 4 / Appendix: MNIST and CIFAR-10.
+# The settings of Madry et al. (2018), Sec. 4 / Appendix: MNIST and CIFAR-10; and
+# AT-AWP's (Wu et al. 2020, csdongxian/AWP `AT_AWP/train_cifar10.py`: PGD-10 of 2/255, gamma 0.01).
 PRESETS: dict[str, dict[str, Any]] = {
     "madry": dict(attack=AttackConfig(epsilon=8 / 255, step_size=2 / 255, steps=7)),
     "madry-mnist": dict(attack=AttackConfig(epsilon=0.3, step_size=0.01, steps=40)),
+    "at-awp": dict(attack=AttackConfig(epsilon=8 / 255, step_size=2 / 255, steps=10),
+                   weight_perturbation=AWP_PRESETS["at-awp"]),
 }
 
 
@@ -29,7 +33,9 @@ class PGDATModel(RobustModel):
     general enough to express the one-step baselines of the BAT paper
     (R-FGSM is `steps=1, step_size=epsilon`; targeted variants set `target`).
     The presets are Madry's settings: "madry" (CIFAR-10, the default) and
-    "madry-mnist".
+    "madry-mnist"; and "at-awp", PGD-10 with adversarial weight perturbation
+    (gamma 0.01, `keras_robust.defenses.AWPConfig`) as in the AWP authors'
+    `AT_AWP/train_cifar10.py`.
 
     Args:
         backbone: a Keras model mapping [0, 1] images to logits.

@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_robust._validation import check_fraction
 from keras_robust.attacks.config import AttackConfig, resolve_step_size
 from keras_robust.attacks.objectives import kl_divergence
+from keras_robust.defenses.awp import AWP_PRESETS
 from keras_robust.defenses.base import TrainingBatch, register_defense, replica_scale
 from keras_robust.defenses.paired import PairedModel, batch_mean
 
@@ -39,6 +40,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "trades-cifar10": dict(beta=6.0, attack=_kl_attack(epsilon=0.031, step_size=0.007, steps=10)),
     # The L2 variant of `trades.py` (normalised-gradient steps of 2 eps / K) at the usual 0.5.
     "trades-l2": dict(beta=6.0, attack=_kl_attack(norm="l2", epsilon=0.5, steps=10)),
+    # TRADES-AWP (csdongxian/AWP `trades_AWP/train_trades_cifar.py`): gamma 0.005 after 10 epochs.
+    "trades-awp": dict(beta=6.0, attack=_kl_attack(epsilon=8 / 255, step_size=2 / 255, steps=10),
+                       weight_perturbation=AWP_PRESETS["trades-awp"]),
 }
 
 

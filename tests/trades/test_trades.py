@@ -163,7 +163,10 @@ def test_the_kl_objective_is_flat_at_x_and_refused_without_a_random_start():
 
 
 def test_presets_and_settings_round_trip():
-    assert kr.TRADESModel.list_presets() == ["trades", "trades-cifar10", "trades-l2"]
+    assert kr.TRADESModel.list_presets() == ["trades", "trades-cifar10", "trades-l2", "trades-awp"]
+    awp = kr.TRADESModel.from_preset("trades-awp", tiny_cnn(SHAPE, CLASSES))
+    assert (awp.weight_perturbation.gamma, awp.weight_perturbation.warmup_epochs) == (0.005, 10)
+    assert kr.PGDATModel.from_preset("at-awp", tiny_cnn(SHAPE, CLASSES)).weight_perturbation.gamma == 0.01
     authors = kr.TRADESModel.from_preset("trades-cifar10", tiny_cnn(SHAPE, CLASSES))
     assert (authors.beta, authors.attack.epsilon, authors.attack.step_size, authors.attack.steps,
             authors.attack.loss, authors.attack.start) == (6.0, 0.031, 0.007, 10, "kl", "gaussian")
