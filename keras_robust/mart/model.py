@@ -53,7 +53,8 @@ class MARTModel(PairedModel):
     adversarial half (cross-entropy by default), the boosted term
     -log(1.0001 - p'(x')[best wrong class] + 1e-12) and lambda times the KL
     weighted by 1 - p_y(x), nothing detached. The metrics are the
-    adversarial half's.
+    adversarial half's. The default attack is the "mart" preset's: 8/255,
+    10 steps of 2/255, CE from a Gaussian start.
 
     Difference from the authors' `mart.py`: the KL takes log p(x') from
     `log_softmax` (theirs: log(p(x') + 1e-12), equal unless p(x') underflows
@@ -63,11 +64,11 @@ class MARTModel(PairedModel):
         backbone: a Keras model mapping [0, 1] images to logits.
         lam: lambda, the weight of the KL term (authors: 6 for WideResNet,
             5 for ResNet-18).
-        clean_batchnorm: see `PairedModel` ("update": the authors').
-        attack: an `AttackConfig`; default the "mart" preset's (8/255, 10
-            steps of 2/255, CE from a Gaussian start). Keywords of
-            `PGDATModel` (`epsilon`, `steps`, ...) replace its fields.
-        **kwargs: passed to `PGDATModel` / `RobustModel` (`seed`, ...).
+        **kwargs: `PairedModel`'s `clean_batchnorm` ("update": the
+            authors'), and `PGDATModel`'s and `RobustModel`'s: `attack` (an
+            `AttackConfig`; default this class's `default_attack`, the
+            library's preset), the attack fields by keyword (`epsilon`,
+            `steps`, ... replace its fields), `seed`, `weight_perturbation`.
 
     Example:
 

@@ -57,7 +57,8 @@ class TRADESModel(PairedModel):
     the compiled loss on the clean half (cross-entropy by default) plus beta
     times the batch mean of KL(p(x) || p(x')), with the gradient through both
     distributions. `beta` trades clean accuracy (low) for robustness (high).
-    The metrics are the clean half's.
+    The metrics are the clean half's. The default attack is the "trades"
+    preset's: 8/255, 10 steps of 2/255, the KL from a Gaussian start.
 
     Differences from the authors' `trades.py`, all documented in the design
     notes: the clean pass runs once (the authors run x through the model a
@@ -70,11 +71,11 @@ class TRADESModel(PairedModel):
     Args:
         backbone: a Keras model mapping [0, 1] images to logits.
         beta: the KL weight (the authors' script: 6; their function: 1).
-        clean_batchnorm: see `PairedModel` ("update": the authors').
-        attack: an `AttackConfig`; default the "trades" preset's (8/255,
-            10 steps of 2/255, the KL from a Gaussian start). Keywords of
-            `PGDATModel` (`epsilon`, `steps`, ...) replace its fields.
-        **kwargs: passed to `PGDATModel` / `RobustModel` (`seed`, ...).
+        **kwargs: `PairedModel`'s `clean_batchnorm` ("update": the
+            authors'), and `PGDATModel`'s and `RobustModel`'s: `attack` (an
+            `AttackConfig`; default this class's `default_attack`, the
+            library's preset), the attack fields by keyword (`epsilon`,
+            `steps`, ... replace its fields), `seed`, `weight_perturbation`.
 
     Example:
 
