@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_robust._validation import check_choice, check_positive, check_positive_int
 from keras_robust.defenses.base import RobustModel, TrainingBatch, register_defense, replica_scale
+from keras_robust.defenses.paired import half_weights
 from keras_robust.bpfc.quantization import bit_plane_quantize, check_bits
 
 PASSES = ("separate", "joint")
@@ -203,10 +204,9 @@ class BPFCModel(RobustModel):
 
     def training_batch(self, x, y, sample_weight) -> TrainingBatch:
         quantized = self.quantize_images(x)
-        weight = tf.ones(tf.shape(x)[:1]) if sample_weight is None else tf.cast(sample_weight, tf.float32)
         # The mean over the 2B rows with weights (2w, 0) is the clean half's CE.
-        weights = tf.concat([2.0 * weight, tf.zeros_like(weight)], axis=0)
-        return TrainingBatch(tf.concat([x, quantized], 0), tf.concat([y, y], 0), weights)
+        return TrainingBatch(tf.concat([x, quantized], 0), tf.concat([y, y], 0),
+                             half_weights(x, sample_weight))
 
     def training_logits(self, batch: TrainingBatch) -> tf.Tensor:
         if self.passes == "joint":

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_robust._validation import check_positive_int
+from keras_robust.attacks.config import ConfigBase
 
 # The reference's EPS in `diff_in_weights`: keeps a zero direction at v = 0.
 NORM_EPSILON = 1e-20
@@ -47,8 +48,11 @@ def _check_gamma(value: Any, name: str = "gamma") -> float:
 
 @keras.saving.register_keras_serializable(package="keras_robust")
 @dataclasses.dataclass(frozen=True)
-class AWPConfig:
+class AWPConfig(ConfigBase):
     """The settings of adversarial weight perturbation (AWP).
+
+    A frozen, validated config like the attacks' (`replace`, `get_config`
+    and `from_config` from `keras_robust.attacks.config.ConfigBase`).
 
     Pass one to any defence as `weight_perturbation=`: each training step
     then takes its gradient at W + v, v = gamma * ||W|| * g / ||g|| per
@@ -78,6 +82,8 @@ class AWPConfig:
     gamma: float = 0.01
     warmup_epochs: int = 0
 
+    per_call_fields: ClassVar[tuple[str, ...]] = ()  # no per-call numbers: gamma is a variable
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "gamma", _check_gamma(self.gamma))
         object.__setattr__(
@@ -98,35 +104,6 @@ class AWPConfig:
         0.01
         """
         return 0.0 if epoch < self.warmup_epochs else self.gamma
-
-    def replace(self, **changes: Any) -> "AWPConfig":
-        """A copy with `changes` applied (and validated again).
-
-        Args:
-            **changes: field names and their new values.
-
-        Returns:
-            A new `AWPConfig`.
-
-        Example:
-
-        >>> AWPConfig().replace(gamma=0.02).gamma
-        0.02
-        """
-        return dataclasses.replace(self, **changes)
-
-    def get_config(self) -> dict:
-        """The settings as a JSON-safe dict (`from_config` rebuilds the config).
-
-        Returns:
-            {"gamma": float, "warmup_epochs": int}.
-
-        Example:
-
-        >>> AWPConfig().get_config()
-        {'gamma': 0.01, 'warmup_epochs': 0}
-        """
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_config(cls, config: dict) -> "AWPConfig":

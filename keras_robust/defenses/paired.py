@@ -81,13 +81,8 @@ class PairedModel(PGDATModel):
 
     def training_batch(self, x, y, sample_weight) -> TrainingBatch:
         x_adv = self.adversarial_examples(x, y).x_adv
-        weight = (tf.ones(tf.shape(x)[:1]) if sample_weight is None
-                  else tf.cast(sample_weight, tf.float32))
-        halves = [2.0 * weight, tf.zeros_like(weight)]
-        if self.loss_half == "adversarial":
-            halves.reverse()
         return TrainingBatch(tf.concat([x, x_adv], 0), tf.concat([y, y], 0),
-                             tf.concat(halves, 0))
+                             half_weights(x, sample_weight, first=self.loss_half == "clean"))
 
     def training_logits(self, batch: TrainingBatch) -> tf.Tensor:
         clean, adversarial = tf.split(batch.x, 2, axis=0)
@@ -118,6 +113,31 @@ class PairedModel(PGDATModel):
         config = super().get_config()
         config["clean_batchnorm"] = self.clean_batchnorm
         return config
+
+
+def half_weights(x: tf.Tensor, sample_weight: tf.Tensor | None, first: bool = True) -> tf.Tensor:
+    """Sample weights [2B] that put a mean over 2B rows on one half: (2w, 0) or (0, 2w).
+
+    Keras' losses and metrics average over every row of the batch, so with
+    these weights the compiled loss of a doubled batch [a; b] is the mean
+    over `a` alone (`first`) or over `b` alone.
+
+    Args:
+        x: the first half's images [B, ...] (for B).
+        sample_weight: the batch's weights w [B], or None for ones.
+        first: weight the first half (True) or the second.
+
+    Returns:
+        float32 [2B].
+
+    Example:
+
+    >>> half_weights(tf.zeros([2, 1]), None, first=False).numpy().tolist()
+    [0.0, 0.0, 2.0, 2.0]
+    """
+    weight = tf.ones(tf.shape(x)[:1]) if sample_weight is None else tf.cast(sample_weight, tf.float32)
+    halves = [2.0 * weight, tf.zeros_like(weight)]
+    return tf.concat(halves if first else halves[::-1], 0)
 
 
 def batch_mean(values: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
