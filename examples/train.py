@@ -4,6 +4,8 @@
     python examples/train.py --defense=plain --data=../shared/datasets/cifar10_jpeg.npz
     python examples/train.py --defense=trades --steps=3 --step_size=3/255 --defense_kwargs='{"beta": 6}'
     python examples/train.py --defense=mart --steps=3 --step_size=3/255 --defense_kwargs='{"lam": 5}'
+    python examples/train.py --defense=n_fgsm --monitor=512 --monitor_drop=0.2
+    python examples/train.py --defense=pgd_at --preset=at-awp --monitor=1000 --monitor_split=test
 
 `--data=auto` (the default) uses a local CIFAR-10 copy when one is found
 (`$KERAS_ROBUST_CIFAR10`, `../shared/datasets/cifar10_jpeg.npz`) and TFDS
@@ -46,11 +48,36 @@ flags.DEFINE_string("epsilon", "8/255", "Training budget on the [0, 1] scale (e.
 flags.DEFINE_string("step_size", "2/255", "Training attack step on the [0, 1] scale.")
 flags.DEFINE_integer("steps", 7, "Training attack steps.")
 flags.DEFINE_string("defense_kwargs", "{}", "Other defence arguments as JSON.")
+flags.DEFINE_string("preset", None,
+                    "A preset of the defence (`list_presets()`): its settings, replaced only by "
+                    "the flags given on the command line. `--defense=fgsm_rs|n_fgsm` is "
+                    "pgd_at with the preset of that name.")
+flags.DEFINE_integer("monitor", 0,
+                     "Measure PGD robust accuracy on this many images at each epoch end (0: off; "
+                     "see keras_robust.evaluate.RobustAccuracyMonitor).")
+flags.DEFINE_enum("monitor_split", "train", ["train", "test"],
+                  "The monitor's images: the first training images (catastrophic overfitting) "
+                  "or the first test images (robust overfitting).")
+flags.DEFINE_integer("monitor_steps", 10, "The monitor's PGD steps (of epsilon / 4).")
+flags.DEFINE_float("monitor_drop", None,
+                   "Stop, and restore the best epoch, when the monitored robust accuracy falls "
+                   "more than this below its best (0.2: 20 points); unset: only measure.")
 flags.DEFINE_float("label_smoothing", 0.0,
                    "Train toward BAT-style smoothed labels with this budget (0: one-hot).")
 
 
-def _defense_kwargs(defense_cls) -> dict:
+# Single-step training: pgd_at with the preset of the name (--defense=n_fgsm).
+PRESET_DEFENSES = {"fgsm_rs": ("pgd_at", "fgsm-rs"), "n_fgsm": ("pgd_at", "n-fgsm")}
+
+
+def _defense_and_preset() -> tuple[str, str | None]:
+    name, preset = PRESET_DEFENSES.get(FLAGS.defense, (FLAGS.defense, None))
+    if FLAGS.preset is not None and preset is not None and FLAGS.preset != preset:
+        raise app.UsageError(f"--defense={FLAGS.defense} is the preset {preset!r}; drop --preset.")
+    return name, FLAGS.preset or preset
+
+
+def _defense_kwargs(defense_cls, preset: str | None = None) -> dict:
     import inspect
 
     from keras_robust import experiment
@@ -59,14 +86,32 @@ def _defense_kwargs(defense_cls) -> dict:
     # A defence may take the attack keywords through **kwargs (TRADES, MART: PGDATModel's).
     accepted = {name for cls in defense_cls.__mro__ if "__init__" in vars(cls)
                 for name in inspect.signature(cls.__init__).parameters}
+    # With a preset, only the flags given on the command line replace its settings.
+    given = (lambda name: FLAGS[name].present) if preset else (lambda name: True)
     for name, value in (("epsilon", experiment.budget(FLAGS.epsilon)),
                         ("step_size", experiment.budget(FLAGS.step_size)),
                         ("steps", FLAGS.steps)):
-        if name in accepted and name not in kwargs:
+        if name in accepted and name not in kwargs and given(name):
             kwargs[name] = value
     kwargs.setdefault("seed", FLAGS.seed)
-    kwargs.setdefault("attack_batchnorm", FLAGS.attack_batchnorm)
+    if given("attack_batchnorm"):
+        kwargs.setdefault("attack_batchnorm", FLAGS.attack_batchnorm)
     return kwargs
+
+
+def _callbacks(model, info) -> list:
+    """The --monitor callback (none when it is 0)."""
+    if not FLAGS.monitor:
+        return []
+    import keras_robust as kr
+    from keras_robust import data, experiment
+
+    source = experiment.resolve_source(FLAGS.data)
+    x, y = data.load_arrays(source, FLAGS.monitor_split, limit=FLAGS.monitor)
+    attack = kr.attacks.AttackConfig(epsilon=experiment.budget(FLAGS.epsilon), rel_stepsize=0.25,
+                                     steps=FLAGS.monitor_steps)
+    return [kr.evaluate.RobustAccuracyMonitor(x, y, attack, drop=FLAGS.monitor_drop,
+                                              seed=FLAGS.seed)]
 
 
 def main(argv):
@@ -85,12 +130,16 @@ def main(argv):
         backbone = _flags.backbone(FLAGS.backbone, info)
         if FLAGS.bn_momentum is not None:
             kr.backbones.set_batchnorm_momentum(backbone, FLAGS.bn_momentum)
-        defense_cls = kr.defenses.DEFENSES[FLAGS.defense]
-        model = defense_cls(backbone, **_defense_kwargs(defense_cls))
+        name, preset = _defense_and_preset()
+        defense_cls = kr.defenses.DEFENSES[name]
+        kwargs = _defense_kwargs(defense_cls, preset)
+        model = (defense_cls.from_preset(preset, backbone, **kwargs) if preset
+                 else defense_cls(backbone, **kwargs))
         loss = kr.losses.SmoothedLabelCrossentropy(FLAGS.label_smoothing) if FLAGS.label_smoothing else None
         model.compile(loss=loss, optimizer=_flags.optimizer(steps_per_epoch), metrics=["accuracy"])
     start = time.time()
-    history = model.fit(train, epochs=FLAGS.epochs, verbose=2)
+    callbacks = _callbacks(model, info)
+    history = model.fit(train, epochs=FLAGS.epochs, verbose=2, callbacks=callbacks)
     train_seconds = time.time() - start
     print(f"\n{FLAGS.defense} / {FLAGS.backbone}, {FLAGS.epochs} epochs on {info.name}, trained in "
           f"{train_seconds:.0f} s")
@@ -100,6 +149,7 @@ def main(argv):
         "images_per_second": steps_per_epoch * FLAGS.batch_size * FLAGS.epochs / train_seconds,
         "defense_config": {k: v for k, v in model.get_config().items() if k != "backbone"},
         "history": history.history, "flags": _flags.values(),
+        "monitor_stopped_at_epoch": callbacks[0].fired_epoch if callbacks else None,
     }
     # The report prints its summary: the worst case first, then each attack and any FAIL.
     experiment.finish(model, test, FLAGS.output_dir, _flags.report_attacks(), extra=summary)

@@ -142,3 +142,22 @@ def test_train_example_runs_with_the_recipe_flags(tmp_path):
     model = keras.saving.load_model(out / "model.keras")
     assert {layer.momentum for layer in _batchnorms(model.backbone)} == {0.9}
     assert model.backbone.losses  # the kernel penalty came with the model
+
+
+@pytest.mark.slow
+def test_train_example_runs_a_single_step_preset_with_the_monitor(tmp_path):
+    """`--defense=n_fgsm` is pgd_at's "n-fgsm" preset, replaced only by the flags given
+    (--epsilon here: the step follows it; --steps/--step_size defaults do not apply);
+    `--monitor` puts the per-epoch curve in summary.json."""
+    data = jpeg_npz(str(tmp_path / "copy.npz"), n_train=64, n_test=16)
+    out = tmp_path / "run"
+    run_example("train", f"--data={data}", "--defense=n_fgsm", "--epsilon=16/255", "--epochs=2",
+                "--batch_size=32", "--eval_limit=16", "--report=fgsm", "--monitor=16",
+                "--monitor_steps=2", "--monitor_drop=0.99", f"--output_dir={out}", timeout=600)
+    summary = json.loads((out / "summary.json").read_text())
+    attack = summary["defense_config"]["attack"]
+    assert (attack["steps"], attack["project"], attack["start_radius"]) == (1, False, 2.0)
+    assert attack["step_size"] == pytest.approx(16 / 255) and attack["epsilon"] == 16 / 255
+    assert summary["defense_config"]["attack_batchnorm"] == "batch"
+    assert len(summary["history"]["monitor_robust_accuracy"]) == 2
+    assert summary["monitor_stopped_at_epoch"] is None

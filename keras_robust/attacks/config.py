@@ -218,6 +218,13 @@ class AttackConfig(ConfigBase):
             TRADES' and MART's attacks).
         start_scale: the standard deviation of the "gaussian" start (0.001,
             the TRADES and MART authors' value).
+        start_radius: the radius of the "uniform" start in budgets (1.0: the
+            ball itself; N-FGSM draws its noise in 2 epsilon).
+        project: project each iterate back onto the ball (True), or only
+            clip it to [0, 1] (False: N-FGSM's training perturbation, which
+            reaches `start_radius` * epsilon + `steps` * step). An attack
+            that leaves the ball measures nothing: the public attacks and the
+            report refuse it; it is a setting of training attacks.
         restarts: runs of the attack; per sample the worst case is kept.
         momentum: the MI-FGSM decay mu (>= 0), or None for plain steps.
         input_diversity: probability of the DI resize-and-pad per step (0 = off).
@@ -253,6 +260,8 @@ class AttackConfig(ConfigBase):
     random_start: bool = True
     start: str = "uniform"
     start_scale: float = 0.001
+    start_radius: float = 1.0
+    project: bool = True
     restarts: int = 1
     momentum: float | None = None
     input_diversity: float = 0.0
@@ -280,6 +289,9 @@ class AttackConfig(ConfigBase):
         set_("random_start", bool(self.random_start))
         check_choice(self.start, STARTS, "start")
         set_("start_scale", check_positive(self.start_scale, "start_scale"))
+        set_("start_radius", check_positive(self.start_radius, "start_radius"))
+        set_("project", check_bool(self.project, "project"))
+        _check_unprojected_start(self)
         if self.momentum is not None:
             set_("momentum", check_fraction(self.momentum, "momentum", 0.0, float("inf")))
         set_("input_diversity", check_fraction(self.input_diversity, "input_diversity"))
@@ -330,6 +342,21 @@ class AttackConfig(ConfigBase):
         """
         return resolve_step_size(self.epsilon if epsilon is None else epsilon, self.steps,
                                  self.step_size, self.rel_stepsize)
+
+
+def _check_unprojected_start(config: "AttackConfig") -> None:
+    """Refuses a `start_radius` the start does not use, and an unprojected evaluation."""
+    if config.start_radius != 1.0 and (config.start != "uniform" or not config.random_start):
+        raise ValueError(
+            f"`start_radius` sets the radius of the uniform random start, got start_radius="
+            f"{config.start_radius} with random_start={config.random_start}, start="
+            f"{config.start!r}; use random_start=True and start='uniform' (the gaussian "
+            "start's size is `start_scale`).")
+    if not config.project and (config.early_stop or config.restarts > 1):
+        raise ValueError(
+            "project=False lets the perturbation leave the epsilon ball (N-FGSM's training "
+            "attack), so it cannot judge robustness: early_stop and restarts > 1 are "
+            "evaluation settings; use project=True to evaluate.")
 
 
 def _check_kl(config: "AttackConfig") -> None:

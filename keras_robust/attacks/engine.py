@@ -155,12 +155,14 @@ def _prepare(logits_fn: LogitsFn, x: tf.Tensor, y: Any, config: AttackConfig,
         return tape.gradient(total, x_adv), logits, target_classes
 
     # What a step needs per sample, gathered with the samples under early_stop.
-    # The L-inf ball intersected with [0, 1] is a box: one clip per step.
+    # The L-inf ball intersected with [0, 1] is a box: one clip per step. Without
+    # projection (N-FGSM) the box is [0, 1] and the L2 radius unbounded.
+    radius = eps if config.project else tf.fill(tf.shape(eps), float("inf"))
     if norm == "linf":
-        bounds = {"alpha": alpha, "lower": tf.maximum(x - eps, 0.0),
-                  "upper": tf.minimum(x + eps, 1.0)}
+        bounds = {"alpha": alpha, "lower": tf.maximum(x - radius, 0.0),
+                  "upper": tf.minimum(x + radius, 1.0)}
     else:
-        bounds = {"alpha": alpha, "x": x, "eps": eps}
+        bounds = {"alpha": alpha, "x": x, "eps": radius}
 
     def step(x_adv, grad, velocity, bounds=bounds):
         if kernel is not None:
@@ -181,7 +183,7 @@ def _prepare(logits_fn: LogitsFn, x: tf.Tensor, y: Any, config: AttackConfig,
     if config.random_start and config.start == "gaussian":
         x_adv = gaussian_start(x, config.start_scale, fold_seed(seed, 1))
     elif config.random_start:
-        x_adv = draw_random_start(x, eps, norm, fold_seed(seed, 1))
+        x_adv = draw_random_start(x, config.start_radius * eps, norm, fold_seed(seed, 1))
     # The first step is peeled off the loop: it fixes the target when chosen at
     # the start point and returns the start logits that defences reuse.
     grad, start_logits, target_classes = gradient(x_adv, target_classes, 0)

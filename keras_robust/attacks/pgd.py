@@ -114,6 +114,11 @@ def pgd(
         )
     elif not isinstance(config, AttackConfig):
         raise TypeError(f"`config` must be an AttackConfig, got {type(config).__name__}.")
+    elif not config.project:
+        raise ValueError(
+            "An AttackConfig with project=False (N-FGSM's training perturbation) leaves the "
+            "epsilon ball, so the accuracy it leaves measures nothing at that budget; evaluate "
+            "with project=True (the default).")
     if epsilon is None:
         epsilon = config.epsilon
     if step_size is None:

@@ -19,6 +19,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "madry-mnist": dict(attack=AttackConfig(epsilon=0.3, step_size=0.01, steps=40)),
     "at-awp": dict(attack=AttackConfig(epsilon=8 / 255, step_size=2 / 255, steps=10),
                    weight_perturbation=AWP_PRESETS["at-awp"]),
+    # Single-step training, with the attack on the batch's BatchNorm statistics as the
+    # references' model.train(). FGSM-RS (Wong et al. 2020, locuslab/fast_adversarial
+    # `train_fgsm.py`): a uniform start in the ball, one step of 1.25 epsilon, projected.
+    "fgsm-rs": dict(attack=AttackConfig(epsilon=8 / 255, rel_stepsize=1.25, steps=1),
+                    attack_batchnorm="batch"),
+    # N-FGSM (de Jorge et al. 2022, pdejorge/N-FGSM `train.py`): noise uniform in
+    # 2 epsilon, one step of epsilon, clipped to [0, 1] only (up to 3 epsilon).
+    "n-fgsm": dict(attack=AttackConfig(epsilon=8 / 255, rel_stepsize=1.0, steps=1,
+                                       start_radius=2.0, project=False),
+                   attack_batchnorm="batch"),
 }
 
 
@@ -33,9 +43,15 @@ class PGDATModel(RobustModel):
     general enough to express the one-step baselines of the BAT paper
     (R-FGSM is `steps=1, step_size=epsilon`; targeted variants set `target`).
     The presets are Madry's settings: "madry" (CIFAR-10, the default) and
-    "madry-mnist"; and "at-awp", PGD-10 with adversarial weight perturbation
+    "madry-mnist"; "at-awp", PGD-10 with adversarial weight perturbation
     (gamma 0.01, `keras_robust.defenses.AWPConfig`) as in the AWP authors'
-    `AT_AWP/train_cifar10.py`.
+    `AT_AWP/train_cifar10.py`; and single-step training: "fgsm-rs" (Wong et
+    al. 2020: a uniform start in the ball, one step of 1.25 epsilon) and
+    "n-fgsm" (de Jorge et al. 2022: noise uniform in 2 epsilon, one step of
+    epsilon, no projection back to the ball), both attacking on the batch's
+    BatchNorm statistics as their references do. A step given as a multiple
+    of the budget (`rel_stepsize`) is fixed when the model is built, so
+    `from_preset("n-fgsm", backbone, epsilon=16 / 255)` steps 16/255.
 
     Args:
         backbone: a Keras model mapping [0, 1] images to logits.
@@ -57,6 +73,7 @@ class PGDATModel(RobustModel):
     ```python
     backbone = keras_robust.backbones.small_cnn(num_classes=10)
     model = keras_robust.PGDATModel.from_preset("madry", backbone)   # 8/255, 7 steps of 2/255
+    model = keras_robust.PGDATModel.from_preset("n-fgsm", backbone)  # single-step N-FGSM
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
     model.fit(train_ds, epochs=100)
     ```
@@ -92,7 +109,9 @@ class PGDATModel(RobustModel):
             attack, self.default_attack, norm=norm, epsilon=epsilon, step_size=step_size,
             steps=steps, random_start=random_start, loss=loss, target=target)
         if attack.step_size is None and attack.epsilon is not None:
-            attack = attack.replace(step_size=self.default_step_size(attack))
+            step = (attack.rel_stepsize * attack.epsilon if attack.rel_stepsize is not None
+                    else self.default_step_size(attack))
+            attack = attack.replace(step_size=step)
         if attack.epsilon is None or attack.step_size is None:
             raise ValueError(
                 "A training attack needs a fixed budget and step: pass an AttackConfig with "

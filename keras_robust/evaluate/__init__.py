@@ -20,12 +20,14 @@ from keras_robust.evaluate.checks import (
     run_checks,
 )
 from keras_robust.evaluate.metrics import accuracy, predict_logits, robust_accuracy
+from keras_robust.evaluate.monitor import MONITOR_ATTACK, RobustAccuracyMonitor
 from keras_robust.evaluate.report import RobustnessReport, robustness_report
 from keras_robust.evaluate.stats import mcnemar_p_value, wilson_interval
 from keras_robust.evaluate.suites import SUITES, AttackSpec, attack_spec, build_suite
 
 __all__ = [
-    "AttackSpec", "BenchmarkResult", "CE_MARGIN_CHECK", "Check", "RANDOM_INFERENCE_CHECK", "RobustnessReport", "SUITES",
+    "AttackSpec", "BenchmarkResult", "CE_MARGIN_CHECK", "Check", "MONITOR_ATTACK", "RANDOM_INFERENCE_CHECK",
+    "RobustAccuracyMonitor", "RobustnessReport", "SUITES",
     "accuracy", "attack_spec", "build_suite", "ce_margin_agreement", "decode_mask", "encode_mask", "inference_check",
     "perturbation_benchmark", "predict_logits",
     "mcnemar_p_value", "robust_accuracy", "robustness_report", "run_checks", "wilson_interval",
