@@ -89,6 +89,13 @@ def define_training(epochs: int | None, *, lr: float | None = 0.1, schedule: str
     define_limits(None, eval_limit)
 
 
+def define_activation() -> None:
+    """--activation: the backbone's activation ("relu", or "swish" as the leaderboard WRNs)."""
+    flags.DEFINE_string("activation", "relu", "The backbone's activation: relu, swish (the "
+                        "leaderboard WRNs of Gowal et al. / Rebuffi et al.) or another Keras "
+                        "activation name (small_cnn, vgg, preact_resnet18, wide_resnet, resnet).")
+
+
 def define_report(default: str) -> None:
     """--report: the robustness report's attacks at the end of a run (see `report_attacks`)."""
     flags.DEFINE_string("report", default, "The robustness report's attacks: a suite (summary, "
@@ -131,12 +138,22 @@ def load_data():
 
 
 def backbone(name: str, info, **kwargs):
-    """The backbone `name` for the data `info`, with --kernel_l2 on its kernels."""
+    """The backbone `name` for the data `info`, with --kernel_l2 on its kernels (and
+    --activation where the example defines it and it is not relu)."""
     import keras_robust as kr
 
-    return kr.backbones.get(name, input_shape=info.image_shape, num_classes=info.num_classes,
-                            normalization=info.normalization, weight_decay=FLAGS.kernel_l2 / 2,
-                            **kwargs)
+    if "activation" in FLAGS and FLAGS.activation != "relu":
+        kwargs.setdefault("activation", FLAGS.activation)
+    try:
+        return kr.backbones.get(name, input_shape=info.image_shape, num_classes=info.num_classes,
+                                normalization=info.normalization, weight_decay=FLAGS.kernel_l2 / 2,
+                                **kwargs)
+    except TypeError as error:
+        if "activation" not in str(error):
+            raise
+        raise ValueError(f"--activation={kwargs['activation']} needs a backbone that takes "
+                         f"`activation` (small_cnn, vgg, vgg16, preact_resnet18, wide_resnet, "
+                         f"wrn_28_10, wrn_34_10, resnet, resnet20, resnet50), not {name!r}.") from None
 
 
 def optimizer(steps_per_epoch: int, epochs: int | None = None, lr: float | None = None, **kwargs):

@@ -38,6 +38,7 @@ _flags.define_run("runs/cifar10_afs", data_help="auto, cifar10 (TFDS), a JPEG .n
 _flags.define_training(None, lr_boundaries=None)
 flags.DEFINE_integer("extractor_epochs", 100, "Epochs per extractor.")
 _flags.define_report("standard")
+_flags.define_activation()
 flags.DEFINE_string("backbone", "wrn_28_10", "Extractor architecture (keras_robust.backbones).")
 flags.DEFINE_list("budgets", [f"{b}/255" for b in range(3, 9)],
                   "Extractor budgets on the [0, 1] scale (e.g. 3/255,8/255).")

@@ -30,6 +30,7 @@ _flags.define_run("runs/cifar10_bat", data_help="auto, cifar10 (TFDS), a JPEG .n
 _flags.define_training(100, schedule="piecewise", lr_boundaries=["60", "90"], weight_decay=0.0,
                        kernel_l2=2e-4)
 _flags.define_report("standard")
+_flags.define_activation()
 flags.DEFINE_string("variant", "R-MC-LA", "A BAT variant: one of keras_robust.BATModel.list_presets().")
 flags.DEFINE_string("backbone", "wrn_28_10", "A name of keras_robust.backbones.BACKBONES.")
 flags.DEFINE_string("epsilon", "8/255", "Image budget on the [0, 1] scale (e.g. 8/255).")

@@ -27,6 +27,7 @@ FLAGS = flags.FLAGS
 _flags.define_run("runs/cifar10_bpfc", data_help="auto, cifar10 (TFDS), a JPEG .npz copy or an image folder.")
 _flags.define_training(100, schedule="piecewise", weight_decay=0.0, kernel_l2=5e-4)
 _flags.define_report("standard")
+_flags.define_activation()
 flags.DEFINE_string("backbone", "preact_resnet18", "A name of keras_robust.backbones.BACKBONES.")
 flags.DEFINE_float("lr_decay", 0.2, "Piecewise learning-rate factor at each lambda step.")
 flags.DEFINE_integer("k", 5, "Low bits dropped by the quantiser.")

@@ -39,6 +39,7 @@ FLAGS = flags.FLAGS
 _flags.define_run(None)
 _flags.define_training(5)
 _flags.define_report("summary")
+_flags.define_activation()
 flags.DEFINE_string("defense", "pgd_at", "A name of keras_robust.defenses.DEFENSES.")
 flags.DEFINE_string("backbone", "small_cnn", "A name of keras_robust.backbones.BACKBONES.")
 flags.DEFINE_float("bn_momentum", None, "BatchNorm momentum (Keras: 0.99; PyTorch's 0.1 is 0.9).")

@@ -15,6 +15,11 @@ Every pipeline yields `(images, labels)` with float32 NHWC images in [0, 1] and
 int32 class indices; `augment=True` adds the standard CIFAR augmentation (pad 4,
 random crop, random horizontal flip).
 
+`mixed(real, extra, batch_size, extra_fraction=0.7, ...)` mixes a real set with
+an extra (e.g. generated) set at a fixed share of every batch, as the
+leaderboard recipe (Gowal et al. 2020, Rebuffi et al. 2021) trains; it returns
+the dataset and its `steps_per_epoch` (one pass over the real set).
+
 Example:
 
 ```python
@@ -337,6 +342,224 @@ def pipeline(
         batch_size = check_positive_int(batch_size, "batch_size")
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+Source = tf.data.Dataset | tuple[np.ndarray, np.ndarray]
+
+
+def mixed(
+    real: Source,
+    extra: Source,
+    batch_size: int,
+    *,
+    extra_fraction: float = 0.7,
+    label_smoothing_extra: float = 0.0,
+    num_classes: int | None = None,
+    seed: int | None = None,
+    augment: bool = False,
+    epochs: int | None = None,
+    shuffle_buffer: int = 50_000,
+) -> tuple[tf.data.Dataset, int]:
+    """Batches that mix a real set with an extra (e.g. generated) set at a fixed ratio.
+
+    The data of the leaderboard recipe (Gowal et al. 2020, Rebuffi et al.
+    2021): every batch holds exactly `n_extra = round(batch_size *
+    extra_fraction)` extra examples (Python's `round`) and `n_real =
+    batch_size - n_extra` real ones, real rows first. Each source is shuffled
+    (each pass a new order), repeated and augmented on its own, so every pass
+    over a source visits each of its examples once, whatever the other's size.
+
+    An epoch is one pass over the real set: `steps_per_epoch =
+    ceil(len(real) / n_real)` batches. (The leaderboard code counts an epoch
+    as `len(real) / batch_size` steps, `1 - extra_fraction` times fewer; to
+    follow its schedules take `epochs * len(real) // batch_size` steps.)
+
+    Args:
+        real: the real set: `(images, labels)` arrays (as `from_arrays`
+            takes them) or an unbatched finite `tf.data.Dataset` of
+            `(image, class index)`.
+        extra: the extra set, in the same forms, with the same image shape.
+        batch_size: examples per batch (real and extra together).
+        extra_fraction: the share of each batch from `extra`, in [0, 1).
+        label_smoothing_extra: `s` in [0, 1): extra rows get the labels
+            `(1 - s) * one_hot + s / num_classes`. When `s > 0` every label is
+            a float32 row [num_classes] (real rows one-hot), else an int32
+            class index.
+        num_classes: number of classes; default: the largest real label + 1
+            (arrays only; needed with `tf.data` sources and `s > 0`).
+        seed: seed of both shuffles and augmentations (`seed`, `seed + 1`).
+        augment: pad-4 random crop and random horizontal flip, on both parts.
+        epochs: None for an endless dataset, else `epochs * steps_per_epoch`
+            batches.
+        shuffle_buffer: the largest shuffle buffer (a source no larger is
+            fully permuted).
+
+    Returns:
+        `(dataset, steps_per_epoch)`: batches of `(float32 images in [0, 1],
+        labels)`, `n_real` real rows then `n_extra` extra rows.
+
+    Raises:
+        ValueError: a fraction or smoothing outside [0, 1), an empty source,
+            images of other shapes, labels outside the real set's classes, or
+            a batch with no real row.
+
+    Example:
+
+    >>> real = (np.zeros((10, 8, 8, 3), np.uint8), np.arange(10) % 5)
+    >>> extra = (np.full((30, 8, 8, 3), 255, np.uint8), np.arange(30) % 5)
+    >>> ds, steps = mixed(real, extra, 10, extra_fraction=0.7, seed=0)
+    >>> steps   # 10 real images, 3 a batch
+    4
+    >>> images, labels = next(iter(ds))
+    >>> images.numpy().reshape(10, -1).max(axis=1).tolist()
+    [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    n_real, n_extra = mixed_batch_split(batch_size, extra_fraction)
+    smoothing = float(label_smoothing_extra)
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"`label_smoothing_extra` must be in [0, 1), got {label_smoothing_extra}.")
+    real_ds, real_size, real_shape, real_top = _mixed_source(real, "real")
+    extra_ds, extra_size, extra_shape, extra_top = _mixed_source(extra, "extra")
+    if real_shape != extra_shape:
+        raise ValueError(f"The real images have shape {real_shape} but the extra images "
+                         f"{extra_shape}; both sources need images of one shape.")
+    num_classes = _mixed_num_classes(num_classes, real_top, extra_top, smoothing)
+    seeds = (None, None) if seed is None else (int(seed), int(seed) + 1)
+    parts = [_mixed_stream(real_ds, n_real, seeds[0], augment, shuffle_buffer, real_size)]
+    if n_extra:
+        parts.append(_mixed_stream(extra_ds, n_extra, seeds[1], augment, shuffle_buffer,
+                                   extra_size))
+    dataset = tf.data.Dataset.zip(tuple(parts)).map(
+        functools.partial(_mix_batch, num_classes=num_classes, smoothing=smoothing),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    steps_per_epoch = -(-real_size // n_real)
+    if epochs is not None:
+        dataset = dataset.take(check_positive_int(epochs, "epochs") * steps_per_epoch)
+    return dataset.prefetch(tf.data.AUTOTUNE), steps_per_epoch
+
+
+def mixed_batch_split(batch_size: int, extra_fraction: float) -> tuple[int, int]:
+    """`(n_real, n_extra)` of a `mixed` batch: `n_extra = round(batch_size * extra_fraction)`.
+
+    Args:
+        batch_size: examples per batch.
+        extra_fraction: the extra share, in [0, 1).
+
+    Returns:
+        `(batch_size - n_extra, n_extra)`.
+
+    Raises:
+        ValueError: a fraction outside [0, 1), or one that leaves no real row.
+
+    Example:
+
+    >>> mixed_batch_split(1024, 0.7)
+    (307, 717)
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(extra_fraction, bool) or not isinstance(extra_fraction, (int, float, np.number)):
+        raise TypeError(f"`extra_fraction` must be a number in [0, 1), got {extra_fraction!r}.")
+    if not 0.0 <= float(extra_fraction) < 1.0:
+        raise ValueError(f"`extra_fraction` must be in [0, 1) (the extra share of each batch), "
+                         f"got {extra_fraction}.")
+    n_extra = int(round(batch_size * float(extra_fraction)))
+    if n_extra >= batch_size:
+        raise ValueError(f"extra_fraction={extra_fraction} of batch_size={batch_size} leaves no "
+                         "real example in a batch; use a larger batch or a smaller fraction.")
+    return batch_size - n_extra, n_extra
+
+
+def _mixed_source(source: Source, what: str) -> tuple[tf.data.Dataset, int, tuple, int | None]:
+    """`(float examples, size, image shape, largest label or None)` of a `mixed` source."""
+    top = None
+    if isinstance(source, tf.data.Dataset):
+        spec = source.element_spec
+        if not isinstance(spec, tuple) or len(spec) != 2 or spec[0].shape.rank != 3:
+            raise ValueError(f"The {what} dataset must yield unbatched (image [H, W, C], label) "
+                             f"examples, got element_spec {spec}.")
+        size = int(source.cardinality())
+        if size == tf.data.INFINITE_CARDINALITY:
+            raise ValueError(f"The {what} dataset is infinite; pass it before `.repeat()`.")
+        if size < 0:  # unknown: count it once
+            size = int(source.reduce(0, lambda count, _: count + 1))
+        dataset = source.map(example_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    elif isinstance(source, (tuple, list)) and len(source) == 2:
+        images, labels = source
+        if len(images) == 0:
+            raise ValueError(f"The {what} set is empty; expected at least one example.")
+        dataset = from_arrays(images, labels, batch_size=None)
+        size, labels = len(images), np.asarray(labels)
+        if np.any(labels < 0):
+            raise ValueError(f"The {what} labels must be class indices >= 0.")
+        top = int(labels.max())
+    else:
+        raise TypeError(f"`{what}` must be (images, labels) arrays or a tf.data.Dataset, "
+                        f"got {type(source).__name__}.")
+    if size == 0:
+        raise ValueError(f"The {what} set is empty; expected at least one example.")
+    return dataset, size, tuple(dataset.element_spec[0].shape), top
+
+
+def _mixed_num_classes(
+    num_classes: int | None, real_top: int | None, extra_top: int | None, smoothing: float
+) -> int | None:
+    """The class count of a `mixed` dataset; refuses extra labels beyond the real classes."""
+    if num_classes is None and real_top is not None:
+        num_classes = real_top + 1
+    if num_classes is None:
+        if smoothing:
+            raise ValueError("`label_smoothing_extra` needs `num_classes` with tf.data sources.")
+        return None
+    num_classes = check_positive_int(num_classes, "num_classes")
+    for what, top in (("real", real_top), ("extra", extra_top)):
+        if top is not None and top >= num_classes:
+            raise ValueError(f"The {what} labels go up to {top} but there are {num_classes} "
+                             "classes (the real set's, or `num_classes`); the sources must "
+                             "share one class list.")
+    return num_classes
+
+
+def _mixed_stream(
+    dataset: tf.data.Dataset, count: int, seed: int | None, augment: bool, shuffle_buffer: int,
+    size: int,
+) -> tf.data.Dataset:
+    """One source of `mixed`: shuffled each pass, repeated, augmented, in batches of `count`."""
+    buffer = min(check_positive_int(shuffle_buffer, "shuffle_buffer"), size)
+    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    if augment and seed is None:
+        dataset = dataset.map(pad_crop_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    elif augment:  # stateless draws, one seed pair per example: reproducible in parallel maps
+        pairs = tf.data.Dataset.random(seed=seed).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, pairs)).map(
+            _stateless_pad_crop_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(count, drop_remainder=True)
+
+
+def _stateless_pad_crop_flip(example, pair: tf.Tensor):
+    """`pad_crop_flip` with stateless draws seeded by `pair` (int64 [2])."""
+    image, label = example
+    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    image = tf.image.stateless_random_crop(padded, tf.shape(image), seed=pair)
+    image = tf.image.stateless_random_flip_left_right(image, seed=tf.reverse(pair, [0]))
+    return image, label
+
+
+def _mix_batch(*parts, num_classes: int | None, smoothing: float):
+    """Concatenates the real part and the extra part; labels become rows when smoothing."""
+    images = tf.concat([part[0] for part in parts], axis=0)
+    labels = [tf.cast(part[1], tf.int32) for part in parts]
+    if num_classes is not None:
+        checks = [tf.debugging.assert_less(y, num_classes, message="mixed: a label is outside "
+                                           "the classes of the real set") for y in labels]
+        with tf.control_dependencies(checks):
+            labels = [tf.identity(y) for y in labels]
+    if not smoothing:
+        return images, tf.concat(labels, axis=0)
+    rows = [tf.one_hot(y, num_classes, dtype=tf.float32) for y in labels]
+    if len(rows) == 2:
+        rows[1] = (1.0 - smoothing) * rows[1] + smoothing / num_classes
+    return images, tf.concat(rows, axis=0)
 
 
 def load_arrays(

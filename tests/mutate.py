@@ -52,7 +52,7 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "tests" / "mutations.toml"
-AREAS = ("attacks", "defences", "report", "corruptions", "datacentric")
+AREAS = ("attacks", "defences", "report", "corruptions", "datacentric", "backbones", "data")
 REQUIRED = ("name", "area", "file", "original", "replacement", "tests", "why")
 PYTEST_FLAGS = ("-x", "-q", "-p", "no:cacheprovider", "--slow")
 

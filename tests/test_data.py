@@ -174,3 +174,106 @@ def test_an_npz_with_a_broken_jpeg_or_offsets_names_the_file(tmp_path):
     np.savez(str(tmp_path / "offsets.npz"), **short)
     with pytest.raises(data.CorruptFileError, match=r"offsets\.npz.*test_offsets"):
         data.load_arrays(str(tmp_path / "offsets.npz"), "test")
+
+
+# ------------------------------------------------------------------ mixed real + extra batches
+
+def _tagged(count: int, flag: float, num_classes: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Float images [count, 4, 4, 2]: channel 0 is `flag` (0 real, 1 extra), channel 1 the id / 100."""
+    images = np.zeros((count, 4, 4, 2), np.float32)
+    images[..., 0] = flag
+    images[..., 1] = (np.arange(count, dtype=np.float32) / 100.0)[:, None, None]
+    return images, np.arange(count) % num_classes
+
+
+def _rows(images) -> tuple[np.ndarray, np.ndarray]:
+    """(flag, id) of each image of a batch."""
+    images = np.asarray(images)
+    return images[:, 0, 0, 0], np.round(images[:, 0, 0, 1] * 100).astype(int)
+
+
+@pytest.mark.parametrize("batch_size,fraction", [(10, 0.7), (7, 0.5), (16, 0.3), (5, 0.0)])
+def test_mixed_puts_exactly_round_b_times_fraction_extra_rows_in_every_batch(batch_size, fraction):
+    n_extra = round(batch_size * fraction)
+    assert data.mixed_batch_split(batch_size, fraction) == (batch_size - n_extra, n_extra)
+    dataset, steps = data.mixed(_tagged(11, 0.0), _tagged(23, 1.0), batch_size,
+                                extra_fraction=fraction, seed=0)
+    assert steps == -(-11 // (batch_size - n_extra))
+    for images, labels in dataset.take(3 * steps):
+        assert images.shape == (batch_size, 4, 4, 2) and labels.dtype == tf.int32
+        flags, _ = _rows(images)
+        assert flags.tolist() == [0.0] * (batch_size - n_extra) + [1.0] * n_extra
+
+
+def test_mixed_smooths_only_the_extra_labels_to_the_closed_form():
+    s, k = 0.1, 5
+    dataset, _ = data.mixed(_tagged(9, 0.0, k), _tagged(20, 1.0, k), 10, extra_fraction=0.7,
+                            label_smoothing_extra=s, seed=1)
+    for images, labels in dataset.take(4):
+        flags, ids = _rows(images)
+        one_hot = np.eye(k, dtype=np.float32)[ids % k]
+        expected = np.where(flags[:, None] == 1.0, (1 - s) * one_hot + s / k, one_hot)
+        assert labels.dtype == tf.float32 and labels.shape == (10, k)
+        np.testing.assert_allclose(labels.numpy(), expected, atol=1e-7)
+        np.testing.assert_array_equal(labels.numpy()[:3], one_hot[:3])  # real rows stay one-hot
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_mixed_is_reproducible_with_a_seed(augment):
+    def first_batches(seed):
+        dataset, _ = data.mixed(_tagged(12, 0.0), _tagged(30, 1.0), 8, seed=seed, augment=augment)
+        return [images.numpy() for images, _ in dataset.take(6)]
+
+    same, again, other = first_batches(3), first_batches(3), first_batches(4)
+    assert all(np.array_equal(a, b) for a, b in zip(same, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(same, other))
+
+
+def test_mixed_visits_each_source_fully_in_each_pass():
+    # 10 real at 3 a batch: one pass is 4 batches; 14 extra at 7 a batch: one pass is 2 batches.
+    dataset, steps = data.mixed(_tagged(10, 0.0), _tagged(14, 1.0), 10, extra_fraction=0.7,
+                                seed=2, epochs=2)
+    assert steps == 4
+    batches = [_rows(images)[1] for images, _ in dataset]
+    assert len(batches) == 2 * steps
+    real = np.concatenate([ids[:3] for ids in batches])
+    extra = np.concatenate([ids[3:] for ids in batches])
+    for start in range(0, len(real) - 9, 10):  # 24 rows: passes at 0 and 10
+        assert sorted(real[start:start + 10]) == list(range(10))
+    for start in range(0, len(extra) - 13, 14):
+        assert sorted(extra[start:start + 14]) == list(range(14))
+    assert not np.array_equal(real[:10], real[10:20])  # a new order each pass
+
+
+def test_mixed_takes_tf_data_sources():
+    real = tf.data.Dataset.from_tensor_slices(_tagged(6, 0.0)).filter(lambda x, y: True)
+    extra = tf.data.Dataset.from_tensor_slices(_tagged(9, 1.0))
+    dataset, steps = data.mixed(real, extra, 4, extra_fraction=0.5, num_classes=5,
+                                label_smoothing_extra=0.2, seed=0)
+    assert steps == 3  # the unknown cardinality of `real` was counted
+    images, labels = next(iter(dataset))
+    assert _rows(images)[0].tolist() == [0, 0, 1, 1] and labels.shape == (4, 5)
+
+
+def test_mixed_refuses_bad_input_clearly():
+    real, extra = _tagged(6, 0.0), _tagged(9, 1.0)
+    for fraction in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"extra_fraction.*\[0, 1\)"):
+            data.mixed(real, extra, 8, extra_fraction=fraction)
+    with pytest.raises(ValueError, match="no real example"):
+        data.mixed(real, extra, 2, extra_fraction=0.9)
+    with pytest.raises(ValueError, match="label_smoothing_extra"):
+        data.mixed(real, extra, 8, label_smoothing_extra=1.0)
+    with pytest.raises(ValueError, match="shape"):
+        data.mixed(real, (np.zeros((9, 8, 8, 2), np.float32), extra[1]), 8)
+    with pytest.raises(ValueError, match="labels go up to 6 but there are 5 classes"):
+        data.mixed(real, (extra[0], np.arange(9) % 7), 8)
+    with pytest.raises(ValueError, match="empty"):
+        data.mixed(real, (np.zeros((0, 4, 4, 2), np.float32), np.zeros(0)), 8)
+    with pytest.raises(ValueError, match="empty"):
+        data.mixed(tf.data.Dataset.from_tensor_slices(real).take(0), extra, 8)
+    with pytest.raises(ValueError, match="infinite"):
+        data.mixed(tf.data.Dataset.from_tensor_slices(real).repeat(), extra, 8)
+    with pytest.raises(ValueError, match="num_classes"):
+        data.mixed(tf.data.Dataset.from_tensor_slices(real), tf.data.Dataset.from_tensor_slices(
+            extra), 8, label_smoothing_extra=0.1)

@@ -24,7 +24,7 @@ import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATALOGUE = os.path.join(ROOT, "tests", "mutations.toml")
-AREAS = {"attacks", "defences", "report", "corruptions", "datacentric"}
+AREAS = {"attacks", "defences", "report", "corruptions", "datacentric", "backbones", "data"}
 REQUIRED = {"name": str, "area": str, "file": str, "original": str, "replacement": str,
             "tests": list, "why": str}
 OPTIONAL = {"equivalent": str}

@@ -132,7 +132,8 @@ def test_train_example_runs_with_the_recipe_flags(tmp_path):
     run_example("train", f"--data={data}", "--defense=pgd_at", "--steps=1", "--epochs=1",
                 "--batch_size=32", "--eval_limit=16", "--report=fgsm", "--epsilon=4/255",
                 "--step_size=4/255", "--attack_batchnorm=batch", "--bn_momentum=0.9",
-                "--kernel_l2=5e-4", "--weight_decay=0", f"--output_dir={out}", timeout=600)
+                "--kernel_l2=5e-4", "--weight_decay=0", "--activation=swish",
+                f"--output_dir={out}", timeout=600)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["defense_config"]["attack_batchnorm"] == "batch"
     assert summary["defense_config"]["attack"]["epsilon"] == 4 / 255  # [0, 1] scale, from "4/255"
@@ -142,6 +143,11 @@ def test_train_example_runs_with_the_recipe_flags(tmp_path):
     model = keras.saving.load_model(out / "model.keras")
     assert {layer.momentum for layer in _batchnorms(model.backbone)} == {0.9}
     assert model.backbone.losses  # the kernel penalty came with the model
+    activations = [layer for layer in model.backbone.layers
+                   if isinstance(layer, keras.layers.Activation)]
+    assert activations and not any(isinstance(layer, keras.layers.ReLU)
+                                   for layer in model.backbone.layers)
+    assert {layer.get_config()["activation"] for layer in activations} <= {"silu", "swish"}
 
 
 @pytest.mark.slow

@@ -6,6 +6,14 @@ computes in float32, so logits stay float32 under a `mixed_float16` policy.
 They are built from standard Keras layers only, so `.keras` files load with
 `safe_mode=True` and no custom objects.
 
+`small_cnn`, `vgg`, `vgg16`, `preact_resnet18`, `wide_resnet` and `resnet` take
+`activation="relu"`: "swish" (SiLU, x * sigmoid(x)) gives the activation of the
+Gowal et al. (2020) / Rebuffi et al. (2021) leaderboard WRNs, and any other name
+`keras.activations.get` knows works too (an unknown name raises a `ValueError`).
+The default builds exactly the models (layer names, weight order) built before
+the argument existed; other activations are `keras.layers.Activation` layers
+named `..._{activation}` and are saved in the model's config.
+
 The package is laid out by architecture:
 
 - `_layers`: the shared building blocks (inputs and normalisation, the L2
@@ -63,7 +71,8 @@ def get(name: str, **kwargs) -> keras.Model:
             "wide_resnet", "wrn_28_10", "wrn_34_10", "vgg", "vgg16",
             "resnet", "resnet20", "resnet50", "densenet", "densenet121",
             "mobilenet_v2").
-        **kwargs: passed to the builder (`input_shape`, `num_classes`, ...).
+        **kwargs: passed to the builder (`input_shape`, `num_classes`,
+            `activation` for the CNN, VGG and ResNet families, ...).
 
     Returns:
         The backbone.
@@ -71,6 +80,7 @@ def get(name: str, **kwargs) -> keras.Model:
     Example:
 
     >>> model = get("small_cnn", num_classes=10)
+    >>> swish = get("wide_resnet", depth=10, width=1, activation="swish")
     """
     check_choice(name, BACKBONES, "backbone")
     return BACKBONES[name](**kwargs)

@@ -66,14 +66,52 @@ def _conv(
     )(x)
 
 
-def _bn_relu(x, name: str, relu6: bool = False):
+def check_activation(activation: str) -> str:
+    """Returns `activation` if Keras knows the name ("relu", "swish", "gelu", ...).
+
+    Only names are accepted (not callables), so models keep loading with
+    `safe_mode=True` and their configs stay plain JSON.
+    """
+    if not isinstance(activation, str) or not activation:
+        raise ValueError(
+            f"`activation` must be the name of a Keras activation such as 'relu' or 'swish', "
+            f"got {activation!r}."
+        )
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"Unknown activation {activation!r}: not a name `keras.activations.get` knows. "
+            "Use 'relu' (the default) or 'swish' (the leaderboard recipe), or another Keras "
+            "activation name such as 'gelu' or 'elu'."
+        ) from None
+    return activation
+
+
+def _activate(x, name: str, activation: str = "relu", relu6: bool = False, suffix: str = ""):
+    """ReLU (or ReLU6) as `{name}_relu{suffix}`, else `keras.layers.Activation` as
+    `{name}_{activation}{suffix}`.
+
+    The default keeps the `ReLU` layers and names every saved model has, so
+    `activation="relu"` builds exactly the models built before the argument.
+    """
+    if activation == "relu" or relu6:
+        return layers.ReLU(6.0 if relu6 else None, name=f"{name}_relu{suffix}")(x)
+    return layers.Activation(activation, name=f"{name}_{activation}{suffix}")(x)
+
+
+def _bn_relu(x, name: str, relu6: bool = False, activation: str = "relu"):
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.ReLU(6.0 if relu6 else None, name=f"{name}_relu")(x)
+    return _activate(x, name, activation, relu6)
 
 
-def _conv_bn_relu(x, filters: int, name: str, weight_decay: float, stride: int = 1):
-    """A 3x3 convolution `{name}_conv`, then `{name}_bn` and `{name}_relu`."""
-    return _bn_relu(_conv(x, filters, 3, f"{name}_conv", weight_decay, stride), name)
+def _conv_bn_relu(
+    x, filters: int, name: str, weight_decay: float, stride: int = 1, activation: str = "relu"
+):
+    """A 3x3 convolution `{name}_conv`, then `{name}_bn` and `{name}_relu` (or the activation)."""
+    return _bn_relu(
+        _conv(x, filters, 3, f"{name}_conv", weight_decay, stride), name, activation=activation
+    )
 
 
 def _head(x, inputs, num_classes: int, weight_decay: float, name: str) -> keras.Model:

@@ -12,6 +12,7 @@ from keras_robust.backbones._layers import (
     _conv_bn_relu,
     _head,
     _inputs_and_normalization,
+    check_activation,
 )
 
 
@@ -22,6 +23,7 @@ def small_cnn(
     normalization: Normalization = "cifar10",
     weight_decay: float = 0.0,
     name: str = "small_cnn",
+    activation: str = "relu",
 ) -> keras.Model:
     """The CPU workhorse: three blocks of two 3x3 conv + BatchNorm + ReLU.
 
@@ -37,6 +39,9 @@ def small_cnn(
             channel on [0, 1] pixels, or None.
         weight_decay: L2 factor on kernels (0 for none).
         name: the model's name.
+        activation: "relu" (default), "swish" or any other name
+            `keras.activations.get` knows, after every BatchNorm (see
+            `keras_robust.backbones.preact_resnet18`).
 
     Returns:
         A functional `keras.Model` from images to float32 logits.
@@ -48,10 +53,12 @@ def small_cnn(
     (None, 10)
     """
     num_classes = check_positive_int(num_classes, "num_classes", 2)
+    activation = check_activation(activation)
     inputs, x = _inputs_and_normalization(input_shape, normalization, name)
     for block, width in enumerate(filters):
         for conv in range(2):
-            x = _conv_bn_relu(x, width, f"block{block + 1}_{conv + 1}", weight_decay)
+            x = _conv_bn_relu(x, width, f"block{block + 1}_{conv + 1}", weight_decay,
+                              activation=activation)
         x = layers.MaxPooling2D(2, name=f"block{block + 1}_pool")(x)
     return _head(x, inputs, num_classes, weight_decay, name)
 
@@ -73,6 +80,7 @@ def vgg(
     normalization: Normalization = "cifar10",
     weight_decay: float = 0.0,
     name: str | None = None,
+    activation: str = "relu",
 ) -> keras.Model:
     """VGG with BatchNorm for small images (Simonyan & Zisserman, 2014).
 
@@ -87,6 +95,7 @@ def vgg(
         normalization: see `small_cnn`.
         weight_decay: L2 factor on kernels.
         name: the model's name (default "vgg{depth}").
+        activation: see `small_cnn`.
 
     Returns:
         A functional `keras.Model` from images to float32 logits.
@@ -100,6 +109,7 @@ def vgg(
         raise ValueError(f"VGG depth must be one of {sorted(_VGG_CONFIGS)}, got {depth!r}.")
     if not width_multiplier > 0:
         raise ValueError(f"`width_multiplier` must be > 0, got {width_multiplier}.")
+    activation = check_activation(activation)
     name = name or f"vgg{depth}"
     inputs, x = _inputs_and_normalization(input_shape, normalization, name)
     pools = 0
@@ -111,7 +121,7 @@ def vgg(
             pools += 1
         else:
             filters = max(8, int(round(item * width_multiplier)))
-            x = _conv_bn_relu(x, filters, f"conv{index + 1}", weight_decay)
+            x = _conv_bn_relu(x, filters, f"conv{index + 1}", weight_decay, activation=activation)
     return _head(x, inputs, num_classes, weight_decay, name)
 
 
