@@ -628,9 +628,11 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
             self._track_loss(loss, batch.x)
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        # t of the averaging rule: the optimizer's step count before this update.
+        step = None if self.weight_averaging is None else tf.identity(
+            tf.convert_to_tensor(self.optimizer.iterations))
         if saved is not None:
             self._restore_weights(saved)
-        step = tf.identity(tf.convert_to_tensor(self.optimizer.iterations))
         self.optimizer.apply(gradients, self.trainable_weights)
         if self.weight_averaging is not None:
             self._update_averages(step)
