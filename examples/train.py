@@ -124,7 +124,8 @@ def main(argv):
     summary["raw_clean"] = float(model.evaluate(kr.data.to_float(x_test), y_test, verbose=0,
                                                 return_dict=True)["accuracy"])
     summary["reported_weights"] = f"averaged (EMA, tau={FLAGS.ema})"
-    print(f"trained weights: clean {summary['raw_clean']:.4f}; the report is on the averaged weights")
+    print(f"trained weights: clean {summary['raw_clean']:.4f}; "
+          "the report is on the averaged weights")
     with model.averaged_weights():
         experiment.finish(model, test, FLAGS.output_dir, _flags.report_attacks(), extra=summary)
 

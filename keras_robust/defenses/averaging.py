@@ -506,6 +506,6 @@ class AveragedEvaluation(keras.callbacks.Callback):
 
 __all__ = [
     "AVERAGING_BATCHNORM", "AveragedEvaluation", "AveragingConfig", "averaged_variables",
-    "enter_averaged", "leave_averaged", "make_averages", "reestimate_batchnorm", "resolve_weight_averaging", "swap_averages",
-    "update_averages",
+    "enter_averaged", "leave_averaged", "make_averages", "reestimate_batchnorm",
+    "resolve_weight_averaging", "swap_averages", "update_averages",
 ]

@@ -321,7 +321,8 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
 
     awp = keras_robust.PGDATModel(backbone, weight_perturbation=keras_robust.AWPConfig(gamma=0.01))
 
-    ema = keras_robust.PGDATModel(backbone, weight_averaging=keras_robust.AveragingConfig(tau=0.995))
+    ema = keras_robust.PGDATModel(backbone,
+                                  weight_averaging=keras_robust.AveragingConfig(tau=0.995))
     ema.compile(optimizer="sgd", metrics=["accuracy"])
     ema.fit(train_ds, epochs=5)
     with ema.averaged_weights():                          # evaluate and export the average

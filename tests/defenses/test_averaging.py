@@ -150,7 +150,7 @@ def test_without_averaging_the_step_is_bit_identical_and_averaging_leaves_traini
     for before, after in zip(plain_weights, averaged_weights):
         assert np.array_equal(before, after)
     assert plain_logs == averaged_logs
-    assert "weight_averaging" in plain.get_config() and plain.get_config()["weight_averaging"] is None
+    assert plain.get_config()["weight_averaging"] is None
 
 
 # ----------------------------------------------------------------------------- saving and resuming
@@ -213,7 +213,7 @@ def test_every_replica_holds_the_same_average(mirrored_strategy):
             assert np.array_equal(np.asarray(first), np.asarray(other)), average.path
 
 
-# ----------------------------------------------------------------------------- BatchNorm re-estimation
+# ----------------------------------------------------------------------------- BatchNorm statistics
 def test_reestimated_batchnorm_statistics_are_those_of_the_averaged_model():
     inputs = keras.Input((4, 4, 1))
     hidden = keras.layers.Dense(6, name="hidden")(keras.layers.Flatten()(inputs))
