@@ -19,14 +19,15 @@ from keras_robust import (afs, attacks, backbones, bat, bpfc, data, datacentric,
 from keras_robust.afs import AFSModel
 from keras_robust.bat import BATModel
 from keras_robust.bpfc import BPFCModel
-from keras_robust.defenses import AWP_PRESETS, AWPConfig, AWPScheduler, PGDATModel, RobustModel
+from keras_robust.defenses import (AWP_PRESETS, AWPConfig, AWPScheduler, AveragedEvaluation, AveragingConfig,
+                                   PGDATModel, RobustModel, reestimate_batchnorm)
 from keras_robust.mart import MARTModel
 from keras_robust.mtlat import MTLATModel
 from keras_robust.trades import TRADESModel
 from keras_robust.version import __version__
 
 __all__ = [
-    "AWPConfig", "AWPScheduler", "AWP_PRESETS", "AFSModel", "BATModel", "BPFCModel", "MARTModel", "MTLATModel", "PGDATModel", "RobustModel", "TRADESModel",
+    "AWPConfig", "AWPScheduler", "AWP_PRESETS", "AFSModel", "AveragedEvaluation", "AveragingConfig", "BATModel", "BPFCModel", "MARTModel", "MTLATModel", "PGDATModel", "RobustModel", "TRADESModel",
     "__version__", "afs", "attacks", "backbones", "bat", "bpfc", "data", "datacentric", "defenses", "evaluate",
-    "experiment", "layers", "losses", "mart", "mtlat", "optimizers", "progress", "trades",
+    "experiment", "layers", "losses", "mart", "mtlat", "optimizers", "progress", "reestimate_batchnorm", "trades",
 ]

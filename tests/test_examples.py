@@ -153,3 +153,23 @@ def test_mtlat_example_writes_the_papers_benchmark_for_both_models(archive, tmp_
     assert "| standard |" in table and "| M-TLAT |" in table
     for name in ("standard", "mtlat", "surrogate"):
         _loads_and_predicts(tmp_path / name)
+
+
+@pytest.mark.slow
+def test_train_example_reports_and_saves_the_averaged_weights_with_ema(archive, tmp_path):
+    summary = _run("train", archive, tmp_path, "--defense=plain", "--epochs=1", "--report=fgsm",
+                   "--ema=0.9", "--noaugment")
+    assert summary["defense_config"]["weight_averaging"] == {"tau": 0.9, "warmup": True,
+                                                             "batchnorm": "raw"}
+    assert summary["reported_weights"] == "averaged (EMA, tau=0.9)"
+    assert 0.0 <= summary["raw_clean"] <= 1.0 and set(summary["attacks"]) == {"fgsm"}
+    model = _loads_and_predicts(tmp_path)
+    # Saved inside averaged_weights(): the backbone holds the averages, the averages the
+    # trained weights; the SavedModel serves the averaged backbone.
+    x = np.random.default_rng(1).random((4, 32, 32, 3), "float32")
+    served = tf.saved_model.load(str(tmp_path / "savedmodel")).signatures["serving_default"]
+    (out,) = served(tf.constant(x)).values()
+    averaged = np.asarray(model.predict(x, verbose=0))
+    np.testing.assert_allclose(np.asarray(out), averaged, atol=1e-5)
+    model.swap_averaged_weights()
+    assert not np.allclose(np.asarray(model.predict(x, verbose=0)), averaged, atol=1e-5)

@@ -3,7 +3,9 @@
 The shared ones live here: `RobustModel` (the wrapper: training step, seeds,
 saving, distribution, presets), `PGDATModel` (the PGD-AT baseline the
 others extend) and adversarial weight perturbation over any of them
-(`AWPConfig`, `AWPScheduler`, `AWP_PRESETS`; `weight_perturbation=`). Each paper's model lives in its own package
+(`AWPConfig`, `AWPScheduler`, `AWP_PRESETS`; `weight_perturbation=`) and
+weight averaging, an EMA of the weights, over any of them (`AveragingConfig`,
+`AveragedEvaluation`, `reestimate_batchnorm`; `weight_averaging=`). Each paper's model lives in its own package
 (`keras_robust.bat.BATModel`, `keras_robust.bpfc.BPFCModel`,
 `keras_robust.mtlat.MTLATModel`, `keras_robust.afs.AFSModel`; the package
 face `keras_robust` has them all) and enters the registry `DEFENSES` where
@@ -22,6 +24,7 @@ from typing import Any
 import keras
 
 from keras_robust._validation import check_choice
+from keras_robust.defenses.averaging import AveragedEvaluation, AveragingConfig, reestimate_batchnorm
 from keras_robust.defenses.awp import AWP_PRESETS, AWPConfig, AWPScheduler
 from keras_robust.defenses.base import DEFENSES, RobustModel, TrainingBatch, register_defense, replica_scale
 from keras_robust.defenses.paired import PairedModel
@@ -58,5 +61,5 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
     return DEFENSES[name](backbone, **kwargs)
 
 
-__all__ = ["AWPConfig", "AWPScheduler", "AWP_PRESETS", "DEFENSES", "PGDATModel", "PairedModel", "RobustModel",
-           "TrainingBatch", "get", "register_defense", "replica_scale"]
+__all__ = ["AWPConfig", "AWPScheduler", "AWP_PRESETS", "AveragedEvaluation", "AveragingConfig", "DEFENSES", "PGDATModel", "PairedModel", "RobustModel",
+           "TrainingBatch", "get", "reestimate_batchnorm", "register_defense", "replica_scale"]

@@ -10,9 +10,11 @@ own, through three hooks:
 - `training_loss(batch, y_pred)` turns the backbone's logits on that batch into
   the loss (cross-entropy by default; BPFC adds its consistency term).
 
-One setting of the wrapper itself runs over any defence through those hooks:
+Two settings of the wrapper itself run over any defence through those hooks:
 `weight_perturbation=AWPConfig(...)` (adversarial weight perturbation, see
-`keras_robust.defenses.awp` and `RobustModel.train_step`).
+`keras_robust.defenses.awp` and `RobustModel.train_step`) and
+`weight_averaging=AveragingConfig(...)` (an EMA of the weights, see
+`keras_robust.defenses.averaging`).
 
 Everything else is shared: labels become probability rows (sparse, one-hot and
 soft labels all work), `call` is the backbone alone (inference and export never
@@ -51,6 +53,16 @@ from keras_robust.defenses.awp import (
     resolve_weight_perturbation,
     scaled_perturbation,
     sum_over_replicas,
+)
+from keras_robust.defenses.averaging import (
+    AveragingConfig,
+    averaged_variables,
+    enter_averaged,
+    leave_averaged,
+    make_averages,
+    resolve_weight_averaging,
+    swap_averages,
+    update_averages,
 )
 
 _PACKAGE = "keras_robust"
@@ -266,6 +278,9 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
             al. 2020) over this defence: an `AWPConfig`, its config dict, a
             name of `AWP_PRESETS` ("at-awp", "trades-awp"), or None (off).
             See "Weight perturbation" below.
+        weight_averaging: an exponential moving average of the backbone's
+            trainable weights: an `AveragingConfig`, its config dict, a
+            float (tau), or None (off). See "Weight averaging" below.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Weight perturbation: with `weight_perturbation` set, each training step
@@ -281,6 +296,20 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
     `AWPScheduler` (which `fit` adds). Any defence gets it, since it uses
     only the three hooks above.
 
+    Weight averaging: with `weight_averaging` set, the model holds one
+    non-trainable variable per trainable variable of the backbone (BatchNorm
+    moving statistics are not averaged), initialised to its value, and
+    each training step ends, after the optimizer's update (so the average
+    sees the unperturbed weights under AWP), with A <- d * A + (1 - d) * W,
+    d = `AveragingConfig.decay_at(optimizer.iterations)` (min(tau,
+    (1 + t) / (10 + t)) with the warm-up). The averages are weights of the
+    model: `save`, checkpoints and `BackupAndRestore` carry them, and a
+    resumed run continues them. Evaluate or export the average with
+    `with model.averaged_weights(): ...` (`model.export(...)` inside it
+    writes the averaged backbone), `swap_averaged_weights()` or the
+    `AveragedEvaluation` callback. Keras' `optimizer(use_ema=True)` has a
+    fixed momentum and no warm-up, so it cannot give this rule.
+
     Example:
 
     ```python
@@ -291,6 +320,14 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
     model.export("serving")                               # SavedModel, `serve` = backbone
 
     awp = keras_robust.PGDATModel(backbone, weight_perturbation=keras_robust.AWPConfig(gamma=0.01))
+
+    ema = keras_robust.PGDATModel(backbone,
+                                  weight_averaging=keras_robust.AveragingConfig(tau=0.995))
+    ema.compile(optimizer="sgd", metrics=["accuracy"])
+    ema.fit(train_ds, epochs=5)
+    with ema.averaged_weights():                          # evaluate and export the average
+        ema.evaluate(test_ds)
+        ema.export("serving_averaged")
     ```
     """
 
@@ -304,6 +341,7 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         seed: int | None = None,
         attack_batchnorm: str = "moving",
         weight_perturbation: AWPConfig | dict | str | None = None,
+        weight_averaging: AveragingConfig | dict | float | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -345,6 +383,11 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         self.awp_gamma = None if self.weight_perturbation is None else keras.Variable(
             self.weight_perturbation.gamma_at(0), trainable=False, dtype="float32",
             name="awp_gamma")
+        self.weight_averaging = resolve_weight_averaging(weight_averaging)
+        # The averages are the model's own (non-trainable) weights, so saving, checkpoints
+        # and BackupAndRestore carry them; the step count t is the optimizer's `iterations`.
+        self.weight_averages = [] if self.weight_averaging is None else make_averages(
+            averaged_variables(self))
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -563,7 +606,9 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         3. `_restore_weights`: each kernel assigned its saved value (exact);
         4. the optimizer applies the gradients to W.
 
-        Without it the step is the tape and the optimizer alone.
+        Without it the step is the tape and the optimizer alone. With
+        `weight_averaging` set, the averages are updated last, from the
+        weights the optimizer left (`_update_averages`).
 
         Args:
             data: a batch, (x, y) or (x, y, sample_weight).
@@ -584,9 +629,14 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
             self._track_loss(loss, batch.x)
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        # t of the averaging rule: the optimizer's step count before this update.
+        step = None if self.weight_averaging is None else tf.identity(
+            tf.convert_to_tensor(self.optimizer.iterations))
         if saved is not None:
             self._restore_weights(saved)
         self.optimizer.apply(gradients, self.trainable_weights)
+        if self.weight_averaging is not None:
+            self._update_averages(step)
         return _multi_worker_logs(
             self.compute_metrics(batch.x, batch.y, y_pred, sample_weight=batch.sample_weight))
 
@@ -628,6 +678,66 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
     def _restore_weights(self, saved: list[tf.Tensor]) -> None:
         """AWP: assigns each kernel its value before `_perturb_weights` (not W + v - v)."""
         assign_in_sync(awp_kernels(self), saved)
+
+    # ------------------------------------------------------------------ weight averaging
+    def _update_averages(self, step: tf.Tensor) -> None:
+        """A <- d * A + (1 - d) * W for every averaged W, d the decay at optimizer step `step`."""
+        update_averages(self.weight_averages, averaged_variables(self),
+                        self.weight_averaging.decay_at(step))
+
+    @contextlib.contextmanager
+    def averaged_weights(self, batchnorm_data: Any = None, batches: int = 100):
+        """A context in which the backbone holds the averaged weights.
+
+        On entry the averages and the backbone's trainable weights are
+        swapped; on exit they are swapped back, bit-identically (also when
+        the block raises). The BatchNorm moving statistics stay the trained
+        run's with `batchnorm="raw"`; with "reestimate" they are recomputed
+        on `batchnorm_data` (`reestimate_batchnorm`) and the trained ones are
+        put back on exit. Evaluate, report and export inside the block
+        (`model.export(path)` there writes the averaged backbone; a
+        `model.save` there writes the averaged weights as the backbone's and
+        the trained ones as the averages, so do not resume training from it).
+
+        Args:
+            batchnorm_data: training images for "reestimate" (a dataset of
+                images or (images, labels) batches, or an array of images).
+            batches: the most batches of `batchnorm_data` used.
+
+        Yields:
+            The model.
+
+        Raises:
+            ValueError: the model has no `weight_averaging`, or "reestimate"
+                without `batchnorm_data`.
+
+        Example:
+
+        ```python
+        with model.averaged_weights():
+            keras_robust.evaluate.robustness_report(model, (x_test, y_test))
+            model.export("serving_averaged")
+        ```
+        """
+        held = enter_averaged(self, batchnorm_data, batches)
+        try:
+            yield self
+        finally:
+            leave_averaged(self, held)
+
+    def swap_averaged_weights(self) -> None:
+        """Swaps the averaged and the trained weights once (a second call swaps back).
+
+        Like Keras' `SwapEMAWeights` for `optimizer(use_ema=True)`: only the
+        trainable weights move; the BatchNorm moving statistics stay. For
+        re-estimated statistics use `averaged_weights(batchnorm_data=...)`.
+
+        Raises:
+            ValueError: the model has no `weight_averaging`.
+        """
+        if self.weight_averaging is None:
+            enter_averaged(self)  # raises the error that says how to turn averaging on
+        swap_averages(self.weight_averages, averaged_variables(self))
 
     def test_step(self, data: Any) -> dict:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -775,6 +885,8 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
                 "attack_batchnorm": self.attack_batchnorm,
                 "weight_perturbation": None if self.weight_perturbation is None
                 else self.weight_perturbation.get_config(),
+                "weight_averaging": None if self.weight_averaging is None
+                else self.weight_averaging.get_config(),
             }
         )
         return config
