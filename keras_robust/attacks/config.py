@@ -101,6 +101,13 @@ class ConfigBase:
         >>> AttackConfig.from_config({"epsilon": 0.5, "norm": "l2"}).norm
         'l2'
         """
+        if not isinstance(config, dict):
+            raise TypeError(
+                f"A {cls.__name__} config must be a dict, got {type(config).__name__}.")
+        fields = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(config) - set(fields))
+        if unknown:
+            raise TypeError(f"Unknown {cls.__name__} keys {unknown}; expected some of {fields}.")
         return cls(**config)
 
     def graph_key(self) -> Any:

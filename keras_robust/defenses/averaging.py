@@ -135,33 +135,6 @@ class AveragingConfig(ConfigBase):
         step = tf.cast(step, tf.float32)
         return tf.minimum(tau, (1.0 + step) / (10.0 + step))
 
-    @classmethod
-    def from_config(cls, config: dict) -> "AveragingConfig":
-        """Rebuilds a config from `get_config()`'s dict.
-
-        Args:
-            config: a dict with some of the keys "tau", "warmup", "batchnorm".
-
-        Returns:
-            An `AveragingConfig`.
-
-        Raises:
-            TypeError: `config` is not a dict or has other keys.
-
-        Example:
-
-        >>> AveragingConfig.from_config({"tau": 0.99}).tau
-        0.99
-        """
-        if not isinstance(config, dict):
-            raise TypeError(
-                f"An AveragingConfig config must be a dict, got {type(config).__name__}.")
-        unknown = sorted(set(config) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise TypeError(f"Unknown AveragingConfig keys {unknown}; expected 'tau', 'warmup' "
-                            "and 'batchnorm'.")
-        return cls(**config)
-
 
 def resolve_weight_averaging(value: AveragingConfig | dict | float | None
                              ) -> AveragingConfig | None:

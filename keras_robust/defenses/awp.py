@@ -105,32 +105,6 @@ class AWPConfig(ConfigBase):
         """
         return 0.0 if epoch < self.warmup_epochs else self.gamma
 
-    @classmethod
-    def from_config(cls, config: dict) -> "AWPConfig":
-        """Rebuilds a config from `get_config()`'s dict.
-
-        Args:
-            config: a dict with the keys "gamma" and/or "warmup_epochs".
-
-        Returns:
-            An `AWPConfig`.
-
-        Raises:
-            TypeError: `config` is not a dict or has other keys.
-
-        Example:
-
-        >>> AWPConfig.from_config({"gamma": 0.005}).gamma
-        0.005
-        """
-        if not isinstance(config, dict):
-            raise TypeError(f"An AWPConfig config must be a dict, got {type(config).__name__}.")
-        unknown = sorted(set(config) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise TypeError(
-                f"Unknown AWPConfig keys {unknown}; expected 'gamma' and 'warmup_epochs'.")
-        return cls(**config)
-
 
 # The paper's settings (Wu et al. 2020, Sec. 5; the reference's train scripts).
 AWP_PRESETS: dict[str, AWPConfig] = {
