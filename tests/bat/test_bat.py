@@ -390,6 +390,6 @@ def test_preset_overrides_replace_attack_fields_and_keep_the_papers_step_rule():
     mnist = kr.PGDATModel.from_preset("madry-mnist", backbone).attack
     assert (mnist.epsilon, mnist.step_size, mnist.steps) == (0.3, 0.01, 40)
     assert kr.PGDATModel(backbone).attack == kr.PGDATModel.from_preset("madry", backbone).attack
-    assert kr.PGDATModel.list_presets() == ["madry", "madry-mnist", "at-awp"]
+    assert kr.PGDATModel.list_presets() == ["madry", "madry-mnist", "at-awp", "fgsm-rs", "n-fgsm"]
     for model in (kr.BATModel.from_preset("R-MC", backbone), kr.PGDATModel(backbone)):
         assert not {"epsilon", "steps", "step_size", "target"} & set(model.get_config())
