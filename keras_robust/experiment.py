@@ -256,9 +256,10 @@ def finish(
 ):
     """The end of every example: the robustness report, the models, a summary.
 
-    Writes `output_dir/report/` (JSON, Markdown, plots), `model.keras`, a
-    SavedModel in `savedmodel/` and `summary.json` (the report's headline
-    figures plus `extra`).
+    Writes `model.keras` and a SavedModel in `savedmodel/` first (a report
+    that fails or is stopped never costs the training), then
+    `output_dir/report/` (JSON, Markdown, plots) and `summary.json` (the
+    report's headline figures plus `extra`).
 
     Args:
         model: the trained defence.
@@ -279,6 +280,12 @@ def finish(
     result = None
     summary = dict(extra or {})
     chief = is_chief()
+    if output_dir:
+        # The models first: a report that fails (or is stopped) never costs the training.
+        # Every worker saves (multi-worker rules); only the chief's files land in output_dir.
+        model.save(worker_path(output_dir, "model.keras"))
+        with _startup.quiet_export():  # no INFO line per captured variable
+            model.export(worker_path(output_dir, "savedmodel"), verbose=False)
     if report != "none" and chief:  # the report is evaluation only: the chief's is enough
         result = evaluate.robustness_report(
             model, test, epsilon=epsilon, attacks=report, corruptions=corruptions,
@@ -292,10 +299,6 @@ def finish(
                        attacks={k: v["accuracy"] for k, v in result.results["attacks"].items()},
                        autoattack=(result.results.get("autoattack") or {}).get("accuracy"))
     if output_dir:
-        # Every worker saves (multi-worker rules); only the chief's files land in output_dir.
-        model.save(worker_path(output_dir, "model.keras"))
-        with _startup.quiet_export():  # no INFO line per captured variable
-            model.export(worker_path(output_dir, "savedmodel"), verbose=False)
         save_json(worker_path(output_dir, "summary.json"), summary)
         if chief:
             print(f"wrote {output_dir}/: model.keras, savedmodel/, summary.json"

@@ -29,3 +29,22 @@ def test_budget_refuses_what_is_not_a_budget(value, message):
 def test_budget_refuses_an_unknown_norm():
     with pytest.raises(ValueError, match="norm"):
         experiment.budget("8/255", "l1")
+
+
+def test_finish_saves_the_model_before_the_report(tmp_path, monkeypatch):
+    """A report that fails (here: raises) leaves the trained model on disk."""
+    import numpy as np
+
+    import keras_robust as kr
+    from keras_robust import evaluate
+    from tests.helpers import tiny_cnn
+
+    def failing_report(*args, **kwargs):
+        raise RuntimeError("the report failed")
+
+    monkeypatch.setattr(evaluate, "robustness_report", failing_report)
+    model = kr.RobustModel(tiny_cnn((8, 8, 3), 10), seed=0)
+    test = (np.zeros((4, 8, 8, 3), "float32"), np.arange(4))
+    with pytest.raises(RuntimeError, match="the report failed"):
+        experiment.finish(model, test, str(tmp_path), report="fgsm")
+    assert (tmp_path / "model.keras").is_file() and (tmp_path / "savedmodel").is_dir()
