@@ -111,7 +111,7 @@ def _defense_kwargs(defense_cls, preset: str | None = None) -> dict:
     return kwargs
 
 
-def _callbacks(model, info) -> list:
+def _callbacks() -> list:
     """The --monitor callback (none when it is 0)."""
     if not FLAGS.monitor:
         return []
@@ -152,7 +152,7 @@ def main(argv):
         loss = kr.losses.SmoothedLabelCrossentropy(FLAGS.label_smoothing) if FLAGS.label_smoothing else None
         model.compile(loss=loss, optimizer=_flags.optimizer(steps_per_epoch), metrics=["accuracy"])
     start = time.time()
-    callbacks = _callbacks(model, info)
+    callbacks = _callbacks()
     history = model.fit(train, epochs=FLAGS.epochs, verbose=2, callbacks=callbacks)
     train_seconds = time.time() - start
     print(f"\n{FLAGS.defense} / {FLAGS.backbone}, {FLAGS.epochs} epochs on {info.name}, trained in "
