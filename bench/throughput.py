@@ -11,7 +11,10 @@ anything) and the median round is kept. The run also measures
 
 the cost of one attack step relative to a training step, and prints for each
 defence the speed its op count allows (for PGD-AT with k steps, 1 / (1 + k c);
-see `OP_COUNTS`) and how close `fit` comes to it. Results go to JSON.
+see `op_count`) and how close `fit` comes to it. Results go to JSON.
+
+    python bench/throughput.py --defenses="plain,pgd_at:steps=3,pgd_at:preset=fgsm-rs,\
+pgd_at:preset=n-fgsm,trades:steps=3,mart:steps=3,pgd_at:steps=3;weight_perturbation=at-awp"
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds (the median is kept
 flags.DEFINE_list(
     "defenses", ["plain", "pgd_at:steps=3", "pgd_at:steps=7", "bat", "bpfc", "mtlat"],
     "name[:key=value[;key=value]] of keras_robust.defenses.DEFENSES; the first must be plain. "
-    "Keys jit=true and policy=mixed_float16|mixed_bfloat16 set how a configuration runs.",
+    "Keys jit=true and policy=mixed_float16|mixed_bfloat16 set how a configuration runs; "
+    "preset=NAME builds it with the defence's from_preset (e.g. pgd_at:preset=n-fgsm).",
 )
 flags.DEFINE_string("output", "bench/results/throughput.json", "JSON output path.")
 flags.DEFINE_boolean("jit_compile", False, "Compile train steps with XLA.")
@@ -41,20 +45,38 @@ flags.DEFINE_boolean("progress", True, "A bar over the rounds on stderr when it 
                      "(KERAS_ROBUST_PROGRESS=1 forces it).")
 
 # Work per training step in units of one plain training step: c is one
-# input-gradient pass, f one inference forward pass (both measured).
-OP_COUNTS = {
-    "plain": lambda cfg, c, f: 1.0,
-    "pgd_at": lambda cfg, c, f: 1.0 + cfg.get("steps", 7) * c,
+# input-gradient pass, f one inference forward pass (both measured), k the
+# built model's attack steps (so a preset's are counted, not a default's).
+TRAINING_PASSES = {"plain": 1.0, "pgd_at": 1.0, "bat": 1.0, "mtlat": 1.0,
+                   # BPFC, TRADES and MART train on two views of the batch
+                   "bpfc": 2.0, "trades": 2.0, "mart": 2.0}
+ATTACK_WORK = {
+    "plain": lambda cfg, k, c, f: 0.0,
+    "pgd_at": lambda cfg, k, c, f: k * c,
     # one attack step per training step (BAT's default); "clean" labels add a forward pass
-    "bat": lambda cfg, c, f: (1.0 + cfg.get("steps", 1) * c
-                              + (f if cfg.get("label_source") == "clean" else 0.0)),
-    # a training step on the batch and its quantised copy: twice the plain step
-    "bpfc": lambda cfg, c, f: 2.0,
+    "bat": lambda cfg, k, c, f: k * c + (f if cfg.get("label_source") == "clean" else 0.0),
+    "bpfc": lambda cfg, k, c, f: 0.0,
     # M-TLAT: one FGSM-like step on the TLAT half of the batch
-    "mtlat": lambda cfg, c, f: 1.0 + 0.5 * c,
+    "mtlat": lambda cfg, k, c, f: 0.5 * c,
+    # the KL's target: one inference pass of the clean batch, then k steps
+    "trades": lambda cfg, k, c, f: f + k * c,
+    "mart": lambda cfg, k, c, f: k * c,
 }
-# Keys of a configuration that set how it runs rather than the defence.
-RUN_KEYS = ("jit", "policy")
+# Keys of a configuration that set how it is built or runs rather than the defence's arguments.
+RUN_KEYS = ("jit", "policy", "preset")
+
+
+def op_count(name: str, cfg: dict, model, c: float, f: float) -> float:
+    """Plain training steps' worth of work in one training step of `model`.
+
+    Adversarial weight perturbation adds one more pass of the defence's
+    training loss and its weight gradient (the ascent direction).
+    """
+    attack = getattr(model, "attack", None)
+    steps = getattr(attack, "steps", 1) if attack is not None else 0
+    passes = TRAINING_PASSES[name]
+    awp = passes if getattr(model, "weight_perturbation", None) is not None else 0.0
+    return passes + awp + ATTACK_WORK[name](cfg, steps, c, f)
 
 
 def parse_config(text: str) -> tuple[str, dict]:
@@ -97,7 +119,10 @@ def build_models(configs: list, dataset, initial: list) -> list:
         keras.mixed_precision.set_global_policy(run.get("policy", "float32"))
         backbone = kr.backbones.get(FLAGS.backbone, num_classes=10)
         backbone.set_weights(initial)
-        model = kr.defenses.get(name, backbone, seed=0, **kwargs)
+        if "preset" in run:
+            model = kr.defenses.DEFENSES[name].from_preset(run["preset"], backbone, seed=0, **kwargs)
+        else:
+            model = kr.defenses.get(name, backbone, seed=0, **kwargs)
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                       jit_compile=bool(run.get("jit", FLAGS.jit_compile)))
         keras.mixed_precision.set_global_policy("float32")
@@ -159,7 +184,7 @@ def timing_rounds(models: list, dataset, passes: tuple, batch_x, batch_y) -> tup
     return timings, gradient_times, forward_times
 
 
-def table_rows(configs: list, timings: dict, step: dict, grad: float, c: float,
+def table_rows(configs: list, models: list, timings: dict, step: dict, grad: float, c: float,
                f: float) -> list:
     """Prints the table (speed, ratio to plain, op-count bound) and returns its rows."""
     rows = []
@@ -167,17 +192,17 @@ def table_rows(configs: list, timings: dict, step: dict, grad: float, c: float,
           f"{FLAGS.batches} batches, jit_compile={FLAGS.jit_compile}")
     print(f"plain step {1000 * step[0]:.1f} ms, input-gradient pass {1000 * grad:.1f} ms: "
           f"c = {c:.3f}; inference forward pass: f = {f:.3f}\n")
-    print(f"{'defence':<28}{'images/s':>10}{'ratio':>8}{'bound':>8}{'ratio/bound':>13}")
+    print(f"{'defence':<44}{'images/s':>10}{'ratio':>8}{'bound':>8}{'ratio/bound':>13}")
     for index, (name, kwargs) in enumerate(configs):
         ratio = step[0] / step[index]
-        bound = 1.0 / OP_COUNTS[name](kwargs, c, f)
+        bound = 1.0 / op_count(name, kwargs, models[index], c, f)
         label = FLAGS.defenses[index]
         rows.append({
             "defense": label, "images_per_second": FLAGS.batch_size / step[index],
             "seconds_per_step": step[index], "ratio_to_plain": ratio, "op_count_bound": bound,
             "ratio_over_bound": ratio / bound, "rounds_seconds_per_step": timings[index],
         })
-        print(f"{label:<28}{FLAGS.batch_size / step[index]:>10.0f}{ratio:>8.3f}{bound:>8.3f}"
+        print(f"{label:<44}{FLAGS.batch_size / step[index]:>10.0f}{ratio:>8.3f}{bound:>8.3f}"
               f"{ratio / bound:>13.3f}")
     return rows
 
@@ -210,7 +235,7 @@ def main(argv):
     grad = statistics.median(gradient_times)
     c = grad / step[0]
     f = statistics.median(forward_times) / step[0]
-    rows = table_rows(configs, timings, step, grad, c, f)
+    rows = table_rows(configs, models, timings, step, grad, c, f)
     payload = {
         "backbone": FLAGS.backbone, "batch_size": FLAGS.batch_size, "batches": FLAGS.batches,
         "rounds": FLAGS.rounds, "jit_compile": FLAGS.jit_compile, "c": c, "f": f,
