@@ -96,6 +96,30 @@ def define_activation() -> None:
                         "activation name (small_cnn, vgg, preact_resnet18, wide_resnet, resnet).")
 
 
+def define_extra_data() -> None:
+    """--extra_data, --extra_fraction, --extra_label_smoothing: the leaderboard recipe's mixed
+    batches (`keras_robust.data.mixed`), real images with an extra or generated set."""
+    flags.DEFINE_string("extra_data", None, "An .npz of extra (e.g. generated) training images "
+                        "mixed into every batch: arrays `image` (uint8 NHWC) and `label` (class "
+                        "indices), as the published generated CIFAR-10 sets, or `x` and `y`.")
+    flags.DEFINE_float("extra_fraction", 0.7, "The share of each batch from --extra_data (the "
+                       "leaderboard recipe: 0.7).")
+    flags.DEFINE_float("extra_label_smoothing", 0.0, "Label smoothing on the extra rows only.")
+
+
+def load_extra(path: str):
+    """`(images, labels)` of an --extra_data file (keys image/label or x/y)."""
+    import numpy as np
+
+    with np.load(path) as archive:
+        for images, labels in (("image", "label"), ("x", "y")):
+            if images in archive.files and labels in archive.files:
+                return archive[images], archive[labels].astype("int32").reshape(-1)
+        raise ValueError(f"--extra_data={path} holds {sorted(archive.files)}; expected the arrays "
+                         "`image` and `label` (or `x` and `y`): uint8 images [N, H, W, C] and class "
+                         "indices [N].")
+
+
 def define_report(default: str) -> None:
     """--report: the robustness report's attacks at the end of a run (see `report_attacks`)."""
     flags.DEFINE_string("report", default, "The robustness report's attacks: a suite (summary, "
@@ -130,11 +154,22 @@ def start() -> None:
 
 def load_data():
     """`keras_robust.experiment.load_cifar` with --data, --batch_size, --augment, --train_limit,
-    --eval_limit and --seed: `(train, steps_per_epoch, (x_test, y_test), info)`."""
-    from keras_robust import experiment
+    --eval_limit and --seed: `(train, steps_per_epoch, (x_test, y_test), info)`; with
+    --extra_data (where the example defines it) the training batches are
+    `keras_robust.data.mixed` of the real training images and the extra set."""
+    from keras_robust import data, experiment
 
-    return experiment.load_cifar(FLAGS.data, FLAGS.batch_size, FLAGS.augment, FLAGS.train_limit,
-                                 FLAGS.eval_limit, FLAGS.seed)
+    train, steps, test, info = experiment.load_cifar(FLAGS.data, FLAGS.batch_size, FLAGS.augment,
+                                                     FLAGS.train_limit, FLAGS.eval_limit, FLAGS.seed)
+    if "extra_data" not in FLAGS or not FLAGS.extra_data:
+        return train, steps, test, info
+    real = data.load_arrays(experiment.resolve_source(FLAGS.data), "train",
+                            limit=FLAGS.train_limit or None)
+    train, steps = data.mixed(real, load_extra(FLAGS.extra_data), FLAGS.batch_size,
+                              extra_fraction=FLAGS.extra_fraction,
+                              label_smoothing_extra=FLAGS.extra_label_smoothing,
+                              num_classes=info.num_classes, seed=FLAGS.seed, augment=FLAGS.augment)
+    return train, steps, test, info
 
 
 def backbone(name: str, info, **kwargs):

@@ -6,6 +6,7 @@
     python examples/train.py --defense=mart --steps=3 --step_size=3/255 --defense_kwargs='{"lam": 5}'
     python examples/train.py --defense=n_fgsm --monitor=512 --monitor_drop=0.2
     python examples/train.py --defense=pgd_at --preset=at-awp --monitor=1000 --monitor_split=test
+    python examples/train.py --defense=trades --activation=swish --extra_data=generated.npz --ema=0.995
 
 `--data=auto` (the default) uses a local CIFAR-10 copy when one is found
 (`$KERAS_ROBUST_CIFAR10`, `../shared/datasets/cifar10_jpeg.npz`) and TFDS
@@ -25,6 +26,11 @@ is then masked and overstates robustness). `--report=quick|standard` runs a
 larger suite, a comma-separated list of attack keys a few of them.
 `--output_dir` receives `summary.json` (flags, timings and the report's
 figures), the report, the `.keras` model and a SavedModel.
+
+`--extra_data=PATH.npz` mixes an extra (e.g. generated) set into every
+training batch at `--extra_fraction` (the leaderboard recipe's 0.7), with
+`--extra_label_smoothing` on its rows only (`keras_robust.data.mixed`; an
+epoch is then one pass over the real images).
 
 `--ema=0.995` trains with weight averaging (`weight_averaging=AveragingConfig(tau)`:
 an exponential moving average of the weights with the leaderboard code's
@@ -49,6 +55,7 @@ _flags.define_run(None)
 _flags.define_training(5)
 _flags.define_report("summary")
 _flags.define_activation()
+_flags.define_extra_data()
 flags.DEFINE_string("defense", "pgd_at", "A name of keras_robust.defenses.DEFENSES.")
 flags.DEFINE_string("backbone", "small_cnn", "A name of keras_robust.backbones.BACKBONES.")
 flags.DEFINE_float("bn_momentum", None, "BatchNorm momentum (Keras: 0.99; PyTorch's 0.1 is 0.9).")
@@ -159,7 +166,8 @@ def main(argv):
           f"{train_seconds:.0f} s")
     summary = {
         "defense": FLAGS.defense, "backbone": FLAGS.backbone, "data": info.name,
-        "epochs": FLAGS.epochs, "batch_size": FLAGS.batch_size, "train_seconds": train_seconds,
+        "epochs": FLAGS.epochs, "batch_size": FLAGS.batch_size, "steps_per_epoch": steps_per_epoch,
+        "train_seconds": train_seconds,
         "images_per_second": steps_per_epoch * FLAGS.batch_size * FLAGS.epochs / train_seconds,
         "defense_config": {k: v for k, v in model.get_config().items() if k != "backbone"},
         "history": history.history, "flags": _flags.values(),

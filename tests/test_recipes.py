@@ -128,13 +128,20 @@ def test_coupled_weight_decay_adds_kernel_l2_to_the_loss():
 @pytest.mark.slow
 def test_train_example_runs_with_the_recipe_flags(tmp_path):
     data = jpeg_npz(str(tmp_path / "copy.npz"), n_train=64, n_test=16)
+    extra = tmp_path / "generated.npz"
+    rng = np.random.default_rng(0)
+    np.savez(extra, image=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
+             label=rng.integers(0, 10, 40))
     out = tmp_path / "run"
     run_example("train", f"--data={data}", "--defense=pgd_at", "--steps=1", "--epochs=1",
                 "--batch_size=32", "--eval_limit=16", "--report=fgsm", "--epsilon=4/255",
                 "--step_size=4/255", "--attack_batchnorm=batch", "--bn_momentum=0.9",
                 "--kernel_l2=5e-4", "--weight_decay=0", "--activation=swish",
+                f"--extra_data={extra}", "--extra_fraction=0.75", "--extra_label_smoothing=0.1",
                 f"--output_dir={out}", timeout=600)
     summary = json.loads((out / "summary.json").read_text())
+    # 64 real images, 8 real rows per batch of 32 (24 extra): 8 steps, not the 2 of 64 / 32
+    assert summary["steps_per_epoch"] == 8
     assert summary["defense_config"]["attack_batchnorm"] == "batch"
     assert summary["defense_config"]["attack"]["epsilon"] == 4 / 255  # [0, 1] scale, from "4/255"
     assert set(summary["attacks"]) == {"fgsm"} and summary["clean"] >= summary["robust"]
