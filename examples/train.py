@@ -160,7 +160,9 @@ def main(argv):
         model.compile(loss=loss, optimizer=_flags.optimizer(steps_per_epoch), metrics=["accuracy"])
     start = time.time()
     callbacks = _callbacks()
-    history = model.fit(train, epochs=FLAGS.epochs, verbose=2, callbacks=callbacks)
+    # Mixed batches (--extra_data) come from an endless dataset: fit counts its epochs.
+    history = model.fit(train, epochs=FLAGS.epochs, verbose=2, callbacks=callbacks,
+                        steps_per_epoch=steps_per_epoch if FLAGS.extra_data else None)
     train_seconds = time.time() - start
     print(f"\n{FLAGS.defense} / {FLAGS.backbone}, {FLAGS.epochs} epochs on {info.name}, trained in "
           f"{train_seconds:.0f} s")
