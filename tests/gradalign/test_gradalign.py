@@ -84,35 +84,38 @@ def test_one_training_step_is_sgd_on_ce_plus_lambda_term():
     assert np.abs(got_W - (W - ce_W)).max() > 1e-2  # not the plain FGSM step
 
 
-def _tiny_pair(grad_align):
+@pytest.fixture(scope="module")
+def tiny_steps():
+    """One SGD step of the same tiny CNN (BatchNorm) under lambda 0, lambda 0.2 and PGDATModel."""
     keras.utils.set_random_seed(3)
     first = tiny_cnn(SHAPE, CLASSES)
-    second = keras.models.clone_model(first)
-    second.set_weights(first.get_weights())
+    models = {}
     attack = kr.GradAlignModel.presets["grad-align"]["attack"]
-    ours = kr.GradAlignModel(first, grad_align=grad_align, seed=2)
-    plain = kr.PGDATModel(second, attack=attack, attack_batchnorm="batch", seed=2)
+    for name in ("zero", "on", "plain"):
+        backbone = keras.models.clone_model(first)
+        backbone.set_weights(first.get_weights())
+        models[name] = (kr.PGDATModel(backbone, attack=attack, attack_batchnorm="batch", seed=2)
+                        if name == "plain" else
+                        kr.GradAlignModel(backbone, grad_align=0.0 if name == "zero" else 0.2, seed=2))
     x, y = _batch()
-    for model in (ours, plain):
+    for model in models.values():
         model.compile(optimizer=keras.optimizers.SGD(0.5))
         model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
-    return ours, plain
+    return models
 
 
-def test_lambda_zero_is_plain_fgsm_training_bit_for_bit():
-    ours, plain = _tiny_pair(0.0)
-    for a, b in zip(ours.backbone.get_weights(), plain.backbone.get_weights()):
+def test_lambda_zero_is_plain_fgsm_training_bit_for_bit(tiny_steps):
+    ours, plain = tiny_steps["zero"].backbone, tiny_steps["plain"].backbone
+    for a, b in zip(ours.get_weights(), plain.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
-def test_extra_passes_leave_the_moving_statistics_to_the_training_pass():
-    ours, plain = _tiny_pair(0.2)
-    moving = [w.path for w in ours.backbone.non_trainable_weights]
-    assert any("moving" in path for path in moving)
-    for a, b in zip(ours.backbone.non_trainable_weights, plain.backbone.non_trainable_weights):
+def test_extra_passes_leave_the_moving_statistics_to_the_training_pass(tiny_steps):
+    ours, plain = tiny_steps["on"].backbone, tiny_steps["plain"].backbone
+    assert any("moving" in w.path for w in ours.non_trainable_weights)
+    for a, b in zip(ours.non_trainable_weights, plain.non_trainable_weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
-    kernels = [w for w in ours.backbone.trainable_weights if "kernel" in w.path]
-    assert not np.allclose(kernels[0].numpy(), plain.backbone.trainable_weights[0].numpy())
+    assert not np.allclose(ours.trainable_weights[0].numpy(), plain.trainable_weights[0].numpy())
 
 
 def test_the_authors_lambda_rule_and_the_defaults():
