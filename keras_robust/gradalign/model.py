@@ -144,6 +144,12 @@ class GradAlignModel(PGDATModel):
 
         Returns:
             The gradient, shaped as `images`.
+
+        Example:
+
+        >>> model = GradAlignModel(keras_robust.backbones.small_cnn(input_shape=(8, 8, 3)))
+        >>> model.input_gradient(tf.zeros([2, 8, 8, 3]), model.label_probabilities([0, 1])).shape
+        TensorShape([2, 8, 8, 3])
         """
         with tf.GradientTape() as tape:
             tape.watch(images)
@@ -162,6 +168,14 @@ class GradAlignModel(PGDATModel):
 
         Returns:
             A float32 scalar in [0, 2].
+
+        Example:
+
+        >>> model = GradAlignModel(keras_robust.backbones.small_cnn(input_shape=(8, 8, 3)), seed=0)
+        >>> model.compile()
+        >>> term = model.alignment_loss(tf.random.uniform([2, 8, 8, 3]), model.label_probabilities([0, 1]))
+        >>> 0.0 <= float(term) <= 2.0
+        True
         """
         x = tf.convert_to_tensor(x, tf.float32)
         unit = random_uniform(tf.shape(x), fold_seed(self.step_seed(_SALT), 0), -1.0, 1.0)

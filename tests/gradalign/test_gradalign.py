@@ -43,7 +43,8 @@ def _alignment_and_gradient(model, x, y):
     weights = model.backbone.get_layer("linear").trainable_weights
     with tf.GradientTape() as tape:
         value = model.alignment_loss(tf.constant(x), model.label_probabilities(y))
-    return float(value), [g.numpy() for g in tape.gradient(value, weights)]
+    gradients = tape.gradient(value, weights, unconnected_gradients="zero")
+    return float(value), [g.numpy() for g in gradients]
 
 
 def test_alignment_term_matches_numpy():
@@ -52,6 +53,18 @@ def test_alignment_term_matches_numpy():
     want = ref.alignment(W, b, x.astype(np.float64), y, eta)
     assert want > 1e-2  # the gradients are not trivially aligned
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_small_and_zero_gradients_use_the_reference_floor():
+    model, W, b, x, y, eta = _linear_setup()
+    layer = model.backbone.get_layer("linear")
+    layer.set_weights([1e-4 * W.astype("float32"), b.astype("float32")])  # |g| ~ 1e-4
+    got, _ = _alignment_and_gradient(model, x, y)
+    np.testing.assert_allclose(got, ref.alignment(1e-4 * W, b, x.astype(np.float64), y, eta),
+                               atol=1e-5)
+    layer.set_weights([0 * W.astype("float32"), b.astype("float32")])  # g = 0: cos 0, finite
+    got, (dW, db) = _alignment_and_gradient(model, x, y)
+    assert got == pytest.approx(1.0) and np.isfinite(dW).all() and np.isfinite(db).all()
 
 
 def test_alignment_weight_gradient_matches_finite_differences():
