@@ -1,4 +1,4 @@
-"""GradAlign (Andriushchenko & Flammarion, NeurIPS 2020): FGSM training made robust to catastrophic overfitting.
+"""GradAlign (Andriushchenko & Flammarion, NeurIPS 2020): FGSM training without catastrophic overfitting.
 
 Example:
 

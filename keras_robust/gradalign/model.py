@@ -187,6 +187,11 @@ class GradAlignModel(PGDATModel):
         loss = super().training_loss(batch, y_pred)
         if self.grad_align == 0.0:
             return loss
+        if self._clean_images is None:
+            raise RuntimeError(
+                "GradAlign's term is taken at the clean images `training_batch` records: "
+                "call `training_batch(x, y, sample_weight)` (as `train_step` does) before "
+                "`training_loss`.")
         return loss + replica_scale(self.grad_align * self.alignment_loss(self._clean_images, batch.y))
 
     def get_config(self) -> dict:
