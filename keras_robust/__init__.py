@@ -15,7 +15,8 @@ from keras_robust import _startup
 _startup.import_tensorflow_quietly()  # before any module imports TensorFlow
 
 from keras_robust import (afs, attacks, backbones, bat, bpfc, data, datacentric, defenses, evaluate, experiment,
-                          layers, losses, mart, mtlat, optimizers, progress, quantization, trades)
+                          layers, losses, mart, mtlat, optimizers, progress, quantization, smoothing,
+                          trades)
 from keras_robust.afs import AFSModel
 from keras_robust.bat import BATModel
 from keras_robust.bpfc import BPFCModel
@@ -23,11 +24,12 @@ from keras_robust.defenses import (AWP_PRESETS, AWPConfig, AWPScheduler, Average
                                    PGDATModel, RobustModel, reestimate_batchnorm)
 from keras_robust.mart import MARTModel
 from keras_robust.mtlat import MTLATModel
+from keras_robust.smoothing import GaussianNoiseModel
 from keras_robust.trades import TRADESModel
 from keras_robust.version import __version__
 
 __all__ = [
-    "AWPConfig", "AWPScheduler", "AWP_PRESETS", "AFSModel", "AveragedEvaluation", "AveragingConfig", "BATModel", "BPFCModel", "MARTModel", "MTLATModel", "PGDATModel", "RobustModel", "TRADESModel",
+    "AWPConfig", "AWPScheduler", "AWP_PRESETS", "AFSModel", "AveragedEvaluation", "AveragingConfig", "BATModel", "BPFCModel", "GaussianNoiseModel", "MARTModel", "MTLATModel", "PGDATModel", "RobustModel", "TRADESModel",
     "__version__", "afs", "attacks", "backbones", "bat", "bpfc", "data", "datacentric", "defenses", "evaluate",
-    "experiment", "layers", "losses", "mart", "mtlat", "optimizers", "progress", "reestimate_batchnorm", "trades",
+    "experiment", "layers", "losses", "mart", "mtlat", "optimizers", "progress", "reestimate_batchnorm", "smoothing", "trades",
 ]
