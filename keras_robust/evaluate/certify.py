@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from keras_robust import progress as _progress
 from keras_robust._random import as_seed, fold_seed
-from keras_robust._validation import check_fraction, check_images, check_positive, check_positive_int
+from keras_robust._validation import check_choice, check_fraction, check_images, check_positive, check_positive_int
 from keras_robust.attacks.config import ConfigBase
 from keras_robust.evaluate.stats import clopper_pearson
 
@@ -49,9 +49,15 @@ ABSTAIN = -1
 
 # Salts of the two seed streams of CERTIFY (selection: n0 samples; estimation: n samples)
 # and of PREDICT, folded into the per-image seed.
-_SELECTION, _ESTIMATION, _PREDICTION = 0, 1, 2
+_STREAMS = {"selection": 0, "estimation": 1, "prediction": 2}
 
 DEFAULT_RADII = (0.0, 0.125, 0.25, 0.5, 0.75, 1.0)
+
+
+@tf.function
+def _fold_twice(seed: tf.Tensor, first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
+    """fold(fold(seed, first), second) (philox), compiled: eager folds cost ~10 ms each."""
+    return fold_seed(fold_seed(seed, first, alg="philox"), second, alg="philox")
 
 
 @keras.saving.register_keras_serializable(package="keras_robust")
@@ -227,26 +233,39 @@ class SmoothedClassifier:
         self.model = model
         self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
         self.config = config
-        self._count_batch = tf.function(self._count_batch_eager, reduce_retracing=True)
+        self._count = tf.function(self._count_eager, reduce_retracing=True)
 
-    def _count_batch_eager(self, image: tf.Tensor, seed: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-        """Per-class counts of `size` noisy copies of `image` (compiled as `_count_batch`)."""
-        shape = tf.concat([tf.reshape(size, [1]), tf.shape(image)], 0)
-        noise = tf.random.stateless_normal(shape, seed, dtype=tf.float32)
-        logits = self.model(image[None] + self.config.sigma * noise, training=False)
-        votes = tf.one_hot(tf.argmax(logits, axis=-1), self.num_classes, dtype=tf.int64)
-        return tf.reduce_sum(votes, axis=0)
+    def _count_eager(self, image: tf.Tensor, seed: tf.Tensor, num: tf.Tensor) -> tf.Tensor:
+        """Per-class counts of `num` noisy copies of `image` (compiled as `_count`).
+
+        A loop over batches of `batch_size` copies; batch b draws its noise
+        from the stateless seed fold(seed, b).
+        """
+        batch = tf.constant(self.config.batch_size, tf.int64)
+        batches = (num + batch - 1) // batch
+
+        def body(b: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            size = tf.minimum(batch, num - b * batch)
+            shape = tf.concat([tf.reshape(size, [1]), tf.shape(image, out_type=tf.int64)], 0)
+            noise = tf.random.stateless_normal(shape, fold_seed(seed, b, alg="philox"))
+            logits = self.model(image[None] + self.config.sigma * noise, training=False)
+            votes = tf.one_hot(tf.argmax(logits, axis=-1), self.num_classes, dtype=tf.int64)
+            return b + 1, total + tf.reduce_sum(votes, axis=0)
+
+        start = (tf.constant(0, tf.int64), tf.zeros([self.num_classes], tf.int64))
+        return tf.while_loop(lambda b, _: b < batches, body, start)[1]
 
     def counts(self, image: Any, num: int, seed: Any) -> np.ndarray:
         """Per-class counts of f(image + sigma * z) over `num` noisy samples.
 
-        The samples are drawn `batch_size` at a time; batch b uses the
-        stateless seed fold(seed, b), so the same seed gives the same counts.
+        The samples are drawn `batch_size` at a time in one compiled loop;
+        batch b uses the stateless seed fold(seed, b), so the same seed gives
+        the same counts.
 
         Args:
             image: one float image [H, W, C] in [0, 1] (NumPy or tf).
             num: the number of noisy samples, >= 1.
-            seed: an int or a [2] int seed.
+            seed: an int or a [2] int seed (e.g. `stream_seed(...)`).
 
         Returns:
             int64 counts [num_classes] summing to `num`.
@@ -264,18 +283,30 @@ class SmoothedClassifier:
         if image.shape.rank != 3:
             raise ValueError(f"`image` must be one image [H, W, C], got shape {image.shape}; "
                              "pass images[i], not a batch.")
-        base = as_seed(seed)
-        total = np.zeros(self.num_classes, np.int64)
-        for index, start in enumerate(range(0, num, self.config.batch_size)):
-            size = min(self.config.batch_size, num - start)
-            seed_b = fold_seed(base, tf.constant(index, tf.int64), alg="philox")
-            total += self._count_batch(image, seed_b, tf.constant(size, tf.int32)).numpy()
-        return total
+        return self._count(image, as_seed(seed), tf.constant(num, tf.int64)).numpy()
 
-    def _seed(self, index: int, stream: int) -> tf.Tensor:
-        """The seed of one image's stream: fold(fold([seed, 0], index), stream)."""
-        seed = fold_seed(as_seed(self.config.seed), tf.constant(index, tf.int64), alg="philox")
-        return fold_seed(seed, tf.constant(stream, tf.int64), alg="philox")
+    def stream_seed(self, index: int, stream: str) -> tf.Tensor:
+        """The seed of one image's noise stream: fold(fold([seed, 0], index), stream).
+
+        Args:
+            index: the image's index in its data set.
+            stream: "selection" (CERTIFY's n0 samples), "estimation" (its n
+                fresh samples) or "prediction" (PREDICT's n samples).
+
+        Returns:
+            An int64 [2] seed.
+
+        Example:
+
+        >>> smoothed = SmoothedClassifier(lambda x, training=False: x[:, 0, 0, :2], 2,
+        ...                               SmoothingConfig(sigma=0.5))
+        >>> bool((smoothed.stream_seed(0, "selection") != smoothed.stream_seed(0, "estimation")).numpy().any())
+        True
+        """
+        salt = _STREAMS[check_choice(stream, _STREAMS, "stream")]
+        index = check_positive_int(index, "index", minimum=0)
+        return _fold_twice(as_seed(self.config.seed), tf.constant(index, tf.int64),
+                           tf.constant(salt, tf.int64))
 
     def certify(self, image: Any, index: int = 0) -> Certificate:
         """CERTIFY: the smoothed class and its certified L2 radius, or an abstention.
@@ -296,9 +327,9 @@ class SmoothedClassifier:
         True
         """
         config = self.config
-        selection = self.counts(image, config.n0, self._seed(index, _SELECTION))
+        selection = self.counts(image, config.n0, self.stream_seed(index, "selection"))
         top = int(np.argmax(selection))
-        count = int(self.counts(image, config.n, self._seed(index, _ESTIMATION))[top])
+        count = int(self.counts(image, config.n, self.stream_seed(index, "estimation"))[top])
         p_lower = clopper_pearson(count, config.n, config.alpha)[0]
         if p_lower < 0.5:
             return Certificate(ABSTAIN, 0.0, p_lower, count)
@@ -322,7 +353,7 @@ class SmoothedClassifier:
         >>> smoothed.predict(np.zeros((8, 8, 3), "float32")) in range(-1, 10)
         True
         """
-        counts = self.counts(image, self.config.n, self._seed(index, _PREDICTION))
+        counts = self.counts(image, self.config.n, self.stream_seed(index, "prediction"))
         return predict_from_counts(counts, self.config.alpha)
 
 
