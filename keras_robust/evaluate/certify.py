@@ -86,7 +86,7 @@ class SmoothingConfig(ConfigBase):
     >>> SmoothingConfig.from_config(config.get_config()) == config
     True
     >>> try:
-    ...     SmoothingConfig(sigma=0.25, alpha=1.5)
+    ...     SmoothingConfig(sigma=0.25, alpha=0.0)
     ... except ValueError as error:
     ...     print(str(error)[:30])
     `alpha` must be in (0, 1), e.g

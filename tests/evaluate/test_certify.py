@@ -180,11 +180,14 @@ def test_the_noise_is_sigma_times_a_standard_normal_and_not_clipped():
         return tf.one_hot(index, 4)
 
     n = 20_000
-    smoothed = SmoothedClassifier(read_out, 4, SmoothingConfig(sigma=sigma, batch_size=4096))
+    smoothed = SmoothedClassifier(read_out, 4, SmoothingConfig(sigma=sigma, batch_size=250))
     counts = smoothed.counts(np.zeros(SHAPE, "float32"), n, seed=5)
     expected = np.diff(norm.cdf([-np.inf, -1.0, 0.0, 1.0, np.inf]))
     error = np.sqrt(expected * (1 - expected) / n)
     np.testing.assert_array_less(np.abs(counts / n - expected), 5 * error)
+    # Each batch draws its own noise: two batches are not one batch counted twice.
+    one = smoothed.counts(np.zeros(SHAPE, "float32"), 250, seed=5)
+    assert not np.array_equal(smoothed.counts(np.zeros(SHAPE, "float32"), 500, seed=5), 2 * one)
 
 
 def test_same_seed_same_counts_other_seed_other_counts():
