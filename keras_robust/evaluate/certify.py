@@ -36,7 +36,8 @@ import tensorflow as tf
 
 from keras_robust import progress as _progress
 from keras_robust._random import as_seed, fold_seed
-from keras_robust._validation import check_choice, check_fraction, check_images, check_positive, check_positive_int
+from keras_robust._validation import (check_choice, check_fraction, check_images, check_labels,
+                                      check_positive, check_positive_int)
 from keras_robust.attacks.config import ConfigBase
 from keras_robust.evaluate.stats import clopper_pearson
 
@@ -404,7 +405,9 @@ def certify_dataset(model: Callable, images: Any, labels: Any, config: Smoothing
     ['correct', 'index', 'label', 'predicted', 'radius', 'seconds']
     """
     images, labels = _check_dataset(images, labels)
-    smoothed = SmoothedClassifier(model, _num_classes(model, images.shape[1:]), config)
+    num_classes = _num_classes(model, images.shape[1:])
+    check_labels(labels, num_classes, "labels")
+    smoothed = SmoothedClassifier(model, num_classes, config)
     records = []
     with _progress.bar("certify", total=len(images), enabled=progress, unit="image") as bar:
         for index, (image, label) in enumerate(zip(images, labels)):

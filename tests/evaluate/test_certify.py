@@ -290,6 +290,8 @@ def test_bad_inputs_are_refused():
         certify_dataset(model, np.full((2, *SHAPE), 255.0, "float32"), [0, 1], config, False)
     with pytest.raises(ValueError, match="labels"):
         certify_dataset(model, np.zeros((2, *SHAPE), "float32"), [0, 1, 2], config, False)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 10\)"):
+        certify_dataset(model, tf.zeros((2, *SHAPE)), tf.constant([0, 10]), config, False)
     with pytest.raises(TypeError, match="config"):
         SmoothedClassifier(model, CLASSES, dict(sigma=0.25))
     with pytest.raises(ValueError, match="one image"):
