@@ -83,7 +83,7 @@ class SmoothingConfig(ConfigBase):
 
     >>> config = SmoothingConfig(sigma=0.25, n=10_000)
     >>> round(config.max_radius(), 4)
-    0.7997
+    0.7996
     >>> SmoothingConfig.from_config(config.get_config()) == config
     True
     >>> try:
@@ -162,7 +162,7 @@ def radius_from_counts(count: int, n: int, sigma: float, alpha: float) -> float:
     Example:
 
     >>> round(radius_from_counts(100, 100, 0.5, 0.001), 4)
-    0.7507
+    0.7502
     >>> radius_from_counts(50, 100, 0.5, 0.001)
     0.0
     """
