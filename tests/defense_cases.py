@@ -40,6 +40,16 @@ def _mtlat_deterministic(builder):
     return kr.MTLATModel(builder(), epsilon_max=0.05, seed=0)
 
 
+def _gaussian_noise_deterministic(builder):
+    # The noise is stateless, keyed on (seed, step, replica), and drawn with Philox (the
+    # same with XLA); each replica draws its own half-batch's noise, so a two-replica
+    # step adds other noise than one device: no parity to test there.
+    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        pytest.skip("each replica draws its own noise: a 2-replica step adds other noise "
+                    "than one device, so runs cannot match")
+    return kr.GaussianNoiseModel(builder(), sigma=0.25, seed=0)
+
+
 CASES: dict[str, Case] = {
     "plain": Case(lambda b: kr.RobustModel(b(), seed=0), lambda b: kr.RobustModel(b(), seed=0)),
     "pgd_at": Case(
@@ -62,6 +72,9 @@ CASES: dict[str, Case] = {
     "trades": Case(lambda b: kr.TRADESModel(b(), epsilon=0.05, step_size=0.02, steps=2, seed=0),
                    lambda b: kr.TRADESModel(b(), epsilon=0.05, step_size=0.02, steps=2, loss="ce",
                                             random_start=False, seed=0)),
+    # Randomized smoothing's Gaussian augmentation: a stateless draw keyed on the step.
+    "gaussian_noise": Case(lambda b: kr.GaussianNoiseModel(b(), sigma=0.25, seed=0),
+                           _gaussian_noise_deterministic),
     # MART shares TRADES' PairedModel; its own part, the loss, is tested in tests/mart/.
     # Adversarial weight perturbation over PGD-AT: the extra `awp_gamma` variable and the
     # weight restore through saving, export, resume, XLA and two replicas.

@@ -248,7 +248,8 @@ class SmoothedClassifier:
         def body(b: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             size = tf.minimum(batch, num - b * batch)
             shape = tf.concat([tf.reshape(size, [1]), tf.shape(image, out_type=tf.int64)], 0)
-            noise = tf.random.stateless_normal(shape, fold_seed(seed, b, alg="philox"))
+            noise = tf.random.stateless_normal(shape, fold_seed(seed, b, alg="philox"),
+                                               alg="philox")
             logits = self.model(image[None] + self.config.sigma * noise, training=False)
             votes = tf.one_hot(tf.argmax(logits, axis=-1), self.num_classes, dtype=tf.int64)
             return b + 1, total + tf.reduce_sum(votes, axis=0)

@@ -87,7 +87,7 @@ class GaussianNoiseModel(RobustModel):
         True
         """
         return self.sigma * tf.random.stateless_normal(
-            shape, self.step_seed(_NOISE_SALT), dtype=tf.float32)
+            shape, self.step_seed(_NOISE_SALT), dtype=tf.float32, alg="philox")
 
     def training_batch(self, x: tf.Tensor, y: tf.Tensor, sample_weight: tf.Tensor | None
                        ) -> TrainingBatch:

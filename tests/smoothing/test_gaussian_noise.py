@@ -31,7 +31,7 @@ def test_training_batch_is_x_plus_sigma_times_the_stateless_normal_of_the_step_s
     seed = tf.constant([3, _SALT], tf.int64)
     for data in (tf.constant(0, tf.int64),) * 2:
         seed = tf.random.experimental.stateless_fold_in(seed, data, alg="philox")
-    expected = x + 0.5 * tf.random.stateless_normal(x.shape, seed).numpy()
+    expected = x + 0.5 * tf.random.stateless_normal(x.shape, seed, alg="philox").numpy()
     np.testing.assert_allclose(batch.x.numpy(), expected, atol=1e-6)
     np.testing.assert_array_equal(batch.y.numpy(), y.numpy())
 
