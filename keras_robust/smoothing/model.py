@@ -37,7 +37,9 @@ class GaussianNoiseModel(RobustModel):
     Each step replaces the batch by x + sigma * z, z drawn with
     `tf.random.stateless_normal` from the step's seed (`step_seed`, so a
     seeded `fit` is reproducible and resumes identically), not clipped to
-    [0, 1]; the backbone normalises inside, after the noise, as the
+    [0, 1] (compiled with `jit_compile=True` the draws are other ones:
+    XLA maps the generator's bits to floats differently, so compare seeded
+    runs compiled alike); the backbone normalises inside, after the noise, as the
     reference's `NormalizeLayer`. The loss is the compiled one
     (cross-entropy by default) on the noisy batch. Certify the smoothed
     classifier with the same sigma: `keras_robust.evaluate.certify_dataset`.
