@@ -48,7 +48,7 @@ GROUND_FLOOR = ("keras_robust._io", "keras_robust._labels", "keras_robust._rando
 # One package per paper; the rest of the library is shared and imports none of them,
 # except the public faces that re-export the papers' names.
 PAPERS = ("keras_robust.afs", "keras_robust.bat", "keras_robust.bpfc", "keras_robust.datacentric",
-          "keras_robust.gradalign", "keras_robust.mtlat")
+          "keras_robust.gradalign", "keras_robust.mtlat", "keras_robust.smoothing")
 FACES = ("keras_robust", "keras_robust.layers", "keras_robust.losses",
          "keras_robust.quantization")
 

@@ -35,7 +35,8 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
     """Builds a defence by name around `backbone`.
 
     The names are those of `DEFENSES`: "plain" (ordinary training),
-    "pgd_at", and each paper's ("bat", "bpfc", "grad_align", "mtlat", "trades", "mart"), which their
+    "pgd_at", and each paper's ("bat", "bpfc", "grad_align", "mtlat", "trades", "mart",
+    "gaussian_noise"), which their
     packages register when `keras_robust` is imported.
 
     Args:
@@ -55,7 +56,7 @@ def get(name: str, backbone: keras.Model, **kwargs: Any) -> RobustModel:
     >>> type(get("plain", backbone)).__name__
     'RobustModel'
     >>> sorted(DEFENSES)
-    ['bat', 'bpfc', 'grad_align', 'mart', 'mtlat', 'pgd_at', 'plain', 'trades']
+    ['bat', 'bpfc', 'gaussian_noise', 'grad_align', 'mart', 'mtlat', 'pgd_at', 'plain', 'trades']
     """
     check_choice(name, DEFENSES, "defense")
     return DEFENSES[name](backbone, **kwargs)

@@ -1,8 +1,11 @@
-"""Statistics behind the report's figures: Wilson intervals and paired exact tests.
+"""Statistics behind the report's figures: Wilson intervals, exact binomial bounds and
+paired exact tests.
 
 An accuracy measured on n images is a binomial proportion: `wilson_interval`
 gives its 95% interval. Two attacks run on the same images are paired:
 `mcnemar_p_value` tests whether one breaks more of them than the other.
+`clopper_pearson` gives the exact (conservative) one-sided bounds that a
+certificate needs (randomized smoothing's lower bound on p_A).
 """
 from __future__ import annotations
 
@@ -94,3 +97,45 @@ def mcnemar_p_value(b: int, c: int) -> float:
         return 1.0
     tail = sum(math.comb(trials, i) for i in range(min(b, c) + 1)) / 2 ** trials
     return min(1.0, 2 * tail)
+
+
+def clopper_pearson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """The exact Clopper-Pearson bounds of a binomial proportion, each one-sided at level alpha.
+
+    low = Beta.ppf(alpha, k, n - k + 1) (0 at k = 0) and high = Beta.ppf(1 - alpha,
+    k + 1, n - k) (1 at k = n): P(p < low) <= alpha and P(p > high) <= alpha, so
+    (low, high) is a two-sided interval of coverage 1 - 2 alpha
+    (`statsmodels.stats.proportion.proportion_confint(k, n, 2 * alpha, "beta")`).
+    Randomized smoothing certifies with `low` (Cohen et al. 2019).
+
+    Args:
+        successes: k, the successes counted, 0 <= k <= n.
+        n: the number of trials, >= 1.
+        alpha: each bound's error probability, in (0, 1).
+
+    Returns:
+        (low, high), fractions in [0, 1].
+
+    Raises:
+        TypeError, ValueError: k or n not whole counts, k > n, or alpha outside (0, 1).
+
+    Example:
+
+    >>> low, high = clopper_pearson(100, 100, alpha=0.001)
+    >>> round(low, 4), high
+    (0.9333, 1.0)
+    >>> clopper_pearson(0, 10)[0]
+    0.0
+    """
+    from scipy.stats import beta
+
+    k = _count(successes, "successes")
+    n = check_positive_int(n, "n")
+    if k > n:
+        raise ValueError(f"`successes` ({k}) must be <= `n` ({n}): count successes out of n.")
+    alpha = check_fraction(alpha, "alpha")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"`alpha` must be in (0, 1), e.g. 0.001; got {alpha}.")
+    low = 0.0 if k == 0 else float(beta.ppf(alpha, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha, k + 1, n - k))
+    return low, high
