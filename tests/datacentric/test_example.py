@@ -20,7 +20,8 @@ def _run(data, output_dir, ratio, *flags):
         "cifar10_datacentric", f"--data={data}", f"--output_dir={output_dir}", "--subset=40",
         "--test_size=20", "--test_surrogate_offset=40", f"--ratio={ratio}", "--iterations=2",
         "--surrogate_epochs=1", "--epochs=1", "--batch_size=16", "--attack_batch_size=20",
-        "--shard_size=16", "--pgd_steps=2", *flags)
+        "--shard_size=16", "--pgd_steps=2", "--enhance_surrogates=resnet,mobilenet",
+        "--test_surrogates=vgg", *flags)
     return done.stdout + done.stderr
 
 

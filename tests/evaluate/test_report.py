@@ -342,7 +342,10 @@ def test_the_l2_cascade_breaks_every_image_l2_pgd100_breaks():
     assert pgd100.name == "L2 PGD-100 (CE)"
     broken_by_pgd = correct & (predict(np.asarray(pgd100.run(model, x, y))) != y)
     robust = correct.copy()
-    for spec in suite.cascade:  # as the report runs it: each on what is still robust
+    # As the report runs it, each on what is still robust; without Square, whose 5000
+    # queries took most of this test's time: it can only break more, so the gradient
+    # components alone must already reach everything PGD-100 breaks (a stricter test).
+    for spec in [s for s in suite.cascade if s.key != "square"]:
         index = np.flatnonzero(robust)
         x_adv = np.asarray(spec.run(model, x[index], y[index]))
         assert_in_ball(x_adv, x[index], eps, "l2")  # within the L2 ball and [0, 1]
