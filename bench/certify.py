@@ -1,9 +1,8 @@
 """Randomized-smoothing certification: the library's table, and the same images beside ART.
 
-    python bench/certify.py --model=runs/gaussian_025/model.keras --sigma=0.25 \
-        --every=50 --limit=200 --n=10000 --output=bench/results/certify_small_cnn.json
-    python bench/certify.py --model=runs/gaussian_025/model.keras --sigma=0.25 \
-        --every=50 --limit=50 --n=10000 --art --output=bench/results/certify_vs_art.json
+    python bench/certify.py --model=runs/gaussian_025_5ep/model.keras --sigma=0.25 \
+        --every=50 --limit=200 --n=10000 --art --art_limit=50 \
+        --output=bench/results/certify_small_cnn_sigma025.json
 
 The model is a `.keras` file of a model mapping [0, 1] images to logits (a
 `GaussianNoiseModel`, trained with `examples/train.py --defense=gaussian_noise`;
@@ -53,7 +52,8 @@ flags.DEFINE_integer("every", 50, "Certify every N-th test image.")
 flags.DEFINE_integer("limit", 200, "How many of those.")
 flags.DEFINE_integer("seed", 0, "Noise seed (ours: the config's; ART: NumPy's global one).")
 flags.DEFINE_list("radii", ["0", "0.125", "0.25", "0.5", "0.75"], "Radii of the table.")
-flags.DEFINE_boolean("art", False, "Also certify the same images with ART and compare.")
+flags.DEFINE_boolean("art", False, "Also certify the first --art_limit of the images with ART and compare.")
+flags.DEFINE_integer("art_limit", 50, "How many of the images ART certifies (the comparison's images).")
 flags.DEFINE_string("output", "bench/results/certify.json", "JSON output path.")
 flags.mark_flag_as_required("model")
 
@@ -114,10 +114,29 @@ def certify_art(base, x, y) -> dict:
     return dict(records=records, seconds=seconds)
 
 
-def main(argv):
-    del argv
+def compare(ours: list, art: dict, radii: list, index) -> dict:
+    """Our records on ART's images against ART's: counts per radius, disagreements, time ratio."""
     import numpy as np
 
+    from keras_robust import evaluate
+
+    theirs = art["records"]
+    counts = [[round(a * len(records)) for a in evaluate.certified_accuracy(records, radii)]
+              for records in (ours, theirs)]
+    differ = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a["predicted"] != b["predicted"]]
+    ours_seconds = sum(record["seconds"] for record in ours)
+    return dict(
+        images=len(theirs), library_images=counts[0], art_images=counts[1],
+        largest_count_gap=int(np.max(np.abs(np.subtract(*counts)))),
+        prediction_disagreements=[int(index[i]) for i in differ],
+        median_radius_gap=float(np.median(np.abs([a["radius"] - b["radius"]
+                                                  for a, b in zip(ours, theirs)]))),
+        library_seconds=ours_seconds, art_seconds=art["seconds"],
+        art_over_library_seconds=art["seconds"] / ours_seconds)
+
+
+def main(argv):
+    del argv
     from keras_robust import evaluate
 
     radii = [float(r) for r in FLAGS.radii]
@@ -125,29 +144,24 @@ def main(argv):
     base = base_classifier(FLAGS.model)
     results = {"library": certify_library(base, x, y)}
     if FLAGS.art:
-        results["art"] = certify_art(base, x, y)
+        results["art"] = certify_art(base, x[: FLAGS.art_limit], y[: FLAGS.art_limit])
     print(f"\n{len(x)} test images (every {FLAGS.every}th), sigma {FLAGS.sigma}, n0 {FLAGS.n0}, "
           f"n {FLAGS.n}, alpha {FLAGS.alpha}; max radius "
           f"{evaluate.SmoothingConfig(sigma=FLAGS.sigma, n=FLAGS.n, alpha=FLAGS.alpha).max_radius():.3f}")
     print(f"{'':<14}" + "".join(f"{'r=' + format(r, 'g'):>9}" for r in radii) + f"{'seconds':>10}")
     for name, result in results.items():
         result["certified_accuracy"] = evaluate.certified_accuracy(result["records"], radii).tolist()
-        counts = [round(a * len(x)) for a in result["certified_accuracy"]]
-        result["certified_images"] = counts
-        print(f"{name:<14}" + "".join(f"{c:>9}" for c in counts) + f"{result['seconds']:>10.0f}")
+        result["certified_images"] = [round(a * len(result["records"])) for a in result["certified_accuracy"]]
+        print(f"{name + ' (' + str(len(result['records'])) + ')':<14}"
+              + "".join(f"{c:>9}" for c in result["certified_images"]) + f"{result['seconds']:>10.0f}")
     if FLAGS.art:
-        ours, theirs = results["library"]["records"], results["art"]["records"]
-        differ = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a["predicted"] != b["predicted"]]
-        gaps = np.abs([a["radius"] - b["radius"] for a, b in zip(ours, theirs)])
-        results["comparison"] = dict(
-            prediction_disagreements=[int(index[i]) for i in differ],
-            largest_count_gap=int(np.max(np.abs(np.subtract(results["library"]["certified_images"],
-                                                             results["art"]["certified_images"])))),
-            median_radius_gap=float(np.median(gaps)),
-            art_over_library_seconds=results["art"]["seconds"] / results["library"]["seconds"])
-        print(f"\nprediction disagreements (test index): {results['comparison']['prediction_disagreements']}; "
-              f"largest gap in certified images {results['comparison']['largest_count_gap']}; "
-              f"ART / library time {results['comparison']['art_over_library_seconds']:.2f}")
+        results["comparison"] = compare(results["library"]["records"][: FLAGS.art_limit],
+                                        results["art"], radii, index)
+        print(f"\non the first {FLAGS.art_limit} images: library {results['comparison']['library_images']}, "
+              f"ART {results['comparison']['art_images']} certified at r = {radii}; largest gap "
+              f"{results['comparison']['largest_count_gap']} images; prediction disagreements (test "
+              f"index) {results['comparison']['prediction_disagreements']}; ART / library time "
+              f"{results['comparison']['art_over_library_seconds']:.2f}")
     payload = dict(model=FLAGS.model, test_indices=index.tolist(), radii=radii,
                    command=" ".join(sys.argv), **results)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)

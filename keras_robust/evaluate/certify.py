@@ -166,9 +166,13 @@ def radius_from_counts(count: int, n: int, sigma: float, alpha: float) -> float:
     >>> radius_from_counts(50, 100, 0.5, 0.001)
     0.0
     """
+    return _radius(clopper_pearson(count, n, alpha)[0], sigma)
+
+
+def _radius(p_lower: float, sigma: float) -> float:
+    """sigma * Phi^-1(p_lower), or 0.0 below 1/2 (where CERTIFY abstains)."""
     from scipy.stats import norm
 
-    p_lower = clopper_pearson(count, n, alpha)[0]
     return 0.0 if p_lower < 0.5 else float(sigma * norm.ppf(p_lower))
 
 
@@ -335,8 +339,7 @@ class SmoothedClassifier:
         p_lower = clopper_pearson(count, config.n, config.alpha)[0]
         if p_lower < 0.5:
             return Certificate(ABSTAIN, 0.0, p_lower, count)
-        return Certificate(top, radius_from_counts(count, config.n, config.sigma, config.alpha),
-                           p_lower, count)
+        return Certificate(top, _radius(p_lower, config.sigma), p_lower, count)
 
     def predict(self, image: Any, index: int = 0) -> int:
         """PREDICT: the smoothed classifier's class, or -1 to abstain (`predict_from_counts`).
