@@ -18,6 +18,15 @@ import numpy as np
 from keras_robust._validation import check_fraction, check_positive_int
 
 
+def _successes_of(successes: object, n: object) -> tuple[int, int]:
+    """(k, n) checked: whole counts, n >= 1, k <= n."""
+    k = _count(successes, "successes")
+    n = check_positive_int(n, "n")
+    if k > n:
+        raise ValueError(f"`successes` ({k}) must be <= `n` ({n}): count successes out of n.")
+    return k, n
+
+
 def _count(value, name: str) -> int:
     whole = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
              and float(value).is_integer())
@@ -53,10 +62,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     >>> round(low, 4), round(high, 4)
     (0.2278, 0.4063)
     """
-    k = _count(successes, "successes")
-    n = check_positive_int(n, "n")
-    if k > n:
-        raise ValueError(f"`successes` ({k}) must be <= `n` ({n}): count images out of n.")
+    k, n = _successes_of(successes, n)
     confidence = check_fraction(confidence, "confidence")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"`confidence` must be in (0, 1), e.g. 0.95; got {confidence}.")
@@ -129,10 +135,7 @@ def clopper_pearson(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
     """
     from scipy.stats import beta
 
-    k = _count(successes, "successes")
-    n = check_positive_int(n, "n")
-    if k > n:
-        raise ValueError(f"`successes` ({k}) must be <= `n` ({n}): count successes out of n.")
+    k, n = _successes_of(successes, n)
     alpha = check_fraction(alpha, "alpha")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"`alpha` must be in (0, 1), e.g. 0.001; got {alpha}.")
