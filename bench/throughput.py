@@ -49,7 +49,8 @@ flags.DEFINE_boolean("progress", True, "A bar over the rounds on stderr when it 
 # built model's attack steps (so a preset's are counted, not a default's).
 TRAINING_PASSES = {"plain": 1.0, "pgd_at": 1.0, "bat": 1.0, "mtlat": 1.0,
                    # BPFC, TRADES and MART train on two views of the batch
-                   "bpfc": 2.0, "trades": 2.0, "mart": 2.0}
+                   "bpfc": 2.0, "trades": 2.0, "mart": 2.0, "grad_align": 1.0,
+                   "gaussian_noise": 1.0}
 ATTACK_WORK = {
     "plain": lambda cfg, k, c, f: 0.0,
     "pgd_at": lambda cfg, k, c, f: k * c,
@@ -61,6 +62,9 @@ ATTACK_WORK = {
     # the KL's target: one inference pass of the clean batch, then k steps
     "trades": lambda cfg, k, c, f: f + k * c,
     "mart": lambda cfg, k, c, f: k * c,
+    # the FGSM step, then two input gradients (2 c) each differentiated again (about 2 c more)
+    "grad_align": lambda cfg, k, c, f: k * c + 4 * c,
+    "gaussian_noise": lambda cfg, k, c, f: 0.0,
 }
 # Keys of a configuration that set how it is built or runs rather than the defence's arguments.
 RUN_KEYS = ("jit", "policy", "preset")
