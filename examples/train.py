@@ -5,6 +5,8 @@
     python examples/train.py --defense=trades --steps=3 --step_size=3/255 --defense_kwargs='{"beta": 6}'
     python examples/train.py --defense=mart --steps=3 --step_size=3/255 --defense_kwargs='{"lam": 5}'
     python examples/train.py --defense=n_fgsm --monitor=512 --monitor_drop=0.2
+    python examples/train.py --defense=grad_align --epsilon=16/255 --monitor=512
+    python examples/train.py --defense=gaussian_noise --defense_kwargs='{"sigma": 0.25}' --report=none
     python examples/train.py --defense=pgd_at --preset=at-awp --monitor=1000 --monitor_split=test
     python examples/train.py --defense=trades --activation=swish --extra_data=generated.npz --ema=0.995
 
@@ -68,7 +70,8 @@ flags.DEFINE_string("defense_kwargs", "{}", "Other defence arguments as JSON.")
 flags.DEFINE_string("preset", None,
                     "A preset of the defence (`list_presets()`): its settings, replaced only by "
                     "the flags given on the command line. `--defense=fgsm_rs|n_fgsm` is "
-                    "pgd_at with the preset of that name.")
+                    "pgd_at with the preset of that name; `--defense=grad_align` starts from "
+                    "its preset \"grad-align\" (lambda from --epsilon by the authors' rule).")
 flags.DEFINE_integer("monitor", 0,
                      "Measure PGD robust accuracy on this many images at each epoch end (0: off; "
                      "see keras_robust.evaluate.RobustAccuracyMonitor).")
@@ -85,13 +88,16 @@ flags.DEFINE_float("label_smoothing", 0.0,
                    "Train toward BAT-style smoothed labels with this budget (0: one-hot).")
 
 
-# Single-step training: pgd_at with the preset of the name (--defense=n_fgsm).
-PRESET_DEFENSES = {"fgsm_rs": ("pgd_at", "fgsm-rs"), "n_fgsm": ("pgd_at", "n-fgsm")}
+# Single-step training: a defence with the preset of the name (--defense=n_fgsm), so that
+# only the flags given replace its settings (not --steps=7 and --step_size=2/255's defaults).
+PRESET_DEFENSES = {"fgsm_rs": ("pgd_at", "fgsm-rs"), "n_fgsm": ("pgd_at", "n-fgsm"),
+                   "grad_align": ("grad_align", "grad-align")}
 
 
 def _defense_and_preset() -> tuple[str, str | None]:
     name, preset = PRESET_DEFENSES.get(FLAGS.defense, (FLAGS.defense, None))
-    if FLAGS.preset is not None and preset is not None and FLAGS.preset != preset:
+    # An alias (fgsm_rs: pgd_at's "fgsm-rs") is its preset; a defence's default preset may be replaced.
+    if FLAGS.preset is not None and preset is not None and FLAGS.preset != preset and name != FLAGS.defense:
         raise app.UsageError(f"--defense={FLAGS.defense} is the preset {preset!r}; drop --preset.")
     return name, FLAGS.preset or preset
 
