@@ -57,6 +57,8 @@ flags.DEFINE_integer("art_limit", 50, "How many of the images ART certifies (the
 flags.DEFINE_boolean("certify", True, "Certify the images (false: only the alternating timing).")
 flags.DEFINE_integer("timing_images", 0, "With --art: also time the two on this many images "
                      "alternately (library, ART, library, ...), so that both see the same load.")
+flags.DEFINE_string("plot", None, "A PNG of the certified-accuracy curves (library, and ART's "
+                    "with --art) on a fine radius grid.")
 flags.DEFINE_string("output", "bench/results/certify.json", "JSON output path.")
 flags.mark_flag_as_required("model")
 
@@ -148,6 +150,26 @@ def alternate_timing(base, x, y) -> dict:
                 median_art_over_library=statistics.median(ratios))
 
 
+def plot_curves(path: str, results: dict) -> str:
+    """The certified accuracy of each library's records on radii 0, 0.01, ..., the largest."""
+    import numpy as np
+
+    from keras_robust import evaluate
+    from keras_robust.evaluate.plots import line_plot
+
+    top = evaluate.SmoothingConfig(sigma=FLAGS.sigma, n=FLAGS.n, alpha=FLAGS.alpha).max_radius()
+    grid = np.round(np.arange(0.0, top + 0.025, 0.025), 3).tolist()
+    curve = lambda records: evaluate.certified_accuracy(records, grid).tolist()
+    extra = None
+    if "art" in results:  # ART's images are the library's first ones: both curves on those
+        count = len(results["art"]["records"])
+        extra = {f"library, first {count}": (grid, curve(results["library"]["records"][:count])),
+                 f"ART 1.20.1, same {count}": (grid, curve(results["art"]["records"]))}
+    return line_plot(path, grid, curve(results["library"]["records"]), "L2 radius",
+                     f"smoothed classifier, sigma {FLAGS.sigma:g}, n {FLAGS.n}: "
+                     f"{len(results['library']['records'])} images", extra=extra)
+
+
 def compare(ours: list, art: dict, radii: list, index) -> dict:
     """Our records on ART's images against ART's: counts per radius, disagreements, time ratio."""
     import numpy as np
@@ -202,6 +224,8 @@ def main(argv):
         results["alternate_timing"] = alternate_timing(base, x, y)
         print(f"alternating on {FLAGS.timing_images} images: ART / library time per image, median "
               f"{results['alternate_timing']['median_art_over_library']:.2f}")
+    if FLAGS.plot and "library" in results:
+        print(f"wrote {plot_curves(FLAGS.plot, results)}")
     payload = dict(model=FLAGS.model, test_indices=index.tolist(), radii=radii,
                    command=" ".join(sys.argv), **results)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
