@@ -126,7 +126,8 @@ def test_mkdocs_build_strict(tmp_path):
         assert (tmp_path / "site" / page / "index.html").exists(), page
     for page in (tmp_path / "site" / "api").glob("*/index.html"):   # a moved module leaves a bare heading
         members = re.findall(r'id="keras_robust\.[A-Za-z_.0-9]+"', page.read_text())
-        assert len(members) > 2, f"api/{page.parent.name}: only {members} rendered"
+        # the module's own id and at least one member (MART's page: the module and MARTModel)
+        assert len(members) > 1, f"api/{page.parent.name}: only {members} rendered"
     attacks = (tmp_path / "site" / "api" / "attacks" / "index.html").read_text()
     for name in ["pgd", "fgsm", "apgd", "square", "fab", "cw_l2"]:
         assert f'id="keras_robust.attacks.{name}"' in attacks, f"kr.attacks.{name} is not in the API reference"
