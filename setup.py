@@ -51,8 +51,9 @@ setup(
         # it pulls in scikit-image.
         "frost": FROST,
         "all": PLOTS + FROST,
-        # The suite runs everything, plots and frost included.
-        "test": ["pytest>=8", *PLOTS, *FROST],
+        # The suite runs everything, plots and frost included; pytest-xdist runs it on two
+        # processes (the README's command: `-n 2 --dist loadfile`).
+        "test": ["pytest>=8", "pytest-xdist>=3.5", *PLOTS, *FROST],
         # This documentation site: `mkdocs serve`, `mkdocs build --strict` (see mkdocs.yml).
         "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocstrings[python]>=1.0,<2"],
         # Only for bench/attacks.py and bench/autoattack.py, which compare against other

@@ -30,6 +30,10 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long test, runs only with --slow")
+    if getattr(config.option, "durations", None) is None:
+        # The 30 slowest tests close every run (CI's included): the suite's budget
+        # is kept by trimming what this list names. `--durations=N` overrides it.
+        config.option.durations = 30
 
 
 def pytest_collection_modifyitems(config, items):

@@ -27,6 +27,13 @@ def _afs(builder, **kwargs):
     return kr.AFSModel([builder(), builder()], epsilon=0.05, steps=2, seed=0, **kwargs)
 
 
+def _one_device(reason: str) -> None:
+    # Randomness keyed on (seed, step, replica): each replica draws for its own part of
+    # the batch, so a 2-replica step is another draw than one device's, not the same run.
+    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        pytest.skip(reason)
+
+
 def _mtlat_deterministic(builder):
     # M-TLAT's draws (Beta lambdas, partners, budgets, targets) are stateless,
     # keyed on (seed, step, replica), and XLA draws the same: with a fixed seed
@@ -34,18 +41,21 @@ def _mtlat_deterministic(builder):
     # Each replica splits and mixes its own batch (partners cannot cross
     # replicas), so a two-replica step is another draw of Algorithm 1 than the
     # single-device step, not the same computation: no parity to test there.
-    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-        pytest.skip("M-TLAT halves and mixes each replica's batch: a 2-replica step draws "
-                    "other pairs and halves than one device, so runs cannot match")
+    _one_device("M-TLAT halves and mixes each replica's batch: a 2-replica step draws "
+                "other pairs and halves than one device, so runs cannot match")
     return kr.MTLATModel(builder(), epsilon_max=0.05, seed=0)
 
 
 def _gaussian_noise_deterministic(builder):
-    # No parity run: the noise is `tf.random.stateless_normal` (keyed on seed, step and
-    # replica), whose floats differ under XLA even with Philox named (measured: the XLA
-    # test's loss 1.163 against 1.327; see `mtlat.layers.sample_uniform`), and each
-    # replica draws its own half-batch's noise. The other production tests run.
-    pytest.skip("GaussianNoiseModel's stateless_normal draws differ under XLA and per replica")
+    # The noise is XLA-stable (`_random.normal`): the XLA step draws what the graph step does.
+    _one_device("GaussianNoiseModel: each replica draws its own half-batch's noise")
+    return kr.GaussianNoiseModel(builder(), sigma=0.25, seed=0)
+
+
+def _grad_align_deterministic(builder):
+    # FGSM from a zero start; the alignment term's eta is XLA-stable (`_random.uniform`).
+    _one_device("GradAlignModel: each replica draws its own half-batch's eta")
+    return kr.GradAlignModel(builder(), epsilon=0.05, seed=0)
 
 
 CASES: dict[str, Case] = {
@@ -73,6 +83,9 @@ CASES: dict[str, Case] = {
     # Randomized smoothing's Gaussian augmentation: a stateless draw keyed on the step.
     "gaussian_noise": Case(lambda b: kr.GaussianNoiseModel(b(), sigma=0.25, seed=0),
                            _gaussian_noise_deterministic),
+    # GradAlign: FGSM training plus the alignment term's second-order gradient.
+    "grad_align": Case(lambda b: kr.GradAlignModel(b(), epsilon=0.05, seed=0),
+                       _grad_align_deterministic),
     # MART shares TRADES' PairedModel; its own part, the loss, is tested in tests/mart/.
     # Adversarial weight perturbation over PGD-AT: the extra `awp_gamma` variable and the
     # weight restore through saving, export, resume, XLA and two replicas.

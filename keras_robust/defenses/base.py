@@ -170,6 +170,9 @@ class TrainingBatch(NamedTuple):
         x: images, float32 [N, H, W, C].
         y: label rows on the probability simplex, float32 [N, num_classes].
         sample_weight: per-example weights [N], or None.
+        clean_x: the clean images the batch was built from, for a loss term
+            taken at them (GradAlign's alignment term), or None (the default)
+            when no term needs them.
 
     Example:
 
@@ -185,6 +188,7 @@ class TrainingBatch(NamedTuple):
     x: tf.Tensor
     y: tf.Tensor
     sample_weight: tf.Tensor | None
+    clean_x: tf.Tensor | None = None
 
 
 def replica_scale(value: tf.Tensor) -> tf.Tensor:
@@ -620,7 +624,8 @@ class RobustModel(PrebuiltCompiledState, keras.Model):
         x, y = self._checked_batch(x, y, "fit")
         batch = self.training_batch(x, self.label_probabilities(y), sample_weight)
         batch = TrainingBatch(
-            tf.stop_gradient(batch.x), tf.stop_gradient(batch.y), batch.sample_weight
+            tf.stop_gradient(batch.x), tf.stop_gradient(batch.y), batch.sample_weight,
+            None if batch.clean_x is None else tf.stop_gradient(batch.clean_x),
         )
         saved = None if self.weight_perturbation is None else self._perturb_weights(batch)
         with tf.GradientTape() as tape:

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import keras
 import tensorflow as tf
 
+from keras_robust import _random
 from keras_robust._validation import check_fraction
-from keras_robust.attacks.common import fold_seed, random_uniform
 from keras_robust.attacks.config import AttackConfig
 from keras_robust.defenses.base import TrainingBatch, register_defense, replica_scale
 from keras_robust.defenses.pgd_at import PGDATModel
@@ -129,11 +129,10 @@ class GradAlignModel(PGDATModel):
         if grad_align is None:
             grad_align = grad_align_lambda(float(self.attack.epsilon))
         self.grad_align = check_fraction(grad_align, "grad_align", 0.0, float("inf"))
-        self._clean_images: tf.Tensor | None = None
 
     def training_batch(self, x, y, sample_weight) -> TrainingBatch:
-        self._clean_images = x  # the alignment term's point, read by training_loss
-        return super().training_batch(x, y, sample_weight)
+        # The alignment term is taken at the clean images: they travel with the batch.
+        return super().training_batch(x, y, sample_weight)._replace(clean_x=x)
 
     def input_gradient(self, images: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """d/dx of the summed cross-entropy on `attack_logits`, differentiable in the weights.
@@ -160,7 +159,8 @@ class GradAlignModel(PGDATModel):
     def alignment_loss(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """1 - mean_i cos(g(x_i), g(x_i + eta_i)), without lambda; needs a compiled model.
 
-        eta is `epsilon * U(-1, 1)` drawn from `fold_seed(step_seed(4), 0)`.
+        eta is `epsilon * U(-1, 1)`, drawn from `step_seed(4)` folded with 0 (Philox) by
+        `keras_robust.layers.sample_uniform`, so a step compiled with XLA draws the same.
 
         Args:
             x: clean images [N, H, W, C] in [0, 1].
@@ -178,7 +178,8 @@ class GradAlignModel(PGDATModel):
         True
         """
         x = tf.convert_to_tensor(x, tf.float32)
-        unit = random_uniform(tf.shape(x), fold_seed(self.step_seed(_SALT), 0), -1.0, 1.0)
+        seed = _random.fold_seed(self.step_seed(_SALT), 0, alg="philox")
+        unit = _random.uniform(tf.shape(x), seed, -1.0, 1.0)
         eta = tf.cast(self.attack.epsilon, tf.float32) * unit
         cosines = _cosines(self.input_gradient(x, y), self.input_gradient(x + eta, y))
         return 1.0 - tf.reduce_mean(cosines)
@@ -187,12 +188,12 @@ class GradAlignModel(PGDATModel):
         loss = super().training_loss(batch, y_pred)
         if self.grad_align == 0.0:
             return loss
-        if self._clean_images is None:
-            raise RuntimeError(
-                "GradAlign's term is taken at the clean images `training_batch` records: "
-                "call `training_batch(x, y, sample_weight)` (as `train_step` does) before "
-                "`training_loss`.")
-        return loss + replica_scale(self.grad_align * self.alignment_loss(self._clean_images, batch.y))
+        if batch.clean_x is None:
+            raise ValueError(
+                "GradAlign's term is taken at the batch's clean images, and this batch has "
+                "none (`clean_x` is None): build it with `training_batch(x, y, sample_weight)`, "
+                "as `train_step` does, or pass `TrainingBatch(..., clean_x=x)`.")
+        return loss + replica_scale(self.grad_align * self.alignment_loss(batch.clean_x, batch.y))
 
     def get_config(self) -> dict:
         config = super().get_config()

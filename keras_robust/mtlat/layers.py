@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_robust import _random
 from keras_robust._random import as_seed, fold_seed
 
 _PACKAGE = "keras_robust"
@@ -66,13 +67,11 @@ def check_alpha(alpha: Any, name: str = "alpha") -> float:
 def sample_uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) -> tf.Tensor:
     """Stateless float32 draws from U[minval, maxval), the same with or without XLA.
 
-    `tf.random.stateless_uniform` maps the generator's bits to floats
-    differently under XLA (measured with TF 2.21 on CPU: other values for the
-    same seed, even with `alg="philox"`), while its integer draws agree when
-    the algorithm is named (with "auto_select" XLA changed them for some
-    seeds). This draws integers k in [0, 2**23) with Philox and returns minval + (maxval - minval) *
-    k / 2**23, the 23-bit grid of float32 uniforms, so a training step gives
-    the same draws compiled or not.
+    Integers k in [0, 2**23) drawn with Philox, returned as minval +
+    (maxval - minval) * k / 2**23: `tf.random.stateless_uniform`'s own floats
+    differ under XLA for the same seed (measured, TF 2.21 CPU), its Philox
+    integers do not. The library's one such draw, shared with GradAlign's eta
+    and (through Box-Muller) the Gaussian-noise model's noise.
 
     Args:
         shape: the output shape.
@@ -89,11 +88,7 @@ def sample_uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) 
     >>> bool(tf.reduce_min(u) >= 0.0), bool(tf.reduce_max(u) < 0.025)
     (True, True)
     """
-    bits = tf.random.stateless_uniform(shape, as_seed(seed), 0, 2**23, dtype=tf.int32,
-                                       alg="philox")
-    unit = tf.cast(bits, tf.float32) * (2.0**-23)
-    minval = tf.cast(minval, tf.float32)
-    return minval + (tf.cast(maxval, tf.float32) - minval) * unit
+    return _random.uniform(shape, seed, minval, maxval)
 
 
 def _sample_normal(shape: Any, seed: tf.Tensor) -> tf.Tensor:

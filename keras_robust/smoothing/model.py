@@ -14,6 +14,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_robust import _random
 from keras_robust._validation import check_positive
 from keras_robust.defenses.base import RobustModel, TrainingBatch, register_defense
 
@@ -34,12 +35,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 class GaussianNoiseModel(RobustModel):
     """Trains the backbone on x + sigma * N(0, I): the base classifier of randomized smoothing.
 
-    Each step replaces the batch by x + sigma * z, z drawn with
-    `tf.random.stateless_normal` from the step's seed (`step_seed`, so a
-    seeded `fit` is reproducible and resumes identically), not clipped to
-    [0, 1] (compiled with `jit_compile=True` the draws are other ones:
-    XLA maps the generator's bits to floats differently, so compare seeded
-    runs compiled alike); the backbone normalises inside, after the noise, as the
+    Each step replaces the batch by x + sigma * z, z a stateless N(0, 1)
+    draw (Box-Muller on Philox integers) from the step's seed (`step_seed`,
+    so a seeded `fit` is reproducible, resumes identically and draws the
+    same compiled with XLA), not clipped to [0, 1]; the backbone normalises inside, after the noise, as the
     reference's `NormalizeLayer`. The loss is the compiled one
     (cross-entropy by default) on the noisy batch. Certify the smoothed
     classifier with the same sigma: `keras_robust.evaluate.certify_dataset`.
@@ -88,8 +87,7 @@ class GaussianNoiseModel(RobustModel):
         >>> bool(tf.reduce_all(model.noise([1, 2]) == model.noise([1, 2])))  # same step, same noise
         True
         """
-        return self.sigma * tf.random.stateless_normal(
-            shape, self.step_seed(_NOISE_SALT), dtype=tf.float32, alg="philox")
+        return self.sigma * _random.normal(shape, self.step_seed(_NOISE_SALT))
 
     def training_batch(self, x: tf.Tensor, y: tf.Tensor, sample_weight: tf.Tensor | None
                        ) -> TrainingBatch:

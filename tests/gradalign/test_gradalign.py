@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 
 import keras_robust as kr
-from keras_robust.attacks.common import fold_seed, random_uniform
 from tests import reference_gradalign as ref
 from tests.helpers import linear_model, tiny_cnn
 
@@ -33,8 +32,10 @@ def _linear_setup(grad_align=1.0, lr=1.0):
     model = kr.GradAlignModel(backbone, epsilon=EPS, seed=5, grad_align=grad_align)
     model.compile(optimizer=keras.optimizers.SGD(lr))
     x, y = _batch()
-    # The eta draw: epsilon * U(-1, 1) from the step's seed, salt 4, fold 0 (step 0).
-    unit = random_uniform(x.shape, fold_seed(model.step_seed(SALT), 0), -1.0, 1.0).numpy()
+    # The eta draw: epsilon * U(-1, 1) from the step's seed, salt 4, folded with 0 by Philox
+    # (step 0), on the 23-bit grid of the XLA-stable uniform (tests/test_random.py).
+    seed = tf.random.experimental.stateless_fold_in(model.step_seed(SALT), 0, alg="philox")
+    unit = kr.layers.sample_uniform(x.shape, seed, -1.0, 1.0).numpy()
     W, b = (w.astype(np.float64) for w in backbone.get_layer("linear").get_weights())
     return model, W, b, x, y, EPS * unit.astype(np.float64)
 
@@ -96,6 +97,17 @@ def test_one_training_step_is_sgd_on_ce_plus_lambda_term():
     np.testing.assert_allclose(got_W, W - ce_W - lam * reg_W, atol=2e-5)
     np.testing.assert_allclose(got_b, b - ce_b - lam * reg_b, atol=2e-5)
     assert np.abs(got_W - (W - ce_W)).max() > 1e-2  # not the plain FGSM step
+
+
+def test_the_clean_images_travel_with_the_batch():
+    model, _, _, x, y, _ = _linear_setup()
+    batch = model.training_batch(tf.constant(x), model.label_probabilities(y), None)
+    np.testing.assert_array_equal(batch.clean_x, x)  # the term's point: x, not x_adv
+    assert np.abs(batch.x.numpy() - x).max() > 0.1
+    logits = model.backbone(batch.x)
+    model.training_loss(batch, logits)
+    with pytest.raises(ValueError, match="clean_x"):
+        model.training_loss(batch._replace(clean_x=None), logits)
 
 
 @pytest.fixture(scope="module")
