@@ -53,7 +53,8 @@ def uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) -> tf.T
     same seed, even with `alg="philox"`), while its integer draws agree when
     the algorithm is named. This draws integers k in [0, 2**23) with Philox and
     returns minval + (maxval - minval) * k / 2**23, the 23-bit grid of float32
-    uniforms, so a training step draws the same compiled or not.
+    uniforms, so a training step draws the same compiled or not. Public as
+    `keras_robust.layers.sample_uniform` (M-TLAT's budgets, GradAlign's eta).
 
     Args:
         shape: the output shape.
@@ -63,6 +64,12 @@ def uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) -> tf.T
 
     Returns:
         float32 draws of `shape`.
+
+    Example:
+
+    >>> u = keras_robust.layers.sample_uniform([10000], seed=0, minval=0.0, maxval=0.025)
+    >>> bool(tf.reduce_min(u) >= 0.0), bool(tf.reduce_max(u) < 0.025)
+    (True, True)
     """
     bits = tf.random.stateless_uniform(shape, as_seed(seed), 0, _MANTISSA, dtype=tf.int32,
                                        alg="philox")

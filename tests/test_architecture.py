@@ -56,6 +56,7 @@ FACES = ("keras_robust", "keras_robust.layers", "keras_robust.losses",
 ALLOWED = {
     # Tests of a private module or name itself.
     ("tests/test_keras_compat.py", "keras_robust._keras_compat"),
+    ("tests/test_random.py", "keras_robust._random"),
     ("tests/corruptions/test_corruptions.py", "keras_robust.corruptions._imgaug"),
     ("tests/attacks/test_fab.py", "keras_robust.attacks.fab._project"),
     ("tests/evaluate/test_report.py", "keras_robust.evaluate.report._Progress"),

@@ -64,31 +64,9 @@ def check_alpha(alpha: Any, name: str = "alpha") -> float:
     return alpha
 
 
-def sample_uniform(shape: Any, seed: Any, minval: Any = 0.0, maxval: Any = 1.0) -> tf.Tensor:
-    """Stateless float32 draws from U[minval, maxval), the same with or without XLA.
-
-    Integers k in [0, 2**23) drawn with Philox, returned as minval +
-    (maxval - minval) * k / 2**23: `tf.random.stateless_uniform`'s own floats
-    differ under XLA for the same seed (measured, TF 2.21 CPU), its Philox
-    integers do not. The library's one such draw, shared with GradAlign's eta
-    and (through Box-Muller) the Gaussian-noise model's noise.
-
-    Args:
-        shape: the output shape.
-        seed: an int or an int [2] tensor.
-        minval: the lower bound (a scalar or broadcastable to `shape`).
-        maxval: the upper bound, excluded.
-
-    Returns:
-        float32 draws of `shape`.
-
-    Example:
-
-    >>> u = sample_uniform([10000], seed=0, minval=0.0, maxval=0.025)
-    >>> bool(tf.reduce_min(u) >= 0.0), bool(tf.reduce_max(u) < 0.025)
-    (True, True)
-    """
-    return _random.uniform(shape, seed, minval, maxval)
+# Stateless U[minval, maxval) draws that XLA draws the same: the library's one such draw
+# (GradAlign's eta and, through Box-Muller, the Gaussian-noise model's noise use it too).
+sample_uniform = _random.uniform
 
 
 def _sample_normal(shape: Any, seed: tf.Tensor) -> tf.Tensor:
