@@ -27,7 +27,9 @@ the CE and margin-loss figures disagree by the report's check 5 (the CE loss
 is then masked and overstates robustness). `--report=quick|standard` runs a
 larger suite, a comma-separated list of attack keys a few of them.
 `--output_dir` receives `summary.json` (flags, timings and the report's
-figures), the report, the `.keras` model and a SavedModel.
+figures), the report, the `.keras` model and a SavedModel; with `--monitor=N`
+also `monitor.png`, the monitor's robust and clean accuracy by epoch (its
+figures are in `summary.json`'s history).
 
 `--extra_data=PATH.npz` mixes an extra (e.g. generated) set into every
 training batch at `--extra_fraction` (the leaderboard recipe's 0.7), with
@@ -46,6 +48,7 @@ the backbone holds the averages and the averages the trained weights:
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from absl import app, flags
@@ -139,6 +142,17 @@ def _callbacks() -> list:
                                               seed=FLAGS.seed)]
 
 
+def _plot_monitor(monitor) -> None:
+    """monitor.png in --output_dir (without matplotlib: a line saying so, and no plot)."""
+    path = os.path.join(FLAGS.output_dir, "monitor.png")
+    try:
+        monitor.plot(path)
+    except ImportError as error:
+        print(f"{error} The monitor's curve ({path}) was not drawn.")
+        return
+    print(f"wrote {path}")
+
+
 def main(argv):
     del argv
     _flags.start()  # before keras or TensorFlow is imported
@@ -170,6 +184,8 @@ def main(argv):
     history = model.fit(train, epochs=FLAGS.epochs, verbose=2, callbacks=callbacks,
                         steps_per_epoch=steps_per_epoch if FLAGS.extra_data else None)
     train_seconds = time.time() - start
+    if callbacks:
+        _plot_monitor(callbacks[0])
     print(f"\n{FLAGS.defense} / {FLAGS.backbone}, {FLAGS.epochs} epochs on {info.name}, trained in "
           f"{train_seconds:.0f} s")
     summary = {

@@ -161,7 +161,7 @@ def test_train_example_runs_with_the_recipe_flags(tmp_path):
 def test_train_example_runs_a_single_step_preset_with_the_monitor(tmp_path):
     """`--defense=n_fgsm` is pgd_at's "n-fgsm" preset, replaced only by the flags given
     (--epsilon here: the step follows it; --steps/--step_size defaults do not apply);
-    `--monitor` puts the per-epoch curve in summary.json."""
+    `--monitor` puts the per-epoch curve in summary.json and draws it (monitor.png)."""
     data = jpeg_npz(str(tmp_path / "copy.npz"), n_train=64, n_test=16)
     out = tmp_path / "run"
     run_example("train", f"--data={data}", "--defense=n_fgsm", "--epsilon=16/255", "--epochs=2",
@@ -173,4 +173,5 @@ def test_train_example_runs_a_single_step_preset_with_the_monitor(tmp_path):
     assert attack["step_size"] == pytest.approx(16 / 255) and attack["epsilon"] == 16 / 255
     assert summary["defense_config"]["attack_batchnorm"] == "batch"
     assert len(summary["history"]["monitor_robust_accuracy"]) == 2
+    assert (out / "monitor.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the curve, drawn
     assert summary["monitor_stopped_at_epoch"] is None

@@ -176,6 +176,44 @@ class RobustAccuracyMonitor(keras.callbacks.Callback):
             + (f", the weights of epoch {self.best_epoch} restored." if restored else "."),
             enabled=True)
 
+    def plot(self, path: str) -> str:
+        """A PNG of the measured curve: robust and clean accuracy against the epoch.
+
+        The title names the attack, the best epoch and, when the monitor
+        stopped training, the epoch it stopped at. Needs matplotlib (the
+        `plots` extra).
+
+        Args:
+            path: the PNG to write.
+
+        Returns:
+            The path written.
+
+        Raises:
+            ValueError: nothing was measured yet (call it after `fit`).
+
+        Example:
+
+        >>> import os, tempfile
+        >>> monitor = RobustAccuracyMonitor(np.zeros((2, 8, 8, 3), "float32"), [0, 1])
+        >>> monitor.history = [(1, 0.5, 0.2), (2, 0.6, 0.3)]  # (epoch, clean, robust), as fit leaves it
+        >>> monitor.best, monitor.best_epoch = 0.3, 2
+        >>> path = monitor.plot(os.path.join(tempfile.mkdtemp(), "monitor.png"))
+        >>> os.path.getsize(path) > 0
+        True
+        """
+        from keras_robust.evaluate import plots
+
+        if not self.history:
+            raise ValueError("The monitor has measured nothing yet: call `plot` after `fit`.")
+        epochs, clean, robust = (list(column) for column in zip(*self.history))
+        title = f"best {100 * self.best:.1f}% at epoch {self.best_epoch}"
+        if self.fired_epoch is not None:
+            title += f"; stopped at epoch {self.fired_epoch}"
+        return plots.line_plot(path, epochs, robust, "epoch", title,
+                               extra={"clean": (epochs, clean)},
+                               label=f"{self._attack_name()}, {len(self.images)} images")
+
     def _attack_name(self) -> str:
         eps = self.attack.epsilon
         budget = f"{eps * 255:.3g}/255" if self.attack.norm == "linf" else f"{eps:.3g} (L2)"

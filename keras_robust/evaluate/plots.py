@@ -27,7 +27,7 @@ def pyplot() -> Any:
 def line_plot(
     path: str, xs: Sequence[float], ys: Sequence[float], xlabel: str, title: str,
     log_x: bool = False, extra: dict | None = None,
-    xtick_labels: Sequence[str] | None = None,
+    xtick_labels: Sequence[str] | None = None, label: str = "this model",
 ) -> str:
     """Accuracy (in %) against a quantity; `extra` maps labels to (xs, ys) series.
 
@@ -41,6 +41,7 @@ def line_plot(
         extra: more series, label -> (xs, ys).
         xtick_labels: one label per x: the x axis is then ticked at the
             measured xs only (no minor ticks or labels), e.g. "8/255".
+        label: the legend's name of the `ys` series (shown with `extra`).
 
     Returns:
         The path written.
@@ -58,11 +59,15 @@ def line_plot(
                          f"labels for {len(xs)} values.")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-    ax.plot(xs, 100 * np.asarray(ys), marker="o", label="this model")
+    ax.plot(xs, 100 * np.asarray(ys), marker="o", label=label)
     for label, (ex, ey) in (extra or {}).items():
         ax.plot(ex, 100 * np.asarray(ey), marker="s", linestyle="--", label=label)
     if log_x:
         ax.set_xscale("log")
+    elif all(float(x).is_integer() for x in xs):  # epochs, steps: no ticks between them
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if xtick_labels is not None:
         from matplotlib.ticker import NullFormatter, NullLocator
 

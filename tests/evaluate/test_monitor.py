@@ -98,6 +98,25 @@ def test_without_a_drop_it_only_measures():
         np.testing.assert_array_equal(got, want)
 
 
+def test_the_plot_draws_the_measured_curve(tmp_path, monkeypatch):
+    from keras_robust.evaluate import plots
+
+    monitor = _Scripted([0.3, 0.5, 0.25], drop=0.2)
+    _fit(monitor, epochs=3)
+    drawn = {}
+    monkeypatch.setattr(plots, "line_plot", lambda path, xs, ys, xlabel, title, **kw:
+                        drawn.update(xs=xs, ys=ys, title=title, **kw) or path)
+    monitor.plot(str(tmp_path / "curve.png"))
+    assert drawn["xs"] == [1, 2, 3] and drawn["ys"] == [0.3, 0.5, 0.25]  # robust, by epoch
+    assert drawn["extra"]["clean"][0] == [1, 2, 3]
+    assert "best 50.0% at epoch 2" in drawn["title"] and "stopped at epoch 3" in drawn["title"]
+    monkeypatch.undo()
+    path = monitor.plot(str(tmp_path / "curve.png"))
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="after `fit`"):
+        RobustAccuracyMonitor(np.zeros((2, *SHAPE), "float32"), [0, 1]).plot(str(tmp_path / "x.png"))
+
+
 def test_every_skips_epochs_but_measures_the_last():
     monitor = _Scripted([0.5, 0.5], every=2)
     _, _, history = _fit(monitor, epochs=3)
