@@ -138,8 +138,10 @@ def test_train_example_runs_with_the_recipe_flags(tmp_path):
                 "--step_size=4/255", "--attack_batchnorm=batch", "--bn_momentum=0.9",
                 "--kernel_l2=5e-4", "--weight_decay=0", "--activation=swish",
                 f"--extra_data={extra}", "--extra_fraction=0.75", "--extra_label_smoothing=0.1",
-                f"--output_dir={out}", timeout=600)
+                "--awp_gamma=0.005", "--awp_warmup=1", f"--output_dir={out}", timeout=600)
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["defense_config"]["weight_perturbation"] == {"gamma": 0.005, "warmup_epochs": 1}
+    assert summary["history"]["awp_gamma"] == [0.0]  # the warm-up epoch: no perturbation yet
     # 64 real images, 8 real rows per batch of 32 (24 extra): 8 steps, not the 2 of 64 / 32
     assert summary["steps_per_epoch"] == 8
     assert summary["defense_config"]["attack_batchnorm"] == "batch"
